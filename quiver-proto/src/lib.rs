@@ -1,0 +1,52 @@
+//! # quiver-proto
+//!
+//! The sans-IO core of quiver, a QUIC implementation (RFC 9000, 9001, 9002,
+//! 9221, 9369). Nothing here touches sockets, threads, clocks or global
+//! randomness: time and random bytes are passed in, so every behaviour can be
+//! replayed deterministically.
+//!
+//! This layer holds the wire format: [variable-length integers](coding::VarInt),
+//! [packet headers and numbers](packet), [frames](frame),
+//! [transport parameters](transport_params) and [packet protection](crypto).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod coding;
+pub mod crypto;
+pub mod error;
+pub mod frame;
+pub mod packet;
+pub mod transport_params;
+
+mod cid;
+mod version;
+
+pub use cid::{ConnectionId, MAX_CID_SIZE};
+pub use coding::VarInt;
+pub use error::{TransportError, TransportErrorCode};
+pub use version::Version;
+
+/// Which end of a connection: the one that initiated it, or the one that accepted it.
+#[derive(Debug, Copy, Clone, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The endpoint that initiated the connection.
+    Client,
+    /// The endpoint that accepted the connection.
+    Server,
+}
+
+impl Side {
+    /// Whether this is the client.
+    pub fn is_client(self) -> bool {
+        self == Side::Client
+    }
+
+    /// The other side.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+}
