@@ -173,7 +173,10 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(TransportErrorCode::APPLICATION_ERROR.to_string(), "APPLICATION_ERROR");
+        assert_eq!(
+            TransportErrorCode::APPLICATION_ERROR.to_string(),
+            "APPLICATION_ERROR"
+        );
         assert_eq!(
             TransportErrorCode::crypto(42).to_string(),
             "CRYPTO_ERROR (TLS alert 42)"

@@ -104,6 +104,13 @@ impl<'a> Reader<'a> {
         VarInt::decode(self)
     }
 
+    /// Consumes a one-byte length followed by that many bytes (the form of
+    /// connection ID fields).
+    pub fn u8_prefixed(&mut self) -> Result<&'a [u8], UnexpectedEnd> {
+        let len = usize::from(self.u8()?);
+        self.bytes(len)
+    }
+
     /// Consumes a varint length followed by that many bytes.
     pub fn varint_prefixed(&mut self) -> Result<&'a [u8], UnexpectedEnd> {
         let len = self.varint()?.into_inner();
