@@ -13,10 +13,13 @@
 #![warn(missing_docs)]
 
 pub mod coding;
+pub mod congestion;
 pub mod crypto;
 pub mod error;
 pub mod frame;
 pub mod packet;
+pub mod range_set;
+pub mod recovery;
 pub mod transport_params;
 
 mod cid;

@@ -1,0 +1,146 @@
+//! Congestion control (RFC 9002 §7): the [`Controller`] trait the connection
+//! drives, [`NewReno`] (§7.3, Appendix B) and a [`Pacer`] (§7.7).
+//!
+//! # Division of labour
+//! The **caller** (the connection's loss recovery) tracks `bytes_in_flight`:
+//! it already keeps every sent packet's size and must drop discarded
+//! Initial/Handshake packets from flight (RFC 9002 Appendix B.9). It also
+//! decides when the sender is application- or flow-control-limited (§7.8)
+//! and passes that to [`Controller::on_ack`]. A controller only answers how
+//! large the congestion window is.
+//!
+//! For one ACK frame the caller reports losses first
+//! ([`Controller::on_congestion_event`]) and then acknowledgments
+//! ([`Controller::on_ack`], one call per newly acknowledged in-flight
+//! packet), matching Appendix A.7's `OnAckReceived`.
+//!
+//! RFC 9002 §7: "An endpoint MUST NOT send a packet if it would cause
+//! bytes_in_flight to be larger than the congestion window, unless the
+//! packet is sent on a PTO timer expiration or when entering recovery"; and
+//! §7.5: "Probe packets MUST NOT be blocked by the congestion controller" —
+//! enforcing both is the caller's job.
+
+mod new_reno;
+mod pacer;
+
+pub use new_reno::{NewReno, NewRenoConfig};
+pub use pacer::Pacer;
+
+use std::fmt::Debug;
+use std::time::Instant;
+
+use crate::recovery::RttEstimator;
+
+/// A sender-side congestion controller for one path (RFC 9002 §7).
+///
+/// Alternatives to NewReno (CUBIC, BBR) implement this trait; RFC 9002 §7:
+/// "the chosen controller MUST conform to the congestion control guidelines
+/// specified in Section 3.1 of RFC 8085".
+pub trait Controller: Send + Debug {
+    /// An in-flight packet (one carrying ack-eliciting frames or PADDING) of
+    /// `bytes` bytes was sent; `bytes_in_flight` includes it. Packets only
+    /// carrying ACK frames are not reported (RFC 9002 §7: they "do not count
+    /// toward bytes in flight and are not congestion controlled").
+    fn on_packet_sent(&mut self, now: Instant, bytes: u64, bytes_in_flight: u64) {
+        let _ = (now, bytes, bytes_in_flight);
+    }
+
+    /// An in-flight packet of `bytes` bytes, sent at `sent_time`, was newly
+    /// acknowledged (RFC 9002 Appendix B.5 `OnPacketAcked`). `app_limited`:
+    /// the congestion window was not fully used when it was acknowledged
+    /// (§7.8).
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        sent_time: Instant,
+        bytes: u64,
+        app_limited: bool,
+        rtt: &RttEstimator,
+    );
+
+    /// A congestion signal (RFC 9002 Appendix B.6 `OnCongestionEvent`): the
+    /// loss of in-flight packets, the latest of which was sent at
+    /// `sent_time` (`lost_bytes` in total), or an increase of the peer's
+    /// ECN-CE count (Appendix B.7), with `sent_time` the send time of the
+    /// largest acknowledged packet and `lost_bytes` zero.
+    ///
+    /// `is_persistent_congestion`: the losses establish persistent congestion
+    /// (§7.6.2; see [`crate::recovery::establishes_persistent_congestion`]).
+    fn on_congestion_event(
+        &mut self,
+        now: Instant,
+        sent_time: Instant,
+        is_persistent_congestion: bool,
+        lost_bytes: u64,
+    );
+
+    /// The path's maximum datagram size changed (e.g. after path MTU
+    /// discovery, RFC 9002 §7.2).
+    fn set_max_datagram_size(&mut self, max_datagram_size: u16);
+
+    /// The congestion window, in bytes.
+    fn window(&self) -> u64;
+
+    /// The window the controller started with, in bytes (RFC 9002 §7.2).
+    fn initial_window(&self) -> u64;
+
+    /// A boxed copy of this controller (lets `Box<dyn Controller>` be
+    /// cloned).
+    fn clone_box(&self) -> Box<dyn Controller>;
+}
+
+impl Clone for Box<dyn Controller> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// Builds a [`Controller`] for each new path or connection; held by the
+/// connection configuration (typically as `Arc<dyn ControllerFactory>`).
+pub trait ControllerFactory: Send + Sync + Debug {
+    /// A controller for a path starting at `now` whose maximum datagram size
+    /// is `max_datagram_size`.
+    fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller>;
+}
+
+/// The smallest maximum datagram size QUIC allows (RFC 9000 §14: "a
+/// minimum value of 1200 bytes", RFC 9002 Appendix B.2); the usual starting
+/// value.
+pub const MIN_MAX_DATAGRAM_SIZE: u16 = 1200;
+
+/// The RECOMMENDED initial window for `max_datagram_size` (RFC 9002 §7.2:
+/// "Endpoints SHOULD use an initial congestion window of ten times the
+/// maximum datagram size (max_datagram_size), while limiting the window to
+/// the larger of 14,720 bytes or twice the maximum datagram size").
+pub fn initial_window(max_datagram_size: u16) -> u64 {
+    let mds = u64::from(max_datagram_size);
+    (10 * mds).min(14_720.max(2 * mds))
+}
+
+/// The RECOMMENDED minimum window for `max_datagram_size` (RFC 9002 §7.2:
+/// "The RECOMMENDED value is 2 * max_datagram_size").
+pub fn minimum_window(max_datagram_size: u16) -> u64 {
+    2 * u64::from(max_datagram_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_window_formula() {
+        assert_eq!(initial_window(1200), 12_000);
+        assert_eq!(initial_window(1472), 14_720);
+        assert_eq!(initial_window(1500), 14_720);
+        assert_eq!(initial_window(9000), 18_000);
+        assert_eq!(minimum_window(1200), 2400);
+    }
+
+    #[test]
+    fn boxed_controllers_clone() {
+        let now = crate::recovery::test_epoch();
+        let a: Box<dyn Controller> = NewRenoConfig::default().build(now, 1200);
+        let b = a.clone();
+        assert_eq!(a.window(), b.window());
+    }
+}

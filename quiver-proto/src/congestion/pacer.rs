@@ -1,0 +1,276 @@
+//! A token-bucket pacer (RFC 9002 §7.7).
+
+use std::time::{Duration, Instant};
+
+/// The pacing gain N as `numerator / denominator`: RFC 9002 §7.7: "Using a
+/// value for N that is small, but at least 1 (for example, 1.25) ensures
+/// that variations in RTT do not result in underutilization of the
+/// congestion window."
+pub const PACING_GAIN: (u64, u64) = (5, 4);
+
+/// The most packets the pacer lets out back to back. RFC 9002 §7.7:
+/// "Senders SHOULD limit bursts to the initial congestion window", which
+/// is ten packets (§7.2).
+pub const MAX_BURST_PACKETS: u64 = 10;
+
+/// Spreads in-flight packets over the round trip (RFC 9002 §7.7: "A sender
+/// SHOULD pace sending of all in-flight packets based on input from the
+/// congestion controller").
+///
+/// A leaky bucket, as §7.7 suggests: it fills at
+/// `rate = N * congestion_window / smoothed_rtt` bytes per unit of time and
+/// holds at most `min(MAX_BURST_PACKETS * mtu, cwnd)` bytes (but at least
+/// one `mtu`), so at most that much leaves in one burst. It starts full.
+/// Integer arithmetic only, and fractions of a byte carry over between
+/// calls, so the result depends on nothing but the inputs.
+///
+/// Packets carrying only ACK frames "SHOULD therefore not be paced" (§7.7):
+/// the caller neither asks [`Pacer::delay`] about them nor reports them to
+/// [`Pacer::on_transmit`].
+#[derive(Debug, Clone, Default)]
+pub struct Pacer {
+    tokens: u64,
+    capacity: u64,
+    /// The instant up to which elapsed time has been turned into tokens;
+    /// `None` until the first call.
+    last_refill: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer whose bucket will start full.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When a packet of `bytes` bytes may be sent: `None` for now, or the
+    /// earliest instant (after `now`) at which the bucket will hold enough.
+    ///
+    /// `cwnd` is the congestion window, `srtt` the smoothed RTT and `mtu`
+    /// the maximum datagram size, all as of `now`. A zero `cwnd` or `srtt`
+    /// gives no rate to pace at: the answer is `None`. Calling this does not
+    /// consume tokens; [`Pacer::on_transmit`] does.
+    pub fn delay(
+        &mut self,
+        now: Instant,
+        bytes: u64,
+        cwnd: u64,
+        srtt: Duration,
+        mtu: u16,
+    ) -> Option<Instant> {
+        let capacity = (MAX_BURST_PACKETS * u64::from(mtu))
+            .min(cwnd)
+            .max(u64::from(mtu));
+        let last = *self.last_refill.get_or_insert_with(|| {
+            self.tokens = capacity;
+            now
+        });
+        self.capacity = capacity;
+        self.tokens = self.tokens.min(capacity);
+        if cwnd == 0 || srtt.is_zero() {
+            return None;
+        }
+        let rate = Rate::new(cwnd, srtt);
+        self.refill(now, last, rate);
+        // A packet larger than the bucket waits only for a full bucket.
+        let needed = bytes.min(capacity);
+        if self.tokens >= needed {
+            return None;
+        }
+        let wait = rate.time_for(needed - self.tokens);
+        let last = self.last_refill.unwrap_or(now);
+        Some(
+            last.checked_add(wait)
+                .or_else(|| now.checked_add(srtt))
+                .unwrap_or(now),
+        )
+    }
+
+    /// A paced packet of `bytes` bytes was sent: take its tokens.
+    pub fn on_transmit(&mut self, bytes: u64) {
+        self.tokens = self.tokens.saturating_sub(bytes);
+    }
+
+    /// The bytes the bucket held at the last [`Pacer::delay`] call, less
+    /// what was sent since.
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    /// The bucket size computed at the last [`Pacer::delay`] call.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn refill(&mut self, now: Instant, last: Instant, rate: Rate) {
+        let elapsed = now.saturating_duration_since(last);
+        let missing = self.capacity - self.tokens;
+        if elapsed >= rate.time_for(missing) {
+            // Full: surplus time is not banked.
+            self.tokens = self.capacity;
+            self.last_refill = Some(now);
+            return;
+        }
+        let added = rate.bytes_in(elapsed);
+        if added > 0 {
+            self.tokens += added;
+            // Advance only by the time those whole bytes took, so the
+            // fraction of a byte earned so far carries over.
+            self.last_refill = Some(last + rate.time_for(added));
+        }
+    }
+}
+
+/// `N * cwnd / srtt` bytes per nanosecond, as the exact fraction `num / den`.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    num: u128,
+    den: u128,
+}
+
+impl Rate {
+    fn new(cwnd: u64, srtt: Duration) -> Self {
+        // RFC 9002 §7.7: "rate = N * congestion_window / smoothed_rtt".
+        let (gain_num, gain_den) = PACING_GAIN;
+        Self {
+            num: u128::from(gain_num) * u128::from(cwnd),
+            den: u128::from(gain_den) * srtt.as_nanos(),
+        }
+    }
+
+    /// Whole bytes earned in `elapsed` (rounded down). Only called with
+    /// `elapsed` below the time to fill the bucket, so nothing overflows.
+    fn bytes_in(&self, elapsed: Duration) -> u64 {
+        u64::try_from(elapsed.as_nanos() * self.num / self.den).unwrap_or(u64::MAX)
+    }
+
+    /// The shortest time that earns `bytes` bytes (rounded up).
+    fn time_for(&self, bytes: u64) -> Duration {
+        let nanos = (u128::from(bytes) * self.den).div_ceil(self.num);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::test_epoch;
+
+    const MTU: u16 = 1200;
+    const CWND: u64 = 12_000;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    /// Sends as fast as the pacer allows, polling every `step`, until `end`;
+    /// returns the send times.
+    fn run(pacer: &mut Pacer, start: Instant, end: Instant, step: Duration) -> Vec<Instant> {
+        let mut sent = Vec::new();
+        let mut now = start;
+        while now < end {
+            match pacer.delay(now, 1200, CWND, ms(100), MTU) {
+                None => {
+                    pacer.on_transmit(1200);
+                    sent.push(now);
+                }
+                Some(at) => {
+                    assert!(at > now, "a delay lies in the future");
+                    now += step;
+                }
+            }
+        }
+        sent
+    }
+
+    // RFC 9002 §7.7: bursts limited to the initial window (10 packets).
+    #[test]
+    fn initial_burst_then_paced() {
+        let t0 = test_epoch();
+        let mut pacer = Pacer::new();
+        for _ in 0..10 {
+            assert_eq!(pacer.delay(t0, 1200, CWND, ms(100), MTU), None);
+            pacer.on_transmit(1200);
+        }
+        // rate = 1.25 * 12000 B / 100 ms = 150 B/ms: 1200 B every 8 ms.
+        assert_eq!(pacer.delay(t0, 1200, CWND, ms(100), MTU), Some(t0 + ms(8)));
+        assert_eq!(
+            pacer.delay(t0 + ms(3), 1200, CWND, ms(100), MTU),
+            Some(t0 + ms(8))
+        );
+        assert_eq!(pacer.delay(t0 + ms(8), 1200, CWND, ms(100), MTU), None);
+    }
+
+    // RFC 9002 §7.7: "interval = ( smoothed_rtt * packet_size /
+    // congestion_window ) / N" once the burst is spent.
+    #[test]
+    fn steady_rate_matches_formula() {
+        let t0 = test_epoch();
+        let mut pacer = Pacer::new();
+        let sent = run(&mut pacer, t0, t0 + ms(1000), Duration::from_micros(100));
+        // 10 at once, then one per 8 ms for 1 s: 10 + 124 (t=8..=992).
+        assert_eq!(sent.len(), 10 + 124);
+        for w in sent[10..].windows(2) {
+            assert_eq!(w[1] - w[0], ms(8));
+        }
+    }
+
+    // Fractions of a byte carry over: polling very often loses no credit.
+    #[test]
+    fn frequent_polling_does_not_lose_tokens() {
+        let t0 = test_epoch();
+        let mut coarse = Pacer::new();
+        let mut fine = Pacer::new();
+        let end = t0 + ms(200);
+        let a = run(&mut coarse, t0, end, ms(1));
+        let b = run(&mut fine, t0, end, Duration::from_micros(7));
+        assert_eq!(a.len(), b.len());
+    }
+
+    #[test]
+    fn idle_time_refills_only_to_capacity() {
+        let t0 = test_epoch();
+        let mut pacer = Pacer::new();
+        pacer.delay(t0, 1200, CWND, ms(100), MTU);
+        pacer.on_transmit(12_000);
+        assert_eq!(pacer.tokens(), 0);
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!(pacer.delay(later, 1200, CWND, ms(100), MTU), None);
+        assert_eq!(pacer.tokens(), 12_000);
+        let sent = run(&mut pacer, later, later + ms(1), Duration::from_micros(10));
+        assert_eq!(sent.len(), 10);
+    }
+
+    #[test]
+    fn capacity_follows_window_and_mtu() {
+        let t0 = test_epoch();
+        let mut pacer = Pacer::new();
+        pacer.delay(t0, 1200, 2_400, ms(100), MTU);
+        assert_eq!(pacer.capacity(), 2_400);
+        pacer.delay(t0, 1200, 1_000_000, ms(100), MTU);
+        assert_eq!(pacer.capacity(), 12_000);
+        pacer.delay(t0, 1200, 100, ms(100), MTU);
+        assert_eq!(pacer.capacity(), 1_200, "at least one packet");
+        // A packet above capacity waits for a full bucket, not forever.
+        pacer.on_transmit(1_200);
+        assert!(pacer.delay(t0, 5_000, 100, ms(100), MTU).is_some());
+    }
+
+    #[test]
+    fn no_rate_means_no_pacing() {
+        let t0 = test_epoch();
+        let mut pacer = Pacer::new();
+        pacer.delay(t0, 1200, CWND, ms(100), MTU);
+        pacer.on_transmit(12_000);
+        assert_eq!(pacer.delay(t0, 1200, CWND, Duration::ZERO, MTU), None);
+        assert_eq!(pacer.delay(t0, 1200, 0, ms(100), MTU), None);
+    }
+
+    #[test]
+    fn deterministic() {
+        let t0 = test_epoch();
+        let step = Duration::from_micros(333);
+        let a = run(&mut Pacer::new(), t0, t0 + ms(300), step);
+        let b = run(&mut Pacer::new(), t0, t0 + ms(300), step);
+        assert_eq!(a, b);
+    }
+}
