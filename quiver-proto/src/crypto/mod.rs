@@ -16,17 +16,25 @@
 //!   RFC 9369 §3.3.3.
 //! * [`TrafficSecret`] and [`KeyUpdateSecrets`]: 1-RTT keys and key update
 //!   (RFC 9001 §6).
+//! * [`TlsSession`]: the TLS handshake in CRYPTO frames (RFC 9001 §4), with
+//!   [`ClientConfig`] and [`ServerConfig`].
 
+mod config;
 mod header_protection;
 mod key_update;
 mod keys;
 mod retry;
 mod ring_fallback;
 mod suite;
+mod tls;
 
 #[cfg(test)]
 mod vectors;
 
+pub use config::{
+    ClientConfig, ClientConfigBuilder, ConfigError, QUIC_MAX_EARLY_DATA_SIZE, ServerConfig,
+    ServerConfigBuilder,
+};
 pub use header_protection::HeaderKey;
 pub use key_update::{KeyUpdateSecrets, TrafficSecret};
 pub use keys::{DirectionalKeys, Keys, PacketKey, PacketKeyPair, initial_keys};
@@ -34,6 +42,9 @@ pub use retry::{
     MAX_RETRY_PACKET_LEN, RETRY_INTEGRITY_TAG_LEN, retry_integrity_tag, verify_retry_integrity,
 };
 pub use suite::CipherSuite;
+pub use tls::{
+    ClientHelloInfo, Level, TlsOutput, TlsSession, client_hello_length, parse_client_hello,
+};
 
 /// Length of the header-protection sample for every cipher suite QUIC
 /// defines (RFC 9001 §5.4.2).
