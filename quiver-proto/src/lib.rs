@@ -13,8 +13,11 @@
 #![warn(missing_docs)]
 
 pub mod coding;
+pub mod config;
 pub mod congestion;
+pub mod connection;
 pub mod crypto;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod packet;
@@ -27,6 +30,11 @@ mod version;
 
 pub use cid::{ConnectionId, MAX_CID_SIZE};
 pub use coding::VarInt;
+pub use config::{EndpointConfig, TransportConfig};
+pub use connection::{
+    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, Transmit,
+};
+pub use endpoint::{ClientConfig, DatagramEvent, Endpoint, Incoming, IncomingId, ServerConfig};
 pub use error::{TransportError, TransportErrorCode};
 pub use version::Version;
 
@@ -43,6 +51,11 @@ impl Side {
     /// Whether this is the client.
     pub fn is_client(self) -> bool {
         self == Side::Client
+    }
+
+    /// Whether this is the server.
+    pub fn is_server(self) -> bool {
+        self == Side::Server
     }
 
     /// The other side.

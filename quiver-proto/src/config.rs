@@ -1,0 +1,130 @@
+//! Configuration: transport settings shared by connections, and the
+//! endpoint's own settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::congestion::{ControllerFactory, NewRenoConfig};
+use crate::transport_params::TransportParameters;
+use crate::{ConnectionId, VarInt, Version};
+
+/// Transport settings of a connection (RFC 9000 §18 and local policy).
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = quiver_proto::TransportConfig::default();
+/// config.max_idle_timeout = Some(Duration::from_secs(10));
+/// config.keep_alive_interval = Some(Duration::from_secs(3));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Idle timeout we advertise (RFC 9000 §10.1); `None` disables ours.
+    pub max_idle_timeout: Option<Duration>,
+    /// Send a PING when nothing else was sent for this long, keeping the
+    /// connection (and NAT bindings) alive.
+    pub keep_alive_interval: Option<Duration>,
+    /// RTT assumed before the first sample (RFC 9002 §6.2.2: 333 ms).
+    pub initial_rtt: Duration,
+    /// How long we may delay ACKs (advertised as max_ack_delay).
+    pub max_ack_delay: Duration,
+    /// Receive window of each stream, in bytes, to start with.
+    pub stream_receive_window: u64,
+    /// Receive window of the whole connection, to start with.
+    pub receive_window: u64,
+    /// Auto-tuning may grow a stream's window up to this.
+    pub max_stream_receive_window: u64,
+    /// Auto-tuning may grow the connection's window up to this.
+    pub max_receive_window: u64,
+    /// Bytes buffered per stream for sending before writes block.
+    pub send_buffer: u64,
+    /// Peer-initiated bidirectional streams open at once.
+    pub max_concurrent_bidi_streams: u64,
+    /// Peer-initiated unidirectional streams open at once.
+    pub max_concurrent_uni_streams: u64,
+    /// Largest DATAGRAM frame we accept (RFC 9221 §3); `None` disables
+    /// datagrams.
+    pub max_datagram_frame_size: Option<u64>,
+    /// Received datagrams buffered before the oldest are dropped.
+    pub datagram_receive_buffer: usize,
+    /// Connection IDs from the peer we keep (active_connection_id_limit).
+    pub active_connection_id_limit: u64,
+    /// Largest UDP payload we send before path MTU discovery: 1200 is
+    /// the minimum every QUIC path carries (RFC 9000 §14).
+    pub max_udp_payload_size: u16,
+    /// Congestion controller.
+    pub congestion: Arc<dyn ControllerFactory>,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            max_idle_timeout: Some(Duration::from_secs(30)),
+            keep_alive_interval: None,
+            initial_rtt: crate::recovery::INITIAL_RTT,
+            max_ack_delay: Duration::from_millis(25),
+            stream_receive_window: 1 << 20,
+            receive_window: 4 << 20,
+            max_stream_receive_window: 16 << 20,
+            max_receive_window: 64 << 20,
+            send_buffer: 4 << 20,
+            max_concurrent_bidi_streams: 100,
+            max_concurrent_uni_streams: 100,
+            max_datagram_frame_size: Some(65_535),
+            datagram_receive_buffer: 1 << 20,
+            active_connection_id_limit: 4,
+            max_udp_payload_size: 1200,
+            congestion: Arc::new(NewRenoConfig::default()),
+        }
+    }
+}
+
+impl TransportConfig {
+    /// The transport parameters these settings advertise.
+    pub(crate) fn transport_parameters(
+        &self,
+        initial_src_cid: ConnectionId,
+    ) -> TransportParameters {
+        TransportParameters {
+            max_idle_timeout: self.max_idle_timeout.unwrap_or(Duration::ZERO),
+            initial_max_data: self.receive_window,
+            initial_max_stream_data_bidi_local: self.stream_receive_window,
+            initial_max_stream_data_bidi_remote: self.stream_receive_window,
+            initial_max_stream_data_uni: self.stream_receive_window,
+            initial_max_streams_bidi: self.max_concurrent_bidi_streams,
+            initial_max_streams_uni: self.max_concurrent_uni_streams,
+            max_ack_delay: self.max_ack_delay,
+            active_connection_id_limit: self.active_connection_id_limit,
+            max_datagram_frame_size: self.max_datagram_frame_size,
+            initial_source_connection_id: Some(initial_src_cid),
+            ..TransportParameters::default()
+        }
+    }
+}
+
+/// Settings of an endpoint, shared by all its connections.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Length of the connection IDs we issue (RFC 9000 §5.1); 8 by default.
+    pub local_cid_len: usize,
+    /// Key for stateless reset tokens (RFC 9000 §10.3.2), and for
+    /// address-validation tokens. Keep it secret and stable across restarts
+    /// when tokens must survive them.
+    pub reset_key: [u8; 32],
+    /// Versions we accept as a server and offer in Version Negotiation.
+    pub supported_versions: Vec<Version>,
+    /// Largest UDP payload we accept (max_udp_payload_size).
+    pub max_udp_payload_size: VarInt,
+}
+
+impl EndpointConfig {
+    /// A configuration whose secret key is `reset_key` (take it from a
+    /// cryptographically secure source).
+    pub fn new(reset_key: [u8; 32]) -> Self {
+        Self {
+            local_cid_len: 8,
+            reset_key,
+            supported_versions: Version::SUPPORTED.to_vec(),
+            max_udp_payload_size: VarInt::from_u32(65_527),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Connection IDs (RFC 9000 §5.1): those we issued and those the peer
+//! issued to us, with NEW_CONNECTION_ID and RETIRE_CONNECTION_ID.
+
+use std::collections::BTreeMap;
+
+use crate::frame::NewConnectionId;
+use crate::{ConnectionId, TransportError, VarInt};
+
+/// How many of our connection IDs we keep issued at most, whatever the
+/// peer's active_connection_id_limit (RFC 9000 §5.1.1).
+const MAX_ISSUED: u64 = 8;
+/// Retirements we owe but the peer has not acknowledged, before we call it
+/// abuse (RFC 9000 §5.1.2: "SHOULD limit the number of connection IDs it
+/// has retired locally for which RETIRE_CONNECTION_ID frames have not yet
+/// been acknowledged").
+const MAX_PENDING_RETIREMENTS: usize = 32;
+
+/// A connection ID issued by one side, with its stateless reset token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IssuedCid {
+    pub(crate) cid: ConnectionId,
+    pub(crate) reset_token: Option<[u8; 16]>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CidState {
+    /// Ours, by sequence number, not yet retired by the peer.
+    local: BTreeMap<u64, IssuedCid>,
+    next_local_seq: u64,
+    /// Issued but not yet announced (NEW_CONNECTION_ID to send).
+    pub(crate) pending_new: Vec<u64>,
+    /// The peer's, by sequence number, not retired by us.
+    remote: BTreeMap<u64, IssuedCid>,
+    active_remote: u64,
+    remote_retire_prior_to: u64,
+    /// RETIRE_CONNECTION_ID frames to send.
+    pub(crate) pending_retire: Vec<u64>,
+}
+
+impl CidState {
+    pub(crate) fn new(
+        local: ConnectionId,
+        local_reset_token: [u8; 16],
+        remote: ConnectionId,
+    ) -> Self {
+        let mut s = Self {
+            local: BTreeMap::new(),
+            next_local_seq: 1,
+            pending_new: Vec::new(),
+            remote: BTreeMap::new(),
+            active_remote: 0,
+            remote_retire_prior_to: 0,
+            pending_retire: Vec::new(),
+        };
+        // Sequence 0 is the one in the handshake (RFC 9000 §5.1.1); its
+        // reset token, for the server, goes in transport parameters.
+        s.local.insert(
+            0,
+            IssuedCid {
+                cid: local,
+                reset_token: Some(local_reset_token),
+            },
+        );
+        s.remote.insert(
+            0,
+            IssuedCid {
+                cid: remote,
+                reset_token: None,
+            },
+        );
+        s
+    }
+
+    /// The Destination Connection ID to put in our packets.
+    pub(crate) fn remote_cid(&self) -> ConnectionId {
+        self.remote[&self.active_remote].cid
+    }
+
+    /// Replaces the peer's handshake connection ID (a client learns the
+    /// server's from its first Initial or from a Retry, RFC 9000 §7.2).
+    pub(crate) fn set_initial_remote(&mut self, cid: ConnectionId) {
+        if let Some(entry) = self.remote.get_mut(&0) {
+            entry.cid = cid;
+        }
+    }
+
+    /// Records the reset token of the peer's sequence-0 ID (from the
+    /// server's stateless_reset_token transport parameter).
+    pub(crate) fn set_initial_remote_reset_token(&mut self, token: [u8; 16]) {
+        if let Some(entry) = self.remote.get_mut(&0) {
+            entry.reset_token = Some(token);
+        }
+    }
+
+    /// Our handshake connection ID.
+    pub(crate) fn initial_local(&self) -> Option<ConnectionId> {
+        self.local.get(&0).map(|c| c.cid)
+    }
+
+    /// Every reset token the peer gave us, for stateless reset detection.
+    pub(crate) fn remote_reset_tokens(&self) -> impl Iterator<Item = [u8; 16]> + '_ {
+        self.remote.values().filter_map(|c| c.reset_token)
+    }
+
+    /// How many more IDs the endpoint should issue to us, given the peer's
+    /// active_connection_id_limit.
+    pub(crate) fn wanted(&self, peer_limit: u64) -> u64 {
+        peer_limit
+            .min(MAX_ISSUED)
+            .saturating_sub(self.local.len() as u64)
+    }
+
+    /// Registers a new local ID; it will be announced with
+    /// NEW_CONNECTION_ID.
+    pub(crate) fn issue(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
+        let seq = self.next_local_seq;
+        self.next_local_seq += 1;
+        self.local.insert(
+            seq,
+            IssuedCid {
+                cid,
+                reset_token: Some(reset_token),
+            },
+        );
+        self.pending_new.push(seq);
+    }
+
+    /// The NEW_CONNECTION_ID frame for our ID `seq`, if still issued.
+    pub(crate) fn new_cid_frame(&self, seq: u64) -> Option<NewConnectionId> {
+        let c = self.local.get(&seq)?;
+        Some(NewConnectionId {
+            sequence: VarInt::from_u64_unchecked(seq),
+            retire_prior_to: VarInt::ZERO,
+            id: c.cid,
+            reset_token: c.reset_token.unwrap_or_default(),
+        })
+    }
+
+    /// The peer retired our ID `seq` (RFC 9000 §19.16). Returns the retired
+    /// ID so the endpoint stops routing it.
+    pub(crate) fn on_retire(
+        &mut self,
+        seq: u64,
+        packet_dst_cid: &ConnectionId,
+    ) -> Result<Option<ConnectionId>, TransportError> {
+        // §19.16: "Receipt of a RETIRE_CONNECTION_ID frame containing a
+        // sequence number greater than any previously sent to the peer MUST
+        // be treated as a connection error of type PROTOCOL_VIOLATION."
+        if seq >= self.next_local_seq {
+            return Err(
+                TransportError::protocol_violation("retired a connection ID never issued")
+                    .with_frame(0x19),
+            );
+        }
+        let Some(entry) = self.local.get(&seq) else {
+            return Ok(None);
+        };
+        // §19.16: "The sequence number specified in a RETIRE_CONNECTION_ID
+        // frame MUST NOT refer to the Destination Connection ID field of the
+        // packet in which the frame is contained."
+        if entry.cid == *packet_dst_cid {
+            return Err(TransportError::protocol_violation(
+                "retired the connection ID the packet was sent to",
+            )
+            .with_frame(0x19));
+        }
+        let cid = entry.cid;
+        self.local.remove(&seq);
+        self.pending_new.retain(|s| *s != seq);
+        Ok(Some(cid))
+    }
+
+    /// The peer issued us an ID (RFC 9000 §19.15, §5.1.2).
+    pub(crate) fn on_new_cid(
+        &mut self,
+        frame: &NewConnectionId,
+        active_limit: u64,
+    ) -> Result<(), TransportError> {
+        let err = |reason| TransportError::protocol_violation(reason).with_frame(0x18);
+        // §19.15: "An endpoint that is sending packets with a zero-length
+        // Destination Connection ID MUST treat receipt of a
+        // NEW_CONNECTION_ID frame as a connection error of type
+        // PROTOCOL_VIOLATION."
+        if self.remote_cid().is_empty() {
+            return Err(err("NEW_CONNECTION_ID while using a zero-length CID"));
+        }
+        let seq = frame.sequence.into_inner();
+        let retire_prior_to = frame.retire_prior_to.into_inner();
+        if let Some(existing) = self.remote.get(&seq) {
+            // §19.15: the same sequence number with a different ID or token
+            // is a PROTOCOL_VIOLATION; a repeat is fine.
+            if existing.cid != frame.id || existing.reset_token != Some(frame.reset_token) {
+                return Err(err("sequence number reused for another connection ID"));
+            }
+            return Ok(());
+        }
+        if self.remote.values().any(|c| c.cid == frame.id) {
+            return Err(err("connection ID issued twice"));
+        }
+        if seq < self.remote_retire_prior_to {
+            // §19.15: "MUST immediately send a corresponding
+            // RETIRE_CONNECTION_ID frame".
+            self.queue_retire(seq)?;
+            return Ok(());
+        }
+        self.remote.insert(
+            seq,
+            IssuedCid {
+                cid: frame.id,
+                reset_token: Some(frame.reset_token),
+            },
+        );
+        if retire_prior_to > self.remote_retire_prior_to {
+            self.remote_retire_prior_to = retire_prior_to;
+            let retired: Vec<u64> = self
+                .remote
+                .range(..retire_prior_to)
+                .map(|(s, _)| *s)
+                .collect();
+            for s in retired {
+                self.remote.remove(&s);
+                self.queue_retire(s)?;
+            }
+            if !self.remote.contains_key(&self.active_remote) {
+                match self.remote.keys().next() {
+                    Some(&next) => self.active_remote = next,
+                    None => return Err(err("every connection ID retired")),
+                }
+            }
+        }
+        // §5.1.1: more than active_connection_id_limit active IDs is a
+        // CONNECTION_ID_LIMIT_ERROR.
+        if self.remote.len() as u64 > active_limit {
+            return Err(TransportError::connection_id_limit_error(
+                "more connection IDs than active_connection_id_limit",
+            )
+            .with_frame(0x18));
+        }
+        Ok(())
+    }
+
+    fn queue_retire(&mut self, seq: u64) -> Result<(), TransportError> {
+        if self.pending_retire.len() >= MAX_PENDING_RETIREMENTS {
+            return Err(TransportError::connection_id_limit_error(
+                "too many connection IDs retired at once",
+            ));
+        }
+        self.pending_retire.push(seq);
+        Ok(())
+    }
+}

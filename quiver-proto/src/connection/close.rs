@@ -1,0 +1,200 @@
+//! Closing and draining (RFC 9000 §10.2), and which packet spaces carry
+//! the CONNECTION_CLOSE frame (§10.2.3).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::spaces::SpaceId;
+use super::timers::Timer;
+use super::{Connection, ConnectionError, State};
+use crate::frame::{ApplicationClose, ConnectionClose, FrameType};
+use crate::{TransportError, TransportErrorCode, VarInt};
+
+/// Why we are closing.
+#[derive(Debug, Clone)]
+pub(crate) enum CloseReason {
+    /// The application asked (CONNECTION_CLOSE 0x1d).
+    Application { code: VarInt, reason: Bytes },
+    /// A transport error (0x1c).
+    Transport(TransportError),
+}
+
+/// The close we send and repeat while closing.
+#[derive(Debug, Clone)]
+pub(crate) struct CloseState {
+    pub(crate) reason: CloseReason,
+    /// Send the close packet(s) at the next opportunity.
+    pub(crate) pending: bool,
+    /// Packets received while closing since we last answered.
+    received_since_send: u64,
+    /// Packets to receive before answering again; doubles each time so a
+    /// flood of packets cannot make us amplify (RFC 9000 §10.2.1: "SHOULD
+    /// limit the rate at which it generates packets in the closing state").
+    answer_every: u64,
+}
+
+impl Connection {
+    /// Enters the closing state (RFC 9000 §10.2.1) unless already closed.
+    pub(crate) fn close_inner(&mut self, now: Instant, reason: CloseReason) {
+        if matches!(
+            self.state,
+            State::Closing | State::Draining | State::Drained
+        ) {
+            return;
+        }
+        if matches!(reason, CloseReason::Application { .. }) {
+            self.on_fatal(ConnectionError::LocallyClosed);
+        }
+        self.state = State::Closing;
+        self.close = Some(CloseState {
+            reason,
+            pending: true,
+            received_since_send: 0,
+            answer_every: 1,
+        });
+        self.enter_closing_period(now);
+    }
+
+    /// The peer sent CONNECTION_CLOSE: report it and drain (§10.2.2).
+    pub(crate) fn on_peer_close(&mut self, now: Instant, error: ConnectionError) {
+        self.on_fatal(error);
+        if matches!(self.state, State::Draining | State::Drained) {
+            return;
+        }
+        let was_closing = self.state == State::Closing;
+        self.state = State::Draining;
+        // RFC 9000 §10.2.2: "An endpoint that receives a CONNECTION_CLOSE
+        // frame MAY send a single packet containing a CONNECTION_CLOSE frame
+        // before entering the draining state, using a NO_ERROR code if
+        // appropriate." It lets the peer leave its closing state at once.
+        if !was_closing {
+            self.close = Some(CloseState {
+                reason: CloseReason::Transport(TransportError::new(
+                    TransportErrorCode::NO_ERROR,
+                    "",
+                )),
+                pending: true,
+                received_since_send: 0,
+                answer_every: u64::MAX,
+            });
+        } else if let Some(close) = &mut self.close {
+            // "an endpoint that is in the closing state MAY ... enter the
+            // draining state" without answering again.
+            close.pending = false;
+        }
+        self.enter_closing_period(now);
+    }
+
+    fn enter_closing_period(&mut self, now: Instant) {
+        // RFC 9000 §10.2: the closing and draining states "SHOULD persist
+        // for at least three times the current PTO interval".
+        let pto = self.pto_duration(SpaceId::ApplicationData);
+        self.timers.stop_all();
+        self.timers.set(Timer::Close, now + 3 * pto);
+        for space in &mut self.spaces {
+            space.sent.clear();
+            space.loss_time = None;
+        }
+        self.bytes_in_flight = 0;
+    }
+
+    /// A packet arrived while closing: answer with the close again, at a
+    /// decreasing rate (RFC 9000 §10.2.1). While draining, send nothing.
+    pub(crate) fn on_packet_while_closed(&mut self) {
+        if self.state != State::Closing {
+            return;
+        }
+        if let Some(close) = &mut self.close {
+            close.received_since_send += 1;
+            if close.received_since_send >= close.answer_every {
+                close.received_since_send = 0;
+                close.answer_every = close.answer_every.saturating_mul(2);
+                close.pending = true;
+            }
+        }
+    }
+
+    /// The spaces the close goes out in (RFC 9000 §10.2.3): before the
+    /// handshake is confirmed, every space we hold keys for, because we
+    /// cannot know which the peer can read; once confirmed, only 1-RTT.
+    pub(crate) fn close_spaces(&self) -> impl Iterator<Item = SpaceId> + '_ {
+        SpaceId::ALL.into_iter().filter(move |&id| {
+            let has_keys = match id {
+                SpaceId::ApplicationData => self.one_rtt.is_some(),
+                _ => self.space(id).keys.is_some(),
+            };
+            has_keys && (!self.handshake_confirmed || id == SpaceId::ApplicationData)
+        })
+    }
+
+    /// Writes the CONNECTION_CLOSE frame for `space` into `buf`, within
+    /// `max_len` bytes.
+    pub(crate) fn write_close_frame(&self, space: SpaceId, buf: &mut Vec<u8>, max_len: usize) {
+        let Some(close) = &self.close else { return };
+        match &close.reason {
+            CloseReason::Application { code, reason } if space == SpaceId::ApplicationData => {
+                let mut frame = ApplicationClose {
+                    error_code: *code,
+                    reason,
+                };
+                let overhead = frame.encoded_len() - reason.len();
+                let keep = max_len.saturating_sub(overhead).min(reason.len());
+                frame.reason = truncate_utf8(reason, keep);
+                frame.encode(buf);
+            }
+            CloseReason::Application { .. } => {
+                // RFC 9000 §10.2.3: "Sending a CONNECTION_CLOSE of type 0x1d
+                // in an Initial or Handshake packet could expose application
+                // state or be used to alter application state. A
+                // CONNECTION_CLOSE of type 0x1d MUST be replaced by a
+                // CONNECTION_CLOSE of type 0x1c when sending the frame in
+                // Initial or Handshake packets. Otherwise, information about
+                // the application state might be revealed. Endpoints MUST
+                // clear the value of the Reason Phrase field and SHOULD use
+                // the APPLICATION_ERROR code when converting to a
+                // CONNECTION_CLOSE of type 0x1c."
+                ConnectionClose {
+                    error_code: VarInt::from_u64_unchecked(TransportErrorCode::APPLICATION_ERROR.0),
+                    frame_type: FrameType::PADDING,
+                    reason: &[],
+                }
+                .encode(buf);
+            }
+            CloseReason::Transport(e) => {
+                let reason = e.reason.as_bytes();
+                let mut frame = ConnectionClose {
+                    error_code: VarInt::from_u64_unchecked(e.code.0),
+                    frame_type: e
+                        .frame_type
+                        .and_then(|t| FrameType::try_from(t).ok())
+                        .unwrap_or(FrameType::PADDING),
+                    reason,
+                };
+                let overhead = frame.encoded_len() - reason.len();
+                let keep = max_len.saturating_sub(overhead).min(reason.len());
+                frame.reason = truncate_utf8(reason, keep);
+                frame.encode(buf);
+            }
+        }
+    }
+
+    /// The largest a close frame can be in `space` (for space planning).
+    pub(crate) fn close_frame_len(&self, space: SpaceId) -> usize {
+        let mut buf = Vec::new();
+        self.write_close_frame(space, &mut buf, usize::MAX);
+        buf.len()
+    }
+}
+
+/// `bytes` cut to at most `max` bytes without splitting a UTF-8 character.
+fn truncate_utf8(bytes: &[u8], max: usize) -> &[u8] {
+    if bytes.len() <= max {
+        return bytes;
+    }
+    let mut end = max;
+    while end > 0 && (bytes[end] & 0xc0) == 0x80 {
+        end -= 1;
+    }
+    &bytes[..end]
+}

@@ -1,0 +1,56 @@
+//! Why a connection ended, as the application sees it.
+
+use bytes::Bytes;
+
+use crate::{TransportError, TransportErrorCode, VarInt};
+
+/// Why a connection ended. Every operation on a closed connection reports
+/// this, so the application always learns the exact cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    /// The peer's application closed the connection (CONNECTION_CLOSE 0x1d).
+    #[error("closed by peer: application error {code:#x}{}", reason_suffix(reason))]
+    ApplicationClosed {
+        /// The application's error code.
+        code: VarInt,
+        /// The peer's reason phrase.
+        reason: Bytes,
+    },
+    /// The peer closed the connection with a transport error (0x1c).
+    #[error("closed by peer: transport error {code}{}", reason_suffix(reason))]
+    ConnectionClosed {
+        /// The transport error code (APPLICATION_ERROR when the peer's
+        /// application closed during the handshake, RFC 9000 §10.2.3).
+        code: TransportErrorCode,
+        /// The frame type that caused it, if the peer said.
+        frame_type: Option<u64>,
+        /// The peer's reason phrase.
+        reason: Bytes,
+    },
+    /// We detected a protocol violation by the peer and closed.
+    #[error("protocol violation by peer: {0}")]
+    TransportError(TransportError),
+    /// The local application closed the connection.
+    #[error("closed locally")]
+    LocallyClosed,
+    /// Nothing was heard from the peer for the idle timeout (RFC 9000 §10.1).
+    #[error("timed out")]
+    TimedOut,
+    /// The peer sent a stateless reset (RFC 9000 §10.3).
+    #[error("stateless reset")]
+    Reset,
+    /// The peer supports none of our versions (RFC 9000 §6.2).
+    #[error("no common QUIC version with peer")]
+    VersionMismatch,
+    /// The server refused the connection (CONNECTION_REFUSED).
+    #[error("connection refused by peer")]
+    Refused,
+}
+
+fn reason_suffix(reason: &Bytes) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" (reason {:?})", String::from_utf8_lossy(reason))
+    }
+}

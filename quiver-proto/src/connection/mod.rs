@@ -1,0 +1,540 @@
+//! A QUIC connection as a sans-IO state machine.
+//!
+//! Inputs: [`Connection::handle_datagram`] (via the endpoint) and
+//! [`Connection::handle_timeout`]; outputs: [`Connection::poll_transmit`],
+//! [`Connection::poll_timeout`] and [`Connection::poll`]. Time always comes
+//! in as `now`.
+//!
+//! The parts live in their own files: `spaces` (packet number spaces),
+//! `recv` (packet decryption and frame processing), `send` (packet
+//! assembly), `recovery` (ACKs, loss detection, PTO), `close` (closing and
+//! draining), `cids` (connection IDs), `keys` (1-RTT keys and key update).
+
+mod cids;
+mod close;
+mod crypto_stream;
+mod error;
+mod keys;
+mod recovery;
+mod recv;
+mod send;
+mod sent;
+mod spaces;
+mod streams_glue;
+mod timers;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use self::cids::CidState;
+use self::close::CloseState;
+pub use self::error::ConnectionError;
+use self::keys::OneRttKeys;
+use self::spaces::{PacketSpace, SpaceId};
+use self::timers::{Timer, TimerTable};
+use crate::config::{EndpointConfig, TransportConfig};
+use crate::congestion::{Controller, Pacer};
+use crate::crypto::TlsSession;
+use crate::recovery::RttEstimator;
+use crate::transport_params::TransportParameters;
+use crate::{ConnectionId, Side, TransportError, VarInt, Version};
+
+/// Identifies a connection within its endpoint.
+#[derive(Debug, Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub usize);
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed: streams may be used.
+    Connected,
+    /// The handshake is confirmed (RFC 9001 §4.1.2).
+    HandshakeConfirmed,
+    /// The connection ended; the reason is final.
+    ConnectionLost {
+        /// Why.
+        reason: ConnectionError,
+    },
+    /// A DATAGRAM frame arrived (read it with [`Connection::read_datagram`]).
+    DatagramReceived,
+}
+
+/// What the connection asks of its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EndpointEvent {
+    /// Stop routing this connection ID to us.
+    RetireCid(ConnectionId),
+    /// The connection is gone: free its state.
+    Drained,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// Bytes written at the end of the caller's buffer.
+    pub size: usize,
+}
+
+/// Counters for the application and for tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// Bytes of UDP payload sent.
+    pub bytes_sent: u64,
+    /// Bytes of UDP payload received.
+    pub bytes_received: u64,
+    /// QUIC packets sent.
+    pub packets_sent: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Received packets dropped (undecryptable, duplicate, malformed).
+    pub packets_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Handshake,
+    Established,
+    /// RFC 9000 §10.2.1: we sent CONNECTION_CLOSE.
+    Closing,
+    /// RFC 9000 §10.2.2: the peer sent CONNECTION_CLOSE.
+    Draining,
+    /// Nothing left to do.
+    Drained,
+}
+
+/// A QUIC connection.
+#[derive(Debug)]
+pub struct Connection {
+    side: Side,
+    version: Version,
+    config: Arc<TransportConfig>,
+    endpoint_config: Arc<EndpointConfig>,
+    state: State,
+    tls: TlsSession,
+    spaces: [PacketSpace; 3],
+    one_rtt: Option<OneRttKeys>,
+    handshake_complete: bool,
+    handshake_confirmed: bool,
+    /// RFC 9000 §8.1: until the peer's address is validated a server sends
+    /// at most three times what it received.
+    address_validated: bool,
+    anti_amplification_received: u64,
+    anti_amplification_sent: u64,
+
+    rtt: RttEstimator,
+    cc: Box<dyn Controller>,
+    pacer: Pacer,
+    /// Whether congestion control and pacing let new data out now.
+    data_allowed: bool,
+    bytes_in_flight: u64,
+    pto_count: u32,
+    max_udp_payload: u16,
+
+    remote: SocketAddr,
+    cids: CidState,
+    /// The client's first Destination Connection ID (RFC 9000 §7.3).
+    orig_dst_cid: ConnectionId,
+    /// The Source Connection ID of a Retry we received (client).
+    retry_src_cid: Option<ConnectionId>,
+    /// The token to put in our Initials (client, from a Retry).
+    retry_token: Bytes,
+    local_params: TransportParameters,
+    peer_params: Option<TransportParameters>,
+
+    timers: TimerTable,
+    /// RFC 9000 §10.1: the negotiated idle timeout.
+    idle_timeout: Option<Duration>,
+    /// Time of the last ack-eliciting packet sent since the last receipt
+    /// (RFC 9000 §10.1 restarts the idle timer only for the first).
+    idle_restarted_by_send: bool,
+    handshake_done_pending: bool,
+    ping_pending: bool,
+    datagrams_in: VecDeque<Bytes>,
+    datagrams_in_bytes: usize,
+    datagrams_out: VecDeque<Bytes>,
+    close: Option<CloseState>,
+    error: Option<ConnectionError>,
+    events: VecDeque<Event>,
+    endpoint_events: VecDeque<EndpointEvent>,
+    stats: ConnectionStats,
+    /// Reused scratch for TLS handshake bytes.
+    crypto_scratch: Vec<u8>,
+    /// When we last received an authenticated packet.
+    last_activity: Option<Instant>,
+    /// Client: whether an Initial from the server arrived.
+    received_server_initial: bool,
+    /// The Source CID of the peer's first Initial (or Retry), which its
+    /// initial_source_connection_id must match (RFC 9000 §7.3).
+    peer_initial_src_cid: Option<ConnectionId>,
+    /// PATH_RESPONSE payloads owed (RFC 9000 §8.2.2).
+    path_responses: Vec<[u8; 8]>,
+}
+
+/// Everything needed to create a connection; the endpoint fills it in.
+pub(crate) struct ConnectionParams {
+    pub(crate) side: Side,
+    pub(crate) version: Version,
+    pub(crate) config: Arc<TransportConfig>,
+    pub(crate) endpoint_config: Arc<EndpointConfig>,
+    pub(crate) tls: TlsSession,
+    pub(crate) local_params: TransportParameters,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local_cid: ConnectionId,
+    pub(crate) local_reset_token: [u8; 16],
+    pub(crate) remote_cid: ConnectionId,
+    pub(crate) orig_dst_cid: ConnectionId,
+    pub(crate) address_validated: bool,
+    pub(crate) now: Instant,
+}
+
+impl Connection {
+    pub(crate) fn new(p: ConnectionParams) -> Self {
+        let initial_side = p.side;
+        // RFC 9001 §5.2: Initial keys derive from the client's first DCID.
+        let initial = crate::crypto::initial_keys(p.version, &p.orig_dst_cid, initial_side);
+        let mtu = p.config.max_udp_payload_size;
+        let cc = p.config.congestion.build(p.now, mtu);
+        let mut conn = Self {
+            side: p.side,
+            version: p.version,
+            endpoint_config: p.endpoint_config,
+            state: State::Handshake,
+            tls: p.tls,
+            spaces: [
+                PacketSpace::new(Some(initial)),
+                PacketSpace::new(None),
+                PacketSpace::new(None),
+            ],
+            one_rtt: None,
+            handshake_complete: false,
+            handshake_confirmed: false,
+            address_validated: p.address_validated || p.side.is_client(),
+            anti_amplification_received: 0,
+            anti_amplification_sent: 0,
+            rtt: RttEstimator::new(p.config.initial_rtt),
+            cc,
+            pacer: Pacer::new(),
+            data_allowed: true,
+            bytes_in_flight: 0,
+            pto_count: 0,
+            max_udp_payload: mtu,
+            remote: p.remote,
+            cids: CidState::new(p.local_cid, p.local_reset_token, p.remote_cid),
+            orig_dst_cid: p.orig_dst_cid,
+            retry_src_cid: None,
+            retry_token: Bytes::new(),
+            local_params: p.local_params,
+            peer_params: None,
+            timers: TimerTable::default(),
+            idle_timeout: p.config.max_idle_timeout.filter(|d| !d.is_zero()),
+            idle_restarted_by_send: false,
+            handshake_done_pending: false,
+            ping_pending: false,
+            datagrams_in: VecDeque::new(),
+            datagrams_in_bytes: 0,
+            datagrams_out: VecDeque::new(),
+            close: None,
+            error: None,
+            events: VecDeque::new(),
+            endpoint_events: VecDeque::new(),
+            stats: ConnectionStats::default(),
+            crypto_scratch: Vec::new(),
+            last_activity: None,
+            received_server_initial: false,
+            peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),
+            path_responses: Vec::new(),
+            config: p.config,
+        };
+        conn.reset_idle_timer(p.now);
+        if conn.side.is_client() {
+            // The client speaks first: its ClientHello.
+            conn.drain_tls(p.now);
+        }
+        conn
+    }
+
+    /// Which side of the connection we are.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The QUIC version in use.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The peer's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// The current RTT estimate.
+    pub fn rtt(&self) -> Duration {
+        self.rtt.smoothed_rtt()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+
+    /// The congestion window in bytes.
+    pub fn congestion_window(&self) -> u64 {
+        self.cc.window()
+    }
+
+    /// Whether the handshake has completed.
+    pub fn is_handshake_complete(&self) -> bool {
+        self.handshake_complete
+    }
+
+    /// Whether the handshake is confirmed (RFC 9001 §4.1.2).
+    pub fn is_handshake_confirmed(&self) -> bool {
+        self.handshake_confirmed
+    }
+
+    /// The negotiated application protocol (ALPN).
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.alpn()
+    }
+
+    /// The server name the client asked for (SNI), on the server side.
+    pub fn server_name(&self) -> Option<&str> {
+        self.tls.server_name()
+    }
+
+    /// The peer's transport parameters, once known.
+    pub fn peer_params(&self) -> Option<&TransportParameters> {
+        self.peer_params.as_ref()
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<&ConnectionError> {
+        self.error.as_ref()
+    }
+
+    /// Whether the connection has ended (closing, draining or drained).
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.state,
+            State::Closing | State::Draining | State::Drained
+        )
+    }
+
+    /// Whether every resource can be freed.
+    pub fn is_drained(&self) -> bool {
+        self.state == State::Drained
+    }
+
+    /// The client's original Destination Connection ID.
+    pub(crate) fn orig_dst_cid(&self) -> ConnectionId {
+        self.orig_dst_cid
+    }
+
+    /// How many more connection IDs the endpoint should issue to us.
+    pub(crate) fn cids_wanted(&self) -> u64 {
+        match (&self.peer_params, self.is_closed()) {
+            (Some(p), false) if self.handshake_complete => {
+                self.cids.wanted(p.active_connection_id_limit)
+            }
+            _ => 0,
+        }
+    }
+
+    /// A new connection ID from the endpoint, to announce to the peer.
+    pub(crate) fn issue_cid(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
+        self.cids.issue(cid, reset_token);
+    }
+
+    /// The next event for the application.
+    pub fn poll(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ack_due = if self.is_closed() {
+            None
+        } else {
+            self.spaces
+                .iter()
+                .filter(|s| s.ack_pending)
+                .filter_map(|s| s.ack_deadline)
+                .min()
+        };
+        match (self.timers.next(), ack_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for timer in self.timers.expired(now) {
+            match timer {
+                Timer::Close => {
+                    // RFC 9000 §10.2: the closing or draining period is over.
+                    self.state = State::Drained;
+                    self.timers.stop_all();
+                    self.endpoint_events.push_back(EndpointEvent::Drained);
+                    return;
+                }
+                Timer::Idle => {
+                    // RFC 9000 §10.1: "the connection is silently closed and
+                    // its state is discarded".
+                    self.on_fatal(ConnectionError::TimedOut);
+                    self.state = State::Drained;
+                    self.timers.stop_all();
+                    self.endpoint_events.push_back(EndpointEvent::Drained);
+                    return;
+                }
+                Timer::LossDetection => self.on_loss_detection_timeout(now),
+                Timer::KeepAlive => {
+                    self.ping_pending = true;
+                }
+                Timer::Pacing => {}
+            }
+        }
+    }
+
+    /// Sends an unreliable datagram (RFC 9221). Fails if the peer does not
+    /// accept datagrams or `data` cannot fit its limit.
+    pub fn send_datagram(&mut self, data: Bytes) -> Result<(), SendDatagramError> {
+        if let Some(e) = &self.error {
+            return Err(SendDatagramError::ConnectionLost(e.clone()));
+        }
+        let Some(peer) = self.peer_params.as_ref() else {
+            return Err(SendDatagramError::NotYet);
+        };
+        let Some(max) = peer.max_datagram_frame_size else {
+            return Err(SendDatagramError::UnsupportedByPeer);
+        };
+        let limit = self.max_datagram_size().min(max as usize);
+        if data.len() > limit {
+            return Err(SendDatagramError::TooLarge { max: limit });
+        }
+        // Bounded: drop the oldest rather than buffer without limit.
+        if self.datagrams_out.len() >= 1024 {
+            self.datagrams_out.pop_front();
+        }
+        self.datagrams_out.push_back(data);
+        Ok(())
+    }
+
+    /// The largest datagram payload that fits in one packet now.
+    pub fn max_datagram_size(&self) -> usize {
+        // Short header with a 20-byte CID and 4-byte packet number, the
+        // AEAD tag, and the DATAGRAM frame's type and length.
+        usize::from(self.max_udp_payload).saturating_sub(1 + 20 + 4 + 16 + 1 + 2)
+    }
+
+    /// The next received datagram.
+    pub fn read_datagram(&mut self) -> Option<Bytes> {
+        let d = self.datagrams_in.pop_front()?;
+        self.datagrams_in_bytes -= d.len();
+        Some(d)
+    }
+
+    /// Closes the connection with an application error code and reason
+    /// (RFC 9000 §10.2). Before the handshake is confirmed the close is
+    /// sent in every space the peer may read (§10.2.3).
+    pub fn close(&mut self, now: Instant, code: VarInt, reason: Bytes) {
+        self.close_inner(now, close::CloseReason::Application { code, reason });
+    }
+
+    /// Records a fatal condition once: the first reason wins.
+    fn on_fatal(&mut self, reason: ConnectionError) {
+        if self.error.is_none() {
+            self.error = Some(reason.clone());
+            self.events.push_back(Event::ConnectionLost { reason });
+        }
+    }
+
+    /// A protocol violation by the peer: close with its code (RFC 9000 §11).
+    fn on_transport_error(&mut self, now: Instant, error: TransportError) {
+        tracing::debug!(%error, "closing on transport error");
+        self.on_fatal(ConnectionError::TransportError(error.clone()));
+        self.close_inner(now, close::CloseReason::Transport(error));
+    }
+
+    fn reset_idle_timer(&mut self, now: Instant) {
+        let Some(timeout) = self.effective_idle_timeout() else {
+            self.timers.stop(Timer::Idle);
+            return;
+        };
+        self.timers.set(Timer::Idle, now + timeout);
+        if let Some(interval) = self.config.keep_alive_interval {
+            self.timers.set(Timer::KeepAlive, now + interval);
+        }
+    }
+
+    /// RFC 9000 §10.1: the idle timeout is the minimum of both sides'
+    /// values, and at least three PTOs "to avoid excessively small idle
+    /// timeout periods".
+    fn effective_idle_timeout(&self) -> Option<Duration> {
+        let ours = self.idle_timeout;
+        let theirs = self
+            .peer_params
+            .as_ref()
+            .map(|p| p.max_idle_timeout)
+            .filter(|d| !d.is_zero());
+        let timeout = match (ours, theirs) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(timeout.max(3 * self.pto_duration(SpaceId::ApplicationData)))
+    }
+
+    fn pto_duration(&self, space: SpaceId) -> Duration {
+        let max_ack_delay = self
+            .peer_params
+            .as_ref()
+            .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+        crate::recovery::pto_duration(&self.rtt, space, max_ack_delay, self.pto_count)
+    }
+
+    fn space(&self, id: SpaceId) -> &PacketSpace {
+        &self.spaces[id as usize]
+    }
+
+    fn space_mut(&mut self, id: SpaceId) -> &mut PacketSpace {
+        &mut self.spaces[id as usize]
+    }
+}
+
+/// Why [`Connection::send_datagram`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendDatagramError {
+    /// The handshake has not told us whether the peer takes datagrams.
+    #[error("peer's transport parameters not yet known")]
+    NotYet,
+    /// The peer did not advertise max_datagram_frame_size (RFC 9221 §3).
+    #[error("peer does not accept datagrams")]
+    UnsupportedByPeer,
+    /// Larger than the peer's limit or the path allows.
+    #[error("datagram too large (max {max} bytes)")]
+    TooLarge {
+        /// The current limit.
+        max: usize,
+    },
+    /// The connection is gone.
+    #[error("connection lost: {0}")]
+    ConnectionLost(ConnectionError),
+}

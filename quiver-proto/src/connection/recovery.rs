@@ -1,0 +1,414 @@
+//! ACK processing, loss detection and probe timeouts for the connection
+//! (RFC 9002 §5-§7, following the pseudocode of its Appendix A).
+
+use std::time::{Duration, Instant};
+
+use super::sent::{Retransmits, SentPacket};
+use super::spaces::SpaceId;
+use super::timers::Timer;
+use super::{Connection, State};
+use crate::TransportError;
+use crate::frame::Ack;
+use crate::recovery::{
+    detect_lost, establishes_persistent_congestion, loss_delay, persistent_congestion_duration,
+};
+
+impl Connection {
+    /// RFC 9002 Appendix A.5 `OnPacketSent`.
+    pub(crate) fn on_packet_sent(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        pn: u64,
+        packet: SentPacket,
+    ) {
+        if packet.in_flight {
+            self.bytes_in_flight += u64::from(packet.size);
+            self.cc
+                .on_packet_sent(now, u64::from(packet.size), self.bytes_in_flight);
+        }
+        if packet.ack_eliciting {
+            let s = self.space_mut(space);
+            s.time_of_last_ack_eliciting = Some(now);
+            s.ack_eliciting_in_flight += 1;
+            // RFC 9000 §10.1: the idle timer restarts "when sending an
+            // ack-eliciting packet if no other ack-eliciting packets have
+            // been sent since last receiving and processing a packet".
+            if !self.idle_restarted_by_send {
+                self.idle_restarted_by_send = true;
+                self.reset_idle_timer(now);
+            }
+        }
+        if let Some(keys) = &mut self.one_rtt {
+            if space == SpaceId::ApplicationData && keys.first_pn_in_phase.is_none() {
+                keys.first_pn_in_phase = Some(pn);
+            }
+        }
+        self.space_mut(space).sent.insert(pn, packet);
+        self.set_loss_detection_timer(now);
+    }
+
+    /// RFC 9002 Appendix A.7 `OnAckReceived`.
+    pub(crate) fn on_ack_received(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        ack: &Ack<'_>,
+    ) -> Result<(), TransportError> {
+        let largest = ack.largest();
+        // RFC 9000 §13.1: acknowledging a packet we never sent "MAY" be
+        // treated as PROTOCOL_VIOLATION; we do, as it signals a broken or
+        // optimistic-ACK peer.
+        if largest >= self.space(space).next_pn {
+            return Err(
+                TransportError::protocol_violation("ACK of a packet never sent").with_frame(0x02),
+            );
+        }
+        let s = self.space_mut(space);
+        s.largest_acked = Some(s.largest_acked.map_or(largest, |l| l.max(largest)));
+
+        let mut newly_acked: Vec<(u64, SentPacket)> = Vec::new();
+        for range in ack.ranges() {
+            let keys: Vec<u64> = s.sent.range(range).map(|(pn, _)| *pn).collect();
+            for pn in keys {
+                if let Some(p) = s.sent.remove(&pn) {
+                    newly_acked.push((pn, p));
+                }
+            }
+        }
+        if newly_acked.is_empty() {
+            return Ok(());
+        }
+        newly_acked.sort_unstable_by_key(|(pn, _)| *pn);
+
+        // RFC 9002 §5.1: an RTT sample when the largest acknowledged is
+        // newly acknowledged and at least one newly acknowledged packet was
+        // ack-eliciting.
+        let (largest_new_pn, largest_new) = newly_acked.last().expect("non-empty");
+        if *largest_new_pn == largest && newly_acked.iter().any(|(_, p)| p.ack_eliciting) {
+            let latest_rtt = now.saturating_duration_since(largest_new.time_sent);
+            let ack_delay = if space == SpaceId::ApplicationData {
+                self.decode_ack_delay(ack.ack_delay())
+            } else {
+                // RFC 9002 §5.3: Initial and Handshake ack delay is ignored.
+                Duration::ZERO
+            };
+            let max_ack_delay = self
+                .peer_params
+                .as_ref()
+                .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+            self.rtt.update(
+                now,
+                latest_rtt,
+                ack_delay,
+                max_ack_delay,
+                self.handshake_confirmed,
+            );
+        }
+
+        // Process ECN information if present: not used yet (no ECN marking).
+
+        let app_limited = self.bytes_in_flight < self.cc.window() / 2;
+        for (pn, packet) in newly_acked {
+            if packet.ack_eliciting {
+                let s = self.space_mut(space);
+                s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
+            }
+            if packet.in_flight {
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(packet.size));
+                self.cc.on_ack(
+                    now,
+                    packet.time_sent,
+                    u64::from(packet.size),
+                    app_limited,
+                    &self.rtt,
+                );
+            }
+            if let Some(largest_ack) = packet.largest_ack {
+                self.space_mut(space).on_ack_of_ack(largest_ack);
+            }
+            if space == SpaceId::ApplicationData {
+                if let Some(keys) = &mut self.one_rtt {
+                    if keys.first_pn_in_phase.is_some_and(|first| pn >= first) {
+                        keys.phase_acked = true;
+                    }
+                }
+            }
+            self.on_retransmits_acked(space, packet.retransmits);
+        }
+
+        self.detect_and_remove_lost_packets(now, space);
+
+        // RFC 9002 §6.2.1: "The PTO backoff factor is reset when an
+        // acknowledgment is received, except ... a client does not reset the
+        // PTO backoff factor on receiving acknowledgments in Initial
+        // packets" before it knows the server validated its address.
+        if !(self.side.is_client() && space == SpaceId::Initial) {
+            self.pto_count = 0;
+        }
+        self.set_loss_detection_timer(now);
+        Ok(())
+    }
+
+    fn decode_ack_delay(&self, raw: u64) -> Duration {
+        let exponent = self
+            .peer_params
+            .as_ref()
+            .map_or(3, |p| u32::from(p.ack_delay_exponent));
+        let micros = raw.checked_shl(exponent).unwrap_or(u64::MAX);
+        Duration::from_micros(micros.min(1 << 40))
+    }
+
+    /// RFC 9002 Appendix A.10 `DetectAndRemoveLostPackets`.
+    pub(crate) fn detect_and_remove_lost_packets(&mut self, now: Instant, space: SpaceId) {
+        let Some(largest_acked) = self.space(space).largest_acked else {
+            return;
+        };
+        let delay = loss_delay(&self.rtt);
+        let mut lost_pns: Vec<u64> = Vec::new();
+        let s = self.space_mut(space);
+        let loss_time = detect_lost(
+            now,
+            largest_acked,
+            delay,
+            s.sent.iter().map(|(pn, p)| (*pn, p.time_sent)),
+            |pn| lost_pns.push(pn),
+        );
+        s.loss_time = loss_time;
+        if lost_pns.is_empty() {
+            return;
+        }
+        let mut lost = Vec::with_capacity(lost_pns.len());
+        for pn in lost_pns {
+            if let Some(p) = self.space_mut(space).sent.remove(&pn) {
+                lost.push(p);
+            }
+        }
+        self.on_packets_lost(now, space, lost);
+    }
+
+    /// RFC 9002 Appendix B.8 `OnPacketsLost`, plus requeuing what they
+    /// carried.
+    fn on_packets_lost(&mut self, now: Instant, space: SpaceId, lost: Vec<SentPacket>) {
+        self.stats.packets_lost += lost.len() as u64;
+        let mut lost_bytes = 0;
+        let mut latest_sent: Option<Instant> = None;
+        let mut earliest_eliciting: Option<Instant> = None;
+        let mut latest_eliciting: Option<Instant> = None;
+        for p in &lost {
+            if p.in_flight {
+                lost_bytes += u64::from(p.size);
+                latest_sent = latest_sent.max(Some(p.time_sent));
+            }
+            if p.ack_eliciting {
+                let s = self.space_mut(space);
+                s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
+                earliest_eliciting =
+                    Some(earliest_eliciting.map_or(p.time_sent, |t| t.min(p.time_sent)));
+                latest_eliciting = latest_eliciting.max(Some(p.time_sent));
+            }
+        }
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(lost_bytes);
+        if let Some(sent_time) = latest_sent {
+            // RFC 9002 §7.6.2: persistent congestion needs a prior RTT
+            // sample; the check that no packet between was acknowledged is
+            // approximated by all of them being lost in one batch.
+            let persistent = match (
+                earliest_eliciting,
+                latest_eliciting,
+                self.rtt.first_sample_time(),
+            ) {
+                (Some(first), Some(last), Some(sample)) if first > sample => {
+                    let max_ack_delay = self
+                        .peer_params
+                        .as_ref()
+                        .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+                    establishes_persistent_congestion(
+                        first,
+                        last,
+                        persistent_congestion_duration(&self.rtt, max_ack_delay),
+                    )
+                }
+                _ => false,
+            };
+            self.cc
+                .on_congestion_event(now, sent_time, persistent, lost_bytes);
+            if persistent {
+                self.rtt.reset_min_rtt();
+            }
+        }
+        for p in lost {
+            self.on_retransmits_lost(space, p.retransmits);
+        }
+    }
+
+    /// What a newly acknowledged packet carried is delivered.
+    fn on_retransmits_acked(&mut self, space: SpaceId, r: Retransmits) {
+        if let Some(range) = r.crypto {
+            self.space_mut(space).crypto_send.on_acked(range);
+        }
+        for seq in r.retire_cids {
+            self.cids.pending_retire.retain(|s| *s != seq);
+        }
+        self.streams_on_acked(r.stream);
+    }
+
+    /// What a lost packet carried is queued again (RFC 9000 §13.3).
+    fn on_retransmits_lost(&mut self, space: SpaceId, r: Retransmits) {
+        if let Some(range) = r.crypto {
+            self.space_mut(space).crypto_send.on_lost(range);
+        }
+        if r.handshake_done && self.side.is_server() {
+            self.handshake_done_pending = true;
+        }
+        for seq in r.new_cids {
+            if !self.cids.pending_new.contains(&seq) {
+                self.cids.pending_new.push(seq);
+            }
+        }
+        for seq in r.retire_cids {
+            if !self.cids.pending_retire.contains(&seq) {
+                self.cids.pending_retire.push(seq);
+            }
+        }
+        self.streams_on_lost(r.stream);
+    }
+
+    /// RFC 9002 Appendix A.8 `SetLossDetectionTimer`.
+    pub(crate) fn set_loss_detection_timer(&mut self, _now: Instant) {
+        if matches!(
+            self.state,
+            State::Closing | State::Draining | State::Drained
+        ) {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        // Time threshold loss detection first.
+        let earliest_loss = SpaceId::ALL
+            .into_iter()
+            .filter_map(|id| self.space(id).loss_time)
+            .min();
+        if let Some(t) = earliest_loss {
+            self.timers.set(Timer::LossDetection, t);
+            return;
+        }
+        // RFC 9002 §6.2.2.1: a server blocked by the anti-amplification
+        // limit must not arm the PTO.
+        if !self.address_validated && self.amplification_budget() == 0 {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        let anything_in_flight = SpaceId::ALL
+            .into_iter()
+            .any(|id| self.space(id).ack_eliciting_in_flight > 0);
+        // RFC 9002 §6.2.2.1: the client keeps a PTO armed until it knows the
+        // server validated its address (it has Handshake keys acknowledged,
+        // approximated by handshake completion).
+        if !anything_in_flight && (self.side.is_server() || self.handshake_complete) {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        match self.pto_time_and_space() {
+            Some((t, _)) => self.timers.set(Timer::LossDetection, t),
+            None => self.timers.stop(Timer::LossDetection),
+        }
+    }
+
+    /// RFC 9002 Appendix A.8 `GetPtoTimeAndSpace`.
+    fn pto_time_and_space(&self) -> Option<(Instant, SpaceId)> {
+        let anything_in_flight = SpaceId::ALL
+            .into_iter()
+            .any(|id| self.space(id).ack_eliciting_in_flight > 0);
+        if !anything_in_flight {
+            // RFC 9002 §6.2.2.1: an anti-deadlock probe from the client, in
+            // Handshake if it has those keys, else Initial.
+            let space = if self.space(SpaceId::Handshake).keys.is_some() {
+                SpaceId::Handshake
+            } else {
+                SpaceId::Initial
+            };
+            let base = self.last_receipt_or_send()?;
+            return Some((base + self.pto_duration(space), space));
+        }
+        let mut best: Option<(Instant, SpaceId)> = None;
+        for id in SpaceId::ALL {
+            let s = self.space(id);
+            if s.ack_eliciting_in_flight == 0 {
+                continue;
+            }
+            if id == SpaceId::ApplicationData && !self.handshake_confirmed {
+                // RFC 9002 §6.2.1: "An endpoint MUST NOT set its PTO timer
+                // for the Application Data packet number space until the
+                // handshake is confirmed."
+                continue;
+            }
+            let Some(sent) = s.time_of_last_ack_eliciting else {
+                continue;
+            };
+            let t = sent + self.pto_duration(id);
+            if best.is_none_or(|(b, _)| t < b) {
+                best = Some((t, id));
+            }
+        }
+        best
+    }
+
+    fn last_receipt_or_send(&self) -> Option<Instant> {
+        SpaceId::ALL
+            .into_iter()
+            .filter_map(|id| self.space(id).time_of_last_ack_eliciting)
+            .max()
+            .or(self.last_activity)
+    }
+
+    /// RFC 9002 Appendix A.9 `OnLossDetectionTimeout`.
+    pub(crate) fn on_loss_detection_timeout(&mut self, now: Instant) {
+        let earliest = SpaceId::ALL
+            .into_iter()
+            .filter_map(|id| self.space(id).loss_time.map(|t| (t, id)))
+            .min();
+        if let Some((_, space)) = earliest {
+            self.detect_and_remove_lost_packets(now, space);
+            self.set_loss_detection_timer(now);
+            return;
+        }
+        let anything_in_flight = SpaceId::ALL
+            .into_iter()
+            .any(|id| self.space(id).ack_eliciting_in_flight > 0);
+        let space = if !anything_in_flight {
+            // Anti-deadlock probe (client).
+            if self.space(SpaceId::Handshake).keys.is_some() {
+                SpaceId::Handshake
+            } else {
+                SpaceId::Initial
+            }
+        } else {
+            match self.pto_time_and_space() {
+                Some((_, space)) => space,
+                None => return,
+            }
+        };
+        // RFC 9002 §6.2.4: "When a PTO timer expires, a sender MUST send at
+        // least one ack-eliciting packet in the packet number space as a
+        // probe"; two help when loss is likely. Probes carry data that may
+        // have been lost: every unacknowledged CRYPTO byte again.
+        let s = self.space_mut(space);
+        s.probes = 2;
+        s.crypto_send.requeue_unacked();
+        if space == SpaceId::ApplicationData {
+            self.streams_requeue_for_probe();
+        }
+        // RFC 9002 §6.2.4: a probe of Initial data from the client should
+        // also coalesce Handshake data when it has some.
+        if space == SpaceId::Initial && self.space(SpaceId::Handshake).keys.is_some() {
+            self.space_mut(SpaceId::Handshake)
+                .crypto_send
+                .requeue_unacked();
+        }
+        self.pto_count += 1;
+        self.set_loss_detection_timer(now);
+        if self.pto_count == 1 {
+            tracing::trace!(?space, "probe timeout");
+        }
+    }
+}

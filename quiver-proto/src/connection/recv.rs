@@ -1,0 +1,663 @@
+//! Receiving: datagrams to packets, protection removed in place, frames
+//! processed (RFC 9000 §12, RFC 9001 §5).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::spaces::SpaceId;
+use super::{Connection, ConnectionError, EndpointEvent, Event, State};
+use crate::crypto::{Level, TlsOutput};
+use crate::frame::{self, Frame};
+use crate::packet::header::{self, Parsed, PartialPacket};
+use crate::packet::{PacketType, TruncatedPacketNumber};
+use crate::{ConnectionId, TransportError, TransportErrorCode};
+
+/// Packets and frames of one decrypted packet, summarised for ACK logic.
+struct Decrypted {
+    space: SpaceId,
+    pn: u64,
+    header_len: usize,
+    payload_len: usize,
+}
+
+impl Connection {
+    /// Processes a datagram routed to this connection. `data` is modified
+    /// in place (protection is removed where it lies).
+    pub(crate) fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
+        if self.state == State::Drained {
+            return;
+        }
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += data.len() as u64;
+        if !self.address_validated {
+            self.anti_amplification_received += data.len() as u64;
+        }
+        let cid_len = self.endpoint_config.local_cid_len;
+        let mut offset = 0;
+        let mut first_dst: Option<ConnectionId> = None;
+        while offset < data.len() {
+            let parsed = match header::decode(&data[offset..], cid_len) {
+                Ok(Parsed::Packet(p)) => p,
+                Ok(Parsed::UnsupportedVersion(_)) | Err(_) => {
+                    self.stats.packets_dropped += 1;
+                    break;
+                }
+            };
+            // RFC 9000 §12.2: ignore coalesced packets for another CID.
+            if *first_dst.get_or_insert(parsed.dst_cid) != parsed.dst_cid {
+                break;
+            }
+            let end = offset + parsed.len;
+            let is_short = !parsed.is_long();
+            let handled = self.handle_packet(now, remote, &parsed, &mut data[offset..end]);
+            if !handled && is_short && end == data.len() {
+                self.check_stateless_reset(now, &data[offset..end]);
+            }
+            offset = end;
+            if self.state == State::Drained {
+                return;
+            }
+        }
+    }
+
+    /// One packet; returns whether it was authenticated.
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        p: &PartialPacket,
+        packet: &mut [u8],
+    ) -> bool {
+        match p.ty {
+            PacketType::VersionNegotiation => {
+                self.on_version_negotiation(p, packet);
+                return false;
+            }
+            PacketType::Retry => {
+                self.on_retry(now, p, packet);
+                return false;
+            }
+            PacketType::ZeroRtt => {
+                // 0-RTT is not offered by quiver yet: drop (RFC 9000 §17.2.3
+                // lets a server discard 0-RTT it cannot process).
+                self.stats.packets_dropped += 1;
+                return false;
+            }
+            _ => {}
+        }
+        if self.state == State::Draining {
+            // RFC 9000 §10.2.2: "An endpoint that has entered the draining
+            // state MUST NOT send any packets"; nothing more to learn.
+            return false;
+        }
+        if p.version.is_some_and(|v| v != self.version) {
+            self.stats.packets_dropped += 1;
+            return false;
+        }
+        if p.ty == PacketType::Initial && self.side.is_client() && !p.token.is_empty() {
+            // RFC 9000 §17.2.2: a client receiving an Initial with a token
+            // "MUST either discard the packet or generate a connection error".
+            self.stats.packets_dropped += 1;
+            return false;
+        }
+        let Some(d) = self.decrypt(now, p, packet) else {
+            self.stats.packets_dropped += 1;
+            return false;
+        };
+        if !header::reserved_bits_ok(packet[0]) {
+            // RFC 9000 §17.2, §17.3.1: non-zero reserved bits after removing
+            // protection is a PROTOCOL_VIOLATION.
+            self.on_transport_error(
+                now,
+                TransportError::protocol_violation("reserved header bits set"),
+            );
+            return true;
+        }
+        if self.space(d.space).is_duplicate(d.pn) {
+            self.stats.packets_dropped += 1;
+            return true;
+        }
+
+        // The packet is authentic: it counts as activity (RFC 9000 §10.1).
+        self.last_activity = Some(now);
+        self.idle_restarted_by_send = false;
+        self.reset_idle_timer(now);
+        let _ = remote;
+
+        if self.side.is_client() && p.ty == PacketType::Initial && !self.received_server_initial {
+            // RFC 9000 §7.2: the client switches its Destination CID to the
+            // server's chosen Source CID on the first Initial.
+            self.received_server_initial = true;
+            self.cids.set_initial_remote(p.src_cid);
+            self.peer_initial_src_cid = Some(p.src_cid);
+        }
+        if self.side.is_server() && p.ty == PacketType::Handshake {
+            // RFC 9000 §8.1: a Handshake packet proves the client got our
+            // Initial: its address is validated. RFC 9001 §4.9.1: "a server
+            // MUST discard Initial keys when it first successfully processes
+            // a Handshake packet".
+            self.address_validated = true;
+            self.discard_space(now, SpaceId::Initial);
+        }
+
+        let payload = &packet[d.header_len..d.header_len + d.payload_len];
+        if self.is_closed() {
+            self.on_packet_while_closed();
+            // Still notice the peer's close (it ends our closing early).
+            for f in frame::Iter::new(payload).flatten() {
+                if let Some(reason) = peer_close_reason(&f) {
+                    self.on_peer_close(now, reason);
+                    break;
+                }
+            }
+            return true;
+        }
+        match self.process_payload(now, p, d.space, payload) {
+            // The packet may have completed the handshake and discarded its
+            // own space: then there is nothing left to acknowledge.
+            Ok(ack_eliciting) if !self.space(d.space).discarded => {
+                // RFC 9000 §13.2.1: "An endpoint MUST acknowledge all
+                // ack-eliciting Initial and Handshake packets immediately".
+                let max_ack_delay = match d.space {
+                    SpaceId::ApplicationData => self.config.max_ack_delay,
+                    _ => std::time::Duration::ZERO,
+                };
+                self.space_mut(d.space)
+                    .on_packet_received(now, d.pn, ack_eliciting, max_ack_delay);
+            }
+            Ok(_) => {}
+            Err(e) => self.on_transport_error(now, e),
+        }
+        self.drain_tls(now);
+        true
+    }
+
+    /// Removes header and packet protection in place.
+    fn decrypt(&mut self, now: Instant, p: &PartialPacket, packet: &mut [u8]) -> Option<Decrypted> {
+        let space = match p.ty {
+            PacketType::Initial => SpaceId::Initial,
+            PacketType::Handshake => SpaceId::Handshake,
+            _ => SpaceId::ApplicationData,
+        };
+        if space != SpaceId::ApplicationData {
+            let keys = self.space(space).keys.as_ref()?;
+            let pn_len = keys.remote.header.remove(packet, p.pn_offset).ok()?;
+            let header_len = p.pn_offset + pn_len;
+            let largest = self.space(space).largest_received.map(|(pn, _)| pn);
+            let pn = expand(packet, p.pn_offset, pn_len, largest);
+            let payload_len = keys.remote.packet.open(pn, packet, header_len).ok()?;
+            return Some(Decrypted {
+                space,
+                pn,
+                header_len,
+                payload_len,
+            });
+        }
+        // 1-RTT. RFC 9001 §5.7: a server must not process 1-RTT packets
+        // before the handshake completes; a client may once it has keys.
+        if self.side.is_server() && !self.handshake_complete {
+            return None;
+        }
+        let largest = self.space(space).largest_received;
+        let confirmed = self.handshake_confirmed;
+        let keys = self.one_rtt.as_mut()?;
+        keys.expire_previous(now);
+        let pn_len = keys.remote_header.remove(packet, p.pn_offset).ok()?;
+        let header_len = p.pn_offset + pn_len;
+        let pn = expand(packet, p.pn_offset, pn_len, largest.map(|(pn, _)| pn));
+        let phase = header::key_phase(packet[0]);
+        if phase == keys.key_phase {
+            let payload_len = keys.remote.open(pn, packet, header_len).ok()?;
+            return Some(Decrypted {
+                space,
+                pn,
+                header_len,
+                payload_len,
+            });
+        }
+        // A different phase: an older packet under the previous keys, or the
+        // peer updating keys (RFC 9001 §6.3).
+        let older = largest.is_some_and(|(l, _)| pn < l);
+        if older {
+            let (prev, _) = keys.previous_remote.as_ref()?;
+            let payload_len = prev.open(pn, packet, header_len).ok()?;
+            return Some(Decrypted {
+                space,
+                pn,
+                header_len,
+                payload_len,
+            });
+        }
+        if !confirmed || !keys.phase_acked {
+            // RFC 9001 §6.1: no update before confirmation; §6.2: the peer
+            // must not update again before acknowledging our current phase.
+            // Try to decrypt to tell an error from garbage.
+            let mut copy = packet.to_vec();
+            if keys.next_remote().open(pn, &mut copy, header_len).is_ok() {
+                self.on_transport_error(
+                    now,
+                    TransportError::key_update_error("key update before it was allowed"),
+                );
+            }
+            return None;
+        }
+        let payload_len = keys.next_remote().open(pn, packet, header_len).ok()?;
+        let pto = self.pto_duration(SpaceId::ApplicationData);
+        let keys = self.one_rtt.as_mut()?;
+        // RFC 9001 §6.5: keep the old keys about three PTOs for reordering.
+        keys.update(now + 3 * pto);
+        tracing::debug!(key_phase = keys.key_phase, "peer updated keys");
+        Some(Decrypted {
+            space,
+            pn,
+            header_len,
+            payload_len,
+        })
+    }
+
+    /// Processes the frames of an authenticated packet. Returns whether it
+    /// was ack-eliciting.
+    fn process_payload(
+        &mut self,
+        now: Instant,
+        p: &PartialPacket,
+        space: SpaceId,
+        payload: &[u8],
+    ) -> Result<bool, TransportError> {
+        // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
+        frame::check_not_empty(payload)?;
+        let mut ack_eliciting = false;
+        for f in frame::Iter::new(payload) {
+            let f = f?;
+            let ty = f.ty();
+            // RFC 9000 §12.4: a frame in a packet type that does not allow
+            // it "MUST" be a PROTOCOL_VIOLATION.
+            if !frame::is_allowed(ty, p.ty) {
+                return Err(TransportError::protocol_violation(
+                    "frame not allowed in this packet type",
+                )
+                .with_frame(ty.value()));
+            }
+            ack_eliciting |= f.is_ack_eliciting();
+            self.process_frame(now, p, space, f)?;
+            if self.is_closed() {
+                break;
+            }
+        }
+        Ok(ack_eliciting)
+    }
+
+    fn process_frame(
+        &mut self,
+        now: Instant,
+        p: &PartialPacket,
+        space: SpaceId,
+        f: Frame<'_>,
+    ) -> Result<(), TransportError> {
+        match f {
+            Frame::Padding(_) | Frame::Ping => {}
+            Frame::Ack(ack) => self.on_ack_received(now, space, &ack)?,
+            Frame::Crypto(c) => {
+                self.space_mut(space).crypto_recv.on_frame(&c)?;
+                let level = match space {
+                    SpaceId::Initial => Level::Initial,
+                    SpaceId::Handshake => Level::Handshake,
+                    SpaceId::ApplicationData => Level::OneRtt,
+                };
+                let mut data = std::mem::take(&mut self.crypto_scratch);
+                data.clear();
+                if self.space_mut(space).crypto_recv.read(&mut data) {
+                    let result = self.tls.read_handshake(level, &data);
+                    self.crypto_scratch = data;
+                    result?;
+                    self.drain_tls(now);
+                } else {
+                    self.crypto_scratch = data;
+                }
+            }
+            Frame::NewToken(_) => {
+                // RFC 9000 §19.7: "A server MUST treat receipt of a NEW_TOKEN
+                // frame as a connection error of type PROTOCOL_VIOLATION."
+                if self.side.is_server() {
+                    return Err(
+                        TransportError::protocol_violation("NEW_TOKEN from a client")
+                            .with_frame(0x07),
+                    );
+                }
+                // Tokens for future connections are not stored yet.
+            }
+            Frame::HandshakeDone => {
+                // RFC 9000 §19.20: "A server MUST treat receipt of a
+                // HANDSHAKE_DONE frame as a connection error of type
+                // PROTOCOL_VIOLATION."
+                if self.side.is_server() {
+                    return Err(
+                        TransportError::protocol_violation("HANDSHAKE_DONE from a client")
+                            .with_frame(0x1e),
+                    );
+                }
+                self.on_handshake_confirmed(now);
+            }
+            Frame::NewConnectionId(n) => {
+                let limit = self.local_params.active_connection_id_limit;
+                self.cids.on_new_cid(&n, limit)?;
+            }
+            Frame::RetireConnectionId(r) => {
+                if let Some(cid) = self.cids.on_retire(r.sequence.into_inner(), &p.dst_cid)? {
+                    self.endpoint_events
+                        .push_back(EndpointEvent::RetireCid(cid));
+                }
+            }
+            Frame::PathChallenge(c) => {
+                // RFC 9000 §8.2.2: answer with PATH_RESPONSE echoing the data.
+                self.path_responses.push(c.0);
+                if self.path_responses.len() > 4 {
+                    self.path_responses.remove(0);
+                }
+            }
+            Frame::PathResponse(_) => {
+                // We send no PATH_CHALLENGE yet (no migration): ignore.
+            }
+            Frame::ConnectionClose(c) => {
+                let code = c.code();
+                let reason = Bytes::copy_from_slice(c.reason);
+                let error = if code == TransportErrorCode::CONNECTION_REFUSED {
+                    ConnectionError::Refused
+                } else {
+                    ConnectionError::ConnectionClosed {
+                        code,
+                        frame_type: (c.frame_type.value() != 0).then_some(c.frame_type.value()),
+                        reason,
+                    }
+                };
+                self.on_peer_close(now, error);
+            }
+            Frame::ApplicationClose(c) => {
+                self.on_peer_close(
+                    now,
+                    ConnectionError::ApplicationClosed {
+                        code: c.error_code,
+                        reason: Bytes::copy_from_slice(c.reason),
+                    },
+                );
+            }
+            Frame::Datagram(d) => {
+                // RFC 9221 §3: DATAGRAM frames without having advertised
+                // support, or larger than advertised, are PROTOCOL_VIOLATION.
+                let Some(max) = self.local_params.max_datagram_frame_size else {
+                    return Err(
+                        TransportError::protocol_violation("unexpected DATAGRAM").with_frame(0x30)
+                    );
+                };
+                if (d.data.len() as u64) + 3 > max {
+                    return Err(
+                        TransportError::protocol_violation("DATAGRAM too large").with_frame(0x30)
+                    );
+                }
+                // Bounded buffer: drop the oldest (RFC 9221 §5 lets a
+                // receiver drop datagrams).
+                while self.datagrams_in_bytes + d.data.len() > self.config.datagram_receive_buffer
+                    && !self.datagrams_in.is_empty()
+                {
+                    if let Some(old) = self.datagrams_in.pop_front() {
+                        self.datagrams_in_bytes -= old.len();
+                    }
+                }
+                if d.data.len() <= self.config.datagram_receive_buffer {
+                    self.datagrams_in_bytes += d.data.len();
+                    self.datagrams_in.push_back(Bytes::copy_from_slice(d.data));
+                    self.events.push_back(Event::DatagramReceived);
+                }
+            }
+            Frame::Stream(_)
+            | Frame::ResetStream(_)
+            | Frame::StopSending(_)
+            | Frame::MaxData(_)
+            | Frame::MaxStreamData(_)
+            | Frame::MaxStreams(_)
+            | Frame::DataBlocked(_)
+            | Frame::StreamDataBlocked(_)
+            | Frame::StreamsBlocked(_) => self.streams_on_frame(now, f)?,
+        }
+        Ok(())
+    }
+
+    /// Applies everything TLS produced: handshake bytes to send, new keys,
+    /// and handshake completion.
+    pub(crate) fn drain_tls(&mut self, now: Instant) {
+        while let Some(out) = self.tls.poll_output() {
+            match out {
+                TlsOutput::Data { level, data } => {
+                    let space = match level {
+                        Level::Initial => SpaceId::Initial,
+                        Level::Handshake => SpaceId::Handshake,
+                        Level::ZeroRtt | Level::OneRtt => SpaceId::ApplicationData,
+                    };
+                    if !self.space(space).discarded {
+                        self.space_mut(space).crypto_send.write(&data);
+                    }
+                }
+                TlsOutput::HandshakeKeys(keys) => {
+                    self.space_mut(SpaceId::Handshake).keys = Some(keys);
+                }
+                TlsOutput::OneRttKeys { keys, update } => {
+                    self.one_rtt = Some(super::keys::OneRttKeys::new(
+                        keys.local.header,
+                        keys.remote.header,
+                        keys.local.packet,
+                        keys.remote.packet,
+                        update,
+                    ));
+                }
+            }
+        }
+        if self.peer_params.is_none() {
+            if let Some(params) = self.tls.peer_transport_params().cloned() {
+                if let Err(e) = self.on_peer_params(now, params) {
+                    self.on_transport_error(now, e);
+                    return;
+                }
+            }
+        }
+        if !self.handshake_complete && !self.tls.is_handshaking() && self.peer_params.is_some() {
+            self.handshake_complete = true;
+            if self.state == State::Handshake {
+                self.state = State::Established;
+            }
+            self.events.push_back(Event::Connected);
+            if self.side.is_server() {
+                // RFC 9001 §4.1.2: "the TLS handshake is considered confirmed
+                // at the server when the handshake completes"; RFC 9000
+                // §19.20: the server sends HANDSHAKE_DONE.
+                self.handshake_done_pending = true;
+                self.on_handshake_confirmed(now);
+            }
+        }
+    }
+
+    /// RFC 9000 §7.3 and §7.4: check and apply the peer's parameters.
+    fn on_peer_params(
+        &mut self,
+        now: Instant,
+        params: crate::transport_params::TransportParameters,
+    ) -> Result<(), TransportError> {
+        let tp_err = TransportError::transport_parameter_error;
+        // RFC 9000 §7.3: "An endpoint MUST treat the absence of the
+        // initial_source_connection_id transport parameter from either
+        // endpoint ... as a connection error of type
+        // TRANSPORT_PARAMETER_ERROR", and a mismatch with the Source
+        // Connection ID of the peer's Initial likewise.
+        let Some(initial_src) = params.initial_source_connection_id else {
+            return Err(tp_err("missing initial_source_connection_id"));
+        };
+        if Some(initial_src) != self.peer_initial_src_cid {
+            return Err(tp_err("initial_source_connection_id does not match"));
+        }
+        if self.side.is_client() {
+            // "... or the absence of the original_destination_connection_id
+            // transport parameter from the server".
+            if params.original_destination_connection_id != Some(self.orig_dst_cid) {
+                return Err(tp_err("original_destination_connection_id does not match"));
+            }
+            // Retry: retry_source_connection_id present exactly after a Retry
+            // and equal to its Source CID.
+            if params.retry_source_connection_id != self.retry_src_cid {
+                return Err(tp_err("retry_source_connection_id does not match"));
+            }
+            if let Some(token) = params.stateless_reset_token {
+                self.cids.set_initial_remote_reset_token(token);
+            }
+        }
+        if params.max_udp_payload_size < u64::from(self.max_udp_payload) {
+            self.max_udp_payload = params.max_udp_payload_size.max(1200) as u16;
+        }
+        self.streams_set_peer_params(&params);
+        self.peer_params = Some(params);
+        self.reset_idle_timer(now);
+        Ok(())
+    }
+
+    /// RFC 9001 §4.1.2: the handshake is confirmed.
+    pub(crate) fn on_handshake_confirmed(&mut self, now: Instant) {
+        if self.handshake_confirmed {
+            return;
+        }
+        self.handshake_confirmed = true;
+        // RFC 9001 §4.9.2: "An endpoint MUST discard its Handshake keys when
+        // the TLS handshake is confirmed".
+        self.discard_space(now, SpaceId::Initial);
+        self.discard_space(now, SpaceId::Handshake);
+        self.events.push_back(Event::HandshakeConfirmed);
+        self.set_loss_detection_timer(now);
+    }
+
+    /// RFC 9002 Appendix A.11 `OnPacketNumberSpaceDiscarded`.
+    pub(crate) fn discard_space(&mut self, now: Instant, id: SpaceId) {
+        if self.space(id).discarded {
+            return;
+        }
+        let in_flight = self.space_mut(id).discard();
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(in_flight);
+        self.pto_count = 0;
+        self.set_loss_detection_timer(now);
+    }
+
+    /// RFC 9000 §6.2: a client's reaction to Version Negotiation.
+    fn on_version_negotiation(&mut self, p: &PartialPacket, packet: &[u8]) {
+        // Only before anything else was received from the server, and only
+        // when it echoes our connection IDs (§17.2.1).
+        if self.side.is_server()
+            || self.received_server_initial
+            || p.dst_cid != self.cids.initial_local().unwrap_or(ConnectionId::EMPTY)
+            || p.src_cid != self.orig_dst_cid
+        {
+            return;
+        }
+        let mut versions = header::version_negotiation_versions(&packet[p.pn_offset..]);
+        // §6.2: "A client MUST discard a Version Negotiation packet that
+        // lists the QUIC version selected by the client."
+        if versions.any(|v| v == self.version.number()) {
+            return;
+        }
+        self.on_fatal(ConnectionError::VersionMismatch);
+        self.state = State::Drained;
+        self.timers.stop_all();
+        self.endpoint_events.push_back(EndpointEvent::Drained);
+    }
+
+    /// RFC 9000 §17.2.5.2: a client handles at most one Retry.
+    fn on_retry(&mut self, now: Instant, p: &PartialPacket, packet: &[u8]) {
+        if self.side.is_server()
+            || self.received_server_initial
+            || self.retry_src_cid.is_some()
+            || p.version != Some(self.version)
+            || p.token.is_empty()
+        {
+            // "A client MUST discard a Retry packet with a zero-length Retry
+            // Token field", and any after the first or after an Initial.
+            return;
+        }
+        // RFC 9001 §5.8: the integrity tag binds it to our original DCID.
+        if crate::crypto::verify_retry_integrity(self.version, &self.orig_dst_cid, packet).is_err()
+        {
+            self.stats.packets_dropped += 1;
+            return;
+        }
+        self.retry_src_cid = Some(p.src_cid);
+        self.peer_initial_src_cid = Some(p.src_cid);
+        self.retry_token = Bytes::copy_from_slice(&packet[p.token.clone()]);
+        self.cids.set_initial_remote(p.src_cid);
+        // RFC 9001 §5.2: new Initial keys from the Retry's Source CID.
+        let initial = crate::crypto::initial_keys(self.version, &p.src_cid, self.side);
+        let in_flight = {
+            let s = self.space_mut(SpaceId::Initial);
+            s.keys = Some(initial);
+            let in_flight: u64 = s
+                .sent
+                .values()
+                .filter(|p| p.in_flight)
+                .map(|p| u64::from(p.size))
+                .sum();
+            s.sent.clear();
+            s.ack_eliciting_in_flight = 0;
+            s.time_of_last_ack_eliciting = None;
+            s.loss_time = None;
+            // Everything sent in Initial goes again (§17.2.5.3: packet
+            // numbers continue, they are not reset).
+            s.crypto_send.requeue_unacked();
+            in_flight
+        };
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(in_flight);
+        self.set_loss_detection_timer(now);
+    }
+
+    /// RFC 9000 §10.3.1: a datagram we cannot decrypt whose last 16 bytes
+    /// equal a reset token the peer gave us is a stateless reset.
+    fn check_stateless_reset(&mut self, now: Instant, packet: &[u8]) {
+        if packet.len() < 21 {
+            return;
+        }
+        let tail: [u8; 16] = packet[packet.len() - 16..].try_into().expect("16 bytes");
+        let matched = self
+            .cids
+            .remote_reset_tokens()
+            .any(|t| constant_time_eq(&t, &tail));
+        if matched {
+            self.on_fatal(ConnectionError::Reset);
+            // §10.3.1: "the endpoint MUST enter the draining period and not
+            // send any further packets on this connection".
+            self.state = State::Draining;
+            self.close = None;
+            self.timers.stop_all();
+            let pto = self.pto_duration(SpaceId::ApplicationData);
+            self.timers.set(super::timers::Timer::Close, now + 3 * pto);
+        }
+    }
+}
+
+fn expand(packet: &[u8], pn_offset: usize, pn_len: usize, largest: Option<u64>) -> u64 {
+    TruncatedPacketNumber::from_wire(&packet[pn_offset..pn_offset + pn_len]).expand(largest)
+}
+
+fn peer_close_reason(f: &Frame<'_>) -> Option<ConnectionError> {
+    match f {
+        Frame::ConnectionClose(c) => Some(ConnectionError::ConnectionClosed {
+            code: c.code(),
+            frame_type: (c.frame_type.value() != 0).then_some(c.frame_type.value()),
+            reason: Bytes::copy_from_slice(c.reason),
+        }),
+        Frame::ApplicationClose(c) => Some(ConnectionError::ApplicationClosed {
+            code: c.error_code,
+            reason: Bytes::copy_from_slice(c.reason),
+        }),
+        _ => None,
+    }
+}
+
+/// Compares reset tokens without an early exit (RFC 9000 §10.3.1: "SHOULD
+/// use a constant-time comparison").
+fn constant_time_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

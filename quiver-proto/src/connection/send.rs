@@ -1,0 +1,478 @@
+//! Sending: packet assembly into datagrams (RFC 9000 §12.2, §13, §14),
+//! packet protection applied in place in the caller's buffer.
+
+use std::time::Instant;
+
+use super::sent::{Retransmits, SentPacket};
+use super::spaces::SpaceId;
+use super::timers::Timer;
+use super::{Connection, State, Transmit};
+use crate::VarInt;
+use crate::frame::{self, DatagramHeader, FrameType, PathResponse, RetireConnectionId};
+use crate::packet::header::{Header, PartialEncode};
+use crate::packet::{PacketType, TruncatedPacketNumber};
+
+/// RFC 9000 §14.1: datagrams carrying a client's Initial (and a server's
+/// ack-eliciting Initial) are padded to at least 1200 bytes.
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+/// AEAD tag length of every QUIC v1/v2 cipher suite.
+const TAG_LEN: usize = 16;
+/// Smallest room worth opening a packet for.
+const MIN_PACKET_ROOM: usize = 64;
+
+/// A packet being written: its header is in the buffer, frames follow.
+struct OpenPacket {
+    space: SpaceId,
+    ty: PacketType,
+    pn: u64,
+    header: PartialEncode,
+    ack_eliciting: bool,
+    retransmits: Retransmits,
+    largest_ack: Option<u64>,
+}
+
+impl Connection {
+    /// Writes the next datagram to send at the end of `buf`.
+    ///
+    /// Returns `None` when there is nothing to send now (see
+    /// [`Connection::poll_timeout`] for when there may be).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let start = buf.len();
+        let size = match self.state {
+            State::Drained => return None,
+            State::Closing | State::Draining => self.write_close_datagram(now, buf),
+            State::Handshake | State::Established => self.write_datagram(now, buf),
+        };
+        if size == 0 {
+            buf.truncate(start);
+            return None;
+        }
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += size as u64;
+        if !self.address_validated {
+            self.anti_amplification_sent += size as u64;
+        }
+        Some(Transmit {
+            destination: self.remote,
+            size,
+        })
+    }
+
+    /// RFC 9000 §8.1: what an unvalidated server may still send.
+    pub(crate) fn amplification_budget(&self) -> u64 {
+        if self.address_validated {
+            return u64::MAX;
+        }
+        (3 * self.anti_amplification_received).saturating_sub(self.anti_amplification_sent)
+    }
+
+    fn max_datagram_len(&self) -> usize {
+        let mtu = usize::from(self.max_udp_payload);
+        mtu.min(usize::try_from(self.amplification_budget()).unwrap_or(usize::MAX))
+    }
+
+    /// The close packets, one per space the peer may read (§10.2.3),
+    /// coalesced into one datagram.
+    fn write_close_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+        if !self.close.as_ref().is_some_and(|c| c.pending) {
+            return 0;
+        }
+        if let Some(close) = &mut self.close {
+            close.pending = false;
+        }
+        let start = buf.len();
+        let max = self.max_datagram_len();
+        let spaces: Vec<SpaceId> = self.close_spaces().collect();
+        let pad = self.side.is_client() && spaces.contains(&SpaceId::Initial);
+        let mut open: Option<OpenPacket> = None;
+        for space in spaces {
+            let used = buf.len() - start;
+            let frame_len = self.close_frame_len(space);
+            if used + header_overhead(space) + frame_len + TAG_LEN > max {
+                break;
+            }
+            if let Some(p) = open.take() {
+                self.seal_packet(now, buf, p, None);
+            }
+            let mut p = self.open_packet(space, buf);
+            let room = max.saturating_sub(buf.len() - start + TAG_LEN);
+            self.write_close_frame(space, buf, room);
+            p.ack_eliciting = false;
+            open = Some(p);
+        }
+        let Some(last) = open else {
+            return 0;
+        };
+        let pad_to = pad.then(|| (start + MIN_INITIAL_DATAGRAM.min(max)).max(buf.len()));
+        self.seal_packet(now, buf, last, pad_to);
+        // While draining, that single reply was the last packet.
+        buf.len() - start
+    }
+
+    /// Whether new stream data and datagrams may go out now: the
+    /// congestion window has room (RFC 9002 §7) and the pacer allows it
+    /// (§7.7: "A sender SHOULD pace sending of all in-flight packets").
+    fn update_send_allowance(&mut self, now: Instant) {
+        let cwnd = self.cc.window();
+        let mtu = self.max_udp_payload;
+        if self.bytes_in_flight + u64::from(mtu) > cwnd {
+            self.data_allowed = false;
+            return;
+        }
+        match self
+            .pacer
+            .delay(now, u64::from(mtu), cwnd, self.rtt.smoothed_rtt(), mtu)
+        {
+            Some(at) => {
+                self.timers.set(Timer::Pacing, at);
+                self.data_allowed = false;
+            }
+            None => self.data_allowed = true,
+        }
+    }
+
+    /// A datagram of ordinary packets, coalesced in space order.
+    fn write_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+        let start = buf.len();
+        let max = self.max_datagram_len();
+        if max < MIN_PACKET_ROOM + TAG_LEN {
+            return 0;
+        }
+        self.update_send_allowance(now);
+        let mut pad_initial = false;
+        let mut open: Option<OpenPacket> = None;
+        for space in SpaceId::ALL {
+            if !self.can_send_in(space) || !self.has_data_for(now, space) {
+                continue;
+            }
+            let used = buf.len() - start;
+            if used + header_overhead(space) + MIN_PACKET_ROOM > max {
+                break;
+            }
+            if let Some(p) = open.take() {
+                self.seal_packet(now, buf, p, None);
+            }
+            let mut p = self.open_packet(space, buf);
+            let limit = start + max - TAG_LEN;
+            self.write_frames(now, buf, &mut p, limit);
+            if p.ty == PacketType::Initial && (self.side.is_client() || p.ack_eliciting) {
+                pad_initial = true;
+            }
+            if p.ty == PacketType::Handshake && self.side.is_client() {
+                // RFC 9001 §4.9.1: "a client MUST discard Initial keys when it
+                // first sends a Handshake packet".
+                self.discard_space(now, SpaceId::Initial);
+            }
+            open = Some(p);
+        }
+        let Some(last) = open else {
+            return 0;
+        };
+        let pad_to = pad_initial.then(|| (start + MIN_INITIAL_DATAGRAM.min(max)).max(buf.len()));
+        self.seal_packet(now, buf, last, pad_to);
+        let size = buf.len() - start;
+        self.pacer.on_transmit(size as u64);
+        size
+    }
+
+    /// Whether keys for `space` are available for sending.
+    fn can_send_in(&self, space: SpaceId) -> bool {
+        match space {
+            SpaceId::ApplicationData => {
+                self.one_rtt.is_some() && self.handshake_complete_or_server()
+            }
+            _ => self.space(space).keys.is_some(),
+        }
+    }
+
+    /// A server may send 1-RTT (0.5-RTT) data once it has the keys; a
+    /// client only once its handshake completes (RFC 9001 §5.7).
+    fn handshake_complete_or_server(&self) -> bool {
+        self.handshake_complete || self.side.is_server()
+    }
+
+    fn has_data_for(&self, now: Instant, space: SpaceId) -> bool {
+        let s = self.space(space);
+        if s.wants_ack(now) || s.crypto_send.has_pending() || s.probes > 0 {
+            return true;
+        }
+        if space != SpaceId::ApplicationData {
+            return false;
+        }
+        let cwnd_open = self.data_allowed;
+        self.ping_pending
+            || self.handshake_done_pending
+            || !self.path_responses.is_empty()
+            || !self.cids.pending_new.is_empty()
+            || !self.cids.pending_retire.is_empty()
+            || (cwnd_open && self.handshake_complete && !self.datagrams_out.is_empty())
+            || self.streams_has_control_frames()
+            || (cwnd_open && self.handshake_complete && self.streams_has_data())
+    }
+
+    fn open_packet(&mut self, space: SpaceId, buf: &mut Vec<u8>) -> OpenPacket {
+        let largest_acked = self.space(space).largest_acked;
+        let pn = self.space_mut(space).take_pn();
+        let number = TruncatedPacketNumber::encode(pn, largest_acked);
+        let dst_cid = self.cids.remote_cid();
+        let src_cid = self
+            .cids
+            .initial_local()
+            .unwrap_or(crate::ConnectionId::EMPTY);
+        let (header, ty) = match space {
+            SpaceId::Initial => (
+                Header::Initial {
+                    version: self.version,
+                    dst_cid,
+                    src_cid,
+                    token: &self.retry_token,
+                    number,
+                },
+                PacketType::Initial,
+            ),
+            SpaceId::Handshake => (
+                Header::Long {
+                    ty: PacketType::Handshake,
+                    version: self.version,
+                    dst_cid,
+                    src_cid,
+                    number,
+                },
+                PacketType::Handshake,
+            ),
+            SpaceId::ApplicationData => (
+                Header::Short {
+                    spin: false,
+                    key_phase: self.one_rtt.as_ref().is_some_and(|k| k.key_phase),
+                    dst_cid,
+                    number,
+                },
+                PacketType::OneRtt,
+            ),
+        };
+        let header = header.encode(buf);
+        OpenPacket {
+            space,
+            ty,
+            pn,
+            header,
+            ack_eliciting: false,
+            retransmits: Retransmits::default(),
+            largest_ack: None,
+        }
+    }
+
+    /// Fills a packet with frames, never past `limit` (absolute offset in
+    /// `buf`, the tag excluded).
+    fn write_frames(&mut self, now: Instant, buf: &mut Vec<u8>, p: &mut OpenPacket, limit: usize) {
+        let space = p.space;
+        // ACK first: it is small and makes the peer's recovery work.
+        if self.space(space).ack_pending {
+            self.write_ack(now, buf, p, limit);
+        }
+        if space == SpaceId::ApplicationData {
+            while let Some(data) = self.path_responses.first().copied() {
+                if buf.len() + 9 > limit {
+                    break;
+                }
+                frame::Frame::PathResponse(PathResponse(data)).encode(buf);
+                self.path_responses.remove(0);
+                p.ack_eliciting = true;
+            }
+            if self.handshake_done_pending && buf.len() < limit {
+                FrameType::HANDSHAKE_DONE.to_varint().encode(buf);
+                self.handshake_done_pending = false;
+                p.retransmits.handshake_done = true;
+                p.ack_eliciting = true;
+            }
+            while let Some(&seq) = self.cids.pending_new.first() {
+                let Some(f) = self.cids.new_cid_frame(seq) else {
+                    self.cids.pending_new.remove(0);
+                    continue;
+                };
+                let f = frame::Frame::NewConnectionId(f);
+                if buf.len() + f.encoded_len() > limit {
+                    break;
+                }
+                f.encode(buf);
+                self.cids.pending_new.remove(0);
+                p.retransmits.new_cids.push(seq);
+                p.ack_eliciting = true;
+            }
+            for &seq in &self.cids.pending_retire {
+                let f = frame::Frame::RetireConnectionId(RetireConnectionId {
+                    sequence: VarInt::from_u64_unchecked(seq),
+                });
+                if buf.len() + f.encoded_len() > limit {
+                    break;
+                }
+                f.encode(buf);
+                p.retransmits.retire_cids.push(seq);
+                p.ack_eliciting = true;
+            }
+            if self.streams_write_control(buf, limit, &mut p.retransmits) {
+                p.ack_eliciting = true;
+            }
+        }
+        // CRYPTO data.
+        while buf.len() < limit {
+            let room = limit - buf.len();
+            let Some(range) = self.space_mut(space).crypto_send.write_frame(buf, room) else {
+                break;
+            };
+            p.ack_eliciting = true;
+            // One CRYPTO range per packet record: merge adjacent pieces.
+            p.retransmits.crypto = Some(match p.retransmits.crypto.take() {
+                Some(prev) if prev.end == range.start => prev.start..range.end,
+                Some(prev) => {
+                    // Non-adjacent: keep the first; the second is requeued
+                    // so it is tracked by a later packet.
+                    self.space_mut(space).crypto_send.on_lost(range);
+                    prev
+                }
+                None => range,
+            });
+        }
+        if space == SpaceId::ApplicationData && self.handshake_complete {
+            let cwnd_open = self.data_allowed || self.space(space).probes > 0;
+            if cwnd_open {
+                while let Some(d) = self.datagrams_out.front() {
+                    let room = limit.saturating_sub(buf.len());
+                    let Some(max) = frame::max_datagram_data(room, true) else {
+                        break;
+                    };
+                    if d.len() > max {
+                        break;
+                    }
+                    let d = self.datagrams_out.pop_front().expect("front");
+                    DatagramHeader {
+                        len: d.len(),
+                        len_field: true,
+                    }
+                    .encode(buf);
+                    buf.extend_from_slice(&d);
+                    p.ack_eliciting = true;
+                }
+                if self.streams_write_data(buf, limit, &mut p.retransmits) {
+                    p.ack_eliciting = true;
+                }
+            }
+        }
+        // A probe or keep-alive must elicit an ACK (RFC 9002 §6.2.4).
+        let s = self.space_mut(space);
+        if s.probes > 0 {
+            s.probes -= 1;
+            if !p.ack_eliciting && buf.len() < limit {
+                FrameType::PING.to_varint().encode(buf);
+                p.ack_eliciting = true;
+            }
+        }
+        if space == SpaceId::ApplicationData && self.ping_pending && buf.len() < limit {
+            self.ping_pending = false;
+            if !p.ack_eliciting {
+                FrameType::PING.to_varint().encode(buf);
+                p.ack_eliciting = true;
+            }
+        }
+    }
+
+    fn write_ack(&mut self, now: Instant, buf: &mut Vec<u8>, p: &mut OpenPacket, limit: usize) {
+        let s = self.space(p.space);
+        let Some((largest, received_at)) = s.largest_received else {
+            return;
+        };
+        // RFC 9000 §19.3: ACK Delay in microseconds scaled by our
+        // ack_delay_exponent; zero outside 1-RTT is allowed.
+        let delay = if p.space == SpaceId::ApplicationData {
+            let micros = now.saturating_duration_since(received_at).as_micros() as u64;
+            micros >> self.local_params.ack_delay_exponent
+        } else {
+            0
+        };
+        let delay = VarInt::from_u64(delay).unwrap_or(VarInt::MAX);
+        // Drop old ranges until the frame fits.
+        let ranges = s.ack_ranges();
+        let mut count = ranges.clone().count();
+        while count > 1
+            && buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, None) > limit
+        {
+            count -= 1;
+        }
+        if buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, None) > limit {
+            return;
+        }
+        frame::encode_ack(ranges.take(count), delay, None, buf);
+        p.largest_ack = Some(largest);
+        self.space_mut(p.space).on_ack_sent();
+    }
+
+    /// Pads (if asked), seals and applies header protection to an open
+    /// packet, then records it.
+    fn seal_packet(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        p: OpenPacket,
+        pad_to: Option<usize>,
+    ) {
+        // RFC 9001 §5.4.2: the header-protection sample needs at least 4
+        // bytes of packet number plus payload before the tag.
+        let min_end = p.header.pn_offset + 4;
+        let mut end = buf.len().max(min_end);
+        if let Some(pad_to) = pad_to {
+            end = end.max(pad_to.saturating_sub(TAG_LEN));
+        }
+        buf.resize(end, 0); // PADDING frames are zero bytes.
+        let payload_len = buf.len() - p.header.header_end();
+        buf.resize(buf.len() + TAG_LEN, 0);
+        let finished = p.header.finish(buf, payload_len + TAG_LEN);
+        debug_assert!(finished, "packet too long for its Length field");
+        let packet = &mut buf[p.header.start..];
+        let header_len = p.header.header_len();
+        let pn_offset = p.header.pn_offset - p.header.start;
+        let sealed = match p.space {
+            SpaceId::ApplicationData => {
+                let keys = self.one_rtt.as_ref().expect("1-RTT keys checked");
+                keys.local.seal(p.pn, packet, header_len).is_ok()
+                    && keys.local_header.apply(packet, pn_offset).is_ok()
+            }
+            space => {
+                let keys = self.space(space).keys.as_ref().expect("keys checked");
+                keys.local.packet.seal(p.pn, packet, header_len).is_ok()
+                    && keys.local.header.apply(packet, pn_offset).is_ok()
+            }
+        };
+        debug_assert!(sealed, "sealing a well-formed packet cannot fail");
+        let size = (buf.len() - p.header.start) as u16;
+        self.stats.packets_sent += 1;
+        if self.is_closed() {
+            // Close packets are not tracked for loss (RFC 9000 §10.2.1).
+            return;
+        }
+        let in_flight = p.ack_eliciting || pad_to.is_some();
+        self.on_packet_sent(
+            now,
+            p.space,
+            p.pn,
+            SentPacket {
+                time_sent: now,
+                size,
+                ack_eliciting: p.ack_eliciting,
+                in_flight,
+                largest_ack: p.largest_ack,
+                retransmits: p.retransmits,
+            },
+        );
+    }
+}
+
+/// Bytes of header a packet in `space` needs at most.
+fn header_overhead(space: SpaceId) -> usize {
+    match space {
+        // Long header: 1 + 4 + 1 + 20 + 1 + 20 + token length (we send
+        // short tokens) + 2 + 4.
+        SpaceId::Initial => 1 + 4 + 1 + 20 + 1 + 20 + 2 + 64 + 2 + 4,
+        SpaceId::Handshake => 1 + 4 + 1 + 20 + 1 + 20 + 2 + 4,
+        SpaceId::ApplicationData => 1 + 20 + 4,
+    }
+}

@@ -1,0 +1,118 @@
+//! A connection attempt the application has not yet decided on.
+
+use std::net::SocketAddr;
+
+use crate::crypto::{Keys, parse_client_hello};
+use crate::frame::{self, Frame};
+use crate::packet::header::{self, Parsed};
+use crate::packet::{PacketType, TruncatedPacketNumber};
+use crate::{ConnectionId, Version};
+
+/// Identifies a pending [`Incoming`] attempt.
+#[derive(Debug, Copy, Clone, PartialEq, Eq, Hash)]
+pub struct IncomingId(pub(crate) u64);
+
+/// A client's first Initial, held until the application accepts or
+/// declines it; no connection state exists yet.
+#[derive(Debug)]
+pub struct Incoming {
+    id: IncomingId,
+    pub(crate) remote: SocketAddr,
+    pub(crate) version: Version,
+    pub(crate) orig_dst_cid: ConnectionId,
+    pub(crate) src_cid: ConnectionId,
+    datagram: Vec<u8>,
+}
+
+impl Incoming {
+    pub(crate) fn new(
+        id: IncomingId,
+        remote: SocketAddr,
+        version: Version,
+        orig_dst_cid: ConnectionId,
+        src_cid: ConnectionId,
+        datagram: Vec<u8>,
+    ) -> Self {
+        Self {
+            id,
+            remote,
+            version,
+            orig_dst_cid,
+            src_cid,
+            datagram,
+        }
+    }
+
+    /// Its identifier, for [`crate::Endpoint::accept`].
+    pub fn id(&self) -> IncomingId {
+        self.id
+    }
+
+    /// The client's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Whether the client's address is validated (it presented a valid
+    /// address-validation token). Retry lands with the lifecycle work, so
+    /// for now this is always false.
+    pub fn remote_address_validated(&self) -> bool {
+        false
+    }
+
+    /// The QUIC version the client used.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The server name (SNI) and ALPN protocols of the ClientHello, when
+    /// the first Initial holds the whole ClientHello and it parses.
+    pub fn client_hello(&self) -> Option<crate::crypto::ClientHelloInfo> {
+        let keys =
+            crate::crypto::initial_keys(self.version, &self.orig_dst_cid, crate::Side::Server);
+        let mut copy = self.datagram.clone();
+        let crypto = first_crypto_data(&keys, &mut copy)?;
+        parse_client_hello(&crypto)
+    }
+
+    pub(crate) fn into_datagram(self) -> Vec<u8> {
+        self.datagram
+    }
+}
+
+/// The CRYPTO bytes from offset 0 carried by the datagram's first Initial
+/// (clients may split and reorder their ClientHello across frames).
+fn first_crypto_data(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<u8>> {
+    let Ok(Parsed::Packet(p)) = header::decode(datagram, 0) else {
+        return None;
+    };
+    if p.ty != PacketType::Initial {
+        return None;
+    }
+    let packet = &mut datagram[..p.len];
+    let pn_len = keys.remote.header.remove(packet, p.pn_offset).ok()?;
+    let header_len = p.pn_offset + pn_len;
+    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
+    let len = keys.remote.packet.open(pn, packet, header_len).ok()?;
+    let payload = &packet[header_len..header_len + len];
+    let mut chunks: Vec<(u64, &[u8])> = frame::Iter::new(payload)
+        .map_while(Result::ok)
+        .filter_map(|f| match f {
+            Frame::Crypto(c) => Some((c.offset.into_inner(), c.data)),
+            _ => None,
+        })
+        .collect();
+    chunks.sort_unstable_by_key(|(offset, _)| *offset);
+    let mut out = Vec::new();
+    for (offset, data) in chunks {
+        let end = offset + data.len() as u64;
+        let have = out.len() as u64;
+        if offset > have {
+            break;
+        }
+        if end > have {
+            out.extend_from_slice(&data[(have - offset) as usize..]);
+        }
+    }
+    Some(out)
+}

@@ -1,0 +1,533 @@
+//! The endpoint: one UDP socket's worth of QUIC. It routes datagrams to
+//! connections by Destination Connection ID (RFC 9000 §5.2), surfaces new
+//! connection attempts for the application to admit, answers unsupported
+//! versions (§6.1) and owns its connections.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # fn demo(mut endpoint: quiver_proto::Endpoint, now: Instant) {
+//! let mut buf = Vec::new();
+//! while let Some(t) = endpoint.poll_transmit(now, &mut buf) {
+//!     // send buf[buf.len() - t.size..] to t.destination
+//! }
+//! # }
+//! ```
+
+mod cid_generator;
+mod incoming;
+mod reset;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
+pub use self::incoming::{Incoming, IncomingId};
+use self::reset::reset_token;
+use crate::config::{EndpointConfig, TransportConfig};
+use crate::connection::{Connection, ConnectionHandle, ConnectionParams, EndpointEvent, Transmit};
+use crate::crypto::{self, TlsSession};
+use crate::packet::PacketType;
+use crate::packet::header::{self, Parsed};
+use crate::{ConnectionId, Side, Version};
+
+/// Server settings: TLS and transport.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// TLS configuration (certificate, ALPN, client authentication).
+    pub crypto: Arc<crypto::ServerConfig>,
+    /// Transport settings for accepted connections.
+    pub transport: Arc<TransportConfig>,
+}
+
+/// Client settings: TLS, transport and version.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// TLS configuration (roots, ALPN, client certificate).
+    pub crypto: Arc<crypto::ClientConfig>,
+    /// Transport settings.
+    pub transport: Arc<TransportConfig>,
+    /// The version to start with.
+    pub version: Version,
+}
+
+impl ClientConfig {
+    /// A client configuration with default transport settings and QUIC v1.
+    pub fn new(crypto: Arc<crypto::ClientConfig>) -> Self {
+        Self {
+            crypto,
+            transport: Arc::new(TransportConfig::default()),
+            version: Version::V1,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A server configuration with default transport settings.
+    pub fn new(crypto: Arc<crypto::ServerConfig>) -> Self {
+        Self {
+            crypto,
+            transport: Arc::new(TransportConfig::default()),
+        }
+    }
+}
+
+/// Why [`Endpoint::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The TLS configuration or server name was rejected.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] crypto::ConfigError),
+}
+
+/// Why [`Endpoint::accept`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// No server configuration, or no such pending attempt.
+    #[error("no such incoming connection, or not a server")]
+    Unknown,
+    /// The TLS configuration was rejected.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] crypto::ConfigError),
+}
+
+/// What a datagram did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagramEvent {
+    /// It went to this connection; poll it.
+    Connection(ConnectionHandle),
+    /// A new connection attempt awaits a decision: see
+    /// [`Endpoint::poll_incoming`].
+    NewConnection(IncomingId),
+    /// It was answered statelessly or dropped.
+    Handled,
+}
+
+/// At most this many attempts wait for the application's decision; more
+/// are dropped (the client retransmits).
+const MAX_PENDING_INCOMING: usize = 1024;
+/// Stateless responses queued at most.
+const MAX_STATELESS_QUEUE: usize = 256;
+
+/// A QUIC endpoint (client, server, or both) without I/O.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: Arc<EndpointConfig>,
+    server: Option<Arc<ServerConfig>>,
+    rng: ChaCha20Rng,
+    cid_generator: Box<dyn CidGenerator>,
+    connections: HashMap<ConnectionHandle, Connection>,
+    next_handle: usize,
+    /// Our connection IDs → connection.
+    routes: HashMap<ConnectionId, ConnectionHandle>,
+    /// Client-chosen Destination CIDs of Initials → connection, so
+    /// retransmitted Initials reach the connection they created.
+    initial_routes: HashMap<ConnectionId, ConnectionHandle>,
+    incoming: VecDeque<Incoming>,
+    next_incoming: u64,
+    stateless: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Round-robin position for poll_transmit fairness.
+    transmit_cursor: usize,
+}
+
+impl Endpoint {
+    /// An endpoint; `server` makes it accept connections. `rng_seed` seeds
+    /// every random choice it makes (connection IDs, greasing): pass OS
+    /// randomness in production, a fixed value in simulations.
+    pub fn new(
+        config: Arc<EndpointConfig>,
+        server: Option<Arc<ServerConfig>>,
+        rng_seed: [u8; 32],
+    ) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(rng_seed);
+        let generator_seed: [u8; 32] = rng.random();
+        Self {
+            cid_generator: Box::new(RandomCidGenerator::new(
+                config.local_cid_len,
+                generator_seed,
+            )),
+            config,
+            server,
+            rng,
+            connections: HashMap::new(),
+            next_handle: 0,
+            routes: HashMap::new(),
+            initial_routes: HashMap::new(),
+            incoming: VecDeque::new(),
+            next_incoming: 0,
+            stateless: VecDeque::new(),
+            transmit_cursor: 0,
+        }
+    }
+
+    /// Replaces the connection ID generator (e.g. to encode routing
+    /// information for a load balancer). Its IDs must have the configured
+    /// length.
+    pub fn set_cid_generator(&mut self, generator: Box<dyn CidGenerator>) {
+        self.cid_generator = generator;
+    }
+
+    /// Sets or clears the server configuration.
+    pub fn set_server_config(&mut self, server: Option<Arc<ServerConfig>>) {
+        self.server = server;
+    }
+
+    /// The connection behind `handle`.
+    pub fn connection(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
+        self.connections.get_mut(&handle)
+    }
+
+    /// Handles of every connection.
+    pub fn connection_handles(&self) -> Vec<ConnectionHandle> {
+        let mut v: Vec<_> = self.connections.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Frees a connection's state. Call it once a connection reported
+    /// [`crate::Event::ConnectionLost`] and is drained (or to drop one
+    /// abruptly).
+    pub fn remove(&mut self, handle: ConnectionHandle) -> Option<Connection> {
+        self.routes.retain(|_, h| *h != handle);
+        self.initial_routes.retain(|_, h| *h != handle);
+        self.connections.remove(&handle)
+    }
+
+    /// Starts a connection to `remote`, verifying the server as
+    /// `server_name`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: &ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+    ) -> Result<ConnectionHandle, ConnectError> {
+        // RFC 9000 §7.2: the first Destination CID is unpredictable and at
+        // least 8 bytes.
+        let mut dcid = [0u8; 16];
+        self.rng.fill_bytes(&mut dcid);
+        let dcid = ConnectionId::new(&dcid).expect("16 bytes");
+        let local_cid = self.new_cid();
+        let params = config.transport.transport_parameters(local_cid);
+        let tls = TlsSession::client(&config.crypto, config.version, server_name, &params)?;
+        let handle = self.next_handle();
+        let conn = Connection::new(ConnectionParams {
+            side: Side::Client,
+            version: config.version,
+            config: config.transport.clone(),
+            endpoint_config: self.config.clone(),
+            tls,
+            local_params: params,
+            remote,
+            local_cid,
+            local_reset_token: reset_token(&self.config.reset_key, &local_cid),
+            remote_cid: dcid,
+            orig_dst_cid: dcid,
+            address_validated: true,
+            now,
+        });
+        self.routes.insert(local_cid, handle);
+        self.connections.insert(handle, conn);
+        Ok(handle)
+    }
+
+    /// Processes a received datagram. `data` is modified in place.
+    pub fn handle(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) -> DatagramEvent {
+        let cid_len = self.config.local_cid_len;
+        let Some(dst) = header::first_dst_cid(data, cid_len) else {
+            return DatagramEvent::Handled;
+        };
+        if let Some(dst) = ConnectionId::new(dst) {
+            let handle = self
+                .routes
+                .get(&dst)
+                .or_else(|| self.initial_routes.get(&dst))
+                .copied();
+            if let Some(handle) = handle {
+                if let Some(conn) = self.connections.get_mut(&handle) {
+                    conn.handle_datagram(now, remote, data);
+                    self.maintain(handle);
+                    return DatagramEvent::Connection(handle);
+                }
+            }
+        }
+        match header::decode(data, cid_len) {
+            Ok(Parsed::UnsupportedVersion(u)) => {
+                self.send_version_negotiation(remote, data, &u);
+                DatagramEvent::Handled
+            }
+            Ok(Parsed::Packet(p)) if p.ty == PacketType::Initial => {
+                self.on_new_initial(now, remote, data, &p)
+            }
+            Ok(Parsed::Packet(p)) if p.ty == PacketType::OneRtt => {
+                self.send_stateless_reset(remote, data, &p.dst_cid);
+                DatagramEvent::Handled
+            }
+            _ => DatagramEvent::Handled,
+        }
+    }
+
+    fn on_new_initial(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: &[u8],
+        p: &header::PartialPacket,
+    ) -> DatagramEvent {
+        if self.server.is_none() {
+            return DatagramEvent::Handled;
+        }
+        // RFC 9000 §14.1: "A server MUST discard an Initial packet that is
+        // carried in a UDP datagram with a payload that is smaller than the
+        // smallest allowed maximum datagram size of 1200 bytes."
+        if data.len() < 1200 {
+            return DatagramEvent::Handled;
+        }
+        // RFC 9000 §7.2: the client's first Destination CID is at least 8
+        // bytes; shorter ones cannot be a valid first Initial.
+        if p.dst_cid.len() < 8 {
+            return DatagramEvent::Handled;
+        }
+        if self.incoming.len() >= MAX_PENDING_INCOMING {
+            return DatagramEvent::Handled;
+        }
+        // A retransmitted Initial of an attempt still awaiting a decision.
+        if self
+            .incoming
+            .iter()
+            .any(|i| i.orig_dst_cid == p.dst_cid && i.remote == remote)
+        {
+            return DatagramEvent::Handled;
+        }
+        let id = IncomingId(self.next_incoming);
+        self.next_incoming += 1;
+        let _ = now;
+        let incoming = Incoming::new(
+            id,
+            remote,
+            p.version.unwrap_or(Version::V1),
+            p.dst_cid,
+            p.src_cid,
+            data.to_vec(),
+        );
+        self.incoming.push_back(incoming);
+        DatagramEvent::NewConnection(id)
+    }
+
+    /// The next connection attempt awaiting a decision: answer it with
+    /// [`Endpoint::accept`] (or, from the lifecycle work, refuse/retry/ignore).
+    pub fn poll_incoming(&mut self) -> Option<&Incoming> {
+        self.incoming.front()
+    }
+
+    /// Drops a pending attempt without answering.
+    pub fn ignore(&mut self, id: IncomingId) {
+        self.incoming.retain(|i| i.id() != id);
+    }
+
+    /// Accepts a pending connection attempt.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        id: IncomingId,
+    ) -> Result<ConnectionHandle, AcceptError> {
+        let server = self.server.clone().ok_or(AcceptError::Unknown)?;
+        let pos = self
+            .incoming
+            .iter()
+            .position(|i| i.id() == id)
+            .ok_or(AcceptError::Unknown)?;
+        let incoming = self.incoming.remove(pos).expect("position found");
+        let local_cid = self.new_cid();
+        let token = reset_token(&self.config.reset_key, &local_cid);
+        let mut params = server.transport.transport_parameters(local_cid);
+        params.original_destination_connection_id = Some(incoming.orig_dst_cid);
+        params.stateless_reset_token = Some(token);
+        let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
+        let handle = self.next_handle();
+        let mut conn = Connection::new(ConnectionParams {
+            side: Side::Server,
+            version: incoming.version,
+            config: server.transport.clone(),
+            endpoint_config: self.config.clone(),
+            tls,
+            local_params: params,
+            remote: incoming.remote,
+            local_cid,
+            local_reset_token: token,
+            remote_cid: incoming.src_cid,
+            orig_dst_cid: incoming.orig_dst_cid,
+            address_validated: false,
+            now,
+        });
+        let mut datagram = incoming.into_datagram();
+        conn.handle_datagram(now, incoming_remote(&conn), &mut datagram);
+        self.routes.insert(local_cid, handle);
+        self.initial_routes.insert(self.orig_cid_of(&conn), handle);
+        self.connections.insert(handle, conn);
+        self.maintain(handle);
+        Ok(handle)
+    }
+
+    fn orig_cid_of(&self, conn: &Connection) -> ConnectionId {
+        conn.orig_dst_cid()
+    }
+
+    /// The next datagram to send, written at the end of `buf`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some((destination, data)) = self.stateless.pop_front() {
+            buf.extend_from_slice(&data);
+            return Some(Transmit {
+                destination,
+                size: data.len(),
+            });
+        }
+        let handles = self.connection_handles();
+        if handles.is_empty() {
+            return None;
+        }
+        for i in 0..handles.len() {
+            let handle = handles[(self.transmit_cursor + i) % handles.len()];
+            let Some(conn) = self.connections.get_mut(&handle) else {
+                continue;
+            };
+            if let Some(t) = conn.poll_transmit(now, buf) {
+                self.transmit_cursor = (self.transmit_cursor + i + 1) % handles.len();
+                self.maintain(handle);
+                return Some(t);
+            }
+            self.maintain(handle);
+        }
+        None
+    }
+
+    /// The earliest time any connection needs [`Endpoint::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.connections
+            .values()
+            .filter_map(|c| c.poll_timeout())
+            .min()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<ConnectionHandle> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in due {
+            if let Some(conn) = self.connections.get_mut(&handle) {
+                conn.handle_timeout(now);
+            }
+            self.maintain(handle);
+        }
+    }
+
+    /// Applies a connection's requests: connection IDs to issue or retire,
+    /// and routing cleanup when it is drained.
+    fn maintain(&mut self, handle: ConnectionHandle) {
+        let Some(conn) = self.connections.get_mut(&handle) else {
+            return;
+        };
+        let mut retired = Vec::new();
+        let mut drained = false;
+        while let Some(ev) = conn.poll_endpoint_event() {
+            match ev {
+                EndpointEvent::RetireCid(cid) => retired.push(cid),
+                EndpointEvent::Drained => drained = true,
+            }
+        }
+        let wanted = conn.cids_wanted();
+        for cid in retired {
+            self.routes.remove(&cid);
+        }
+        if drained {
+            self.routes.retain(|_, h| *h != handle);
+            self.initial_routes.retain(|_, h| *h != handle);
+            return;
+        }
+        for _ in 0..wanted {
+            let cid = self.new_cid();
+            let token = reset_token(&self.config.reset_key, &cid);
+            self.routes.insert(cid, handle);
+            if let Some(conn) = self.connections.get_mut(&handle) {
+                conn.issue_cid(cid, token);
+            }
+        }
+    }
+
+    fn new_cid(&mut self) -> ConnectionId {
+        loop {
+            let cid = self.cid_generator.generate();
+            if !self.routes.contains_key(&cid) {
+                return cid;
+            }
+        }
+    }
+
+    fn next_handle(&mut self) -> ConnectionHandle {
+        let h = ConnectionHandle(self.next_handle);
+        self.next_handle += 1;
+        h
+    }
+
+    fn queue_stateless(&mut self, remote: SocketAddr, data: Vec<u8>) {
+        if self.stateless.len() < MAX_STATELESS_QUEUE {
+            self.stateless.push_back((remote, data));
+        }
+    }
+
+    /// RFC 9000 §6.1: answer an unknown version with the ones we speak.
+    fn send_version_negotiation(
+        &mut self,
+        remote: SocketAddr,
+        data: &[u8],
+        u: &header::UnsupportedVersion,
+    ) {
+        // RFC 9000 §6.1: only servers send it, and §5.2.2: a server SHOULD
+        // not answer datagrams smaller than 1200 bytes (they cannot be a
+        // valid client Initial and would amplify).
+        if self.server.is_none() || data.len() < 1200 {
+            return;
+        }
+        let mut versions: Vec<u32> = self
+            .config
+            .supported_versions
+            .iter()
+            .map(|v| v.number())
+            .collect();
+        // RFC 9000 §6.3: include a reserved version so clients do not ossify.
+        let grease = (self.rng.next_u32() & 0xf0f0_f0f0) | 0x0a0a_0a0a;
+        versions.push(grease);
+        let mut out =
+            Vec::with_capacity(7 + u.dst_cid.len() + u.src_cid.len() + 4 * versions.len());
+        let unused: u8 = self.rng.random();
+        header::encode_version_negotiation(
+            &mut out,
+            &data[u.dst_cid.clone()],
+            &data[u.src_cid.clone()],
+            &versions,
+            unused,
+        );
+        self.queue_stateless(remote, out);
+    }
+
+    /// RFC 9000 §10.3: a short-header packet for an unknown connection.
+    fn send_stateless_reset(&mut self, remote: SocketAddr, data: &[u8], dst_cid: &ConnectionId) {
+        if let Some(packet) =
+            reset::build(&self.config.reset_key, dst_cid, data.len(), &mut self.rng)
+        {
+            self.queue_stateless(remote, packet);
+        }
+    }
+}
+
+fn incoming_remote(conn: &Connection) -> SocketAddr {
+    conn.remote_address()
+}
