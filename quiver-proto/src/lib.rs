@@ -23,6 +23,7 @@ pub mod frame;
 pub mod packet;
 pub mod range_set;
 pub mod recovery;
+pub mod streams;
 pub mod transport_params;
 
 mod cid;
