@@ -64,6 +64,8 @@ pub enum Event {
     },
     /// A DATAGRAM frame arrived (read it with [`Connection::read_datagram`]).
     DatagramReceived,
+    /// Something happened on a stream.
+    Stream(crate::streams::StreamEvent),
 }
 
 /// What the connection asks of its endpoint.
@@ -162,6 +164,7 @@ pub struct Connection {
     idle_restarted_by_send: bool,
     handshake_done_pending: bool,
     ping_pending: bool,
+    streams: crate::streams::StreamsState,
     datagrams_in: VecDeque<Bytes>,
     datagrams_in_bytes: usize,
     datagrams_out: VecDeque<Bytes>,
@@ -207,6 +210,11 @@ impl Connection {
         let initial = crate::crypto::initial_keys(p.version, &p.orig_dst_cid, initial_side);
         let mtu = p.config.max_udp_payload_size;
         let cc = p.config.congestion.build(p.now, mtu);
+        let streams = crate::streams::StreamsState::new(
+            p.side,
+            &streams_glue::streams_config(&p.config),
+            &p.local_params,
+        );
         let mut conn = Self {
             side: p.side,
             version: p.version,
@@ -243,6 +251,7 @@ impl Connection {
             idle_restarted_by_send: false,
             handshake_done_pending: false,
             ping_pending: false,
+            streams,
             datagrams_in: VecDeque::new(),
             datagrams_in_bytes: 0,
             datagrams_out: VecDeque::new(),
@@ -361,6 +370,9 @@ impl Connection {
 
     /// The next event for the application.
     pub fn poll(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.collect_stream_events();
+        }
         self.events.pop_front()
     }
 

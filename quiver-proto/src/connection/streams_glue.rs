@@ -1,49 +1,210 @@
-//! Placeholder: the bridge between the connection and the streams module
-//! (being written separately). Replaced when streams land.
+//! The bridge between the connection and its streams: frames in, frames
+//! out, acknowledgments and losses, and the application's stream calls.
 
 use std::time::Instant;
 
-use super::Connection;
 use super::sent::Retransmits;
-use crate::TransportError;
-use crate::frame::Frame;
+use super::{Connection, Event};
+use crate::frame::{Dir, Frame};
+use crate::streams::{
+    ControlFrame, FinishError, ReadError, StreamChunk, StreamError, StreamId, StreamsConfig,
+    WriteError,
+};
 use crate::transport_params::TransportParameters;
+use crate::{TransportConfig, TransportError, VarInt};
 
 /// Stream content of a sent packet.
-pub(crate) type StreamRetransmits = Vec<()>;
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamRetransmits {
+    pub(crate) chunks: Vec<StreamChunk>,
+    pub(crate) control: Vec<ControlFrame>,
+}
+
+/// Stream settings derived from the transport configuration.
+pub(crate) fn streams_config(config: &TransportConfig) -> StreamsConfig {
+    StreamsConfig {
+        stream_receive_window: config.stream_receive_window,
+        max_stream_receive_window: config.max_stream_receive_window,
+        receive_window: config.receive_window,
+        max_receive_window: config.max_receive_window,
+        max_concurrent_bidi_streams: config.max_concurrent_bidi_streams,
+        max_concurrent_uni_streams: config.max_concurrent_uni_streams,
+        send_buffer: config.send_buffer,
+    }
+}
 
 impl Connection {
     pub(crate) fn streams_on_frame(
         &mut self,
         _now: Instant,
-        _f: Frame<'_>,
+        f: Frame<'_>,
     ) -> Result<(), TransportError> {
-        Ok(())
+        match f {
+            Frame::Stream(s) => self.streams.on_stream_frame(&s),
+            Frame::ResetStream(r) => self.streams.on_reset_stream(&r),
+            Frame::StopSending(s) => self.streams.on_stop_sending(&s),
+            Frame::MaxData(m) => {
+                self.streams.on_max_data(&m);
+                Ok(())
+            }
+            Frame::MaxStreamData(m) => self.streams.on_max_stream_data(&m),
+            Frame::MaxStreams(m) => {
+                self.streams.on_max_streams(&m);
+                Ok(())
+            }
+            Frame::DataBlocked(d) => {
+                self.streams.on_data_blocked(&d);
+                Ok(())
+            }
+            Frame::StreamDataBlocked(d) => self.streams.on_stream_data_blocked(&d),
+            Frame::StreamsBlocked(s) => {
+                self.streams.on_streams_blocked(&s);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
-    pub(crate) fn streams_set_peer_params(&mut self, _p: &TransportParameters) {}
-    pub(crate) fn streams_on_acked(&mut self, _s: StreamRetransmits) {}
-    pub(crate) fn streams_on_lost(&mut self, _s: StreamRetransmits) {}
+
+    pub(crate) fn streams_set_peer_params(&mut self, p: &TransportParameters) {
+        self.streams.set_peer_params(p);
+    }
+
+    pub(crate) fn streams_on_acked(&mut self, s: StreamRetransmits) {
+        for chunk in &s.chunks {
+            self.streams.on_stream_chunk_acked(chunk);
+        }
+        for frame in &s.control {
+            self.streams.on_control_acked(frame);
+        }
+    }
+
+    pub(crate) fn streams_on_lost(&mut self, s: StreamRetransmits) {
+        for chunk in &s.chunks {
+            self.streams.on_stream_chunk_lost(chunk);
+        }
+        for frame in &s.control {
+            self.streams.on_control_lost(frame);
+        }
+    }
+
+    /// RFC 9002 §6.2.4: a probe should carry new data when there is some,
+    /// else a PING; lost data is requeued by loss detection, not here.
     pub(crate) fn streams_requeue_for_probe(&mut self) {}
+
     pub(crate) fn streams_has_control_frames(&self) -> bool {
-        false
+        self.handshake_complete && self.streams.has_control_frames()
     }
+
     pub(crate) fn streams_has_data(&self) -> bool {
-        false
+        self.streams.has_stream_data()
     }
+
     pub(crate) fn streams_write_control(
         &mut self,
-        _buf: &mut Vec<u8>,
-        _limit: usize,
-        _r: &mut Retransmits,
+        buf: &mut Vec<u8>,
+        limit: usize,
+        r: &mut Retransmits,
     ) -> bool {
-        false
+        if !self.handshake_complete || buf.len() >= limit {
+            return false;
+        }
+        let max = limit - buf.len();
+        self.streams
+            .write_control_frames(buf, max, &mut r.stream.control)
+            > 0
     }
+
     pub(crate) fn streams_write_data(
         &mut self,
-        _buf: &mut Vec<u8>,
-        _limit: usize,
-        _r: &mut Retransmits,
+        buf: &mut Vec<u8>,
+        limit: usize,
+        r: &mut Retransmits,
     ) -> bool {
-        false
+        if buf.len() >= limit {
+            return false;
+        }
+        let max = limit - buf.len();
+        self.streams
+            .write_stream_frames(buf, max, &mut r.stream.chunks)
+            > 0
+    }
+
+    /// Opens a stream, or `None` while the peer's stream limit is reached
+    /// (a STREAMS_BLOCKED frame tells it so; wait for
+    /// [`crate::streams::StreamEvent::Available`]).
+    pub fn open_stream(&mut self, dir: Dir) -> Option<StreamId> {
+        if self.is_closed() || !self.handshake_complete {
+            return None;
+        }
+        self.streams.open(dir)
+    }
+
+    /// The next stream the peer opened, if any.
+    pub fn accept_stream(&mut self, dir: Dir) -> Option<StreamId> {
+        if self.is_closed() {
+            return None;
+        }
+        self.streams.accept(dir)
+    }
+
+    /// Queues data on a stream; returns how much was taken.
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, WriteError> {
+        if self.is_closed() {
+            return Err(WriteError::ConnectionLost);
+        }
+        self.streams.write(id, data)
+    }
+
+    /// Ends the stream after the data written so far (FIN).
+    pub fn finish(&mut self, id: StreamId) -> Result<(), FinishError> {
+        if self.is_closed() {
+            return Err(FinishError::ConnectionLost);
+        }
+        self.streams.finish(id)
+    }
+
+    /// Abandons sending on a stream with an application error code
+    /// (RESET_STREAM, RFC 9000 §19.4).
+    pub fn reset_stream(&mut self, id: StreamId, code: VarInt) -> Result<(), StreamError> {
+        if self.is_closed() {
+            return Err(StreamError::ConnectionLost);
+        }
+        self.streams.reset(id, code)
+    }
+
+    /// Reads in-order data from a stream: `Ok(Some(n))` bytes, `Ok(None)`
+    /// at the end of the stream.
+    pub fn read(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, ReadError> {
+        if self.is_closed() {
+            return Err(ReadError::ConnectionLost);
+        }
+        let rtt = self.rtt.smoothed_rtt();
+        self.streams.read(now, rtt, id, buf)
+    }
+
+    /// Asks the peer to stop sending on a stream (STOP_SENDING, §19.5).
+    pub fn stop_sending(&mut self, id: StreamId, code: VarInt) -> Result<(), StreamError> {
+        if self.is_closed() {
+            return Err(StreamError::ConnectionLost);
+        }
+        self.streams.stop(id, code)
+    }
+
+    /// Sets a stream's priority: higher goes first; equal priorities share
+    /// bandwidth round-robin.
+    pub fn set_priority(&mut self, id: StreamId, priority: i32) -> Result<(), StreamError> {
+        self.streams.set_priority(id, priority)
+    }
+
+    /// Moves stream events into the connection's event queue.
+    pub(crate) fn collect_stream_events(&mut self) {
+        while let Some(ev) = self.streams.poll_event() {
+            self.events.push_back(Event::Stream(ev));
+        }
     }
 }

@@ -121,3 +121,53 @@ fn handshake_completes_over_a_perfect_link() {
     assert!(sconn.is_handshake_confirmed());
     assert_eq!(sconn.server_name(), Some("localhost"));
 }
+
+#[test]
+fn stream_data_crosses_a_perfect_link() {
+    use crate::frame::Dir;
+    let mut pair = Pair::new();
+    let client = pair.connect();
+    pair.drive();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let conn = pair.client.connection(client).unwrap();
+    let id = conn.open_stream(Dir::Bi).unwrap();
+    let mut written = 0;
+    let mut received = Vec::new();
+    let server = pair.server.connection_handles()[0];
+    let mut server_stream = None;
+    let mut finished = false;
+    for _ in 0..10_000 {
+        let conn = pair.client.connection(client).unwrap();
+        if written < data.len() {
+            written += conn.write(id, &data[written..]).unwrap_or(0);
+        } else if !finished {
+            conn.finish(id).unwrap();
+            finished = true;
+        }
+        pair.drive();
+        let now = pair.now;
+        let sconn = pair.server.connection(server).unwrap();
+        if server_stream.is_none() {
+            server_stream = sconn.accept_stream(Dir::Bi);
+        }
+        if let Some(sid) = server_stream {
+            let mut buf = [0u8; 65536];
+            loop {
+                match sconn.read(now, sid, &mut buf) {
+                    Ok(Some(n)) => received.extend_from_slice(&buf[..n]),
+                    Ok(None) => {
+                        assert_eq!(received.len(), data.len());
+                        assert!(received == data);
+                        return;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    panic!(
+        "transfer incomplete: {} of {} bytes",
+        received.len(),
+        data.len()
+    );
+}

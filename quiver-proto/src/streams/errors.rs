@@ -22,6 +22,10 @@ pub enum WriteError {
     /// stream).
     #[error("unknown stream")]
     UnknownStream,
+    /// The connection is gone; its reason is in
+    /// [`crate::Connection::close_reason`].
+    #[error("connection lost")]
+    ConnectionLost,
 }
 
 /// Why [`StreamsState::read`] returned no data.
@@ -40,6 +44,10 @@ pub enum ReadError {
     /// No such stream, or it cannot be read (our unidirectional stream).
     #[error("unknown stream")]
     UnknownStream,
+    /// The connection is gone; its reason is in
+    /// [`crate::Connection::close_reason`].
+    #[error("connection lost")]
+    ConnectionLost,
 }
 
 /// Why [`StreamsState::finish`] failed.
@@ -54,6 +62,10 @@ pub enum FinishError {
     /// No such stream, or it cannot be written.
     #[error("unknown stream")]
     UnknownStream,
+    /// The connection is gone; its reason is in
+    /// [`crate::Connection::close_reason`].
+    #[error("connection lost")]
+    ConnectionLost,
 }
 
 /// Why [`StreamsState::reset`], [`StreamsState::stop`] or
@@ -67,6 +79,10 @@ pub enum StreamError {
     /// No such stream, or it has no part in this direction.
     #[error("unknown stream")]
     UnknownStream,
+    /// The connection is gone; its reason is in
+    /// [`crate::Connection::close_reason`].
+    #[error("connection lost")]
+    ConnectionLost,
 }
 
 /// Lookup failure shared by the application operations.
