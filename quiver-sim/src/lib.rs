@@ -107,6 +107,7 @@
 mod link;
 mod network;
 mod node;
+pub mod quic;
 mod rng;
 mod seed;
 mod trace;

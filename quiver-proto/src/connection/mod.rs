@@ -184,6 +184,8 @@ pub struct Connection {
     peer_initial_src_cid: Option<ConnectionId>,
     /// PATH_RESPONSE payloads owed (RFC 9000 §8.2.2).
     path_responses: Vec<[u8; 8]>,
+    /// Raw frame bytes to send as they are (test hook for misbehaviour).
+    raw_frames: Vec<(SpaceId, Vec<u8>)>,
 }
 
 /// Everything needed to create a connection; the endpoint fills it in.
@@ -265,6 +267,7 @@ impl Connection {
             received_server_initial: false,
             peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),
             path_responses: Vec::new(),
+            raw_frames: Vec::new(),
             config: p.config,
         };
         conn.reset_idle_timer(p.now);
@@ -469,6 +472,19 @@ impl Connection {
     /// sent in every space the peer may read (§10.2.3).
     pub fn close(&mut self, now: Instant, code: VarInt, reason: Bytes) {
         self.close_inner(now, close::CloseReason::Application { code, reason });
+    }
+
+    /// Sends `frames` (already encoded) verbatim in the next packet of the
+    /// given space: 0 Initial, 1 Handshake, 2 application data. Exists so
+    /// tests can play a misbehaving peer; never use it otherwise.
+    #[doc(hidden)]
+    pub fn send_raw_frames_for_test(&mut self, space: u8, frames: Vec<u8>) {
+        let space = match space {
+            0 => SpaceId::Initial,
+            1 => SpaceId::Handshake,
+            _ => SpaceId::ApplicationData,
+        };
+        self.raw_frames.push((space, frames));
     }
 
     /// Records a fatal condition once: the first reason wins.

@@ -196,6 +196,9 @@ impl Connection {
         if s.wants_ack(now) || s.crypto_send.has_pending() || s.probes > 0 {
             return true;
         }
+        if self.raw_frames.iter().any(|(id, _)| *id == space) {
+            return true;
+        }
         if space != SpaceId::ApplicationData {
             return false;
         }
@@ -269,6 +272,15 @@ impl Connection {
         // ACK first: it is small and makes the peer's recovery work.
         if self.space(space).ack_pending {
             self.write_ack(now, buf, p, limit);
+        }
+        if let Some(i) = self
+            .raw_frames
+            .iter()
+            .position(|(id, f)| *id == space && buf.len() + f.len() <= limit)
+        {
+            let (_, frames) = self.raw_frames.remove(i);
+            buf.extend_from_slice(&frames);
+            p.ack_eliciting = true;
         }
         if space == SpaceId::ApplicationData {
             while let Some(data) = self.path_responses.first().copied() {
