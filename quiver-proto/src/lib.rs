@@ -35,7 +35,9 @@ pub use config::{EndpointConfig, TransportConfig};
 pub use connection::{
     Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, Transmit,
 };
-pub use endpoint::{ClientConfig, DatagramEvent, Endpoint, Incoming, IncomingId, ServerConfig};
+pub use endpoint::{
+    ClientConfig, DatagramEvent, Endpoint, Incoming, IncomingId, RetryError, ServerConfig,
+};
 pub use error::{TransportError, TransportErrorCode};
 pub use version::Version;
 

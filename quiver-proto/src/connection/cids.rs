@@ -228,6 +228,16 @@ impl CidState {
                 }
             }
         }
+        // The client's handshake connection ID comes without a stateless
+        // reset token (only servers send stateless_reset_token, §18.2), so a
+        // server using it could never recognise a reset (§10.3.1). Move to
+        // the first ID that has one, which §5.1.2 allows at any time.
+        if self.remote[&self.active_remote].reset_token.is_none() && seq != self.active_remote {
+            let old = self.active_remote;
+            self.active_remote = seq;
+            self.remote.remove(&old);
+            self.queue_retire(old)?;
+        }
         // §5.1.1: more than active_connection_id_limit active IDs is a
         // CONNECTION_ID_LIMIT_ERROR.
         if self.remote.len() as u64 > active_limit {

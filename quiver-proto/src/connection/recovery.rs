@@ -247,9 +247,6 @@ impl Connection {
         if let Some(range) = r.crypto {
             self.space_mut(space).crypto_send.on_acked(range);
         }
-        for seq in r.retire_cids {
-            self.cids.pending_retire.retain(|s| *s != seq);
-        }
         self.streams_on_acked(r.stream);
     }
 

@@ -616,24 +616,41 @@ impl Connection {
     /// RFC 9000 §10.3.1: a datagram we cannot decrypt whose last 16 bytes
     /// equal a reset token the peer gave us is a stateless reset.
     fn check_stateless_reset(&mut self, now: Instant, packet: &[u8]) {
-        if packet.len() < 21 {
+        if self.is_stateless_reset(packet) {
+            self.on_stateless_reset(now);
+        }
+    }
+
+    /// Whether `datagram` ends in one of the peer's stateless reset tokens.
+    pub(crate) fn is_stateless_reset(&self, datagram: &[u8]) -> bool {
+        // §10.3: "short header packets that are smaller than 21 bytes are
+        // never valid"; a reset is at least that long.
+        if datagram.len() < 21 {
+            return false;
+        }
+        let tail: [u8; 16] = datagram[datagram.len() - 16..]
+            .try_into()
+            .expect("16 bytes");
+        // §10.3.1: "SHOULD use a comparison that does not leak
+        // information"; every token is compared in full.
+        self.cids
+            .remote_reset_tokens()
+            .fold(false, |found, t| found | constant_time_eq(&t, &tail))
+    }
+
+    /// The peer reset the connection: report it and go silent.
+    pub(crate) fn on_stateless_reset(&mut self, now: Instant) {
+        if matches!(self.state, State::Draining | State::Drained) {
             return;
         }
-        let tail: [u8; 16] = packet[packet.len() - 16..].try_into().expect("16 bytes");
-        let matched = self
-            .cids
-            .remote_reset_tokens()
-            .any(|t| constant_time_eq(&t, &tail));
-        if matched {
-            self.on_fatal(ConnectionError::Reset);
-            // §10.3.1: "the endpoint MUST enter the draining period and not
-            // send any further packets on this connection".
-            self.state = State::Draining;
-            self.close = None;
-            self.timers.stop_all();
-            let pto = self.pto_duration(SpaceId::ApplicationData);
-            self.timers.set(super::timers::Timer::Close, now + 3 * pto);
-        }
+        self.on_fatal(ConnectionError::Reset);
+        // §10.3.1: "the endpoint MUST enter the draining period and not
+        // send any further packets on this connection".
+        self.state = State::Draining;
+        self.close = None;
+        self.timers.stop_all();
+        let pto = self.pto_duration(SpaceId::ApplicationData);
+        self.timers.set(super::timers::Timer::Close, now + 3 * pto);
     }
 }
 

@@ -311,7 +311,7 @@ impl Connection {
                 p.retransmits.new_cids.push(seq);
                 p.ack_eliciting = true;
             }
-            for &seq in &self.cids.pending_retire {
+            while let Some(&seq) = self.cids.pending_retire.first() {
                 let f = frame::Frame::RetireConnectionId(RetireConnectionId {
                     sequence: VarInt::from_u64_unchecked(seq),
                 });
@@ -319,6 +319,8 @@ impl Connection {
                     break;
                 }
                 f.encode(buf);
+                // In flight now; loss detection queues it again if lost.
+                self.cids.pending_retire.remove(0);
                 p.retransmits.retire_cids.push(seq);
                 p.ack_eliciting = true;
             }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use super::token::RetryToken;
 use crate::crypto::{Keys, parse_client_hello};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed};
@@ -21,6 +22,8 @@ pub struct Incoming {
     pub(crate) version: Version,
     pub(crate) orig_dst_cid: ConnectionId,
     pub(crate) src_cid: ConnectionId,
+    /// A valid Retry token: the client's address is validated.
+    pub(crate) retry: Option<RetryToken>,
     datagram: Vec<u8>,
 }
 
@@ -31,6 +34,7 @@ impl Incoming {
         version: Version,
         orig_dst_cid: ConnectionId,
         src_cid: ConnectionId,
+        retry: Option<RetryToken>,
         datagram: Vec<u8>,
     ) -> Self {
         Self {
@@ -39,6 +43,7 @@ impl Incoming {
             version,
             orig_dst_cid,
             src_cid,
+            retry,
             datagram,
         }
     }
@@ -53,11 +58,11 @@ impl Incoming {
         self.remote
     }
 
-    /// Whether the client's address is validated (it presented a valid
-    /// address-validation token). Retry lands with the lifecycle work, so
-    /// for now this is always false.
+    /// Whether the client's address is validated: it returned a valid
+    /// token from our Retry (RFC 9000 §8.1.2). A validated attempt cannot be
+    /// retried again.
     pub fn remote_address_validated(&self) -> bool {
-        false
+        self.retry.is_some()
     }
 
     /// The QUIC version the client used.

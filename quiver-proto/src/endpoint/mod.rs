@@ -16,6 +16,8 @@
 mod cid_generator;
 mod incoming;
 mod reset;
+mod stateless;
+mod token;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,12 +30,13 @@ use rand_chacha::ChaCha20Rng;
 pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
 pub use self::incoming::{Incoming, IncomingId};
 use self::reset::reset_token;
+use self::token::{RetryToken, TokenKey};
 use crate::config::{EndpointConfig, TransportConfig};
 use crate::connection::{Connection, ConnectionHandle, ConnectionParams, EndpointEvent, Transmit};
 use crate::crypto::{self, TlsSession};
 use crate::packet::PacketType;
 use crate::packet::header::{self, Parsed};
-use crate::{ConnectionId, Side, Version};
+use crate::{ConnectionId, Side, TransportErrorCode, Version};
 
 /// Server settings: TLS and transport.
 #[derive(Debug, Clone)]
@@ -84,6 +87,18 @@ pub enum ConnectError {
     Config(#[from] crypto::ConfigError),
 }
 
+/// Why [`Endpoint::retry`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// No such pending attempt.
+    #[error("no such incoming connection")]
+    Unknown,
+    /// The attempt already carries a valid Retry token: RFC 9000 §8.1.2,
+    /// "a server cannot send another Retry packet".
+    #[error("the client's address is already validated")]
+    AlreadyValidated,
+}
+
 /// Why [`Endpoint::accept`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -132,7 +147,16 @@ pub struct Endpoint {
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Round-robin position for poll_transmit fairness.
     transmit_cursor: usize,
+    /// Retry token key; its time origin is the first input's `now`.
+    token_key: Option<TokenKey>,
+    /// Stateless resets sent in the current one-second window.
+    resets_in_window: u32,
+    reset_window_start: Option<Instant>,
 }
+
+/// Stateless resets sent per second at most (RFC 9000 §10.3.3 suggests
+/// limits so resets cannot be used for amplification or loops).
+const MAX_RESETS_PER_SECOND: u32 = 100;
 
 impl Endpoint {
     /// An endpoint; `server` makes it accept connections. `rng_seed` seeds
@@ -161,6 +185,9 @@ impl Endpoint {
             next_incoming: 0,
             stateless: VecDeque::new(),
             transmit_cursor: 0,
+            token_key: None,
+            resets_in_window: 0,
+            reset_window_start: None,
         }
     }
 
@@ -237,6 +264,7 @@ impl Endpoint {
 
     /// Processes a received datagram. `data` is modified in place.
     pub fn handle(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) -> DatagramEvent {
+        self.token_key(now);
         let cid_len = self.config.local_cid_len;
         let Some(dst) = header::first_dst_cid(data, cid_len) else {
             return DatagramEvent::Handled;
@@ -255,16 +283,48 @@ impl Endpoint {
                 }
             }
         }
+        // RFC 9000 §10.3.1: a datagram that routes nowhere may be a stateless
+        // reset for one of our connections with this peer ("MUST treat any
+        // packet ending in a valid stateless reset token as a Stateless
+        // Reset").
+        let reset = self
+            .connections
+            .iter()
+            .find(|(_, c)| c.remote_address() == remote && c.is_stateless_reset(data))
+            .map(|(h, _)| *h);
+        if let Some(handle) = reset {
+            if let Some(conn) = self.connections.get_mut(&handle) {
+                conn.on_stateless_reset(now);
+            }
+            self.maintain(handle);
+            return DatagramEvent::Connection(handle);
+        }
         match header::decode(data, cid_len) {
             Ok(Parsed::UnsupportedVersion(u)) => {
                 self.send_version_negotiation(remote, data, &u);
                 DatagramEvent::Handled
             }
             Ok(Parsed::Packet(p)) if p.ty == PacketType::Initial => {
+                let supported = p
+                    .version
+                    .is_some_and(|v| self.config.supported_versions.contains(&v));
+                if !supported {
+                    // A version we implement but do not offer here: answer
+                    // as for any unsupported version (RFC 9000 §6.1).
+                    let dst_start = 6;
+                    let src_start = dst_start + p.dst_cid.len() + 1;
+                    let u = header::UnsupportedVersion {
+                        version: p.version.map_or(0, |v| v.number()),
+                        dst_cid: dst_start..dst_start + p.dst_cid.len(),
+                        src_cid: src_start..src_start + p.src_cid.len(),
+                    };
+                    self.send_version_negotiation(remote, data, &u);
+                    return DatagramEvent::Handled;
+                }
                 self.on_new_initial(now, remote, data, &p)
             }
             Ok(Parsed::Packet(p)) if p.ty == PacketType::OneRtt => {
-                self.send_stateless_reset(remote, data, &p.dst_cid);
+                self.send_stateless_reset(now, remote, data, &p.dst_cid);
                 DatagramEvent::Handled
             }
             _ => DatagramEvent::Handled,
@@ -303,15 +363,41 @@ impl Endpoint {
         {
             return DatagramEvent::Handled;
         }
+        let version = p.version.unwrap_or(Version::V1);
+        let token = &data[p.token.clone()];
+        let retry = if token.is_empty() {
+            None
+        } else {
+            let valid = self.token_key(now).validate(now, remote, &p.dst_cid, token);
+            if valid.is_none() && token.first() == Some(&0x52) {
+                // RFC 9000 §8.1.2: an invalid Retry token "SHOULD
+                // immediately close ... with an INVALID_TOKEN error", without
+                // creating state.
+                let server_cid = self.new_cid();
+                let close = stateless::initial_close(
+                    version,
+                    &p.dst_cid,
+                    &p.src_cid,
+                    &server_cid,
+                    TransportErrorCode::INVALID_TOKEN,
+                    "invalid retry token",
+                );
+                self.queue_stateless(remote, close);
+                return DatagramEvent::Handled;
+            }
+            // Tokens of other kinds (NEW_TOKEN from another instance) are
+            // ignored: the address is simply not validated (§8.1.3).
+            valid
+        };
         let id = IncomingId(self.next_incoming);
         self.next_incoming += 1;
-        let _ = now;
         let incoming = Incoming::new(
             id,
             remote,
-            p.version.unwrap_or(Version::V1),
+            version,
             p.dst_cid,
             p.src_cid,
+            retry,
             data.to_vec(),
         );
         self.incoming.push_back(incoming);
@@ -329,6 +415,73 @@ impl Endpoint {
         self.incoming.retain(|i| i.id() != id);
     }
 
+    fn take_incoming(&mut self, id: IncomingId) -> Option<Incoming> {
+        let pos = self.incoming.iter().position(|i| i.id() == id)?;
+        self.incoming.remove(pos)
+    }
+
+    /// Refuses a pending attempt: a CONNECTION_CLOSE with CONNECTION_REFUSED
+    /// in an Initial packet, and no state kept (RFC 9000 §10.2.3: "the
+    /// server MAY send a CONNECTION_CLOSE frame with error code
+    /// CONNECTION_REFUSED in an Initial packet").
+    pub fn refuse(&mut self, id: IncomingId) {
+        let Some(incoming) = self.take_incoming(id) else {
+            return;
+        };
+        let server_cid = self.new_cid();
+        let close = stateless::initial_close(
+            incoming.version,
+            &incoming.orig_dst_cid,
+            &incoming.src_cid,
+            &server_cid,
+            TransportErrorCode::CONNECTION_REFUSED,
+            "",
+        );
+        self.queue_stateless(incoming.remote, close);
+    }
+
+    /// Answers a pending attempt with a Retry, asking the client to prove
+    /// its address (RFC 9000 §8.1.2). No state is kept: the client's next
+    /// Initial arrives as a new attempt whose address is validated.
+    pub fn retry(&mut self, now: Instant, id: IncomingId) -> Result<(), RetryError> {
+        let pos = self
+            .incoming
+            .iter()
+            .position(|i| i.id() == id)
+            .ok_or(RetryError::Unknown)?;
+        if self.incoming[pos].remote_address_validated() {
+            return Err(RetryError::AlreadyValidated);
+        }
+        let incoming = self.incoming.remove(pos).expect("position found");
+        let retry_src_cid = self.new_cid();
+        let token = self.token_key(now).issue(
+            now,
+            incoming.remote,
+            &RetryToken {
+                orig_dst_cid: incoming.orig_dst_cid,
+                retry_src_cid,
+            },
+        );
+        let unused: u8 = self.rng.random();
+        if let Some(packet) = stateless::retry(
+            incoming.version,
+            &incoming.orig_dst_cid,
+            &incoming.src_cid,
+            &retry_src_cid,
+            &token,
+            unused,
+        ) {
+            self.queue_stateless(incoming.remote, packet);
+        }
+        Ok(())
+    }
+
+    fn token_key(&mut self, now: Instant) -> &TokenKey {
+        let secret = self.config.reset_key;
+        self.token_key
+            .get_or_insert_with(|| TokenKey::new(&secret, now))
+    }
+
     /// Accepts a pending connection attempt.
     pub fn accept(
         &mut self,
@@ -336,17 +489,22 @@ impl Endpoint {
         id: IncomingId,
     ) -> Result<ConnectionHandle, AcceptError> {
         let server = self.server.clone().ok_or(AcceptError::Unknown)?;
-        let pos = self
-            .incoming
-            .iter()
-            .position(|i| i.id() == id)
-            .ok_or(AcceptError::Unknown)?;
-        let incoming = self.incoming.remove(pos).expect("position found");
+        let incoming = self.take_incoming(id).ok_or(AcceptError::Unknown)?;
         let local_cid = self.new_cid();
         let token = reset_token(&self.config.reset_key, &local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
-        params.original_destination_connection_id = Some(incoming.orig_dst_cid);
+        // RFC 9000 §7.3: after a Retry, original_destination_connection_id
+        // is the client's first DCID (from the token) and
+        // retry_source_connection_id the Retry's Source CID.
+        match incoming.retry {
+            Some(retry) => {
+                params.original_destination_connection_id = Some(retry.orig_dst_cid);
+                params.retry_source_connection_id = Some(retry.retry_src_cid);
+            }
+            None => params.original_destination_connection_id = Some(incoming.orig_dst_cid),
+        }
         params.stateless_reset_token = Some(token);
+        let address_validated = incoming.remote_address_validated();
         let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
         let handle = self.next_handle();
         let mut conn = Connection::new(ConnectionParams {
@@ -360,8 +518,10 @@ impl Endpoint {
             local_cid,
             local_reset_token: token,
             remote_cid: incoming.src_cid,
+            // The DCID of this Initial: the server's Initial keys derive
+            // from it (after a Retry, the Retry's Source CID).
             orig_dst_cid: incoming.orig_dst_cid,
-            address_validated: false,
+            address_validated,
             now,
         });
         let mut datagram = incoming.into_datagram();
@@ -519,7 +679,23 @@ impl Endpoint {
     }
 
     /// RFC 9000 §10.3: a short-header packet for an unknown connection.
-    fn send_stateless_reset(&mut self, remote: SocketAddr, data: &[u8], dst_cid: &ConnectionId) {
+    fn send_stateless_reset(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: &[u8],
+        dst_cid: &ConnectionId,
+    ) {
+        // A global rate limit keeps resets from being a reflection tool.
+        let window = self.reset_window_start.get_or_insert(now);
+        if now.saturating_duration_since(*window) >= std::time::Duration::from_secs(1) {
+            *window = now;
+            self.resets_in_window = 0;
+        }
+        if self.resets_in_window >= MAX_RESETS_PER_SECOND {
+            return;
+        }
+        self.resets_in_window += 1;
         if let Some(packet) =
             reset::build(&self.config.reset_key, dst_cid, data.len(), &mut self.rng)
         {
