@@ -186,6 +186,23 @@ pub struct Connection {
     path_responses: Vec<[u8; 8]>,
     /// Raw frame bytes to send as they are (test hook for misbehaviour).
     raw_frames: Vec<(SpaceId, Vec<u8>)>,
+    /// Plaintext of every packet sent, when enabled (test observation).
+    sent_log: Option<Vec<LoggedPacket>>,
+}
+
+/// The plaintext of a packet this connection sent (see
+/// [`Connection::enable_sent_log_for_test`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedPacket {
+    /// When it was sent.
+    pub time: Instant,
+    /// Its type.
+    pub ty: crate::packet::PacketType,
+    /// Its packet number.
+    pub pn: u64,
+    /// Its frames, unencrypted (decode with [`crate::frame::Iter`]).
+    pub payload: Vec<u8>,
 }
 
 /// Everything needed to create a connection; the endpoint fills it in.
@@ -268,6 +285,7 @@ impl Connection {
             peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),
             path_responses: Vec::new(),
             raw_frames: Vec::new(),
+            sent_log: None,
             config: p.config,
         };
         conn.reset_idle_timer(p.now);
@@ -485,6 +503,19 @@ impl Connection {
             _ => SpaceId::ApplicationData,
         };
         self.raw_frames.push((space, frames));
+    }
+
+    /// Starts keeping the plaintext of every packet sent, so tests can check
+    /// what went out in which packet type.
+    #[doc(hidden)]
+    pub fn enable_sent_log_for_test(&mut self) {
+        self.sent_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The packets sent since [`Connection::enable_sent_log_for_test`].
+    #[doc(hidden)]
+    pub fn sent_log_for_test(&self) -> &[LoggedPacket] {
+        self.sent_log.as_deref().unwrap_or(&[])
     }
 
     /// Records a fatal condition once: the first reason wins.

@@ -437,6 +437,14 @@ impl Connection {
             end = end.max(pad_to.saturating_sub(TAG_LEN));
         }
         buf.resize(end, 0); // PADDING frames are zero bytes.
+        if let Some(log) = &mut self.sent_log {
+            log.push(super::LoggedPacket {
+                time: now,
+                ty: p.ty,
+                pn: p.pn,
+                payload: buf[p.header.header_end()..].to_vec(),
+            });
+        }
         let payload_len = buf.len() - p.header.header_end();
         buf.resize(buf.len() + TAG_LEN, 0);
         let finished = p.header.finish(buf, payload_len + TAG_LEN);
