@@ -136,3 +136,28 @@ fn version_negotiation_without_common_version_ends_attempt() {
         Some(ConnectionError::VersionMismatch)
     );
 }
+
+/// The application sees the ClientHello's SNI and ALPN before deciding.
+#[test]
+fn incoming_exposes_sni_and_alpn_before_admission() {
+    let mut pair = Pair::new(Seed::from_env_or(12), LinkConfig::default());
+    pair.server().admission = Admission::Manual;
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let record = seen.clone();
+    pair.server().set_app(move |ep: &mut Endpoint, now| {
+        while let Some((id, hello, validated)) = ep
+            .poll_incoming()
+            .map(|i| (i.id(), i.client_hello(), i.remote_address_validated()))
+        {
+            *record.borrow_mut() = Some((hello, validated));
+            ep.accept(now, id).unwrap();
+        }
+    });
+    let handle = pair.connect();
+    assert!(pair.run_handshake(handle, Duration::from_secs(5)));
+    let (hello, validated) = seen.borrow_mut().take().expect("an attempt was seen");
+    let hello = hello.expect("ClientHello parsed");
+    assert_eq!(hello.server_name.as_deref(), Some("localhost"));
+    assert_eq!(hello.alpn, vec![quiver_sim::quic::TEST_ALPN.to_vec()]);
+    assert!(!validated);
+}
