@@ -259,3 +259,91 @@ impl CidState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TransportErrorCode;
+
+    fn cid(b: u8) -> ConnectionId {
+        ConnectionId::new(&[b; 8]).unwrap()
+    }
+
+    fn new_cid(seq: u64, retire_prior_to: u64, b: u8) -> NewConnectionId {
+        NewConnectionId {
+            sequence: VarInt::from_u64_unchecked(seq),
+            retire_prior_to: VarInt::from_u64_unchecked(retire_prior_to),
+            id: cid(b),
+            reset_token: [b; 16],
+        }
+    }
+
+    fn state() -> CidState {
+        let mut s = CidState::new(cid(1), [1; 16], cid(2));
+        s.set_initial_remote_reset_token([2; 16]);
+        s
+    }
+
+    /// RFC 9000 §5.1.1: more than active_connection_id_limit IDs is a
+    /// CONNECTION_ID_LIMIT_ERROR.
+    #[test]
+    fn too_many_connection_ids_is_connection_id_limit_error() {
+        let mut s = state();
+        s.on_new_cid(&new_cid(1, 0, 3), 2).unwrap();
+        let err = s.on_new_cid(&new_cid(2, 0, 4), 2).unwrap_err();
+        assert_eq!(err.code, TransportErrorCode::CONNECTION_ID_LIMIT_ERROR);
+    }
+
+    /// §19.15: retire_prior_to retires older IDs; the active one moves on.
+    #[test]
+    fn retire_prior_to_retires_and_switches_active() {
+        let mut s = state();
+        s.on_new_cid(&new_cid(1, 1, 3), 2).unwrap();
+        assert_eq!(s.remote_cid(), cid(3));
+        assert_eq!(s.pending_retire, vec![0]);
+        // An ID already below retire_prior_to is retired at once.
+        s.on_new_cid(&new_cid(5, 4, 5), 4).unwrap();
+        s.on_new_cid(&new_cid(3, 0, 6), 4).unwrap();
+        assert!(s.pending_retire.contains(&3));
+    }
+
+    /// §19.15: the same sequence number for another ID is a
+    /// PROTOCOL_VIOLATION; a repeat is harmless.
+    #[test]
+    fn reused_sequence_number_is_protocol_violation() {
+        let mut s = state();
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        let err = s.on_new_cid(&new_cid(1, 0, 9), 4).unwrap_err();
+        assert_eq!(err.code, TransportErrorCode::PROTOCOL_VIOLATION);
+    }
+
+    /// §19.16: retiring an ID never issued, or the one the packet was sent
+    /// to, is a PROTOCOL_VIOLATION.
+    #[test]
+    fn retiring_unissued_or_current_id_is_protocol_violation() {
+        let mut s = state();
+        s.issue(cid(7), [7; 16]);
+        assert_eq!(
+            s.on_retire(5, &cid(1)).unwrap_err().code,
+            TransportErrorCode::PROTOCOL_VIOLATION
+        );
+        assert_eq!(
+            s.on_retire(1, &cid(7)).unwrap_err().code,
+            TransportErrorCode::PROTOCOL_VIOLATION
+        );
+        assert_eq!(s.on_retire(1, &cid(1)).unwrap(), Some(cid(7)));
+        assert_eq!(s.on_retire(1, &cid(1)).unwrap(), None);
+    }
+
+    /// The handshake ID of a client has no reset token: the server moves to
+    /// the first issued ID that has one and retires the old one.
+    #[test]
+    fn tokenless_handshake_id_is_replaced_by_first_issued() {
+        let mut s = CidState::new(cid(1), [1; 16], cid(2));
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        assert_eq!(s.remote_cid(), cid(3));
+        assert_eq!(s.pending_retire, vec![0]);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
+    }
+}

@@ -18,6 +18,7 @@ pub(crate) struct Pair {
     pub(crate) client_addr: SocketAddr,
     pub(crate) server_addr: SocketAddr,
     pub(crate) client_config: ClientConfig,
+    server_config: Option<Arc<ServerConfig>>,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -41,19 +42,26 @@ impl Pair {
             .alpn_protocols(vec![b"test".to_vec()])
             .build()
             .unwrap();
-        let server_config = ServerConfig::new(Arc::new(server_crypto));
+        let server_config = Arc::new(ServerConfig::new(Arc::new(server_crypto)));
         Self {
+            server_config: Some(server_config.clone()),
             now: epoch(),
             client: Endpoint::new(Arc::new(EndpointConfig::new([1; 32])), None, [2; 32]),
             server: Endpoint::new(
                 Arc::new(EndpointConfig::new([3; 32])),
-                Some(Arc::new(server_config)),
+                Some(server_config),
                 [4; 32],
             ),
             client_addr: "127.0.0.1:5000".parse().unwrap(),
             server_addr: "127.0.0.1:4433".parse().unwrap(),
             client_config: ClientConfig::new(Arc::new(client_crypto)),
         }
+    }
+
+    /// A server configuration with the same certificate, for a second
+    /// server endpoint.
+    pub(crate) fn server_config(&self) -> Option<Arc<ServerConfig>> {
+        self.server_config.clone()
     }
 
     pub(crate) fn connect(&mut self) -> ConnectionHandle {

@@ -19,6 +19,9 @@ mod reset;
 mod stateless;
 mod token;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;

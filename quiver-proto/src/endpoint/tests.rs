@@ -1,0 +1,223 @@
+//! Endpoint tests with hand-carried datagrams: admission answers, tokens,
+//! version negotiation, what is ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::tests::Pair;
+use crate::crypto::initial_keys;
+use crate::frame::{self, Frame};
+use crate::packet::header::{self, Parsed};
+use crate::packet::{PacketType, TruncatedPacketNumber};
+use crate::{ConnectionError, ConnectionId, Endpoint, EndpointConfig, Side, TransportErrorCode};
+
+/// Client → server datagrams currently queued.
+fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(t) = pair.client.poll_transmit(pair.now, &mut buf) {
+        out.push(buf[buf.len() - t.size..].to_vec());
+    }
+    out
+}
+
+fn server_datagrams(server: &mut Endpoint, now: std::time::Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(t) = server.poll_transmit(now, &mut buf) {
+        out.push(buf[buf.len() - t.size..].to_vec());
+    }
+    out
+}
+
+/// Decrypts a server Initial with keys from the client's first DCID and
+/// returns the CONNECTION_CLOSE code in it.
+fn initial_close_code(datagram: &[u8], client_dcid: &ConnectionId) -> Option<TransportErrorCode> {
+    let Ok(Parsed::Packet(p)) = header::decode(datagram, 8) else {
+        return None;
+    };
+    assert_eq!(p.ty, PacketType::Initial);
+    let keys = initial_keys(crate::Version::V1, client_dcid, Side::Client);
+    let mut packet = datagram[..p.len].to_vec();
+    let pn_len = keys.remote.header.remove(&mut packet, p.pn_offset).ok()?;
+    let header_len = p.pn_offset + pn_len;
+    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
+    let len = keys.remote.packet.open(pn, &mut packet, header_len).ok()?;
+    frame::Iter::new(&packet[header_len..header_len + len])
+        .flatten()
+        .find_map(|f| match f {
+            Frame::ConnectionClose(c) => Some(c.code()),
+            _ => None,
+        })
+}
+
+fn first_dcid(datagram: &[u8]) -> ConnectionId {
+    match header::decode(datagram, 8).unwrap() {
+        Parsed::Packet(p) => p.dst_cid,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn refusal_is_an_initial_connection_close_with_connection_refused() {
+    let mut pair = Pair::new();
+    let client = pair.connect();
+    let mut first = client_datagrams(&mut pair).remove(0);
+    let dcid = first_dcid(&first);
+    pair.server.handle(pair.now, pair.client_addr, &mut first);
+    let id = pair.server.poll_incoming().unwrap().id();
+    pair.server.refuse(id);
+    let mut reply = server_datagrams(&mut pair.server, pair.now);
+    assert_eq!(reply.len(), 1);
+    assert_eq!(
+        initial_close_code(&reply[0], &dcid),
+        Some(TransportErrorCode::CONNECTION_REFUSED)
+    );
+    assert!(pair.server.connection_handles().is_empty());
+    pair.client
+        .handle(pair.now, pair.server_addr, &mut reply[0]);
+    let reason = pair
+        .client
+        .connection(client)
+        .unwrap()
+        .close_reason()
+        .cloned();
+    assert_eq!(reason, Some(ConnectionError::Refused));
+}
+
+/// Runs a Retry round: returns the client's Initial carrying the token.
+fn retried_initial(pair: &mut Pair, retrier: &mut Endpoint) -> (Vec<u8>, ConnectionId) {
+    let mut first = client_datagrams(pair).remove(0);
+    let dcid = first_dcid(&first);
+    retrier.handle(pair.now, pair.client_addr, &mut first);
+    let id = retrier.poll_incoming().unwrap().id();
+    retrier.retry(pair.now, id).unwrap();
+    let mut retry = server_datagrams(retrier, pair.now).remove(0);
+    pair.client.handle(pair.now, pair.server_addr, &mut retry);
+    let second = client_datagrams(pair).remove(0);
+    (second, dcid)
+}
+
+/// RFC 9000 §8.1.2: a token the server did not issue gets INVALID_TOKEN.
+#[test]
+fn forged_retry_token_is_answered_with_invalid_token() {
+    let mut pair = Pair::new();
+    let client = pair.connect();
+    // Another server (another secret) issues the Retry: its token is forged
+    // as far as ours is concerned.
+    let mut impostor = Endpoint::new(
+        Arc::new(EndpointConfig::new([0x77; 32])),
+        pair.server_config(),
+        [0x78; 32],
+    );
+    let (mut second, _) = retried_initial(&mut pair, &mut impostor);
+    let second_dcid = first_dcid(&second);
+    pair.server.handle(pair.now, pair.client_addr, &mut second);
+    assert!(
+        pair.server.poll_incoming().is_none(),
+        "no state for a forged token"
+    );
+    let mut reply = server_datagrams(&mut pair.server, pair.now);
+    assert_eq!(
+        initial_close_code(&reply[0], &second_dcid),
+        Some(TransportErrorCode::INVALID_TOKEN)
+    );
+    pair.client
+        .handle(pair.now, pair.server_addr, &mut reply[0]);
+    let reason = pair
+        .client
+        .connection(client)
+        .unwrap()
+        .close_reason()
+        .cloned();
+    assert!(
+        matches!(reason, Some(ConnectionError::ConnectionClosed { code, .. }) if code == TransportErrorCode::INVALID_TOKEN),
+        "{reason:?}"
+    );
+}
+
+#[test]
+fn expired_retry_token_is_answered_with_invalid_token() {
+    let mut pair = Pair::new();
+    let _client = pair.connect();
+    let mut server = std::mem::replace(
+        &mut pair.server,
+        Endpoint::new(Arc::new(EndpointConfig::new([0; 32])), None, [0; 32]),
+    );
+    let (mut second, _) = retried_initial(&mut pair, &mut server);
+    let second_dcid = first_dcid(&second);
+    let late = pair.now + Duration::from_secs(11);
+    server.handle(late, pair.client_addr, &mut second);
+    assert!(server.poll_incoming().is_none());
+    let reply = server_datagrams(&mut server, late);
+    assert_eq!(
+        initial_close_code(&reply[0], &second_dcid),
+        Some(TransportErrorCode::INVALID_TOKEN)
+    );
+}
+
+#[test]
+fn valid_retry_token_marks_the_attempt_validated_and_cannot_be_retried_again() {
+    let mut pair = Pair::new();
+    let _client = pair.connect();
+    let mut server = std::mem::replace(
+        &mut pair.server,
+        Endpoint::new(Arc::new(EndpointConfig::new([0; 32])), None, [0; 32]),
+    );
+    let (mut second, _) = retried_initial(&mut pair, &mut server);
+    server.handle(pair.now, pair.client_addr, &mut second);
+    let incoming = server.poll_incoming().unwrap();
+    assert!(incoming.remote_address_validated());
+    let id = incoming.id();
+    assert!(matches!(
+        server.retry(pair.now, id),
+        Err(crate::RetryError::AlreadyValidated)
+    ));
+    server.accept(pair.now, id).unwrap();
+}
+
+/// RFC 9000 §14.1: Initials in datagrams under 1200 bytes are dropped.
+#[test]
+fn short_initial_datagrams_are_dropped() {
+    let mut pair = Pair::new();
+    let _client = pair.connect();
+    let first = client_datagrams(&mut pair).remove(0);
+    // Cut the padding: a valid header and Length, but a small datagram.
+    let Ok(Parsed::Packet(p)) = header::decode(&first, 8) else {
+        panic!()
+    };
+    let mut short = first[..p.len.min(1199)].to_vec();
+    short.truncate(1199);
+    pair.server.handle(pair.now, pair.client_addr, &mut short);
+    assert!(pair.server.poll_incoming().is_none());
+    assert!(server_datagrams(&mut pair.server, pair.now).is_empty());
+}
+
+/// RFC 9000 §6.1: an unknown version gets Version Negotiation listing ours
+/// (and a greasing version, §6.3), with the CIDs echoed (§17.2.1).
+#[test]
+fn unknown_version_gets_version_negotiation() {
+    let mut pair = Pair::new();
+    let mut d = vec![0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8];
+    d.extend_from_slice(&[0x11; 8]);
+    d.push(4);
+    d.extend_from_slice(&[0x22; 4]);
+    d.resize(1200, 0);
+    pair.server.handle(pair.now, pair.client_addr, &mut d);
+    let reply = server_datagrams(&mut pair.server, pair.now);
+    assert_eq!(reply.len(), 1);
+    let Ok(Parsed::Packet(p)) = header::decode(&reply[0], 8) else {
+        panic!()
+    };
+    assert_eq!(p.ty, PacketType::VersionNegotiation);
+    assert_eq!(&p.dst_cid[..], &[0x22; 4]);
+    assert_eq!(&p.src_cid[..], &[0x11; 8]);
+    let versions: Vec<u32> =
+        header::version_negotiation_versions(&reply[0][p.pn_offset..]).collect();
+    assert!(versions.contains(&1) && versions.contains(&0x6b3343cf));
+    assert!(versions.iter().any(|v| crate::Version::is_reserved(*v)));
+    // Too small to be a client's first datagram: no answer (§6.1).
+    let mut small = d[..100].to_vec();
+    pair.server.handle(pair.now, pair.client_addr, &mut small);
+    assert!(server_datagrams(&mut pair.server, pair.now).is_empty());
+}
