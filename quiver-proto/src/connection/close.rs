@@ -7,8 +7,9 @@ use bytes::Bytes;
 
 use super::spaces::SpaceId;
 use super::timers::Timer;
-use super::{Connection, ConnectionError, State};
+use super::{Connection, ConnectionError, Event, State};
 use crate::frame::{ApplicationClose, ConnectionClose, FrameType};
+use crate::packet::PacketType;
 use crate::{TransportError, TransportErrorCode, VarInt};
 
 /// Why we are closing.
@@ -32,6 +33,11 @@ pub(crate) struct CloseState {
     /// flood of packets cannot make us amplify (RFC 9000 §10.2.1: "SHOULD
     /// limit the rate at which it generates packets in the closing state").
     answer_every: u64,
+    /// We started draining on the peer's 0x1c APPLICATION_ERROR close in an
+    /// Initial or Handshake packet of the datagram being processed: a 1-RTT
+    /// packet coalesced after it may carry the application's own close
+    /// (see [`Connection::may_upgrade_peer_close`]).
+    pub(crate) upgradable: bool,
 }
 
 impl Connection {
@@ -52,18 +58,37 @@ impl Connection {
             pending: true,
             received_since_send: 0,
             answer_every: 1,
+            upgradable: false,
         });
         self.enter_closing_period(now);
     }
 
-    /// The peer sent CONNECTION_CLOSE: report it and drain (§10.2.2).
-    pub(crate) fn on_peer_close(&mut self, now: Instant, error: ConnectionError) {
-        self.on_fatal(error);
-        if matches!(self.state, State::Draining | State::Drained) {
+    /// The peer sent CONNECTION_CLOSE in a packet of type `ty`: report it
+    /// and drain (§10.2.2).
+    pub(crate) fn on_peer_close(&mut self, now: Instant, ty: PacketType, error: ConnectionError) {
+        if self.state == State::Draining {
+            self.upgrade_peer_close(error);
+            return;
+        }
+        self.on_fatal(error.clone());
+        if self.state == State::Drained {
             return;
         }
         let was_closing = self.state == State::Closing;
         self.state = State::Draining;
+        // RFC 9000 §10.2.3: before confirmation the peer sends its close at
+        // every level we might read, coalesced in one datagram in ascending
+        // order (§12.2); an application close is converted to 0x1c
+        // APPLICATION_ERROR without reason in Initial and Handshake packets,
+        // only the 1-RTT copy keeps the application's code and reason. Keep
+        // reading this datagram's 1-RTT packet, which comes last, to report
+        // the application's close rather than its stand-in.
+        let upgradable = ty != PacketType::OneRtt
+            && matches!(
+                &error,
+                ConnectionError::ConnectionClosed { code, .. }
+                    if *code == TransportErrorCode::APPLICATION_ERROR
+            );
         // RFC 9000 §10.2.2: "An endpoint that receives a CONNECTION_CLOSE
         // frame MAY send a single packet containing a CONNECTION_CLOSE frame
         // before entering the draining state, using a NO_ERROR code if
@@ -77,6 +102,7 @@ impl Connection {
                 pending: true,
                 received_since_send: 0,
                 answer_every: u64::MAX,
+                upgradable,
             });
         } else if let Some(close) = &mut self.close {
             // "an endpoint that is in the closing state MAY ... enter the
@@ -84,6 +110,42 @@ impl Connection {
             close.pending = false;
         }
         self.enter_closing_period(now);
+    }
+
+    /// Whether a packet of type `ty`, arriving while draining, should still
+    /// be read: only the 1-RTT packet of the datagram whose converted close
+    /// started the draining (see [`Connection::on_peer_close`]).
+    pub(crate) fn may_upgrade_peer_close(&self, ty: PacketType) -> bool {
+        ty == PacketType::OneRtt && self.close.as_ref().is_some_and(|c| c.upgradable)
+    }
+
+    /// The datagram is processed: no later packet can upgrade the reason.
+    pub(crate) fn end_of_datagram_while_closed(&mut self) {
+        if let Some(close) = &mut self.close {
+            close.upgradable = false;
+        }
+    }
+
+    /// While draining, a close in the 1-RTT packet of the same datagram as
+    /// the converted one we drained on replaces it: it is the same close,
+    /// with the application's code and reason (§10.2.3). The application
+    /// has not seen the first reason yet (one datagram is processed at
+    /// once), so its event is corrected in place.
+    fn upgrade_peer_close(&mut self, error: ConnectionError) {
+        let Some(close) = &mut self.close else { return };
+        if !std::mem::take(&mut close.upgradable)
+            || !matches!(error, ConnectionError::ApplicationClosed { .. })
+        {
+            return;
+        }
+        for event in &mut self.events {
+            if let Event::ConnectionLost { reason } = event {
+                if Some(&*reason) == self.error.as_ref() {
+                    *reason = error.clone();
+                }
+            }
+        }
+        self.error = Some(error);
     }
 
     fn enter_closing_period(&mut self, now: Instant) {

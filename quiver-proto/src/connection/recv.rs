@@ -60,6 +60,8 @@ impl Connection {
                 return;
             }
         }
+        // A 1-RTT close coalesced after a converted one was read above.
+        self.end_of_datagram_while_closed();
     }
 
     /// One packet; returns whether it was authenticated.
@@ -87,9 +89,11 @@ impl Connection {
             }
             _ => {}
         }
-        if self.state == State::Draining {
+        if self.state == State::Draining && !self.may_upgrade_peer_close(p.ty) {
             // RFC 9000 §10.2.2: "An endpoint that has entered the draining
-            // state MUST NOT send any packets"; nothing more to learn.
+            // state MUST NOT send any packets"; nothing more to learn, except
+            // the application's own close in the 1-RTT packet coalesced after
+            // the converted close we started draining on (§10.2.3).
             return false;
         }
         if p.version.is_some_and(|v| v != self.version) {
@@ -148,7 +152,7 @@ impl Connection {
             // Still notice the peer's close (it ends our closing early).
             for f in frame::Iter::new(payload).flatten() {
                 if let Some(reason) = peer_close_reason(&f) {
-                    self.on_peer_close(now, reason);
+                    self.on_peer_close(now, p.ty, reason);
                     break;
                 }
             }
@@ -372,11 +376,12 @@ impl Connection {
                         reason,
                     }
                 };
-                self.on_peer_close(now, error);
+                self.on_peer_close(now, p.ty, error);
             }
             Frame::ApplicationClose(c) => {
                 self.on_peer_close(
                     now,
+                    p.ty,
                     ConnectionError::ApplicationClosed {
                         code: c.error_code,
                         reason: Bytes::copy_from_slice(c.reason),
