@@ -151,7 +151,26 @@ impl Connection {
     fn enter_closing_period(&mut self, now: Instant) {
         // RFC 9000 §10.2: the closing and draining states "SHOULD persist
         // for at least three times the current PTO interval".
-        let pto = self.pto_duration(SpaceId::ApplicationData);
+        let mut pto = self.pto_duration(SpaceId::ApplicationData);
+        if !self.handshake_confirmed {
+            // Before confirmation the peer may have no RTT sample yet (ours
+            // may come from a packet whose ACK it never got), so it probes
+            // on the PTO of RFC 9002 §6.2.2, from the initial RTT: with
+            // 333 ms, about 1 s. A closing period of three of our (shorter)
+            // PTOs would end before its first probe arrives, and that probe
+            // is the only chance to answer it with the close if the close
+            // was lost (§10.2.1); the peer then hangs until its idle
+            // timeout. Last at least three of those PTOs ("at least three
+            // times the current PTO interval" allows longer).
+            let initial = crate::recovery::RttEstimator::new(self.config.initial_rtt);
+            let peer_pto = crate::recovery::pto_duration(
+                &initial,
+                SpaceId::Initial,
+                std::time::Duration::ZERO,
+                0,
+            );
+            pto = pto.max(peer_pto);
+        }
         self.timers.stop_all();
         self.timers.set(Timer::Close, now + 3 * pto);
         for space in &mut self.spaces {
