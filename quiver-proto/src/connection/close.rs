@@ -38,6 +38,9 @@ pub(crate) struct CloseState {
     /// packet coalesced after it may carry the application's own close
     /// (see [`Connection::may_upgrade_peer_close`]).
     pub(crate) upgradable: bool,
+    /// Draining: the one space our single reply goes in (see
+    /// [`Connection::on_peer_close`]).
+    reply_space: Option<SpaceId>,
 }
 
 impl Connection {
@@ -59,6 +62,7 @@ impl Connection {
             received_since_send: 0,
             answer_every: 1,
             upgradable: false,
+            reply_space: None,
         });
         self.enter_closing_period(now);
     }
@@ -93,6 +97,14 @@ impl Connection {
         // frame MAY send a single packet containing a CONNECTION_CLOSE frame
         // before entering the draining state, using a NO_ERROR code if
         // appropriate." It lets the peer leave its closing state at once.
+        // A single packet, not one per space we hold keys for: at the level
+        // the peer's close came in, which the peer can read since it just
+        // wrote it.
+        let reply_space = match ty {
+            PacketType::Initial => SpaceId::Initial,
+            PacketType::Handshake => SpaceId::Handshake,
+            _ => SpaceId::ApplicationData,
+        };
         if !was_closing {
             self.close = Some(CloseState {
                 reason: CloseReason::Transport(TransportError::new(
@@ -103,6 +115,7 @@ impl Connection {
                 received_since_send: 0,
                 answer_every: u64::MAX,
                 upgradable,
+                reply_space: Some(reply_space),
             });
         } else if let Some(close) = &mut self.close {
             // "an endpoint that is in the closing state MAY ... enter the
@@ -199,8 +212,13 @@ impl Connection {
     /// The spaces the close goes out in (RFC 9000 §10.2.3): before the
     /// handshake is confirmed, every space we hold keys for, because we
     /// cannot know which the peer can read; once confirmed, only 1-RTT.
+    /// A draining endpoint's single reply uses one space (§10.2.2).
     pub(crate) fn close_spaces(&self) -> impl Iterator<Item = SpaceId> + '_ {
+        let only = self.close.as_ref().and_then(|c| c.reply_space);
         SpaceId::ALL.into_iter().filter(move |&id| {
+            if only.is_some_and(|only| only != id) {
+                return false;
+            }
             let has_keys = match id {
                 SpaceId::ApplicationData => self.one_rtt.is_some(),
                 _ => self.space(id).keys.is_some(),
