@@ -106,6 +106,17 @@ impl Connection {
             self.stats.packets_dropped += 1;
             return false;
         }
+        // RFC 9000 §10.2.1: "An endpoint in the closing state sends a packet
+        // containing a CONNECTION_CLOSE frame in response to any incoming
+        // packet that it attributes to the connection", and "an endpoint's
+        // selected connection ID and the QUIC version are sufficient
+        // information to identify packets for a closing connection". So
+        // count it whether or not we can decrypt it: a peer that missed our
+        // close may only be sending what we cannot read (1-RTT to a server
+        // whose handshake is not complete, Initial after we dropped those
+        // keys). Answers stay rate-limited and within the anti-amplification
+        // budget.
+        self.on_packet_while_closed();
         let Some(d) = self.decrypt(now, p, packet) else {
             self.stats.packets_dropped += 1;
             return false;
@@ -148,7 +159,6 @@ impl Connection {
 
         let payload = &packet[d.header_len..d.header_len + d.payload_len];
         if self.is_closed() {
-            self.on_packet_while_closed();
             // Still notice the peer's close (it ends our closing early).
             for f in frame::Iter::new(payload).flatten() {
                 if let Some(reason) = peer_close_reason(&f) {
