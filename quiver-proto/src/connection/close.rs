@@ -7,8 +7,9 @@ use bytes::Bytes;
 
 use super::spaces::SpaceId;
 use super::timers::Timer;
-use super::{Connection, ConnectionError, State};
+use super::{Connection, ConnectionError, Event, State};
 use crate::frame::{ApplicationClose, ConnectionClose, FrameType};
+use crate::packet::PacketType;
 use crate::{TransportError, TransportErrorCode, VarInt};
 
 /// Why we are closing.
@@ -32,6 +33,14 @@ pub(crate) struct CloseState {
     /// flood of packets cannot make us amplify (RFC 9000 §10.2.1: "SHOULD
     /// limit the rate at which it generates packets in the closing state").
     answer_every: u64,
+    /// We started draining on the peer's 0x1c APPLICATION_ERROR close in an
+    /// Initial or Handshake packet of the datagram being processed: a 1-RTT
+    /// packet coalesced after it may carry the application's own close
+    /// (see [`Connection::may_upgrade_peer_close`]).
+    pub(crate) upgradable: bool,
+    /// Draining: the one space our single reply goes in (see
+    /// [`Connection::on_peer_close`]).
+    reply_space: Option<SpaceId>,
 }
 
 impl Connection {
@@ -52,22 +61,50 @@ impl Connection {
             pending: true,
             received_since_send: 0,
             answer_every: 1,
+            upgradable: false,
+            reply_space: None,
         });
         self.enter_closing_period(now);
     }
 
-    /// The peer sent CONNECTION_CLOSE: report it and drain (§10.2.2).
-    pub(crate) fn on_peer_close(&mut self, now: Instant, error: ConnectionError) {
-        self.on_fatal(error);
-        if matches!(self.state, State::Draining | State::Drained) {
+    /// The peer sent CONNECTION_CLOSE in a packet of type `ty`: report it
+    /// and drain (§10.2.2).
+    pub(crate) fn on_peer_close(&mut self, now: Instant, ty: PacketType, error: ConnectionError) {
+        if self.state == State::Draining {
+            self.upgrade_peer_close(error);
+            return;
+        }
+        self.on_fatal(error.clone());
+        if self.state == State::Drained {
             return;
         }
         let was_closing = self.state == State::Closing;
         self.state = State::Draining;
+        // RFC 9000 §10.2.3: before confirmation the peer sends its close at
+        // every level we might read, coalesced in one datagram in ascending
+        // order (§12.2); an application close is converted to 0x1c
+        // APPLICATION_ERROR without reason in Initial and Handshake packets,
+        // only the 1-RTT copy keeps the application's code and reason. Keep
+        // reading this datagram's 1-RTT packet, which comes last, to report
+        // the application's close rather than its stand-in.
+        let upgradable = ty != PacketType::OneRtt
+            && matches!(
+                &error,
+                ConnectionError::ConnectionClosed { code, .. }
+                    if *code == TransportErrorCode::APPLICATION_ERROR
+            );
         // RFC 9000 §10.2.2: "An endpoint that receives a CONNECTION_CLOSE
         // frame MAY send a single packet containing a CONNECTION_CLOSE frame
         // before entering the draining state, using a NO_ERROR code if
         // appropriate." It lets the peer leave its closing state at once.
+        // A single packet, not one per space we hold keys for: at the level
+        // the peer's close came in, which the peer can read since it just
+        // wrote it.
+        let reply_space = match ty {
+            PacketType::Initial => SpaceId::Initial,
+            PacketType::Handshake => SpaceId::Handshake,
+            _ => SpaceId::ApplicationData,
+        };
         if !was_closing {
             self.close = Some(CloseState {
                 reason: CloseReason::Transport(TransportError::new(
@@ -77,6 +114,8 @@ impl Connection {
                 pending: true,
                 received_since_send: 0,
                 answer_every: u64::MAX,
+                upgradable,
+                reply_space: Some(reply_space),
             });
         } else if let Some(close) = &mut self.close {
             // "an endpoint that is in the closing state MAY ... enter the
@@ -86,10 +125,65 @@ impl Connection {
         self.enter_closing_period(now);
     }
 
+    /// Whether a packet of type `ty`, arriving while draining, should still
+    /// be read: only the 1-RTT packet of the datagram whose converted close
+    /// started the draining (see [`Connection::on_peer_close`]).
+    pub(crate) fn may_upgrade_peer_close(&self, ty: PacketType) -> bool {
+        ty == PacketType::OneRtt && self.close.as_ref().is_some_and(|c| c.upgradable)
+    }
+
+    /// The datagram is processed: no later packet can upgrade the reason.
+    pub(crate) fn end_of_datagram_while_closed(&mut self) {
+        if let Some(close) = &mut self.close {
+            close.upgradable = false;
+        }
+    }
+
+    /// While draining, a close in the 1-RTT packet of the same datagram as
+    /// the converted one we drained on replaces it: it is the same close,
+    /// with the application's code and reason (§10.2.3). The application
+    /// has not seen the first reason yet (one datagram is processed at
+    /// once), so its event is corrected in place.
+    fn upgrade_peer_close(&mut self, error: ConnectionError) {
+        let Some(close) = &mut self.close else { return };
+        if !std::mem::take(&mut close.upgradable)
+            || !matches!(error, ConnectionError::ApplicationClosed { .. })
+        {
+            return;
+        }
+        for event in &mut self.events {
+            if let Event::ConnectionLost { reason } = event {
+                if Some(&*reason) == self.error.as_ref() {
+                    *reason = error.clone();
+                }
+            }
+        }
+        self.error = Some(error);
+    }
+
     fn enter_closing_period(&mut self, now: Instant) {
         // RFC 9000 §10.2: the closing and draining states "SHOULD persist
         // for at least three times the current PTO interval".
-        let pto = self.pto_duration(SpaceId::ApplicationData);
+        let mut pto = self.pto_duration(SpaceId::ApplicationData);
+        if !self.handshake_confirmed {
+            // Before confirmation the peer may have no RTT sample yet (ours
+            // may come from a packet whose ACK it never got), so it probes
+            // on the PTO of RFC 9002 §6.2.2, from the initial RTT: with
+            // 333 ms, about 1 s. A closing period of three of our (shorter)
+            // PTOs would end before its first probe arrives, and that probe
+            // is the only chance to answer it with the close if the close
+            // was lost (§10.2.1); the peer then hangs until its idle
+            // timeout. Last at least three of those PTOs ("at least three
+            // times the current PTO interval" allows longer).
+            let initial = crate::recovery::RttEstimator::new(self.config.initial_rtt);
+            let peer_pto = crate::recovery::pto_duration(
+                &initial,
+                SpaceId::Initial,
+                std::time::Duration::ZERO,
+                0,
+            );
+            pto = pto.max(peer_pto);
+        }
         self.timers.stop_all();
         self.timers.set(Timer::Close, now + 3 * pto);
         for space in &mut self.spaces {
@@ -118,8 +212,13 @@ impl Connection {
     /// The spaces the close goes out in (RFC 9000 §10.2.3): before the
     /// handshake is confirmed, every space we hold keys for, because we
     /// cannot know which the peer can read; once confirmed, only 1-RTT.
+    /// A draining endpoint's single reply uses one space (§10.2.2).
     pub(crate) fn close_spaces(&self) -> impl Iterator<Item = SpaceId> + '_ {
+        let only = self.close.as_ref().and_then(|c| c.reply_space);
         SpaceId::ALL.into_iter().filter(move |&id| {
+            if only.is_some_and(|only| only != id) {
+                return false;
+            }
             let has_keys = match id {
                 SpaceId::ApplicationData => self.one_rtt.is_some(),
                 _ => self.space(id).keys.is_some(),

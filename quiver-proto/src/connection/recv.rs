@@ -60,6 +60,8 @@ impl Connection {
                 return;
             }
         }
+        // A 1-RTT close coalesced after a converted one was read above.
+        self.end_of_datagram_while_closed();
     }
 
     /// One packet; returns whether it was authenticated.
@@ -87,9 +89,11 @@ impl Connection {
             }
             _ => {}
         }
-        if self.state == State::Draining {
+        if self.state == State::Draining && !self.may_upgrade_peer_close(p.ty) {
             // RFC 9000 §10.2.2: "An endpoint that has entered the draining
-            // state MUST NOT send any packets"; nothing more to learn.
+            // state MUST NOT send any packets"; nothing more to learn, except
+            // the application's own close in the 1-RTT packet coalesced after
+            // the converted close we started draining on (§10.2.3).
             return false;
         }
         if p.version.is_some_and(|v| v != self.version) {
@@ -102,6 +106,17 @@ impl Connection {
             self.stats.packets_dropped += 1;
             return false;
         }
+        // RFC 9000 §10.2.1: "An endpoint in the closing state sends a packet
+        // containing a CONNECTION_CLOSE frame in response to any incoming
+        // packet that it attributes to the connection", and "an endpoint's
+        // selected connection ID and the QUIC version are sufficient
+        // information to identify packets for a closing connection". So
+        // count it whether or not we can decrypt it: a peer that missed our
+        // close may only be sending what we cannot read (1-RTT to a server
+        // whose handshake is not complete, Initial after we dropped those
+        // keys). Answers stay rate-limited and within the anti-amplification
+        // budget.
+        self.on_packet_while_closed();
         let Some(d) = self.decrypt(now, p, packet) else {
             self.stats.packets_dropped += 1;
             return false;
@@ -144,11 +159,10 @@ impl Connection {
 
         let payload = &packet[d.header_len..d.header_len + d.payload_len];
         if self.is_closed() {
-            self.on_packet_while_closed();
             // Still notice the peer's close (it ends our closing early).
             for f in frame::Iter::new(payload).flatten() {
                 if let Some(reason) = peer_close_reason(&f) {
-                    self.on_peer_close(now, reason);
+                    self.on_peer_close(now, p.ty, reason);
                     break;
                 }
             }
@@ -372,11 +386,12 @@ impl Connection {
                         reason,
                     }
                 };
-                self.on_peer_close(now, error);
+                self.on_peer_close(now, p.ty, error);
             }
             Frame::ApplicationClose(c) => {
                 self.on_peer_close(
                     now,
+                    p.ty,
                     ConnectionError::ApplicationClosed {
                         code: c.error_code,
                         reason: Bytes::copy_from_slice(c.reason),

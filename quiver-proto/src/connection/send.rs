@@ -99,6 +99,14 @@ impl Connection {
             self.write_close_frame(space, buf, room);
             p.ack_eliciting = false;
             open = Some(p);
+            if space == SpaceId::Handshake && self.side.is_client() {
+                // RFC 9001 §4.9.1: "a client MUST discard Initial keys when
+                // it first sends a Handshake packet", a close packet too, so
+                // later closes go without an Initial packet. This datagram's
+                // Initial packet, written before, is already sealed.
+                // Closing keeps no recovery state: only the space goes.
+                self.space_mut(SpaceId::Initial).discard();
+            }
         }
         let Some(last) = open else {
             return 0;
