@@ -534,6 +534,11 @@ impl Connection {
     }
 
     fn reset_idle_timer(&mut self, now: Instant) {
+        // Closing and draining have their own end (RFC 9000 §10.2); the idle
+        // timer must not cut them short or stretch them.
+        if self.is_closed() {
+            return;
+        }
         let Some(timeout) = self.effective_idle_timeout() else {
             self.timers.stop(Timer::Idle);
             return;

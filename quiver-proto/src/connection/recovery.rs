@@ -174,7 +174,9 @@ impl Connection {
             // Only packets sent before the largest acknowledged can be lost;
             // skipping the rest keeps this O(losses) per ACK instead of
             // O(packets in flight).
-            s.sent.range(..=largest_acked).map(|(pn, p)| (*pn, p.time_sent)),
+            s.sent
+                .range(..=largest_acked)
+                .map(|(pn, p)| (*pn, p.time_sent)),
             |pn| lost_pns.push(pn),
         );
         s.loss_time = loss_time;

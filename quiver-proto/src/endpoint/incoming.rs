@@ -80,6 +80,17 @@ impl Incoming {
         parse_client_hello(&crypto)
     }
 
+    /// Whether the datagram's first Initial starts the client's CRYPTO
+    /// stream. An Initial without it (a probe whose twin was lost, or
+    /// garbage that happens to decrypt) cannot start a handshake, so no
+    /// connection should be created for it.
+    pub(crate) fn starts_crypto_stream(&self) -> bool {
+        let keys =
+            crate::crypto::initial_keys(self.version, &self.orig_dst_cid, crate::Side::Server);
+        let mut copy = self.datagram.clone();
+        first_crypto_data(&keys, &mut copy).is_some_and(|d| !d.is_empty())
+    }
+
     pub(crate) fn into_datagram(self) -> Vec<u8> {
         self.datagram
     }

@@ -393,7 +393,6 @@ impl Endpoint {
             valid
         };
         let id = IncomingId(self.next_incoming);
-        self.next_incoming += 1;
         let incoming = Incoming::new(
             id,
             remote,
@@ -403,6 +402,13 @@ impl Endpoint {
             retry,
             data.to_vec(),
         );
+        if !incoming.starts_crypto_stream() {
+            // Undecryptable, or no ClientHello bytes at offset 0 (a probe
+            // whose twin was lost): nothing to start a handshake from, and
+            // the client will send its ClientHello again.
+            return DatagramEvent::Handled;
+        }
+        self.next_incoming += 1;
         self.incoming.push_back(incoming);
         DatagramEvent::NewConnection(id)
     }
