@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(len, SEND_SPACE);
         let msgs: Vec<_> = Iter::new(&buf.0[..len]).collect();
         assert_eq!(msgs.len(), 2);
-        assert_eq!((msgs[0].level, msgs[0].ty), (libc::IPPROTO_IP, libc::IP_TOS));
+        assert_eq!(
+            (msgs[0].level, msgs[0].ty),
+            (libc::IPPROTO_IP, libc::IP_TOS)
+        );
         assert_eq!(msgs[0].data, &2i32.to_ne_bytes());
         assert_eq!(
             (msgs[1].level, msgs[1].ty),

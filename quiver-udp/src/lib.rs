@@ -37,7 +37,7 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSliceMut};
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 #[cfg(target_os = "linux")]
@@ -324,9 +324,9 @@ impl UdpSocket {
         if let Imp::Linux(state) = &self.imp {
             loop {
                 std::task::ready!(self.io.poll_send_ready(cx))?;
-                let result = self
-                    .io
-                    .try_io(tokio::io::Interest::WRITABLE, || state.send(&self.io, transmits));
+                let result = self.io.try_io(tokio::io::Interest::WRITABLE, || {
+                    state.send(&self.io, transmits)
+                });
                 match result {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     r => return Poll::Ready(r),
@@ -367,7 +367,7 @@ pub(crate) fn unmap(addr: SocketAddr) -> SocketAddr {
 pub(crate) fn map_to_v6(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V4(v4) => {
-            SocketAddr::from((Ipv6Addr::from(v4.ip().to_ipv6_mapped()), v4.port()))
+            SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port()))
         }
         v6 => v6,
     }

@@ -288,6 +288,8 @@ pub(crate) fn recvmmsg<const N: usize>(
         out[i] = Received {
             len: hdr.msg_len as usize,
             addr: names[i].decode(),
+            // `size_t` on glibc, `socklen_t` on musl.
+            #[allow(clippy::unnecessary_cast)]
             control_len: (hdr.msg_hdr.msg_controllen as usize).min(N),
             truncated: hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
         };
@@ -316,7 +318,12 @@ mod tests {
     #[test]
     fn libc_walks_our_encoding() {
         let mut buf = cmsg::Buf::<{ cmsg::SEND_SPACE }>::new();
-        let len = cmsg::encode_send(&mut buf.0, Some(crate::EcnCodepoint::Ect0), true, Some(1452));
+        let len = cmsg::encode_send(
+            &mut buf.0,
+            Some(crate::EcnCodepoint::Ect0),
+            true,
+            Some(1452),
+        );
         // SAFETY: a zeroed msghdr is valid; it is then pointed at `buf`,
         // which outlives every use below, with its true length. The CMSG_*
         // functions only do pointer arithmetic within [control,
@@ -336,10 +343,7 @@ mod tests {
             assert!(!second.is_null());
             assert_eq!((*second).cmsg_level, libc::SOL_UDP);
             assert_eq!((*second).cmsg_type, libc::UDP_SEGMENT);
-            assert_eq!(
-                libc::CMSG_DATA(second).cast::<u16>().read_unaligned(),
-                1452
-            );
+            assert_eq!(libc::CMSG_DATA(second).cast::<u16>().read_unaligned(), 1452);
             assert!(libc::CMSG_NXTHDR(&hdr, second).is_null());
         }
     }

@@ -142,8 +142,10 @@ async fn linux_probes_offloads() {
 }
 
 async fn ecn_round_trip(addr: &str) {
-    let (Some(a), Some(b)) = (bind(addr, Options::default()), bind(addr, Options::default()))
-    else {
+    let (Some(a), Some(b)) = (
+        bind(addr, Options::default()),
+        bind(addr, Options::default()),
+    ) else {
         return;
     };
     if !a.ecn() || !b.ecn() {

@@ -191,9 +191,7 @@ impl Future for Driver {
             if deadline != this.timer_deadline {
                 this.timer_deadline = deadline;
                 if let Some(t) = deadline {
-                    this.timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::from_std(t));
+                    this.timer.as_mut().reset(tokio::time::Instant::from_std(t));
                 }
             }
             let timer_fired = deadline.is_some() && this.timer.as_mut().poll(cx).is_ready();

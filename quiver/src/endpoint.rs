@@ -135,7 +135,8 @@ impl Endpoint {
             .proto
             .connect(now(), &config.inner, addr, server_name)?;
         let cs = ConnState::new(handle, Side::Client, addr);
-        cs.span.in_scope(|| tracing::debug!(server_name, "connecting"));
+        cs.span
+            .in_scope(|| tracing::debug!(server_name, "connecting"));
         state.conns.insert(handle, cs);
         state.process_connection(handle);
         state.wake_driver();

@@ -42,7 +42,9 @@ mod streams;
 pub use config::{ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder};
 pub use connection::{Connecting, Connection};
 pub use endpoint::{ConnectError, Endpoint, Incoming};
-pub use streams::{ClosedStream, ReadError, ReadToEndError, RecvStream, SendStream, StoppedError, WriteError};
+pub use streams::{
+    ClosedStream, ReadError, ReadToEndError, RecvStream, SendStream, StoppedError, WriteError,
+};
 
 pub use quiver_proto as proto;
 pub use quiver_proto::connection::SendDatagramError;

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use quiver_proto::frame::Dir;
 use quiver_proto::streams::{StreamEvent, StreamId};
 use quiver_proto::{
     ConnectionError, ConnectionHandle, ConnectionStats, Event, IncomingId, Side, VarInt,
 };
-use quiver_proto::frame::Dir;
 
 use crate::config::ClientConfig;
 

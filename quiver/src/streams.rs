@@ -68,7 +68,9 @@ pub struct ClosedStream;
 impl From<WriteError> for io::Error {
     fn from(e: WriteError) -> Self {
         let kind = match e {
-            WriteError::Stopped(_) | WriteError::ConnectionLost(_) => io::ErrorKind::ConnectionReset,
+            WriteError::Stopped(_) | WriteError::ConnectionLost(_) => {
+                io::ErrorKind::ConnectionReset
+            }
             WriteError::ClosedStream => io::ErrorKind::NotConnected,
         };
         io::Error::new(kind, e)

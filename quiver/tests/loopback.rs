@@ -175,7 +175,8 @@ async fn dropping_the_last_handle_closes_with_code_zero() {
         let c2 = c.clone();
         drop(c);
         // A clone still holds the connection open.
-        s.send_datagram(Bytes::from_static(b"still there?")).unwrap();
+        s.send_datagram(Bytes::from_static(b"still there?"))
+            .unwrap();
         assert_eq!(c2.read_datagram().await.unwrap(), &b"still there?"[..]);
         // A stream keeps it open too.
         let mut send = c2.open_uni().await.unwrap();
@@ -250,8 +251,10 @@ async fn reset_and_stop_are_seen_with_their_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_streams_than_the_limit_wait_for_credit() {
     bounded(async {
-        let mut server_transport = TransportConfig::default();
-        server_transport.max_concurrent_bidi_streams = 10;
+        let server_transport = TransportConfig {
+            max_concurrent_bidi_streams: 10,
+            ..TransportConfig::default()
+        };
         let (server, client) = pair_with(TransportConfig::default(), server_transport);
         let addr = server.local_addr().unwrap();
         tokio::spawn(echo_server(server));
@@ -307,8 +310,10 @@ async fn ignored_attempt_times_out_for_the_client() {
             "127.0.0.1:0".parse().unwrap(),
         )
         .unwrap();
-        let mut transport = TransportConfig::default();
-        transport.max_idle_timeout = Some(Duration::from_millis(500));
+        let transport = TransportConfig {
+            max_idle_timeout: Some(Duration::from_millis(500)),
+            ..TransportConfig::default()
+        };
         let mut client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         client.set_default_client_config(pki.client(transport));
         let connecting = client
@@ -338,7 +343,11 @@ async fn untrusted_certificate_fails_the_handshake() {
             let r = server.accept().await.unwrap().await;
             assert!(r.is_err());
         });
-        let err = client.connect(addr, "localhost").unwrap().await.unwrap_err();
+        let err = client
+            .connect(addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, ConnectionError::TransportError(ref e) if e.code.tls_alert().is_some()),
             "{err:?}"
