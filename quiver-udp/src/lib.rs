@@ -366,9 +366,7 @@ pub(crate) fn unmap(addr: SocketAddr) -> SocketAddr {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn map_to_v6(addr: SocketAddr) -> SocketAddr {
     match addr {
-        SocketAddr::V4(v4) => {
-            SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port()))
-        }
+        SocketAddr::V4(v4) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
         v6 => v6,
     }
 }

@@ -249,3 +249,41 @@ impl ServerConfigBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_apply_alpn_keylog_and_client_auth() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let server = ServerConfig::with_single_cert(vec![cert.clone()], key.clone_key())
+            .alpn_protocols(&[b"h3", b"hq-interop"])
+            .keylog(true)
+            .client_auth(roots.clone(), true)
+            .build()
+            .unwrap();
+        let rustls = server.proto().crypto.rustls();
+        assert_eq!(
+            rustls.alpn_protocols,
+            [b"h3".to_vec(), b"hq-interop".to_vec()]
+        );
+        assert!(format!("{:?}", rustls.key_log).contains("KeyLogFile"));
+        let client = ClientConfig::with_root_certificates(roots)
+            .alpn_protocols(&[b"h3"])
+            .keylog(true)
+            .client_auth(vec![cert], key)
+            .build()
+            .unwrap();
+        let rustls = client.proto().crypto.rustls();
+        assert_eq!(rustls.alpn_protocols, [b"h3".to_vec()]);
+        assert!(rustls.client_auth_cert_resolver.has_certs());
+        assert!(format!("{:?}", rustls.key_log).contains("KeyLogFile"));
+        let insecure = ClientConfig::insecure().build().unwrap();
+        assert!(insecure.proto().crypto.rustls().alpn_protocols.is_empty());
+    }
+}
