@@ -1,0 +1,233 @@
+//! Loopback tests of the socket paths. They make system calls, so Miri
+//! skips them.
+
+use std::io::IoSliceMut;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::{EcnCodepoint, Options, RecvMeta, Transmit, UdpSocket};
+
+const V4: &str = "127.0.0.1:0";
+const V6: &str = "[::1]:0";
+
+fn bind(addr: &str, options: Options) -> Option<UdpSocket> {
+    // IPv6 may be missing on a test machine: skip rather than fail.
+    UdpSocket::bind_with(addr.parse().unwrap(), options).ok()
+}
+
+/// Receives until `count` datagrams arrived; returns them with their ECN.
+async fn recv_datagrams(
+    socket: &UdpSocket,
+    count: usize,
+) -> Vec<(SocketAddr, Vec<u8>, Option<EcnCodepoint>)> {
+    let mut storage = vec![0u8; 8 * 65536];
+    let mut out = Vec::new();
+    while out.len() < count {
+        let mut meta = [RecvMeta::default(); 8];
+        let mut bufs: Vec<IoSliceMut<'_>> =
+            storage.chunks_mut(65536).map(IoSliceMut::new).collect();
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut bufs, &mut meta))
+            .await
+            .expect("datagrams within 5 s")
+            .unwrap();
+        for (m, buf) in meta[..n].iter().zip(&bufs) {
+            for d in buf[..m.len].chunks(m.stride.max(1)) {
+                out.push((m.addr, d.to_vec(), m.ecn));
+            }
+        }
+    }
+    out
+}
+
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j) as u8).collect()
+}
+
+async fn batch_round_trip(addr: &str, options: Options) {
+    let (Some(a), Some(b)) = (bind(addr, options), bind(addr, options)) else {
+        return;
+    };
+    let to = b.local_addr().unwrap();
+    let datagrams: Vec<Vec<u8>> = (0..40).map(|i| payload(i, 100 + i)).collect();
+    let transmits: Vec<Transmit<'_>> = datagrams.iter().map(|d| Transmit::new(to, d)).collect();
+    let mut sent = 0;
+    while sent < transmits.len() {
+        sent += a.send(&transmits[sent..]).await.unwrap();
+    }
+    let got = recv_datagrams(&b, datagrams.len()).await;
+    let from = a.local_addr().unwrap();
+    for ((addr, data, _), want) in got.iter().zip(&datagrams) {
+        assert_eq!(*addr, from);
+        assert_eq!(data, want);
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn batch_ipv4() {
+    batch_round_trip(V4, Options::default()).await;
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn batch_ipv6() {
+    batch_round_trip(V6, Options::default()).await;
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn portable_ipv4_and_ipv6() {
+    batch_round_trip(V4, Options::portable()).await;
+    batch_round_trip(V6, Options::portable()).await;
+}
+
+async fn gso_run(options: Options, receiver: Options) {
+    let (Some(a), Some(b)) = (bind(V4, options), bind(V4, receiver)) else {
+        return;
+    };
+    let to = b.local_addr().unwrap();
+    // Ten datagrams of 1200 bytes and a short last one, as one transmit.
+    let mut contents = Vec::new();
+    for i in 0..10 {
+        contents.extend(payload(i, 1200));
+    }
+    contents.extend(payload(10, 333));
+    let t = Transmit {
+        destination: to,
+        ecn: None,
+        contents: &contents,
+        segment_size: Some(1200),
+    };
+    assert_eq!(a.send(&[t]).await.unwrap(), 1);
+    let got = recv_datagrams(&b, 11).await;
+    assert_eq!(got.len(), 11);
+    for (i, (_, data, _)) in got.iter().enumerate() {
+        let len = if i == 10 { 333 } else { 1200 };
+        assert_eq!(*data, payload(i, len), "datagram {i}");
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn gso_send_is_split_into_datagrams() {
+    gso_run(Options::default(), Options::default()).await;
+    // Without GRO at the receiver, and without GSO at the sender (split in
+    // user space), the same datagrams arrive.
+    let no_gro = Options {
+        gro: false,
+        ..Options::default()
+    };
+    gso_run(Options::default(), no_gro).await;
+    let no_gso = Options {
+        gso: false,
+        ..Options::default()
+    };
+    gso_run(no_gso, no_gro).await;
+    gso_run(Options::portable(), Options::portable()).await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn linux_probes_offloads() {
+    let s = bind(V4, Options::default()).unwrap();
+    assert!(s.is_batched());
+    // Every kernel this is meant to run on has GSO (4.18) and GRO (5.0);
+    // the probe must at least not claim more than the kernel's limit.
+    assert!(s.max_gso_segments() <= 64);
+    let p = bind(V4, Options::portable()).unwrap();
+    assert!(!p.is_batched());
+    assert_eq!(p.max_gso_segments(), 1);
+    assert_eq!(p.gro_segments(), 1);
+}
+
+async fn ecn_round_trip(addr: &str) {
+    let (Some(a), Some(b)) = (
+        bind(addr, Options::default()),
+        bind(addr, Options::default()),
+    ) else {
+        return;
+    };
+    if !a.ecn() || !b.ecn() {
+        return;
+    }
+    let to = b.local_addr().unwrap();
+    for ecn in [EcnCodepoint::Ect0, EcnCodepoint::Ect1, EcnCodepoint::Ce] {
+        let t = Transmit {
+            ecn: Some(ecn),
+            ..Transmit::new(to, b"ecn")
+        };
+        a.send(&[t]).await.unwrap();
+        let got = recv_datagrams(&b, 1).await;
+        assert_eq!(got[0].2, Some(ecn), "{addr}");
+    }
+    a.send(&[Transmit::new(to, b"not-ect")]).await.unwrap();
+    assert_eq!(recv_datagrams(&b, 1).await[0].2, None);
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn ecn_codepoints_are_written_and_read() {
+    ecn_round_trip(V4).await;
+    ecn_round_trip(V6).await;
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn ipv4_peer_of_a_dual_stack_socket_is_reported_as_ipv4() {
+    let Some(server) = bind("[::]:0", Options::default()) else {
+        return;
+    };
+    let port = server.local_addr().unwrap().port();
+    let client = bind(V4, Options::default()).unwrap();
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    client.send(&[Transmit::new(to, b"hi")]).await.unwrap();
+    let got = recv_datagrams(&server, 1).await;
+    assert_eq!(got[0].0, client.local_addr().unwrap());
+    // And the reply to that IPv4 address goes out of the IPv6 socket.
+    server
+        .send(&[Transmit::new(got[0].0, b"hello")])
+        .await
+        .unwrap();
+    assert_eq!(recv_datagrams(&client, 1).await[0].1, b"hello");
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn send_error_concerns_the_first_transmit_only() {
+    let a = bind(V4, Options::default()).unwrap();
+    let b = bind(V4, Options::default()).unwrap();
+    // An IPv6 destination on an IPv4 socket fails at once.
+    let bad: SocketAddr = "[::1]:9".parse().unwrap();
+    let good = b.local_addr().unwrap();
+    let err = a.send(&[Transmit::new(bad, b"x")]).await;
+    assert!(err.is_err());
+    let n = a
+        .send(&[Transmit::new(good, b"1"), Transmit::new(bad, b"2")])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(recv_datagrams(&b, 1).await[0].1, b"1");
+}
+
+#[test]
+fn ecn_bits() {
+    for e in [EcnCodepoint::Ect0, EcnCodepoint::Ect1, EcnCodepoint::Ce] {
+        assert_eq!(EcnCodepoint::from_bits(e.bits()), Some(e));
+        assert_eq!(EcnCodepoint::from_bits(e.bits() | 0xfc), Some(e));
+    }
+    assert_eq!(EcnCodepoint::from_bits(0xfc), None);
+}
+
+#[test]
+fn transmit_stride() {
+    let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let t = Transmit::new(to, &[0; 100]);
+    assert_eq!(t.stride(), 100);
+    let t = Transmit {
+        segment_size: Some(30),
+        ..t
+    };
+    assert_eq!(t.stride(), 30);
+    assert_eq!(t.contents.chunks(t.stride()).count(), 4);
+}

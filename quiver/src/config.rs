@@ -1,0 +1,289 @@
+//! Client and server configurations: TLS (through quiver-proto's QUIC
+//! crypto builders) plus transport settings.
+
+use std::sync::Arc;
+
+use quiver_proto::crypto::{self, ConfigError};
+use quiver_proto::{TransportConfig, Version};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// How a client checks the server's certificate.
+#[derive(Debug)]
+enum Verification {
+    Roots(RootCertStore),
+    Insecure,
+}
+
+/// Settings for outgoing connections: TLS and transport.
+///
+/// ```
+/// let config = quiver::ClientConfig::insecure()
+///     .alpn_protocols(&[b"hq-interop"])
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub(crate) inner: quiver_proto::ClientConfig,
+}
+
+impl ClientConfig {
+    /// Verifies servers against `roots`.
+    pub fn with_root_certificates(roots: RootCertStore) -> ClientConfigBuilder {
+        ClientConfigBuilder::new(Verification::Roots(roots))
+    }
+
+    /// Verifies servers against the platform's trusted certificates.
+    /// Certificates the platform store holds but rustls cannot parse are
+    /// skipped; fails only if none could be loaded.
+    #[cfg(feature = "native-roots")]
+    pub fn with_native_roots() -> Result<ClientConfigBuilder, ConfigError> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            return Err(ConfigError::Verifier(format!(
+                "no usable platform root certificates ({} errors)",
+                found.errors.len()
+            )));
+        }
+        Ok(Self::with_root_certificates(roots))
+    }
+
+    /// Accepts **any** server certificate. For tests and command-line
+    /// debugging only: it gives no protection against an active attacker.
+    pub fn insecure() -> ClientConfigBuilder {
+        ClientConfigBuilder::new(Verification::Insecure)
+    }
+
+    /// Wraps a configuration built with quiver-proto directly.
+    pub fn from_proto(inner: quiver_proto::ClientConfig) -> Self {
+        Self { inner }
+    }
+
+    /// The quiver-proto configuration.
+    pub fn proto(&self) -> &quiver_proto::ClientConfig {
+        &self.inner
+    }
+
+    /// Replaces the transport settings.
+    pub fn set_transport_config(&mut self, transport: TransportConfig) {
+        self.inner.transport = Arc::new(transport);
+    }
+}
+
+/// Builds a [`ClientConfig`]: start from one of its constructors.
+#[derive(Debug)]
+pub struct ClientConfigBuilder {
+    verification: Verification,
+    alpn: Vec<Vec<u8>>,
+    keylog: bool,
+    client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    transport: TransportConfig,
+    version: Version,
+}
+
+impl ClientConfigBuilder {
+    fn new(verification: Verification) -> Self {
+        Self {
+            verification,
+            alpn: Vec::new(),
+            keylog: false,
+            client_auth: None,
+            transport: TransportConfig::default(),
+            version: Version::V1,
+        }
+    }
+
+    /// The application protocols to offer, most preferred first.
+    pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
+        self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
+        self
+    }
+
+    /// Logs TLS secrets to the file named by `SSLKEYLOGFILE` (when set),
+    /// for packet analysers.
+    pub fn keylog(mut self, enabled: bool) -> Self {
+        self.keylog = enabled;
+        self
+    }
+
+    /// Presents this certificate chain (end-entity first) when the server
+    /// asks for client authentication.
+    pub fn client_auth(
+        mut self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        self.client_auth = Some((chain, key));
+        self
+    }
+
+    /// Transport settings (default: [`TransportConfig::default`]).
+    pub fn transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The QUIC version to start with (default: v1).
+    pub fn version(mut self, version: Version) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Builds the configuration.
+    pub fn build(self) -> Result<ClientConfig, ConfigError> {
+        let mut builder = match self.verification {
+            Verification::Roots(roots) => crypto::ClientConfig::with_root_certificates(roots),
+            Verification::Insecure => crypto::ClientConfig::with_insecure_no_verification(),
+        }
+        .alpn_protocols(self.alpn);
+        if self.keylog {
+            builder = builder.with_key_log(Arc::new(rustls::KeyLogFile::new()));
+        }
+        if let Some((chain, key)) = self.client_auth {
+            builder = builder.with_client_auth_cert(chain, key);
+        }
+        Ok(ClientConfig {
+            inner: quiver_proto::ClientConfig {
+                crypto: Arc::new(builder.build()?),
+                transport: Arc::new(self.transport),
+                version: self.version,
+            },
+        })
+    }
+}
+
+/// Settings for accepted connections: TLS and transport.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub(crate) inner: quiver_proto::ServerConfig,
+}
+
+impl ServerConfig {
+    /// Presents `chain` (end-entity certificate first) with its private
+    /// `key` to every client.
+    pub fn with_single_cert(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> ServerConfigBuilder {
+        ServerConfigBuilder {
+            chain,
+            key,
+            alpn: Vec::new(),
+            keylog: false,
+            client_roots: None,
+            transport: TransportConfig::default(),
+        }
+    }
+
+    /// Wraps a configuration built with quiver-proto directly.
+    pub fn from_proto(inner: quiver_proto::ServerConfig) -> Self {
+        Self { inner }
+    }
+
+    /// The quiver-proto configuration.
+    pub fn proto(&self) -> &quiver_proto::ServerConfig {
+        &self.inner
+    }
+
+    /// Replaces the transport settings.
+    pub fn set_transport_config(&mut self, transport: TransportConfig) {
+        self.inner.transport = Arc::new(transport);
+    }
+}
+
+/// Builds a [`ServerConfig`]: start from [`ServerConfig::with_single_cert`].
+#[derive(Debug)]
+pub struct ServerConfigBuilder {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: Vec<Vec<u8>>,
+    keylog: bool,
+    client_roots: Option<(RootCertStore, bool)>,
+    transport: TransportConfig,
+}
+
+impl ServerConfigBuilder {
+    /// The application protocols accepted, most preferred first.
+    pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
+        self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
+        self
+    }
+
+    /// Logs TLS secrets to the file named by `SSLKEYLOGFILE` (when set).
+    pub fn keylog(mut self, enabled: bool) -> Self {
+        self.keylog = enabled;
+        self
+    }
+
+    /// Asks clients for a certificate and verifies it against `roots`;
+    /// with `required`, clients without one are refused.
+    pub fn client_auth(mut self, roots: RootCertStore, required: bool) -> Self {
+        self.client_roots = Some((roots, required));
+        self
+    }
+
+    /// Transport settings (default: [`TransportConfig::default`]).
+    pub fn transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Builds the configuration.
+    pub fn build(self) -> Result<ServerConfig, ConfigError> {
+        let mut builder =
+            crypto::ServerConfig::with_single_cert(self.chain, self.key).alpn_protocols(self.alpn);
+        if self.keylog {
+            builder = builder.with_key_log(Arc::new(rustls::KeyLogFile::new()));
+        }
+        if let Some((roots, required)) = self.client_roots {
+            builder = builder.with_client_roots(roots, required);
+        }
+        Ok(ServerConfig {
+            inner: quiver_proto::ServerConfig {
+                crypto: Arc::new(builder.build()?),
+                transport: Arc::new(self.transport),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_apply_alpn_keylog_and_client_auth() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let server = ServerConfig::with_single_cert(vec![cert.clone()], key.clone_key())
+            .alpn_protocols(&[b"h3", b"hq-interop"])
+            .keylog(true)
+            .client_auth(roots.clone(), true)
+            .build()
+            .unwrap();
+        let rustls = server.proto().crypto.rustls();
+        assert_eq!(
+            rustls.alpn_protocols,
+            [b"h3".to_vec(), b"hq-interop".to_vec()]
+        );
+        assert!(format!("{:?}", rustls.key_log).contains("KeyLogFile"));
+        let client = ClientConfig::with_root_certificates(roots)
+            .alpn_protocols(&[b"h3"])
+            .keylog(true)
+            .client_auth(vec![cert], key)
+            .build()
+            .unwrap();
+        let rustls = client.proto().crypto.rustls();
+        assert_eq!(rustls.alpn_protocols, [b"h3".to_vec()]);
+        assert!(rustls.client_auth_cert_resolver.has_certs());
+        assert!(format!("{:?}", rustls.key_log).contains("KeyLogFile"));
+        let insecure = ClientConfig::insecure().build().unwrap();
+        assert!(insecure.proto().crypto.rustls().alpn_protocols.is_empty());
+    }
+}

@@ -1,0 +1,352 @@
+//! Connections: the handle applications hold, and the future of one being
+//! established.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quiver_proto::connection::SendDatagramError;
+use quiver_proto::frame::Dir;
+use quiver_proto::{ConnectionError, ConnectionHandle, ConnectionStats, Side, VarInt};
+
+use crate::shared::{ConnState, Shared, State, dir_index, now};
+use crate::streams::{RecvStream, SendStream};
+
+/// A counted reference to a connection: the last one closes it.
+#[derive(Debug)]
+pub(crate) struct ConnRef {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) handle: ConnectionHandle,
+}
+
+impl ConnRef {
+    /// Wraps a reference already counted in the connection's state.
+    pub(crate) fn from_counted(shared: Arc<Shared>, handle: ConnectionHandle) -> Self {
+        Self { shared, handle }
+    }
+
+    /// Runs `f` on the locked state and this connection's part of it
+    /// (absent only if the state was freed, which the handles prevent).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, ConnectionHandle) -> R) -> R {
+        let mut state = self.shared.lock();
+        f(&mut state, self.handle)
+    }
+}
+
+impl Clone for ConnRef {
+    fn clone(&self) -> Self {
+        self.with(|state, h| {
+            if let Some(cs) = state.conns.get_mut(&h) {
+                cs.refs += 1;
+            }
+        });
+        Self {
+            shared: self.shared.clone(),
+            handle: self.handle,
+        }
+    }
+}
+
+impl Drop for ConnRef {
+    fn drop(&mut self) {
+        self.with(|state, h| state.release(h));
+    }
+}
+
+/// Looks up the connection state, which every handle keeps alive.
+pub(crate) fn conn_state(state: &mut State, h: ConnectionHandle) -> &mut ConnState {
+    state
+        .conns
+        .get_mut(&h)
+        .expect("connection state outlives its handles")
+}
+
+/// A QUIC connection. Cheap to clone; the connection closes (code 0) when
+/// the last clone and the last of its streams are dropped.
+#[derive(Debug, Clone)]
+pub struct Connection(pub(crate) ConnRef);
+
+impl Connection {
+    /// Opens a bidirectional stream, waiting while the peer's stream limit
+    /// is reached. The peer learns of it when data (or FIN) is sent.
+    pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let id = self.open(Dir::Bi).await?;
+        Ok((
+            SendStream::new(self.0.clone(), id),
+            RecvStream::new(self.0.clone(), id),
+        ))
+    }
+
+    /// Opens a unidirectional stream, waiting while the peer's stream
+    /// limit is reached.
+    pub async fn open_uni(&self) -> Result<SendStream, ConnectionError> {
+        let id = self.open(Dir::Uni).await?;
+        Ok(SendStream::new(self.0.clone(), id))
+    }
+
+    async fn open(&self, dir: Dir) -> Result<quiver_proto::streams::StreamId, ConnectionError> {
+        poll_fn(|cx| {
+            self.0.with(|state, h| {
+                let cs = conn_state(state, h);
+                if let Some(e) = &cs.error {
+                    return Poll::Ready(Err(e.clone()));
+                }
+                let Some(conn) = state.proto.connection(h) else {
+                    return Poll::Ready(Err(conn_state(state, h).lost()));
+                };
+                if let Some(id) = conn.open_stream(dir) {
+                    // A STREAMS_BLOCKED may be due; the stream itself is
+                    // announced by its first frame.
+                    return Poll::Ready(Ok(id));
+                }
+                let cs = conn_state(state, h);
+                cs.wakers.open[dir_index(dir)].push(cx.waker().clone());
+                // open_stream may have queued STREAMS_BLOCKED.
+                state.wake_driver();
+                Poll::Pending
+            })
+        })
+        .await
+    }
+
+    /// Waits for the peer to open a bidirectional stream.
+    pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let id = self.accept(Dir::Bi).await?;
+        Ok((
+            SendStream::new(self.0.clone(), id),
+            RecvStream::new(self.0.clone(), id),
+        ))
+    }
+
+    /// Waits for the peer to open a unidirectional stream.
+    pub async fn accept_uni(&self) -> Result<RecvStream, ConnectionError> {
+        let id = self.accept(Dir::Uni).await?;
+        Ok(RecvStream::new(self.0.clone(), id))
+    }
+
+    async fn accept(&self, dir: Dir) -> Result<quiver_proto::streams::StreamId, ConnectionError> {
+        poll_fn(|cx| {
+            self.0.with(|state, h| {
+                if let Some(conn) = state.proto.connection(h) {
+                    if let Some(id) = conn.accept_stream(dir) {
+                        return Poll::Ready(Ok(id));
+                    }
+                }
+                let cs = conn_state(state, h);
+                if let Some(e) = &cs.error {
+                    return Poll::Ready(Err(e.clone()));
+                }
+                if cs.drained {
+                    return Poll::Ready(Err(cs.lost()));
+                }
+                cs.wakers.accept[dir_index(dir)].push(cx.waker().clone());
+                Poll::Pending
+            })
+        })
+        .await
+    }
+
+    /// Sends an unreliable datagram (RFC 9221).
+    pub fn send_datagram(&self, data: Bytes) -> Result<(), SendDatagramError> {
+        self.0.with(|state, h| {
+            let Some(conn) = state.proto.connection(h) else {
+                return Err(SendDatagramError::ConnectionLost(
+                    conn_state(state, h).lost(),
+                ));
+            };
+            conn.send_datagram(data)?;
+            state.wake_driver();
+            Ok(())
+        })
+    }
+
+    /// The largest datagram [`send_datagram`](Self::send_datagram) takes
+    /// now, or `None` if the peer does not accept datagrams.
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        self.0.with(|state, h| {
+            let conn = state.proto.connection(h)?;
+            let peer_max = conn.peer_params()?.max_datagram_frame_size?;
+            Some(conn.max_datagram_size().min(peer_max as usize))
+        })
+    }
+
+    /// Waits for a datagram from the peer.
+    pub async fn read_datagram(&self) -> Result<Bytes, ConnectionError> {
+        poll_fn(|cx| {
+            self.0.with(|state, h| {
+                if let Some(conn) = state.proto.connection(h) {
+                    if let Some(d) = conn.read_datagram() {
+                        return Poll::Ready(Ok(d));
+                    }
+                }
+                let cs = conn_state(state, h);
+                if cs.error.is_some() || cs.drained {
+                    return Poll::Ready(Err(cs.lost()));
+                }
+                cs.wakers.datagram.push(cx.waker().clone());
+                Poll::Pending
+            })
+        })
+        .await
+    }
+
+    /// Closes the connection at once with an application error code and
+    /// reason (RFC 9000 §10.2). Streams fail with
+    /// [`ConnectionError::LocallyClosed`]; the peer sees `code` and
+    /// `reason`. Use [`crate::Endpoint::wait_idle`] to let the close reach
+    /// the peer before the process exits.
+    pub fn close(&self, code: VarInt, reason: &[u8]) {
+        self.0.with(|state, h| {
+            if let Some(conn) = state.proto.connection(h) {
+                conn.close(now(), code, Bytes::copy_from_slice(reason));
+            }
+            state.process_connection(h);
+            state.wake_driver();
+        });
+    }
+
+    /// Waits for the connection to end, and tells why; at once if it
+    /// already has.
+    pub async fn closed(&self) -> ConnectionError {
+        poll_fn(|cx| {
+            self.0.with(|state, h| {
+                let cs = conn_state(state, h);
+                if let Some(e) = &cs.error {
+                    return Poll::Ready(e.clone());
+                }
+                cs.wakers.closed.push(cx.waker().clone());
+                Poll::Pending
+            })
+        })
+        .await
+    }
+
+    /// Why the connection ended, if it has.
+    pub fn close_reason(&self) -> Option<ConnectionError> {
+        self.0.with(|state, h| conn_state(state, h).error.clone())
+    }
+
+    /// Counters: datagrams, bytes and packets sent and received, losses.
+    pub fn stats(&self) -> ConnectionStats {
+        self.0.with(|state, h| match state.proto.connection(h) {
+            Some(conn) => conn.stats(),
+            None => conn_state(state, h).stats,
+        })
+    }
+
+    /// The smoothed round-trip time.
+    pub fn rtt(&self) -> Duration {
+        self.0.with(|state, h| match state.proto.connection(h) {
+            Some(conn) => conn.rtt(),
+            None => conn_state(state, h).rtt,
+        })
+    }
+
+    /// The peer's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.0.with(|state, h| match state.proto.connection(h) {
+            Some(conn) => conn.remote_address(),
+            None => conn_state(state, h).remote,
+        })
+    }
+
+    /// The negotiated application protocol (ALPN).
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.0.with(|state, h| {
+            state
+                .proto
+                .connection(h)
+                .and_then(|c| c.alpn_protocol().map(<[u8]>::to_vec))
+        })
+    }
+
+    /// The server name the client asked for (on the server side).
+    pub fn server_name(&self) -> Option<String> {
+        self.0.with(|state, h| {
+            state
+                .proto
+                .connection(h)
+                .and_then(|c| c.server_name().map(str::to_owned))
+        })
+    }
+
+    /// Which side of the connection we are.
+    pub fn side(&self) -> Side {
+        self.0.with(|state, h| conn_state(state, h).side)
+    }
+
+    /// An identifier unique among the endpoint's connections.
+    pub fn stable_id(&self) -> usize {
+        self.0.handle.0
+    }
+}
+
+/// A connection being established: await it for the [`Connection`].
+///
+/// Dropping it abandons the attempt (the connection closes with code 0).
+#[derive(Debug)]
+#[must_use = "a connection attempt does nothing unless awaited"]
+pub struct Connecting {
+    conn: Option<ConnRef>,
+    error: Option<ConnectionError>,
+}
+
+impl Connecting {
+    pub(crate) fn new(conn: ConnRef) -> Self {
+        Self {
+            conn: Some(conn),
+            error: None,
+        }
+    }
+
+    pub(crate) fn failed(error: ConnectionError) -> Self {
+        Self {
+            conn: None,
+            error: Some(error),
+        }
+    }
+
+    /// The peer's address.
+    pub fn remote_address(&self) -> Option<SocketAddr> {
+        let conn = self.conn.as_ref()?;
+        Some(conn.with(|state, h| conn_state(state, h).remote))
+    }
+}
+
+impl Future for Connecting {
+    type Output = Result<Connection, ConnectionError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(conn) = &self.conn else {
+            let e = self.error.clone().unwrap_or(ConnectionError::LocallyClosed);
+            return Poll::Ready(Err(e));
+        };
+        let ready = conn.with(|state, h| {
+            let cs = conn_state(state, h);
+            if let Some(e) = &cs.error {
+                return Some(Err(e.clone()));
+            }
+            if cs.connected {
+                return Some(Ok(()));
+            }
+            cs.wakers.connecting = Some(cx.waker().clone());
+            None
+        });
+        match ready {
+            None => Poll::Pending,
+            Some(Err(e)) => {
+                self.error = Some(e.clone());
+                self.conn = None;
+                Poll::Ready(Err(e))
+            }
+            Some(Ok(())) => {
+                let conn = self.conn.take().expect("checked above");
+                Poll::Ready(Ok(Connection(conn)))
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The driver: one task per endpoint that moves datagrams between the
+//! socket and the quiver-proto endpoint, runs its timers, and wakes the
+//! tasks waiting on connections and streams.
+
+use std::future::Future;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use quiver_proto::{ConnectionHandle, DatagramEvent};
+use quiver_udp::{BATCH_SIZE, RecvMeta, Transmit};
+use tokio::time::Sleep;
+
+use crate::shared::{Shared, State, now};
+
+/// Receive batches handled per pass before yielding to other tasks.
+const RECV_ROUNDS: usize = 8;
+/// Send batches per pass before yielding.
+const SEND_ROUNDS: usize = 8;
+/// Receive buffer per datagram without GRO: room for any datagram a
+/// 1500-byte MTU path carries, and then some.
+const SLOT: usize = 2048;
+/// Receive buffer per message with GRO: the kernel coalesces up to 64 KiB.
+const GRO_SLOT: usize = 64 * 1024;
+/// Receive buffers with GRO (each holds up to ~50 datagrams).
+const GRO_BATCH: usize = 8;
+/// The most bytes one GSO send carries (IPv4's limit on a UDP payload).
+const MAX_GSO_BYTES: usize = quiver_udp::MAX_DATAGRAM;
+
+/// The endpoint's driver task.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    recv_buf: Vec<u8>,
+    slot: usize,
+    tx: TxBatch,
+    timer: Pin<Box<Sleep>>,
+    timer_deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let (slot, slots) = if shared.socket.gro_segments() > 1 {
+            (GRO_SLOT, GRO_BATCH)
+        } else {
+            (SLOT, BATCH_SIZE)
+        };
+        let gso = shared.socket.max_gso_segments();
+        Self {
+            shared,
+            recv_buf: vec![0; slot * slots],
+            slot,
+            tx: TxBatch::new(gso),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer_deadline: None,
+        }
+    }
+
+    /// Reads what the socket has; true if more may be waiting.
+    fn recv(&mut self, cx: &mut Context<'_>, state: &mut State) -> io::Result<bool> {
+        let socket = &self.shared.socket;
+        let mut meta = [RecvMeta::default(); BATCH_SIZE];
+        for _ in 0..RECV_ROUNDS {
+            let mut bufs: Vec<IoSliceMut<'_>> = self
+                .recv_buf
+                .chunks_mut(self.slot)
+                .map(IoSliceMut::new)
+                .collect();
+            match socket.poll_recv(cx, &mut bufs, &mut meta) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(Ok(n)) => {
+                    drop(bufs);
+                    let time = now();
+                    for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(self.slot)) {
+                        let stride = m.stride.max(1);
+                        for datagram in buf[..m.len].chunks_mut(stride) {
+                            handle_datagram(state, time, m.addr, datagram);
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) if is_transient(&e) => {
+                    // ICMP errors for earlier sends, and the like.
+                    tracing::trace!(error = %e, "receive error");
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends what the connections have; true if more may be waiting.
+    fn send(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
+        let socket = &self.shared.socket;
+        for _ in 0..SEND_ROUNDS {
+            if self.tx.is_empty() {
+                self.tx.gso_segments = socket.max_gso_segments();
+                self.tx.fill(state, now());
+                if self.tx.is_empty() {
+                    return false;
+                }
+            }
+            while !self.tx.is_empty() {
+                let transmits = self.tx.transmits();
+                match socket.poll_send(cx, &transmits) {
+                    Poll::Pending => return false, // woken when writable
+                    Poll::Ready(Ok(n)) => self.tx.advance(n.max(1)),
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(error = %e, to = %transmits[0].destination, "send failed");
+                        self.tx.advance(1);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::Interrupted
+    ) || e.raw_os_error().is_some_and(is_icmp_errno)
+}
+
+#[cfg(unix)]
+fn is_icmp_errno(code: i32) -> bool {
+    // EHOSTUNREACH, ENETUNREACH, EMSGSIZE, ECONNREFUSED on Linux.
+    matches!(code, 113 | 101 | 90 | 111)
+}
+
+#[cfg(not(unix))]
+fn is_icmp_errno(_code: i32) -> bool {
+    false
+}
+
+fn handle_datagram(state: &mut State, time: Instant, from: SocketAddr, datagram: &mut [u8]) {
+    match state.proto.handle(time, from, datagram) {
+        DatagramEvent::Connection(_) | DatagramEvent::Handled => {}
+        DatagramEvent::NewConnection(id) => {
+            if state.closed || state.endpoint_refs == 0 {
+                state.proto.ignore(id);
+            } else {
+                state.incoming.push_back((id, from));
+                state.accept_wakers.drain(..).for_each(Waker::wake);
+            }
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let shared = this.shared.clone();
+        let mut state = shared.lock();
+        state.set_driver_waker(cx.waker());
+        let mut again = false;
+        for _ in 0..4 {
+            state.driver_woken = false;
+            match this.recv(cx, &mut state) {
+                Ok(more) => again |= more,
+                Err(e) => {
+                    tracing::error!(error = %e, "UDP socket failed; endpoint stopped");
+                    state.driver_error = Some(e.kind());
+                    fail_all(&mut state);
+                    return Poll::Ready(());
+                }
+            }
+            let time = now();
+            if this.timer_deadline.is_some_and(|t| t <= time) {
+                this.timer_deadline = None;
+                state.proto.handle_timeout(time);
+            }
+            again |= this.send(cx, &mut state);
+            process_all(&mut state);
+            // Timer for the earliest protocol deadline.
+            let deadline = state.proto.poll_timeout();
+            if deadline != this.timer_deadline {
+                this.timer_deadline = deadline;
+                if let Some(t) = deadline {
+                    this.timer.as_mut().reset(tokio::time::Instant::from_std(t));
+                }
+            }
+            let timer_fired = deadline.is_some() && this.timer.as_mut().poll(cx).is_ready();
+            if !(timer_fired || state.driver_woken) {
+                break;
+            }
+            again = timer_fired || state.driver_woken;
+        }
+        if state.endpoint_refs == 0 && state.conns.is_empty() {
+            tracing::debug!("endpoint driver finished");
+            return Poll::Ready(());
+        }
+        if again {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+/// Dispatches every connection's events.
+fn process_all(state: &mut State) {
+    let handles: Vec<ConnectionHandle> = state.conns.keys().copied().collect();
+    for h in handles {
+        state.process_connection(h);
+    }
+}
+
+/// The socket failed: every connection is lost.
+fn fail_all(state: &mut State) {
+    let handles: Vec<ConnectionHandle> = state.conns.keys().copied().collect();
+    for h in handles {
+        if let Some(cs) = state.conns.get_mut(&h) {
+            cs.on_lost(quiver_proto::ConnectionError::LocallyClosed);
+            cs.drained = true;
+        }
+        state.proto.remove(h);
+    }
+    state.accept_wakers.drain(..).for_each(Waker::wake);
+    state.idle_wakers.drain(..).for_each(Waker::wake);
+}
+
+/// Datagrams from `poll_transmit`, coalesced for GSO: consecutive
+/// datagrams to one destination, all of one size but the last, go out as
+/// one transmit.
+#[derive(Debug)]
+struct TxBatch {
+    buf: Vec<u8>,
+    runs: Vec<Run>,
+    /// Runs already sent.
+    sent: usize,
+    gso_segments: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    destination: SocketAddr,
+    start: usize,
+    end: usize,
+    segment: usize,
+    count: usize,
+    /// A shorter datagram ended the run.
+    closed: bool,
+}
+
+impl TxBatch {
+    fn new(gso_segments: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(BATCH_SIZE * 1500),
+            runs: Vec::with_capacity(BATCH_SIZE),
+            sent: 0,
+            gso_segments,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sent >= self.runs.len()
+    }
+
+    fn fill(&mut self, state: &mut State, time: Instant) {
+        self.buf.clear();
+        self.runs.clear();
+        self.sent = 0;
+        while self.runs.len() < BATCH_SIZE {
+            let Some(t) = state.proto.poll_transmit(time, &mut self.buf) else {
+                break;
+            };
+            let end = self.buf.len();
+            let start = end - t.size;
+            if let Some(run) = self.runs.last_mut() {
+                if !run.closed
+                    && run.destination == t.destination
+                    && run.end == start
+                    && t.size <= run.segment
+                    && run.count < self.gso_segments
+                    && run.end - run.start + t.size <= MAX_GSO_BYTES
+                {
+                    run.end = end;
+                    run.count += 1;
+                    run.closed = t.size < run.segment;
+                    continue;
+                }
+            }
+            self.runs.push(Run {
+                destination: t.destination,
+                start,
+                end,
+                segment: t.size,
+                count: 1,
+                closed: false,
+            });
+        }
+    }
+
+    fn transmits(&self) -> Vec<Transmit<'_>> {
+        self.runs[self.sent..]
+            .iter()
+            .map(|r| Transmit {
+                destination: r.destination,
+                ecn: None,
+                contents: &self.buf[r.start..r.end],
+                segment_size: (r.count > 1).then_some(r.segment),
+            })
+            .collect()
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.sent = (self.sent + n).min(self.runs.len());
+    }
+}

@@ -1,0 +1,313 @@
+//! The endpoint: one UDP socket, its connections, and the task that
+//! drives them.
+
+use std::future::{IntoFuture, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use bytes::Bytes;
+use quiver_proto::{
+    ConnectionError, EndpointConfig, IncomingId, Side, TransportError, TransportErrorCode, VarInt,
+};
+
+use crate::config::{ClientConfig, ServerConfig};
+use crate::connection::{ConnRef, Connecting};
+use crate::driver::Driver;
+use crate::shared::{ConnState, Shared, State, now};
+
+/// Why [`Endpoint::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// [`Endpoint::close`] was called.
+    #[error("endpoint closed")]
+    EndpointStopping,
+    /// No client configuration: call
+    /// [`Endpoint::set_default_client_config`] or use
+    /// [`Endpoint::connect_with`].
+    #[error("no default client configuration")]
+    NoDefaultClientConfig,
+    /// The address cannot be connected to (port 0, unspecified IP, or an
+    /// IPv6 address from an IPv4 socket).
+    #[error("invalid remote address {0}")]
+    InvalidRemoteAddress(SocketAddr),
+    /// The TLS configuration or server name was rejected.
+    #[error(transparent)]
+    Config(#[from] quiver_proto::endpoint::ConnectError),
+}
+
+/// A QUIC endpoint on one UDP socket: a client, a server, or both.
+///
+/// Cheap to clone. The driver task keeps running while a clone, or a
+/// connection that has not drained, remains.
+#[derive(Debug)]
+pub struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+impl Endpoint {
+    /// A client endpoint bound to `addr` (e.g. `0.0.0.0:0`). Set a
+    /// default client configuration, or use [`connect_with`](Self::connect_with).
+    pub fn client(addr: SocketAddr) -> io::Result<Self> {
+        Self::new(quiver_udp::UdpSocket::bind(addr)?, None)
+    }
+
+    /// A server endpoint bound to `addr`; it can also connect out.
+    pub fn server(config: ServerConfig, addr: SocketAddr) -> io::Result<Self> {
+        Self::new(quiver_udp::UdpSocket::bind(addr)?, Some(config))
+    }
+
+    /// An endpoint on a socket of the caller's making, with a random reset
+    /// key. Must be called within a tokio runtime.
+    pub fn new(socket: quiver_udp::UdpSocket, server: Option<ServerConfig>) -> io::Result<Self> {
+        Self::with_config(EndpointConfig::new(random_seed()?), server, socket)
+    }
+
+    /// An endpoint with explicit endpoint settings (keep `reset_key` secret
+    /// and stable across restarts for stateless resets to keep working).
+    pub fn with_config(
+        config: EndpointConfig,
+        server: Option<ServerConfig>,
+        socket: quiver_udp::UdpSocket,
+    ) -> io::Result<Self> {
+        let proto = quiver_proto::Endpoint::new(
+            Arc::new(config),
+            server.map(|s| Arc::new(s.inner)),
+            random_seed()?,
+        );
+        let shared = Shared::new(State::new(proto), socket);
+        let driver = Driver::new(shared.clone());
+        tokio::spawn(driver);
+        Ok(Self { shared })
+    }
+
+    /// The configuration [`connect`](Self::connect) uses.
+    pub fn set_default_client_config(&mut self, config: ClientConfig) {
+        self.shared.lock().default_client = Some(config);
+    }
+
+    /// Starts or stops accepting connections.
+    pub fn set_server_config(&self, config: Option<ServerConfig>) {
+        self.shared
+            .lock()
+            .proto
+            .set_server_config(config.map(|s| Arc::new(s.inner)));
+    }
+
+    /// The socket's local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.socket.local_addr()
+    }
+
+    /// Connects to `addr` with the default client configuration,
+    /// verifying the server as `server_name`.
+    pub fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Connecting, ConnectError> {
+        let config = self
+            .shared
+            .lock()
+            .default_client
+            .clone()
+            .ok_or(ConnectError::NoDefaultClientConfig)?;
+        self.connect_with(&config, addr, server_name)
+    }
+
+    /// Connects to `addr` with `config`.
+    pub fn connect_with(
+        &self,
+        config: &ClientConfig,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> Result<Connecting, ConnectError> {
+        let local = self.local_addr().ok();
+        if addr.port() == 0
+            || addr.ip().is_unspecified()
+            || (addr.is_ipv6() && local.is_some_and(|l| l.is_ipv4()))
+        {
+            return Err(ConnectError::InvalidRemoteAddress(addr));
+        }
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(ConnectError::EndpointStopping);
+        }
+        let handle = state
+            .proto
+            .connect(now(), &config.inner, addr, server_name)?;
+        let cs = ConnState::new(handle, Side::Client, addr);
+        cs.span
+            .in_scope(|| tracing::debug!(server_name, "connecting"));
+        state.conns.insert(handle, cs);
+        state.process_connection(handle);
+        state.wake_driver();
+        drop(state);
+        Ok(Connecting::new(ConnRef::from_counted(
+            self.shared.clone(),
+            handle,
+        )))
+    }
+
+    /// The next connection attempt, or `None` once the endpoint is closed.
+    pub async fn accept(&self) -> Option<Incoming> {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some((id, remote)) = state.incoming.pop_front() {
+                return Poll::Ready(Some(Incoming {
+                    shared: self.shared.clone(),
+                    id,
+                    remote,
+                    decided: false,
+                }));
+            }
+            if state.closed || state.driver_error.is_some() {
+                return Poll::Ready(None);
+            }
+            if !state.accept_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                state.accept_wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes every connection with `code` and `reason` and stops
+    /// accepting new ones. Use [`wait_idle`](Self::wait_idle) to let the
+    /// closes reach the peers.
+    pub fn close(&self, code: VarInt, reason: &[u8]) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        let time = now();
+        let reason = Bytes::copy_from_slice(reason);
+        let handles: Vec<_> = state.conns.keys().copied().collect();
+        for h in handles {
+            if let Some(conn) = state.proto.connection(h) {
+                conn.close(time, code, reason.clone());
+            }
+            state.process_connection(h);
+        }
+        while let Some((id, _)) = state.incoming.pop_front() {
+            state.proto.ignore(id);
+        }
+        state.accept_wakers.drain(..).for_each(Waker::wake);
+        state.wake_driver();
+    }
+
+    /// Waits until every connection has drained (after a close, for about
+    /// three probe timeouts), so that the peers saw the closes.
+    pub async fn wait_idle(&self) {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.is_idle() || state.driver_error.is_some() {
+                return Poll::Ready(());
+            }
+            state.idle_wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Connections not yet drained.
+    pub fn open_connections(&self) -> usize {
+        self.shared
+            .lock()
+            .conns
+            .values()
+            .filter(|c| !c.drained)
+            .count()
+    }
+}
+
+impl Clone for Endpoint {
+    fn clone(&self) -> Self {
+        self.shared.lock().endpoint_refs += 1;
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.endpoint_refs -= 1;
+        if state.endpoint_refs == 0 {
+            // No one can accept any more: turn pending attempts away.
+            while let Some((id, _)) = state.incoming.pop_front() {
+                state.proto.ignore(id);
+            }
+            state.wake_driver();
+        }
+    }
+}
+
+/// A connection attempt awaiting a decision. Dropping it ignores the
+/// attempt. Awaiting it accepts.
+#[derive(Debug)]
+pub struct Incoming {
+    shared: Arc<Shared>,
+    id: IncomingId,
+    remote: SocketAddr,
+    decided: bool,
+}
+
+impl Incoming {
+    /// The client's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Accepts the attempt; await the result for the connection.
+    pub fn accept(mut self) -> Connecting {
+        self.decided = true;
+        let mut state = self.shared.lock();
+        match state.proto.accept(now(), self.id) {
+            Ok(handle) => {
+                let cs = ConnState::new(handle, Side::Server, self.remote);
+                cs.span.in_scope(|| tracing::debug!("accepted"));
+                state.conns.insert(handle, cs);
+                state.process_connection(handle);
+                state.wake_driver();
+                drop(state);
+                Connecting::new(ConnRef::from_counted(self.shared.clone(), handle))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, remote = %self.remote, "accept failed");
+                Connecting::failed(ConnectionError::TransportError(TransportError::new(
+                    TransportErrorCode::INTERNAL_ERROR,
+                    "accept failed",
+                )))
+            }
+        }
+    }
+
+    /// Drops the attempt without answering (the client retransmits, then
+    /// gives up).
+    pub fn ignore(mut self) {
+        self.decided = true;
+        self.shared.lock().proto.ignore(self.id);
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.decided {
+            self.shared.lock().proto.ignore(self.id);
+        }
+    }
+}
+
+impl IntoFuture for Incoming {
+    type Output = Result<crate::Connection, ConnectionError>;
+    type IntoFuture = Connecting;
+
+    fn into_future(self) -> Connecting {
+        self.accept()
+    }
+}
+
+/// 32 bytes from the operating system's secure random source.
+fn random_seed() -> io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(seed)
+}

@@ -1,0 +1,304 @@
+//! The state an endpoint's driver and its handles share: the quiver-proto
+//! endpoint behind one mutex, and per connection what the handles wait on.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use quiver_proto::frame::Dir;
+use quiver_proto::streams::{StreamEvent, StreamId};
+use quiver_proto::{
+    ConnectionError, ConnectionHandle, ConnectionStats, Event, IncomingId, Side, VarInt,
+};
+
+use crate::config::ClientConfig;
+
+/// The current time, from tokio's clock (so paused-time tests work).
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What an endpoint's driver and handles share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) socket: quiver_udp::UdpSocket,
+}
+
+impl Shared {
+    pub(crate) fn new(state: State, socket: quiver_udp::UdpSocket) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(state),
+            socket,
+        })
+    }
+
+    /// Locks the state. A panic elsewhere while it was held leaves it as
+    /// it was; carrying on is no worse than poisoning every handle.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Everything behind the endpoint's mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) proto: quiver_proto::Endpoint,
+    pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
+    /// Connection attempts not yet handed to the application.
+    pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
+    pub(crate) accept_wakers: Vec<Waker>,
+    pub(crate) idle_wakers: Vec<Waker>,
+    pub(crate) default_client: Option<ClientConfig>,
+    /// [`crate::Endpoint`] handles alive.
+    pub(crate) endpoint_refs: usize,
+    /// `Endpoint::close` was called: no new connections.
+    pub(crate) closed: bool,
+    driver: Option<Waker>,
+    /// Something changed that the driver must act on.
+    pub(crate) driver_woken: bool,
+    /// The driver stopped on a socket error.
+    pub(crate) driver_error: Option<std::io::ErrorKind>,
+}
+
+impl State {
+    pub(crate) fn new(proto: quiver_proto::Endpoint) -> Self {
+        Self {
+            proto,
+            conns: HashMap::new(),
+            incoming: VecDeque::new(),
+            accept_wakers: Vec::new(),
+            idle_wakers: Vec::new(),
+            default_client: None,
+            endpoint_refs: 1,
+            closed: false,
+            driver: None,
+            driver_woken: false,
+            driver_error: None,
+        }
+    }
+
+    /// Asks the driver for a pass: something may need sending.
+    pub(crate) fn wake_driver(&mut self) {
+        self.driver_woken = true;
+        if let Some(w) = &self.driver {
+            w.wake_by_ref();
+        }
+    }
+
+    pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+        match &self.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.driver = Some(waker.clone()),
+        }
+    }
+
+    /// Whether no connection is left that still exchanges packets.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.conns.values().all(|c| c.drained)
+    }
+
+    /// Dispatches the events of connection `handle` to the tasks waiting
+    /// on it, and frees its protocol state once it has drained.
+    pub(crate) fn process_connection(&mut self, handle: ConnectionHandle) {
+        let Some(cs) = self.conns.get_mut(&handle) else {
+            return;
+        };
+        let Some(conn) = self.proto.connection(handle) else {
+            return;
+        };
+        let span = cs.span.clone();
+        let _span = span.enter();
+        while let Some(event) = conn.poll() {
+            cs.on_event(event);
+        }
+        cs.stats = conn.stats();
+        cs.rtt = conn.rtt();
+        cs.remote = conn.remote_address();
+        if conn.is_drained() {
+            let reason = conn
+                .close_reason()
+                .cloned()
+                .unwrap_or(ConnectionError::LocallyClosed);
+            cs.on_lost(reason);
+            cs.drained = true;
+            tracing::debug!("connection drained");
+            drop(_span);
+            self.proto.remove(handle);
+            if self.conns.get(&handle).is_some_and(|c| c.refs == 0) {
+                self.conns.remove(&handle);
+            }
+            if self.is_idle() {
+                self.idle_wakers.drain(..).for_each(Waker::wake);
+            }
+        }
+    }
+
+    /// One handle of `handle` fewer; the last one closes the connection.
+    pub(crate) fn release(&mut self, handle: ConnectionHandle) {
+        let Some(cs) = self.conns.get_mut(&handle) else {
+            return;
+        };
+        cs.refs -= 1;
+        if cs.refs > 0 {
+            return;
+        }
+        if cs.drained {
+            self.conns.remove(&handle);
+            return;
+        }
+        if let Some(conn) = self.proto.connection(handle) {
+            if !conn.is_closed() {
+                cs.span
+                    .in_scope(|| tracing::debug!("last handle dropped: closing with code 0"));
+                conn.close(now(), VarInt::from_u32(0), bytes::Bytes::new());
+            }
+        }
+        self.wake_driver();
+    }
+}
+
+/// The per-connection state the handles wait on.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    pub(crate) side: Side,
+    pub(crate) span: tracing::Span,
+    /// The handshake completed.
+    pub(crate) connected: bool,
+    /// Why the connection ended, once it has.
+    pub(crate) error: Option<ConnectionError>,
+    /// The protocol state was freed.
+    pub(crate) drained: bool,
+    /// Handles: `Connecting`, `Connection` clones and streams.
+    pub(crate) refs: usize,
+    pub(crate) wakers: Wakers,
+    /// Streams the peer stopped (STOP_SENDING), with its code.
+    pub(crate) stopped: HashMap<StreamId, VarInt>,
+    /// Streams whose data was all acknowledged.
+    pub(crate) finished: HashSet<StreamId>,
+    pub(crate) stats: ConnectionStats,
+    pub(crate) rtt: Duration,
+    pub(crate) remote: SocketAddr,
+}
+
+/// Tasks waiting on a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers {
+    pub(crate) connecting: Option<Waker>,
+    pub(crate) accept: [Vec<Waker>; 2],
+    pub(crate) open: [Vec<Waker>; 2],
+    pub(crate) datagram: Vec<Waker>,
+    pub(crate) closed: Vec<Waker>,
+    pub(crate) read: HashMap<StreamId, Waker>,
+    pub(crate) write: HashMap<StreamId, Waker>,
+    pub(crate) stopped: HashMap<StreamId, Waker>,
+}
+
+pub(crate) fn dir_index(dir: Dir) -> usize {
+    match dir {
+        Dir::Bi => 0,
+        Dir::Uni => 1,
+    }
+}
+
+impl ConnState {
+    pub(crate) fn new(handle: ConnectionHandle, side: Side, remote: SocketAddr) -> Self {
+        let span = tracing::debug_span!("connection", id = handle.0, ?side, %remote);
+        Self {
+            side,
+            span,
+            connected: false,
+            error: None,
+            drained: false,
+            refs: 1,
+            wakers: Wakers::default(),
+            stopped: HashMap::new(),
+            finished: HashSet::new(),
+            stats: ConnectionStats::default(),
+            rtt: Duration::ZERO,
+            remote,
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => {
+                tracing::debug!("handshake complete");
+                self.connected = true;
+                if let Some(w) = self.wakers.connecting.take() {
+                    w.wake();
+                }
+            }
+            Event::HandshakeConfirmed => {}
+            Event::ConnectionLost { reason } => {
+                tracing::debug!(%reason, "connection lost");
+                self.on_lost(reason);
+            }
+            Event::DatagramReceived => self.wakers.datagram.drain(..).for_each(Waker::wake),
+            Event::Stream(ev) => self.on_stream_event(ev),
+        }
+    }
+
+    fn on_stream_event(&mut self, ev: StreamEvent) {
+        let w = &mut self.wakers;
+        match ev {
+            StreamEvent::Opened { dir } => w.accept[dir_index(dir)].drain(..).for_each(Waker::wake),
+            StreamEvent::Available { dir } => {
+                w.open[dir_index(dir)].drain(..).for_each(Waker::wake)
+            }
+            StreamEvent::Readable { id } => {
+                if let Some(w) = w.read.remove(&id) {
+                    w.wake();
+                }
+            }
+            StreamEvent::Writable { id } => {
+                if let Some(w) = w.write.remove(&id) {
+                    w.wake();
+                }
+            }
+            StreamEvent::Finished { id } => {
+                self.finished.insert(id);
+                if let Some(w) = w.stopped.remove(&id) {
+                    w.wake();
+                }
+            }
+            StreamEvent::Stopped { id, code } => {
+                self.stopped.insert(id, code);
+                if let Some(w) = w.stopped.remove(&id) {
+                    w.wake();
+                }
+                if let Some(w) = w.write.remove(&id) {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// The connection ended: record why (the first reason wins) and wake
+    /// everyone.
+    pub(crate) fn on_lost(&mut self, reason: ConnectionError) {
+        if self.error.is_none() {
+            self.error = Some(reason);
+        }
+        let w = &mut self.wakers;
+        let all = w
+            .connecting
+            .take()
+            .into_iter()
+            .chain(w.accept.iter_mut().flat_map(|v| v.drain(..)))
+            .chain(w.open.iter_mut().flat_map(|v| v.drain(..)))
+            .chain(w.datagram.drain(..))
+            .chain(w.closed.drain(..))
+            .chain(w.read.drain().map(|(_, w)| w))
+            .chain(w.write.drain().map(|(_, w)| w))
+            .chain(w.stopped.drain().map(|(_, w)| w));
+        all.for_each(Waker::wake);
+    }
+
+    /// The error to report for an operation on an ended connection.
+    pub(crate) fn lost(&self) -> ConnectionError {
+        self.error.clone().unwrap_or(ConnectionError::LocallyClosed)
+    }
+}

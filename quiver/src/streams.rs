@@ -1,0 +1,426 @@
+//! Streams: [`SendStream`] ([`AsyncWrite`]) and [`RecvStream`]
+//! ([`AsyncRead`]).
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use quiver_proto::streams::{self as ps, StreamId};
+use quiver_proto::{ConnectionError, VarInt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::connection::{ConnRef, conn_state};
+use crate::shared::now;
+
+/// Why a write failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The peer asked us to stop sending (STOP_SENDING) with this code.
+    #[error("stopped by peer with code {0}")]
+    Stopped(VarInt),
+    /// The connection ended.
+    #[error("connection lost: {0}")]
+    ConnectionLost(#[from] ConnectionError),
+    /// The stream was finished or reset already.
+    #[error("stream closed")]
+    ClosedStream,
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The peer abandoned the stream (RESET_STREAM) with this code.
+    #[error("reset by peer with code {0}")]
+    Reset(VarInt),
+    /// The connection ended.
+    #[error("connection lost: {0}")]
+    ConnectionLost(#[from] ConnectionError),
+    /// The stream was stopped already.
+    #[error("stream closed")]
+    ClosedStream,
+}
+
+/// Why [`RecvStream::read_to_end`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadToEndError {
+    /// Reading failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The stream held more than the limit.
+    #[error("stream longer than the limit")]
+    TooLong,
+}
+
+/// Why [`SendStream::stopped`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoppedError {
+    /// The connection ended.
+    #[error("connection lost: {0}")]
+    ConnectionLost(#[from] ConnectionError),
+}
+
+/// The stream was already finished, reset or stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stream closed")]
+pub struct ClosedStream;
+
+impl From<WriteError> for io::Error {
+    fn from(e: WriteError) -> Self {
+        let kind = match e {
+            WriteError::Stopped(_) | WriteError::ConnectionLost(_) => {
+                io::ErrorKind::ConnectionReset
+            }
+            WriteError::ClosedStream => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl From<ReadError> for io::Error {
+    fn from(e: ReadError) -> Self {
+        let kind = match e {
+            ReadError::Reset(_) | ReadError::ConnectionLost(_) => io::ErrorKind::ConnectionReset,
+            ReadError::ClosedStream => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The sending half of a stream. Dropping it finishes the stream (unless
+/// it was reset), so data written is delivered.
+#[derive(Debug)]
+pub struct SendStream {
+    conn: ConnRef,
+    id: StreamId,
+    /// Finished or reset: nothing more to do on drop.
+    done: bool,
+}
+
+impl SendStream {
+    pub(crate) fn new(conn: ConnRef, id: StreamId) -> Self {
+        Self {
+            conn,
+            id,
+            done: false,
+        }
+    }
+
+    /// The stream's ID.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Writes some of `buf`, waiting for room in the send buffer; returns
+    /// how much was taken.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, WriteError> {
+        poll_fn(|cx| self.poll_write_inner(cx, buf)).await
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), WriteError> {
+        while !buf.is_empty() {
+            let n = self.write(buf).await?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    fn poll_write_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<Result<usize, WriteError>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let id = self.id;
+        self.conn.with(|state, h| {
+            let cs = conn_state(state, h);
+            if let Some(code) = cs.stopped.get(&id) {
+                return Poll::Ready(Err(WriteError::Stopped(*code)));
+            }
+            if let Some(e) = &cs.error {
+                return Poll::Ready(Err(WriteError::ConnectionLost(e.clone())));
+            }
+            let Some(conn) = state.proto.connection(h) else {
+                return Poll::Ready(Err(conn_state(state, h).lost().into()));
+            };
+            match conn.write(id, buf) {
+                Ok(n) => {
+                    state.wake_driver();
+                    Poll::Ready(Ok(n))
+                }
+                Err(ps::WriteError::Blocked) => {
+                    let cs = conn_state(state, h);
+                    cs.wakers.write.insert(id, cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(ps::WriteError::Stopped(code)) => Poll::Ready(Err(WriteError::Stopped(code))),
+                Err(ps::WriteError::ConnectionLost) => {
+                    Poll::Ready(Err(conn_state(state, h).lost().into()))
+                }
+                Err(ps::WriteError::ClosedStream | ps::WriteError::UnknownStream) => {
+                    Poll::Ready(Err(WriteError::ClosedStream))
+                }
+            }
+        })
+    }
+
+    /// Ends the stream: the peer reads to the end of what was written.
+    /// Does not wait; see [`stopped`](Self::stopped) to learn when the
+    /// peer has everything.
+    pub fn finish(&mut self) -> Result<(), ClosedStream> {
+        let id = self.id;
+        let r = self.conn.with(|state, h| {
+            let conn = state.proto.connection(h).ok_or(ClosedStream)?;
+            conn.finish(id).map_err(|_| ClosedStream)?;
+            state.wake_driver();
+            Ok(())
+        });
+        if r.is_ok() {
+            self.done = true;
+        }
+        r
+    }
+
+    /// Abandons the stream (RESET_STREAM with `code`): unsent data is
+    /// dropped and the peer's reads fail with the code.
+    pub fn reset(&mut self, code: VarInt) -> Result<(), ClosedStream> {
+        let id = self.id;
+        let r = self.conn.with(|state, h| {
+            let conn = state.proto.connection(h).ok_or(ClosedStream)?;
+            conn.reset_stream(id, code).map_err(|_| ClosedStream)?;
+            state.wake_driver();
+            Ok(())
+        });
+        self.done = true;
+        r
+    }
+
+    /// Waits until the peer has acknowledged all data and the end of the
+    /// stream (`Ok(None)`), or asked us to stop sending (`Ok(Some(code))`).
+    pub async fn stopped(&mut self) -> Result<Option<VarInt>, StoppedError> {
+        let id = self.id;
+        poll_fn(|cx| {
+            self.conn.with(|state, h| {
+                let cs = conn_state(state, h);
+                if let Some(code) = cs.stopped.get(&id) {
+                    return Poll::Ready(Ok(Some(*code)));
+                }
+                if cs.finished.contains(&id) {
+                    return Poll::Ready(Ok(None));
+                }
+                if cs.error.is_some() || cs.drained {
+                    return Poll::Ready(Err(cs.lost().into()));
+                }
+                cs.wakers.stopped.insert(id, cx.waker().clone());
+                Poll::Pending
+            })
+        })
+        .await
+    }
+}
+
+impl Drop for SendStream {
+    fn drop(&mut self) {
+        let (id, done) = (self.id, self.done);
+        self.conn.with(|state, h| {
+            if !done {
+                if let Some(conn) = state.proto.connection(h) {
+                    if conn.finish(id).is_ok() {
+                        state.wake_driver();
+                    }
+                }
+            }
+            if let Some(cs) = state.conns.get_mut(&h) {
+                cs.wakers.write.remove(&id);
+                cs.wakers.stopped.remove(&id);
+                cs.stopped.remove(&id);
+                cs.finished.remove(&id);
+            }
+        });
+    }
+}
+
+impl AsyncWrite for SendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_write_inner(cx, buf)
+            .map_err(io::Error::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.done {
+            this.finish()
+                .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The receiving half of a stream. Dropping it before the end asks the
+/// peer to stop sending (STOP_SENDING with code 0).
+#[derive(Debug)]
+pub struct RecvStream {
+    conn: ConnRef,
+    id: StreamId,
+    /// The end of the stream was read.
+    eof: bool,
+    /// The peer reset the stream with this code.
+    reset: Option<VarInt>,
+    /// `stop` was called.
+    stopped: bool,
+}
+
+impl RecvStream {
+    pub(crate) fn new(conn: ConnRef, id: StreamId) -> Self {
+        Self {
+            conn,
+            id,
+            eof: false,
+            reset: None,
+            stopped: false,
+        }
+    }
+
+    /// The stream's ID.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Reads into `buf`, waiting for data: `Ok(Some(n))`, or `Ok(None)` at
+    /// the end of the stream.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+        poll_fn(|cx| self.poll_read_inner(cx, buf)).await
+    }
+
+    /// Reads the whole stream, failing if it holds more than `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, ReadToEndError> {
+        let mut out = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while let Some(n) = self.read(&mut chunk).await? {
+            if out.len() + n > limit {
+                return Err(ReadToEndError::TooLong);
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+        Ok(out)
+    }
+
+    fn poll_read_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<Option<usize>, ReadError>> {
+        if self.eof {
+            return Poll::Ready(Ok(None));
+        }
+        if let Some(code) = self.reset {
+            return Poll::Ready(Err(ReadError::Reset(code)));
+        }
+        if self.stopped {
+            return Poll::Ready(Err(ReadError::ClosedStream));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(Some(0)));
+        }
+        let id = self.id;
+        let r = self.conn.with(|state, h| {
+            let Some(conn) = state.proto.connection(h) else {
+                return Poll::Ready(Err(conn_state(state, h).lost().into()));
+            };
+            match conn.read(now(), id, buf) {
+                Ok(r) => {
+                    // Reading may free flow-control credit to announce.
+                    state.wake_driver();
+                    Poll::Ready(Ok(r))
+                }
+                Err(ps::ReadError::Blocked) => {
+                    let cs = conn_state(state, h);
+                    cs.wakers.read.insert(id, cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(ps::ReadError::Reset(code)) => {
+                    state.wake_driver();
+                    Poll::Ready(Err(ReadError::Reset(code)))
+                }
+                Err(ps::ReadError::ConnectionLost) => {
+                    Poll::Ready(Err(conn_state(state, h).lost().into()))
+                }
+                Err(ps::ReadError::ClosedStream | ps::ReadError::UnknownStream) => {
+                    Poll::Ready(Err(ReadError::ClosedStream))
+                }
+            }
+        });
+        match &r {
+            Poll::Ready(Ok(None)) => self.eof = true,
+            Poll::Ready(Err(ReadError::Reset(code))) => self.reset = Some(*code),
+            _ => {}
+        }
+        r
+    }
+
+    /// Stops reading: unread and future data is discarded and the peer is
+    /// asked to stop sending (STOP_SENDING with `code`).
+    pub fn stop(&mut self, code: VarInt) -> Result<(), ClosedStream> {
+        if self.stopped || self.eof || self.reset.is_some() {
+            return Err(ClosedStream);
+        }
+        self.stopped = true;
+        let id = self.id;
+        self.conn.with(|state, h| {
+            let conn = state.proto.connection(h).ok_or(ClosedStream)?;
+            conn.stop_sending(id, code).map_err(|_| ClosedStream)?;
+            state.wake_driver();
+            Ok(())
+        })
+    }
+}
+
+impl Drop for RecvStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        let stop = !(self.stopped || self.eof || self.reset.is_some());
+        self.conn.with(|state, h| {
+            if stop {
+                if let Some(conn) = state.proto.connection(h) {
+                    if conn.stop_sending(id, VarInt::from_u32(0)).is_ok() {
+                        state.wake_driver();
+                    }
+                }
+            }
+            if let Some(cs) = state.conns.get_mut(&h) {
+                cs.wakers.read.remove(&id);
+            }
+        });
+    }
+}
+
+impl AsyncRead for RecvStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let unfilled = buf.initialize_unfilled();
+        match std::task::ready!(this.poll_read_inner(cx, unfilled)) {
+            Ok(Some(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Ok(None) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+}

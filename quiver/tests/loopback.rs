@@ -1,0 +1,406 @@
+//! quiver against quiver over loopback UDP.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{ALPN, Pki, bounded, connect, init_tracing, pair, pair_with};
+use quiver::udp::{Options, UdpSocket};
+use quiver::{ConnectionError, Endpoint, ReadError, TransportConfig, VarInt, WriteError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn handshake_negotiates_alpn_and_counts_traffic() {
+    init_tracing();
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        assert_eq!(c.alpn_protocol().as_deref(), Some(ALPN));
+        assert_eq!(s.alpn_protocol().as_deref(), Some(ALPN));
+        assert_eq!(s.server_name().as_deref(), Some("localhost"));
+        assert_eq!(c.remote_address(), server.local_addr().unwrap());
+        assert_eq!(s.remote_address(), client.local_addr().unwrap());
+        assert!(c.stats().datagrams_sent >= 1 && c.stats().datagrams_received >= 1);
+        assert!(c.rtt() > Duration::ZERO);
+        assert_eq!(c.side(), quiver::Side::Client);
+        assert_eq!(s.side(), quiver::Side::Server);
+    })
+    .await;
+}
+
+async fn echo_server(server: Endpoint) {
+    while let Some(incoming) = server.accept().await {
+        tokio::spawn(async move {
+            let Ok(conn) = incoming.await else { return };
+            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                tokio::spawn(async move {
+                    let data = recv.read_to_end(64 << 20).await.unwrap();
+                    send.write_all(&data).await.unwrap();
+                    send.finish().unwrap();
+                    let _ = send.stopped().await;
+                });
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_echo_of_four_megabytes() {
+    init_tracing();
+    bounded(async {
+        let (server, client) = pair();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(echo_server(server));
+        let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let data = pattern(4 << 20);
+        let writer = {
+            let data = data.clone();
+            tokio::spawn(async move {
+                send.write_all(&data).await.unwrap();
+                send.finish().unwrap();
+                assert_eq!(send.stopped().await.unwrap(), None);
+            })
+        };
+        let echoed = recv.read_to_end(8 << 20).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(echoed.len(), data.len());
+        assert!(echoed == data, "echo differs");
+        // Further reads keep reporting the end.
+        assert_eq!(recv.read(&mut [0; 8]).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn async_read_write_and_uni_streams() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        let mut send = c.open_uni().await.unwrap();
+        send.write_all(b"hello over a uni stream").await.unwrap();
+        send.shutdown().await.unwrap();
+        let mut recv = s.accept_uni().await.unwrap();
+        let mut got = String::new();
+        recv.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "hello over a uni stream");
+        // A server-initiated bidirectional stream.
+        let (mut s_send, _s_recv) = s.open_bi().await.unwrap();
+        s_send.write_all(b"ping").await.unwrap();
+        s_send.finish().unwrap();
+        let (_c_send, mut c_recv) = c.accept_bi().await.unwrap();
+        assert_eq!(c_recv.read_to_end(100).await.unwrap(), b"ping");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn read_to_end_enforces_its_limit() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        let mut send = c.open_uni().await.unwrap();
+        send.write_all(&[7; 1000]).await.unwrap();
+        send.finish().unwrap();
+        let mut recv = s.accept_uni().await.unwrap();
+        assert!(matches!(
+            recv.read_to_end(999).await,
+            Err(quiver::ReadToEndError::TooLong)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn datagrams_both_ways() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        assert!(c.max_datagram_size().unwrap() >= 1000);
+        c.send_datagram(Bytes::from_static(b"to server")).unwrap();
+        assert_eq!(s.read_datagram().await.unwrap(), &b"to server"[..]);
+        s.send_datagram(Bytes::from_static(b"to client")).unwrap();
+        assert_eq!(c.read_datagram().await.unwrap(), &b"to client"[..]);
+        let too_big = Bytes::from(vec![0; 2000]);
+        assert!(matches!(
+            c.send_datagram(too_big),
+            Err(quiver::SendDatagramError::TooLarge { .. })
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn close_code_and_reason_reach_the_peer() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        let (_send, mut recv) = s.open_bi().await.unwrap();
+        c.close(VarInt::from_u32(42), b"bye");
+        let expected = ConnectionError::ApplicationClosed {
+            code: VarInt::from_u32(42),
+            reason: Bytes::from_static(b"bye"),
+        };
+        assert_eq!(s.closed().await, expected);
+        // Already closed: immediate, and the same reason everywhere.
+        assert_eq!(s.closed().await, expected);
+        assert_eq!(s.close_reason(), Some(expected.clone()));
+        assert_eq!(
+            recv.read(&mut [0; 10]).await,
+            Err(ReadError::ConnectionLost(expected.clone()))
+        );
+        assert_eq!(c.closed().await, ConnectionError::LocallyClosed);
+        assert!(matches!(
+            c.open_bi().await,
+            Err(ConnectionError::LocallyClosed)
+        ));
+        client.wait_idle().await;
+        server.wait_idle().await;
+        assert_eq!(client.open_connections(), 0);
+        assert_eq!(server.open_connections(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes_with_code_zero() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        let c2 = c.clone();
+        drop(c);
+        // A clone still holds the connection open.
+        s.send_datagram(Bytes::from_static(b"still there?"))
+            .unwrap();
+        assert_eq!(c2.read_datagram().await.unwrap(), &b"still there?"[..]);
+        // A stream keeps it open too.
+        let mut send = c2.open_uni().await.unwrap();
+        drop(c2);
+        send.write_all(b"from an orphaned stream").await.unwrap();
+        send.finish().unwrap();
+        let mut recv = s.accept_uni().await.unwrap();
+        assert_eq!(
+            recv.read_to_end(100).await.unwrap(),
+            b"from an orphaned stream"
+        );
+        // Like quinn, closing does not wait for unacknowledged data: wait
+        // for the acknowledgement before dropping the last handle.
+        assert_eq!(send.stopped().await.unwrap(), None);
+        drop(send);
+        assert_eq!(
+            s.closed().await,
+            ConnectionError::ApplicationClosed {
+                code: VarInt::from_u32(0),
+                reason: Bytes::new()
+            }
+        );
+        client.wait_idle().await;
+        assert_eq!(client.open_connections(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_an_endpoint_keeps_its_connections_driven() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        drop(client);
+        c.send_datagram(Bytes::from_static(b"alive")).unwrap();
+        assert_eq!(s.read_datagram().await.unwrap(), &b"alive"[..]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reset_and_stop_are_seen_with_their_codes() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        // Reset: the reader gets the code.
+        let mut send = c.open_uni().await.unwrap();
+        send.write_all(b"partial").await.unwrap();
+        send.reset(VarInt::from_u32(7)).unwrap();
+        let mut recv = s.accept_uni().await.unwrap();
+        let r = recv.read_to_end(1 << 20).await;
+        assert_eq!(
+            r,
+            Err(quiver::ReadToEndError::Read(ReadError::Reset(
+                VarInt::from_u32(7)
+            )))
+        );
+        // Stop: the writer gets the code.
+        let (mut send, _recv) = c.open_bi().await.unwrap();
+        send.write_all(b"x").await.unwrap();
+        let (_s_send, mut s_recv) = s.accept_bi().await.unwrap();
+        s_recv.stop(VarInt::from_u32(9)).unwrap();
+        assert_eq!(send.stopped().await.unwrap(), Some(VarInt::from_u32(9)));
+        assert_eq!(
+            send.write(b"more").await,
+            Err(WriteError::Stopped(VarInt::from_u32(9)))
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_streams_than_the_limit_wait_for_credit() {
+    bounded(async {
+        let server_transport = TransportConfig {
+            max_concurrent_bidi_streams: 10,
+            ..TransportConfig::default()
+        };
+        let (server, client) = pair_with(TransportConfig::default(), server_transport);
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(echo_server(server));
+        let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50u32 {
+            let conn = conn.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut send, mut recv) = conn.open_bi().await.unwrap();
+                let msg = format!("stream {i}");
+                send.write_all(msg.as_bytes()).await.unwrap();
+                send.finish().unwrap();
+                assert_eq!(recv.read_to_end(100).await.unwrap(), msg.as_bytes());
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn endpoint_close_ends_accept_and_connections() {
+    bounded(async {
+        let (server, client) = pair();
+        let (c, _s) = connect(&server, &client).await;
+        server.close(VarInt::from_u32(3), b"shutting down");
+        assert!(server.accept().await.is_none());
+        assert_eq!(
+            c.closed().await,
+            ConnectionError::ApplicationClosed {
+                code: VarInt::from_u32(3),
+                reason: Bytes::from_static(b"shutting down")
+            }
+        );
+        server.wait_idle().await;
+        assert!(matches!(
+            server.connect(client.local_addr().unwrap(), "x"),
+            Err(quiver::ConnectError::NoDefaultClientConfig)
+                | Err(quiver::ConnectError::EndpointStopping)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ignored_attempt_times_out_for_the_client() {
+    bounded(async {
+        let pki = Pki::new();
+        let server = Endpoint::server(
+            pki.server(TransportConfig::default()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let transport = TransportConfig {
+            max_idle_timeout: Some(Duration::from_millis(500)),
+            ..TransportConfig::default()
+        };
+        let mut client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        client.set_default_client_config(pki.client(transport));
+        let connecting = client
+            .connect(server.local_addr().unwrap(), "localhost")
+            .unwrap();
+        let (result, ()) = tokio::join!(connecting, async {
+            server.accept().await.unwrap().ignore();
+        });
+        assert_eq!(result.unwrap_err(), ConnectionError::TimedOut);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn untrusted_certificate_fails_the_handshake() {
+    bounded(async {
+        let server_pki = Pki::new();
+        let server = Endpoint::server(
+            server_pki.server(TransportConfig::default()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let mut client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        client.set_default_client_config(Pki::new().client(TransportConfig::default()));
+        let addr = server.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            let r = server.accept().await.unwrap().await;
+            assert!(r.is_err());
+        });
+        let err = client
+            .connect(addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ConnectionError::TransportError(ref e) if e.code.tls_alert().is_some()),
+            "{err:?}"
+        );
+        accept.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn portable_socket_path_and_ipv6() {
+    bounded(async {
+        for (addr, options) in [
+            ("127.0.0.1:0", Options::portable()),
+            ("[::1]:0", Options::default()),
+        ] {
+            let Ok(server_socket) = UdpSocket::bind_with(addr.parse().unwrap(), options) else {
+                continue; // no IPv6 on this machine
+            };
+            let pki = Pki::new();
+            let server =
+                Endpoint::new(server_socket, Some(pki.server(TransportConfig::default()))).unwrap();
+            let client_socket = UdpSocket::bind_with(addr.parse().unwrap(), options).unwrap();
+            let mut client = Endpoint::new(client_socket, None).unwrap();
+            client.set_default_client_config(pki.client(TransportConfig::default()));
+            let (c, s) = connect(&server, &client).await;
+            let (mut send, mut recv) = c.open_bi().await.unwrap();
+            let data = pattern(300_000);
+            send.write_all(&data).await.unwrap();
+            send.finish().unwrap();
+            let (_, mut s_recv) = s.accept_bi().await.unwrap();
+            assert!(s_recv.read_to_end(1 << 20).await.unwrap() == data);
+            recv.stop(VarInt::from_u32(0)).unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_endpoint_is_client_and_server() {
+    bounded(async {
+        let pki = Pki::new();
+        let mut a = Endpoint::server(
+            pki.server(TransportConfig::default()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        a.set_default_client_config(pki.client(TransportConfig::default()));
+        let b = a.clone();
+        // The endpoint connects to itself.
+        let (c, s) = connect(&b, &a).await;
+        c.send_datagram(Bytes::from_static(b"self")).unwrap();
+        assert_eq!(s.read_datagram().await.unwrap(), &b"self"[..]);
+    })
+    .await;
+}
