@@ -1,15 +1,84 @@
-//! Handshakes in the simulated network.
+//! Handshakes in the simulated network: without loss, with scripted loss of
+//! the first packets in either direction, with random loss, and in QUIC v2.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use quiver_sim::quic::Pair;
-use quiver_sim::{LinkConfig, Seed, for_each_seed};
+use quiver_proto::Version;
+use quiver_sim::quic::{CLIENT_ADDR, Pair, SERVER_ADDR};
+use quiver_sim::{LinkConfig, Seed, Verdict, for_each_seed};
+
+/// Generous: the client's PTO starts at about a second (RFC 9002 §6.2.2,
+/// initial RTT 333 ms) and doubles, and the default idle timeout is 30 s.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(25);
 
 #[test]
 fn handshake_completes_without_loss() {
     let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
     let conn = pair.connect();
     assert!(pair.run_handshake(conn, Duration::from_secs(5)));
+    // One round trip for the handshake and half another for the
+    // HANDSHAKE_DONE that confirms it at the client: 10 ms each way.
+    assert!(
+        pair.net.elapsed() <= Duration::from_millis(60),
+        "{:?}",
+        pair.net.elapsed()
+    );
+}
+
+/// Drops the first `n` datagrams `from` sends, then checks that both sides
+/// complete the handshake and that the dropped ones really were sent.
+fn handshake_with_first_datagrams_dropped(from: std::net::SocketAddr, n: u64) {
+    let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
+    pair.net.set_filter(move |d| {
+        if d.src == from && d.index < n {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let (client, _server) = pair.connect_and_wait(HANDSHAKE_LIMIT);
+    let to = if from == CLIENT_ADDR {
+        SERVER_ADDR
+    } else {
+        CLIENT_ADDR
+    };
+    assert_eq!(pair.net.link_stats(from, to).dropped.filter, n, "n = {n}");
+    assert!(pair.client_conn(client).is_handshake_confirmed());
+    assert!(pair.server_conn().is_handshake_confirmed());
+}
+
+#[test]
+fn handshake_completes_with_each_of_the_first_client_datagrams_dropped() {
+    for n in 1..=6 {
+        handshake_with_first_datagrams_dropped(CLIENT_ADDR, n);
+    }
+}
+
+#[test]
+fn handshake_completes_with_each_of_the_first_server_datagrams_dropped() {
+    for n in 1..=6 {
+        handshake_with_first_datagrams_dropped(SERVER_ADDR, n);
+    }
+}
+
+/// Drops exactly the `k`-th datagram (only that one) in one direction.
+#[test]
+fn handshake_completes_with_any_single_early_datagram_dropped() {
+    for from in [CLIENT_ADDR, SERVER_ADDR] {
+        for k in 0..6 {
+            let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
+            pair.net.set_filter(move |d| {
+                if d.src == from && d.index == k {
+                    Verdict::Drop
+                } else {
+                    Verdict::Deliver
+                }
+            });
+            pair.connect_and_wait(HANDSHAKE_LIMIT);
+        }
+    }
 }
 
 #[test]
@@ -25,5 +94,60 @@ fn handshake_completes_with_ten_percent_loss() {
             pair.run_handshake(conn, Duration::from_secs(20)),
             "seed {seed:?}"
         );
+    });
+}
+
+#[test]
+fn handshake_completes_with_five_to_twenty_percent_loss() {
+    for_each_seed(30, |seed| {
+        for loss_rate in [0.05, 0.1, 0.15, 0.2] {
+            let link = LinkConfig {
+                loss_rate,
+                ..LinkConfig::default()
+            };
+            let mut pair = Pair::new(seed, link);
+            let (client, _) = pair.connect_and_wait(HANDSHAKE_LIMIT);
+            assert!(
+                !pair.client_conn(client).is_closed(),
+                "loss {loss_rate}: client closed: {:?}",
+                pair.client_conn(client).close_reason()
+            );
+        }
+    });
+}
+
+#[test]
+fn quic_v2_handshake_completes() {
+    let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
+    pair.client_config.version = Version::V2;
+    // Every long header on the wire, both ways, carries the v2 version
+    // number (RFC 9369 §3.1: 0x6b3343cf).
+    let versions = Rc::new(RefCell::new(Vec::new()));
+    let seen = versions.clone();
+    pair.net.set_tap(move |d| {
+        if d.data[0] & 0x80 != 0 {
+            let v = u32::from_be_bytes(d.data[1..5].try_into().unwrap());
+            seen.borrow_mut().push(v);
+        }
+    });
+    let (client, _) = pair.connect_and_wait(Duration::from_secs(5));
+    assert_eq!(pair.client_conn(client).version(), Version::V2);
+    assert_eq!(pair.server_conn().version(), Version::V2);
+    let versions = versions.borrow();
+    assert!(versions.len() >= 2, "no long headers seen");
+    assert!(versions.iter().all(|&v| v == 0x6b33_43cf), "{versions:x?}");
+}
+
+#[test]
+fn quic_v2_handshake_completes_with_loss() {
+    for_each_seed(20, |seed| {
+        let link = LinkConfig {
+            loss_rate: 0.15,
+            ..LinkConfig::default()
+        };
+        let mut pair = Pair::new(seed, link);
+        pair.client_config.version = Version::V2;
+        let (client, _) = pair.connect_and_wait(HANDSHAKE_LIMIT);
+        assert_eq!(pair.client_conn(client).version(), Version::V2);
     });
 }
