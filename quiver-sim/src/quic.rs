@@ -77,6 +77,13 @@ impl QuicNode {
             .expect("no such connection")
     }
 
+    /// Runs the application hook now, without any input (for example after
+    /// the test changed what the application should do). Its datagrams
+    /// leave at the network's next step.
+    pub fn poke(&mut self, now: Instant) {
+        self.after_input(now);
+    }
+
     fn after_input(&mut self, now: Instant) {
         if self.admission == Admission::Accept {
             while let Some(id) = self.endpoint.poll_incoming().map(|i| i.id()) {
@@ -348,6 +355,18 @@ impl Pair {
         (client, server)
     }
 
+    /// Runs the client's application hook now (see [`QuicNode::poke`]).
+    pub fn poke_client(&mut self) {
+        let now = self.net.now();
+        self.client().poke(now);
+    }
+
+    /// Runs the server's application hook now (see [`QuicNode::poke`]).
+    pub fn poke_server(&mut self) {
+        let now = self.net.now();
+        self.server().poke(now);
+    }
+
     /// Installs `config` as the client's application; returns its state.
     pub fn client_app(&mut self, config: AppConfig) -> SharedApp {
         install_app(self.client(), config)
@@ -431,6 +450,9 @@ pub struct AppConfig {
     pub echo: bool,
     /// Don't check received data against [`pattern`].
     pub no_verify: bool,
+    /// Send STOP_SENDING with this code on every stream the peer opens, as
+    /// soon as it is accepted.
+    pub stop_incoming: Option<VarInt>,
 }
 
 /// What the application saw of one stream it receives on.
@@ -446,9 +468,9 @@ pub struct RecvLog {
     pub reset: Option<VarInt>,
     /// Any other read error.
     pub error: Option<ReadError>,
-    /// The size of each successful read, for flow-control tests (only the
-    /// first 16).
-    pub first_reads: Vec<usize>,
+    /// When and how much each successful read returned, for flow-control
+    /// tests (only the first 64 reads).
+    pub first_reads: Vec<(Instant, usize)>,
 }
 
 /// What the application did with one stream it sends on.
@@ -586,6 +608,10 @@ impl AppState {
                 while let Some(id) = conn.accept_stream(dir) {
                     self.recv.entry(id).or_default();
                     readable.push(id);
+                    if let Some(code) = self.config.stop_incoming {
+                        // Best effort: the stream may already be closed.
+                        let _ = conn.stop_sending(id, code);
+                    }
                 }
             }
         }
@@ -646,8 +672,8 @@ impl AppState {
                             log.mismatch = Some(log.bytes + i as u64);
                         }
                     }
-                    if log.first_reads.len() < 16 {
-                        log.first_reads.push(n);
+                    if log.first_reads.len() < 64 {
+                        log.first_reads.push((now, n));
                     }
                     log.bytes += n as u64;
                     if echo {
