@@ -139,9 +139,29 @@ pub const TEST_ALPN: &[u8] = b"quiver-test";
 impl TestPki {
     /// A fresh key and certificate.
     pub fn new() -> Self {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
+        Self::with_cert_size(0)
+    }
+
+    /// A fresh key and a certificate of at least `min_len` bytes (padded
+    /// with extra subject alternative names), to make the server's first
+    /// flight exceed the anti-amplification limit (RFC 9000 §8.1).
+    pub fn with_cert_size(min_len: usize) -> Self {
+        let mut names = vec!["localhost".to_owned()];
+        // Each name adds its length plus a few bytes of DER framing.
+        let mut approx = 400;
+        while approx < min_len {
+            names.push(format!(
+                "padding-{:04}.{}.invalid",
+                names.len(),
+                "x".repeat(48)
+            ));
+            approx += 70;
+        }
+        let ck = rcgen::generate_simple_self_signed(names).expect("rcgen");
+        let cert = ck.cert.der().clone();
+        assert!(cert.len() >= min_len, "certificate of {} bytes", cert.len());
         Self {
-            cert: ck.cert.der().clone(),
+            cert,
             key: Arc::new(PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into())),
         }
     }
@@ -224,7 +244,23 @@ impl Pair {
         client_transport: TransportConfig,
         server_transport: TransportConfig,
     ) -> Self {
-        let pki = TestPki::new();
+        Self::with_pki(
+            seed,
+            link,
+            client_transport,
+            server_transport,
+            TestPki::new(),
+        )
+    }
+
+    /// Explicit transport settings and certificate.
+    pub fn with_pki(
+        seed: Seed,
+        link: LinkConfig,
+        client_transport: TransportConfig,
+        server_transport: TransportConfig,
+        pki: TestPki,
+    ) -> Self {
         let mut net = Network::new(seed);
         net.set_default_link(link);
         let mut rng = net.rng("quic-keys");
