@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::spaces::SpaceId;
 use super::{Connection, ConnectionError, EndpointEvent, Event, State};
+use crate::coding::Reader;
 use crate::crypto::{Level, TlsOutput};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed, PartialPacket};
@@ -269,8 +270,13 @@ impl Connection {
         // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
         frame::check_not_empty(payload)?;
         let mut ack_eliciting = false;
-        for f in frame::Iter::new(payload) {
-            let f = f?;
+        // A Reader rather than `frame::Iter`: the DATAGRAM size check below
+        // needs each frame's encoded length.
+        let mut r = Reader::new(payload);
+        while !r.is_empty() {
+            let start = r.position();
+            let f = Frame::decode(&mut r)?;
+            let encoded_len = r.position() - start;
             let ty = f.ty();
             // RFC 9000 §12.4: a frame in a packet type that does not allow
             // it "MUST" be a PROTOCOL_VIOLATION.
@@ -279,6 +285,20 @@ impl Connection {
                     "frame not allowed in this packet type",
                 )
                 .with_frame(ty.value()));
+            }
+            if let (Frame::Datagram(_), Some(max)) = (&f, self.local_params.max_datagram_frame_size)
+            {
+                // RFC 9221 §3: max_datagram_frame_size is "the maximum size
+                // of a DATAGRAM frame (including the frame type, length, and
+                // payload)"; only a frame "larger than" it is a
+                // PROTOCOL_VIOLATION. (This used to add a fixed 3 bytes to
+                // the data length, rejecting frames of exactly the limit
+                // whose type and length took fewer.)
+                if encoded_len as u64 > max {
+                    return Err(
+                        TransportError::protocol_violation("DATAGRAM too large").with_frame(0x30)
+                    );
+                }
             }
             ack_eliciting |= f.is_ack_eliciting();
             self.process_frame(now, p, space, f)?;
@@ -386,14 +406,10 @@ impl Connection {
             Frame::Datagram(d) => {
                 // RFC 9221 §3: DATAGRAM frames without having advertised
                 // support, or larger than advertised, are PROTOCOL_VIOLATION.
-                let Some(max) = self.local_params.max_datagram_frame_size else {
+                // (Their size was checked in `process_payload`.)
+                if self.local_params.max_datagram_frame_size.is_none() {
                     return Err(
                         TransportError::protocol_violation("unexpected DATAGRAM").with_frame(0x30)
-                    );
-                };
-                if (d.data.len() as u64) + 3 > max {
-                    return Err(
-                        TransportError::protocol_violation("DATAGRAM too large").with_frame(0x30)
                     );
                 }
                 // Bounded buffer: drop the oldest (RFC 9221 §5 lets a
