@@ -233,6 +233,24 @@ fn a_stream_beyond_max_streams_is_a_stream_limit_error() {
 }
 
 #[test]
+fn the_error_names_the_frame_type_as_received() {
+    // RFC 9000 §19.19: the Frame Type field is "the type of frame that
+    // triggered the error". A STREAM frame of type 0x0e (OFF and LEN bits)
+    // with an explicit zero offset: re-encoding it would give 0x0a, but
+    // 0x0e is what the peer sent.
+    let mut frames = vec![0x0e];
+    StreamId::new(Side::Client, Dir::Bi, 100)
+        .to_varint()
+        .encode(&mut frames);
+    frames.extend_from_slice(&[0x00, 0x01, b'x']); // offset 0, length 1, data
+    violate_after_handshake(
+        Side::Client,
+        frames,
+        expect(TransportErrorCode::STREAM_LIMIT_ERROR, 0x0e),
+    );
+}
+
+#[test]
 fn the_last_stream_within_max_streams_is_accepted() {
     // The boundary: index 99 is within the limit of 100.
     let (mut pair, client) = connected(TransportConfig::default(), TransportConfig::default());

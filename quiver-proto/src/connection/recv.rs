@@ -278,13 +278,20 @@ impl Connection {
             let f = Frame::decode(&mut r)?;
             let encoded_len = r.position() - start;
             let ty = f.ty();
+            // RFC 9000 §19.19: an error's Frame Type is "the type of frame
+            // that triggered the error", as received. A decoded STREAM or
+            // DATAGRAM frame re-encodes with normalised OFF/LEN bits
+            // (`Frame::ty`), so the type is read back from the packet.
+            let received_ty = Reader::new(&payload[start..])
+                .varint()
+                .map_or(ty.value(), |t| t.into_inner());
             // RFC 9000 §12.4: a frame in a packet type that does not allow
             // it "MUST" be a PROTOCOL_VIOLATION.
             if !frame::is_allowed(ty, p.ty) {
                 return Err(TransportError::protocol_violation(
                     "frame not allowed in this packet type",
                 )
-                .with_frame(ty.value()));
+                .with_frame(received_ty));
             }
             if let (Frame::Datagram(_), Some(max)) = (&f, self.local_params.max_datagram_frame_size)
             {
@@ -295,13 +302,17 @@ impl Connection {
                 // the data length, rejecting frames of exactly the limit
                 // whose type and length took fewer.)
                 if encoded_len as u64 > max {
-                    return Err(
-                        TransportError::protocol_violation("DATAGRAM too large").with_frame(0x30)
-                    );
+                    return Err(TransportError::protocol_violation("DATAGRAM too large")
+                        .with_frame(received_ty));
                 }
             }
             ack_eliciting |= f.is_ack_eliciting();
-            self.process_frame(now, p, space, f)?;
+            // Errors naming a frame name this one: give its received type.
+            self.process_frame(now, p, space, f)
+                .map_err(|e| match e.frame_type {
+                    Some(_) => e.with_frame(received_ty),
+                    None => e,
+                })?;
             if self.is_closed() {
                 break;
             }
