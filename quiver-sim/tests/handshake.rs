@@ -151,3 +151,64 @@ fn quic_v2_handshake_completes_with_loss() {
         assert_eq!(pair.client_conn(client).version(), Version::V2);
     });
 }
+
+/// The client's first Initial is replaced by a copy with one bit flipped
+/// (as a corrupting link would): the server must not let the damaged copy,
+/// which fails authentication, shape the connection, and the handshake
+/// completes once the client retransmits (its first PTO is about 1 s).
+fn handshake_after_corrupted_first_initial(byte: usize, bit: u8) -> Pair {
+    let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
+    pair.net.record(true);
+    pair.net.set_filter(|d| {
+        if d.src == CLIENT_ADDR && d.index == 0 {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let client = pair.connect();
+    // Send the first Initial (dropped by the filter) without advancing the
+    // clock, then inject its damaged copy in its place.
+    pair.net.run_for(Duration::ZERO);
+    let mut data = pair.net.sent_from(CLIENT_ADDR).next().unwrap().data.clone();
+    data[byte] ^= 1 << bit;
+    pair.net.inject(CLIENT_ADDR, SERVER_ADDR, data);
+    let done = pair.run_handshake(client, Duration::from_secs(10));
+    assert!(
+        done,
+        "byte {byte} bit {bit}: handshake failed: {:?}",
+        pair.client_conn(client).close_reason()
+    );
+    assert!(
+        pair.net.elapsed() < Duration::from_millis(1500),
+        "byte {byte} bit {bit}: handshake took {:?}\n{}",
+        pair.net.elapsed(),
+        pair.net.dump_trace()
+    );
+    pair
+}
+
+#[test]
+fn a_corrupted_first_initial_with_a_damaged_source_cid_does_not_derail_the_handshake() {
+    // Bytes 23..31 are the client's 8-byte Source Connection ID (after the
+    // first byte, version, and 16-byte Destination Connection ID).
+    let pair = handshake_after_corrupted_first_initial(25, 0);
+    let mut pair = pair;
+    assert_eq!(
+        pair.server().accepted.len(),
+        1,
+        "a second connection was needed"
+    );
+}
+
+#[test]
+fn handshake_completes_whatever_bit_of_the_first_initial_is_flipped() {
+    // Every bit of the long header and the start of the payload, and a
+    // sample of the rest.
+    let bytes = (0..64).chain((64..1200).step_by(97));
+    for byte in bytes {
+        for bit in 0..8 {
+            handshake_after_corrupted_first_initial(byte, bit);
+        }
+    }
+}

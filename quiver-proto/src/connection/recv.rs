@@ -134,6 +134,20 @@ impl Connection {
             self.cids.set_initial_remote(p.src_cid);
             self.peer_initial_src_cid = Some(p.src_cid);
         }
+        if self.side.is_server()
+            && p.ty == PacketType::Initial
+            && self.space(SpaceId::Initial).largest_received.is_none()
+        {
+            // RFC 9000 §7.2: "A server MUST set the Destination Connection
+            // ID it uses for sending packets based on the first received
+            // Initial packet", and §7.3 checks initial_source_connection_id
+            // against it. The connection was created from the first
+            // datagram before anything was decrypted; a damaged or forged
+            // copy fails authentication and is discarded, not received, so
+            // the CID comes from the first Initial that authenticates.
+            self.cids.set_initial_remote(p.src_cid);
+            self.peer_initial_src_cid = Some(p.src_cid);
+        }
         if self.side.is_server() && p.ty == PacketType::Handshake {
             // RFC 9000 §8.1: a Handshake packet proves the client got our
             // Initial: its address is validated. RFC 9001 §4.9.1: "a server
