@@ -1,5 +1,6 @@
 //! Handshakes in the simulated network: without loss, with scripted loss of
-//! the first packets in either direction, with random loss, and in QUIC v2.
+//! the first packets in either direction, with random loss, with a bit
+//! flipped in an early datagram, and in QUIC v2.
 
 use std::cell::RefCell;
 use std::rc::Rc;
