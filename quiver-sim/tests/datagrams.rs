@@ -7,8 +7,8 @@ use bytes::Bytes;
 use quiver_proto::connection::SendDatagramError;
 use quiver_proto::frame::{Datagram, Frame};
 use quiver_proto::{ConnectionError, ConnectionHandle, TransportConfig, TransportErrorCode};
-use quiver_sim::quic::{AppConfig, Pair, SharedApp, pattern};
-use quiver_sim::{LinkConfig, Seed, for_each_seed};
+use quiver_sim::quic::{AppConfig, CLIENT_ADDR, Pair, SERVER_ADDR, SharedApp, pattern};
+use quiver_sim::{LinkConfig, Seed, Verdict, for_each_seed};
 
 fn datagram(i: u64, len: usize) -> Bytes {
     Bytes::from(pattern(i, 0, len))
@@ -262,11 +262,25 @@ fn datagrams_are_never_retransmitted_or_duplicated() {
             TransportConfig::default(),
             seed,
         );
+        // Besides the random loss, the 2nd and 5th datagrams the client
+        // sends from now on are lost for certain.
+        let base = pair.net.link_stats(CLIENT_ADDR, SERVER_ADDR).sent;
+        pair.net.set_filter(move |d| {
+            if d.src == CLIENT_ADDR && (d.index == base + 1 || d.index == base + 4) {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
         let sent: Vec<Bytes> = (0..200u64).map(|i| datagram(i, 200)).collect();
         for d in &sent {
             pair.client_conn(client).send_datagram(d.clone()).unwrap();
         }
         pair.net.run_for(Duration::from_secs(3));
+        assert_eq!(
+            pair.net.link_stats(CLIENT_ADDR, SERVER_ADDR).dropped.filter,
+            2
+        );
         let got = s.borrow().datagrams.clone();
         let mut rest = sent.iter();
         for d in &got {
@@ -275,11 +289,12 @@ fn datagrams_are_never_retransmitted_or_duplicated() {
                 "received a datagram out of order, twice or altered"
             );
         }
-        // About 10% are lost; the rest arrive.
+        // What was lost stays lost; most of the rest arrives.
         assert!(
-            got.len() > sent.len() * 3 / 4 && got.len() < sent.len(),
-            "{}",
-            got.len()
+            got.len() > sent.len() / 2 && got.len() < sent.len(),
+            "{} of {}",
+            got.len(),
+            sent.len()
         );
     });
 }
