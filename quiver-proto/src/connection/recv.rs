@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::spaces::SpaceId;
 use super::{Connection, ConnectionError, EndpointEvent, Event, State};
+use crate::coding::Reader;
 use crate::crypto::{Level, TlsOutput};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed, PartialPacket};
@@ -148,6 +149,20 @@ impl Connection {
             self.cids.set_initial_remote(p.src_cid);
             self.peer_initial_src_cid = Some(p.src_cid);
         }
+        if self.side.is_server()
+            && p.ty == PacketType::Initial
+            && self.space(SpaceId::Initial).largest_received.is_none()
+        {
+            // RFC 9000 §7.2: "A server MUST set the Destination Connection
+            // ID it uses for sending packets based on the first received
+            // Initial packet", and §7.3 checks initial_source_connection_id
+            // against it. The connection was created from the first
+            // datagram before anything was decrypted; a damaged or forged
+            // copy fails authentication and is discarded, not received, so
+            // the CID comes from the first Initial that authenticates.
+            self.cids.set_initial_remote(p.src_cid);
+            self.peer_initial_src_cid = Some(p.src_cid);
+        }
         if self.side.is_server() && p.ty == PacketType::Handshake {
             // RFC 9000 §8.1: a Handshake packet proves the client got our
             // Initial: its address is validated. RFC 9001 §4.9.1: "a server
@@ -283,19 +298,49 @@ impl Connection {
         // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
         frame::check_not_empty(payload)?;
         let mut ack_eliciting = false;
-        for f in frame::Iter::new(payload) {
-            let f = f?;
+        // A Reader rather than `frame::Iter`: the DATAGRAM size check below
+        // needs each frame's encoded length.
+        let mut r = Reader::new(payload);
+        while !r.is_empty() {
+            let start = r.position();
+            let f = Frame::decode(&mut r)?;
+            let encoded_len = r.position() - start;
             let ty = f.ty();
+            // RFC 9000 §19.19: an error's Frame Type is "the type of frame
+            // that triggered the error", as received. A decoded STREAM or
+            // DATAGRAM frame re-encodes with normalised OFF/LEN bits
+            // (`Frame::ty`), so the type is read back from the packet.
+            let received_ty = Reader::new(&payload[start..])
+                .varint()
+                .map_or(ty.value(), |t| t.into_inner());
             // RFC 9000 §12.4: a frame in a packet type that does not allow
             // it "MUST" be a PROTOCOL_VIOLATION.
             if !frame::is_allowed(ty, p.ty) {
                 return Err(TransportError::protocol_violation(
                     "frame not allowed in this packet type",
                 )
-                .with_frame(ty.value()));
+                .with_frame(received_ty));
+            }
+            if let (Frame::Datagram(_), Some(max)) = (&f, self.local_params.max_datagram_frame_size)
+            {
+                // RFC 9221 §3: max_datagram_frame_size is "the maximum size
+                // of a DATAGRAM frame (including the frame type, length, and
+                // payload)"; only a frame "larger than" it is a
+                // PROTOCOL_VIOLATION. (This used to add a fixed 3 bytes to
+                // the data length, rejecting frames of exactly the limit
+                // whose type and length took fewer.)
+                if encoded_len as u64 > max {
+                    return Err(TransportError::protocol_violation("DATAGRAM too large")
+                        .with_frame(received_ty));
+                }
             }
             ack_eliciting |= f.is_ack_eliciting();
-            self.process_frame(now, p, space, f)?;
+            // Errors naming a frame name this one: give its received type.
+            self.process_frame(now, p, space, f)
+                .map_err(|e| match e.frame_type {
+                    Some(_) => e.with_frame(received_ty),
+                    None => e,
+                })?;
             if self.is_closed() {
                 break;
             }
@@ -401,14 +446,10 @@ impl Connection {
             Frame::Datagram(d) => {
                 // RFC 9221 §3: DATAGRAM frames without having advertised
                 // support, or larger than advertised, are PROTOCOL_VIOLATION.
-                let Some(max) = self.local_params.max_datagram_frame_size else {
+                // (Their size was checked in `process_payload`.)
+                if self.local_params.max_datagram_frame_size.is_none() {
                     return Err(
                         TransportError::protocol_violation("unexpected DATAGRAM").with_frame(0x30)
-                    );
-                };
-                if (d.data.len() as u64) + 3 > max {
-                    return Err(
-                        TransportError::protocol_violation("DATAGRAM too large").with_frame(0x30)
                     );
                 }
                 // Bounded buffer: drop the oldest (RFC 9221 §5 lets a
