@@ -104,10 +104,6 @@ fn too_large_datagrams_are_rejected_at_send() {
 }
 
 #[test]
-#[ignore = "bug in quiver-proto/src/connection/mod.rs Connection::send_datagram: it compares the \
-            data length with the peer's max_datagram_frame_size, which bounds the whole frame \
-            (type and length included), so 498-500 bytes are accepted and the peer closes with \
-            PROTOCOL_VIOLATION"]
 fn datagrams_respect_the_peers_max_datagram_frame_size() {
     // RFC 9221 §3: max_datagram_frame_size is "the maximum size of a
     // DATAGRAM frame (including the frame type, length, and payload)". The

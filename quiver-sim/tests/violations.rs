@@ -540,11 +540,12 @@ fn an_unknown_frame_type_is_a_frame_encoding_error() {
 
 #[test]
 fn a_truncated_frame_is_a_frame_encoding_error() {
-    // MAX_STREAM_DATA with its Maximum Stream Data field cut off, at the
-    // end of the packet.
+    // MAX_STREAM_DATA whose Maximum Stream Data field announces 8 bytes
+    // but the packet ends first (the sender's few bytes of PADDING cannot
+    // complete it, so the frame is truncated whatever follows).
     violate_after_handshake(
         Side::Client,
-        vec![0x11, 0x00],
+        vec![0x11, 0x00, 0xc0],
         expect(TransportErrorCode::FRAME_ENCODING_ERROR, 0x11),
     );
 }

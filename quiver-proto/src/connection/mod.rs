@@ -459,7 +459,7 @@ impl Connection {
         let Some(max) = peer.max_datagram_frame_size else {
             return Err(SendDatagramError::UnsupportedByPeer);
         };
-        let limit = self.max_datagram_size().min(max as usize);
+        let limit = self.max_datagram_size().min(max_payload_for_frame(max));
         if data.len() > limit {
             return Err(SendDatagramError::TooLarge { max: limit });
         }
@@ -471,11 +471,23 @@ impl Connection {
         Ok(())
     }
 
-    /// The largest datagram payload that fits in one packet now.
+    /// The largest datagram payload that can be sent now: what fits in one
+    /// packet and within the peer's max_datagram_frame_size (RFC 9221 §3),
+    /// or 0 while the peer has not said it accepts datagrams.
     pub fn max_datagram_size(&self) -> usize {
         // Short header with a 20-byte CID and 4-byte packet number, the
         // AEAD tag, and the DATAGRAM frame's type and length.
-        usize::from(self.max_udp_payload).saturating_sub(1 + 20 + 4 + 16 + 1 + 2)
+        let path = usize::from(self.max_udp_payload).saturating_sub(1 + 20 + 4 + 16 + 1 + 2);
+        match self.peer_params.as_ref().map(|p| p.max_datagram_frame_size) {
+            Some(Some(frame)) => path.min(max_payload_for_frame(frame)),
+            Some(None) => 0,
+            None => path,
+        }
+    }
+
+    /// The peer's certificate chain, once the handshake has provided it.
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        self.tls.peer_certificates()
     }
 
     /// The next received datagram.
@@ -581,6 +593,24 @@ impl Connection {
     fn space_mut(&mut self, id: SpaceId) -> &mut PacketSpace {
         &mut self.spaces[id as usize]
     }
+}
+
+/// The largest payload a DATAGRAM frame with a Length field can carry
+/// when the whole frame (type, length, data) must fit in `frame_limit`
+/// bytes (RFC 9221 §3: the limit includes "the frame type, length, and
+/// payload").
+fn max_payload_for_frame(frame_limit: u64) -> usize {
+    let avail = frame_limit.saturating_sub(1);
+    // The length field grows with the payload: try each varint size.
+    let best = [1u64, 2, 4, 8]
+        .into_iter()
+        .filter_map(|len_size| {
+            let payload = avail.checked_sub(len_size)?;
+            (VarInt::size_of(payload) as u64 <= len_size).then_some(payload)
+        })
+        .max()
+        .unwrap_or(0);
+    usize::try_from(best).unwrap_or(usize::MAX)
 }
 
 /// Why [`Connection::send_datagram`] failed.

@@ -87,9 +87,27 @@ impl Connection {
         }
     }
 
-    /// RFC 9002 §6.2.4: a probe should carry new data when there is some,
-    /// else a PING; lost data is requeued by loss detection, not here.
-    pub(crate) fn streams_requeue_for_probe(&mut self) {}
+    /// RFC 9002 §6.2.4: probes "SHOULD carry data" when there is any; with
+    /// no new data, send again the stream data of the oldest packets still
+    /// in flight, so a lost tail is repaired by the probe itself rather than
+    /// one round trip later. The packets stay in flight: whichever copy is
+    /// acknowledged first wins.
+    pub(crate) fn streams_requeue_for_probe(&mut self) {
+        if self.streams.has_stream_data() {
+            return;
+        }
+        let chunks: Vec<StreamChunk> = self
+            .space(super::spaces::SpaceId::ApplicationData)
+            .sent
+            .values()
+            .filter(|p| !p.retransmits.stream.chunks.is_empty())
+            .take(2)
+            .flat_map(|p| p.retransmits.stream.chunks.iter().copied())
+            .collect();
+        for chunk in &chunks {
+            self.streams.on_stream_chunk_lost(chunk);
+        }
+    }
 
     pub(crate) fn streams_has_control_frames(&self) -> bool {
         self.handshake_complete && self.streams.has_control_frames()

@@ -419,6 +419,11 @@ impl Endpoint {
         self.incoming.front()
     }
 
+    /// The pending attempt `id`, to inspect before deciding.
+    pub fn incoming(&self, id: IncomingId) -> Option<&Incoming> {
+        self.incoming.iter().find(|i| i.id() == id)
+    }
+
     /// Drops a pending attempt without answering.
     pub fn ignore(&mut self, id: IncomingId) {
         self.incoming.retain(|i| i.id() != id);
