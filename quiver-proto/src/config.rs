@@ -51,6 +51,10 @@ pub struct TransportConfig {
     /// Largest UDP payload we send before path MTU discovery: 1200 is
     /// the minimum every QUIC path carries (RFC 9000 §14).
     pub max_udp_payload_size: u16,
+    /// Largest datagram size path MTU discovery probes for (RFC 9000
+    /// §14.3); `None` keeps `max_udp_payload_size` for the whole
+    /// connection. 1452 fits a 1500-byte Ethernet MTU under IPv6.
+    pub mtu_discovery_upper_bound: Option<u16>,
     /// Congestion controller.
     pub congestion: Arc<dyn ControllerFactory>,
 }
@@ -73,6 +77,7 @@ impl Default for TransportConfig {
             datagram_receive_buffer: 1 << 20,
             active_connection_id_limit: 4,
             max_udp_payload_size: 1200,
+            mtu_discovery_upper_bound: Some(1452),
             congestion: Arc::new(NewRenoConfig::default()),
         }
     }

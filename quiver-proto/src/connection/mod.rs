@@ -15,6 +15,7 @@ mod close;
 mod crypto_stream;
 mod error;
 mod keys;
+mod mtud;
 mod recovery;
 mod recv;
 mod send;
@@ -144,6 +145,8 @@ pub struct Connection {
     bytes_in_flight: u64,
     pto_count: u32,
     max_udp_payload: u16,
+    /// Path MTU discovery, from handshake confirmation on.
+    mtud: Option<mtud::MtuDiscovery>,
 
     remote: SocketAddr,
     cids: CidState,
@@ -258,6 +261,7 @@ impl Connection {
             bytes_in_flight: 0,
             pto_count: 0,
             max_udp_payload: mtu,
+            mtud: None,
             remote: p.remote,
             cids: CidState::new(p.local_cid, p.local_reset_token, p.remote_cid),
             orig_dst_cid: p.orig_dst_cid,
@@ -319,6 +323,12 @@ impl Connection {
     /// Counters.
     pub fn stats(&self) -> ConnectionStats {
         self.stats
+    }
+
+    /// The largest UDP payload this connection sends now: 1200 at first,
+    /// raised by path MTU discovery (RFC 9000 §14.3).
+    pub fn path_mtu(&self) -> u16 {
+        self.max_udp_payload
     }
 
     /// The congestion window in bytes.

@@ -124,6 +124,13 @@ impl Connection {
                     &self.rtt,
                 );
             }
+            if packet.mtu_probe {
+                if let Some(size) = self.mtud.as_mut().and_then(|m| m.on_acked(pn)) {
+                    tracing::debug!(size, "path MTU raised");
+                    self.max_udp_payload = size;
+                    self.cc.set_max_datagram_size(size);
+                }
+            }
             if let Some(largest_ack) = packet.largest_ack {
                 self.space_mut(space).on_ack_of_ack(largest_ack);
             }
@@ -185,9 +192,21 @@ impl Connection {
         }
         let mut lost = Vec::with_capacity(lost_pns.len());
         for pn in lost_pns {
-            if let Some(p) = self.space_mut(space).sent.remove(&pn) {
-                lost.push(p);
+            let Some(p) = self.space_mut(space).sent.remove(&pn) else {
+                continue;
+            };
+            if p.mtu_probe {
+                // RFC 9000 §14.4: a lost PMTU probe "SHOULD NOT trigger a
+                // congestion control reaction"; it only shrinks the search.
+                if let Some(m) = &mut self.mtud {
+                    m.on_lost(pn);
+                }
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(p.size));
+                let s = self.space_mut(space);
+                s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
+                continue;
             }
+            lost.push(p);
         }
         self.on_packets_lost(now, space, lost);
     }

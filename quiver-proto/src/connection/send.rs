@@ -29,6 +29,7 @@ struct OpenPacket {
     ack_eliciting: bool,
     retransmits: Retransmits,
     largest_ack: Option<u64>,
+    mtu_probe: bool,
 }
 
 impl Connection {
@@ -41,7 +42,10 @@ impl Connection {
         let size = match self.state {
             State::Drained => return None,
             State::Closing | State::Draining => self.write_close_datagram(now, buf),
-            State::Handshake | State::Established => self.write_datagram(now, buf),
+            State::Handshake | State::Established => match self.write_mtu_probe(now, buf) {
+                0 => self.write_datagram(now, buf),
+                n => n,
+            },
         };
         if size == 0 {
             buf.truncate(start);
@@ -137,6 +141,29 @@ impl Connection {
             }
             None => self.data_allowed = true,
         }
+    }
+
+    /// A path MTU probe, when one is due (RFC 9000 §14.4): a 1-RTT packet of
+    /// PING and PADDING of the size being tried, alone in its datagram.
+    fn write_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+        let Some(size) = self.mtud.as_ref().and_then(|m| m.next_probe()) else {
+            return 0;
+        };
+        // Probes consume congestion window like any packet (§14.4).
+        if self.bytes_in_flight + u64::from(size) > self.cc.window() || self.one_rtt.is_none() {
+            return 0;
+        }
+        let start = buf.len();
+        let mut p = self.open_packet(SpaceId::ApplicationData, buf);
+        FrameType::PING.to_varint().encode(buf);
+        p.ack_eliciting = true;
+        p.mtu_probe = true;
+        let pn = p.pn;
+        self.seal_packet(now, buf, p, Some(start + usize::from(size)));
+        if let Some(m) = &mut self.mtud {
+            m.on_probe_sent(pn, size);
+        }
+        buf.len() - start
     }
 
     /// A datagram of ordinary packets, coalesced in space order.
@@ -270,6 +297,7 @@ impl Connection {
             ack_eliciting: false,
             retransmits: Retransmits::default(),
             largest_ack: None,
+            mtu_probe: false,
         }
     }
 
@@ -490,6 +518,7 @@ impl Connection {
                 ack_eliciting: p.ack_eliciting,
                 in_flight,
                 largest_ack: p.largest_ack,
+                mtu_probe: p.mtu_probe,
                 retransmits: p.retransmits,
             },
         );

@@ -18,6 +18,8 @@ pub(crate) struct SentPacket {
     /// The largest packet number acknowledged by an ACK in this packet: once
     /// the peer acknowledges it, we stop repeating those ranges (§13.2.4).
     pub(crate) largest_ack: Option<u64>,
+    /// A path MTU probe: its loss is not congestion (RFC 9000 §14.4).
+    pub(crate) mtu_probe: bool,
     pub(crate) retransmits: Retransmits,
 }
 
