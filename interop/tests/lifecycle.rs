@@ -3,7 +3,9 @@
 //! report each exactly and at once (never by idle timeout).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use quinn::crypto::rustls::QuicServerConfig;
 use quiver::proto::{ConnectionError, TransportErrorCode};
