@@ -12,6 +12,9 @@ use crate::frame::{ApplicationClose, ConnectionClose, FrameType};
 use crate::packet::PacketType;
 use crate::{TransportError, TransportErrorCode, VarInt};
 
+/// Incoming packets answered one for one while closing.
+const FREE_CLOSE_ANSWERS: u8 = 3;
+
 /// Why we are closing.
 #[derive(Debug, Clone)]
 pub(crate) enum CloseReason {
@@ -33,6 +36,8 @@ pub(crate) struct CloseState {
     /// flood of packets cannot make us amplify (RFC 9000 §10.2.1: "SHOULD
     /// limit the rate at which it generates packets in the closing state").
     answer_every: u64,
+    /// Packets answered one for one before the rate starts to halve.
+    free_answers: u8,
     /// We started draining on the peer's 0x1c APPLICATION_ERROR close in an
     /// Initial or Handshake packet of the datagram being processed: a 1-RTT
     /// packet coalesced after it may carry the application's own close
@@ -61,6 +66,7 @@ impl Connection {
             pending: true,
             received_since_send: 0,
             answer_every: 1,
+            free_answers: FREE_CLOSE_ANSWERS,
             upgradable: false,
             reply_space: None,
         });
@@ -114,6 +120,7 @@ impl Connection {
                 pending: true,
                 received_since_send: 0,
                 answer_every: u64::MAX,
+                free_answers: 0,
                 upgradable,
                 reply_space: Some(reply_space),
             });
@@ -203,7 +210,14 @@ impl Connection {
             close.received_since_send += 1;
             if close.received_since_send >= close.answer_every {
                 close.received_since_send = 0;
-                close.answer_every = close.answer_every.saturating_mul(2);
+                // The first few packets are each answered: a lossy path may
+                // have eaten the close, and the peer's retransmissions are
+                // themselves paced by its PTO. Then the rate halves each
+                // time, so a flood cannot make us amplify.
+                close.free_answers = close.free_answers.saturating_sub(1);
+                if close.free_answers == 0 {
+                    close.answer_every = close.answer_every.saturating_mul(2);
+                }
                 close.pending = true;
             }
         }
