@@ -364,6 +364,20 @@ impl Connection {
                 p.ack_eliciting = true;
             }
         }
+        // RFC 9002 §6.2.4: each probe should carry data that may have been
+        // lost. With two probes, the first takes every unacknowledged CRYPTO
+        // byte; queue them again for the second, or it would be a bare PING
+        // — useless to a server that lost the first and never saw our
+        // ClientHello.
+        if self.space(space).probes > 0 {
+            let s = self.space_mut(space);
+            if !s.crypto_send.has_pending() {
+                s.crypto_send.requeue_unacked();
+            }
+            if space == SpaceId::ApplicationData {
+                self.streams_requeue_for_probe();
+            }
+        }
         // CRYPTO data.
         while buf.len() < limit {
             let room = limit - buf.len();
