@@ -119,7 +119,14 @@ fn tail_loss(seed: Seed, link: LinkConfig, sender: SocketAddr, n: usize, probes_
     r.assert_intact();
     assert_eq!(r.bytes_received(), LEN);
     assert!(r.lost.is_none());
-    assert_eq!(dropped.borrow().len(), n + probes_lost as usize);
+    // The whole tail was dropped; of the probes, as many as were sent
+    // before the transfer completed (probes carry data, RFC 9002 §6.2.4,
+    // so recovery may need fewer datagrams than planned).
+    let dropped = dropped.borrow().len();
+    assert!(
+        (n..=n + probes_lost as usize).contains(&dropped),
+        "dropped {dropped}, planned {n} + {probes_lost} probes"
+    );
     // Recovery takes a PTO or a few (tens of ms each here, doubling per
     // lost probe), far from the 30 s idle timeout.
     let delay = done - clean_done;
