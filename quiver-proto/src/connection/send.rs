@@ -90,9 +90,12 @@ impl Connection {
         let pad = self.side.is_client() && spaces.contains(&SpaceId::Initial);
         let mut open: Option<OpenPacket> = None;
         for space in spaces {
-            let used = buf.len() - start;
+            // The packet still open takes its tag (and up to 3 bytes of
+            // sample padding) when sealed.
+            let pending = if open.is_some() { TAG_LEN + 3 } else { 0 };
+            let used = buf.len() - start + pending;
             let frame_len = self.close_frame_len(space);
-            if used + header_overhead(space) + frame_len + TAG_LEN > max {
+            if used + self.header_overhead(space) + frame_len + TAG_LEN > max {
                 break;
             }
             if let Some(p) = open.take() {
@@ -180,8 +183,9 @@ impl Connection {
             if !self.can_send_in(space) || !self.has_data_for(now, space) {
                 continue;
             }
-            let used = buf.len() - start;
-            if used + header_overhead(space) + MIN_PACKET_ROOM > max {
+            let pending = if open.is_some() { TAG_LEN + 3 } else { 0 };
+            let used = buf.len() - start + pending;
+            if used + self.header_overhead(space) + MIN_PACKET_ROOM > max {
                 break;
             }
             if let Some(p) = open.take() {
@@ -208,6 +212,23 @@ impl Connection {
         let size = buf.len() - start;
         self.pacer.on_transmit(size as u64);
         size
+    }
+
+    /// Bytes of header a packet in `space` takes at most now: the real
+    /// connection IDs and token, a 2-byte Length and a 4-byte packet number.
+    /// Exact sizes matter when the anti-amplification budget is tight (a
+    /// close must still fit, RFC 9000 §10.2.3).
+    fn header_overhead(&self, space: SpaceId) -> usize {
+        let dst = self.cids.remote_cid().len();
+        let src = self.cids.initial_local().map_or(0, |c| c.len());
+        match space {
+            SpaceId::Initial => {
+                let token = self.retry_token.len();
+                7 + dst + src + VarInt::size_of(token as u64) + token + 2 + 4
+            }
+            SpaceId::Handshake => 7 + dst + src + 2 + 4,
+            SpaceId::ApplicationData => 1 + dst + 4,
+        }
     }
 
     /// Whether keys for `space` are available for sending.
@@ -536,16 +557,5 @@ impl Connection {
                 retransmits: p.retransmits,
             },
         );
-    }
-}
-
-/// Bytes of header a packet in `space` needs at most.
-fn header_overhead(space: SpaceId) -> usize {
-    match space {
-        // Long header: 1 + 4 + 1 + 20 + 1 + 20 + token length (we send
-        // short tokens) + 2 + 4.
-        SpaceId::Initial => 1 + 4 + 1 + 20 + 1 + 20 + 2 + 64 + 2 + 4,
-        SpaceId::Handshake => 1 + 4 + 1 + 20 + 1 + 20 + 2 + 4,
-        SpaceId::ApplicationData => 1 + 20 + 4,
     }
 }
