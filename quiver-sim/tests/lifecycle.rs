@@ -161,3 +161,18 @@ fn incoming_exposes_sni_and_alpn_before_admission() {
     assert_eq!(hello.alpn, vec![quiver_sim::quic::TEST_ALPN.to_vec()]);
     assert!(!validated);
 }
+
+/// A second connection resumes the TLS session of the first: the remembered
+/// transport parameters (RFC 9000 §7.4.1) must not be mistaken for the
+/// server's new ones (their CIDs differ, §7.3).
+#[test]
+fn resumed_connection_uses_the_servers_fresh_transport_parameters() {
+    let mut pair = Pair::new(Seed::from_env_or(13), LinkConfig::default());
+    let first = pair.connect();
+    assert!(pair.run_handshake(first, Duration::from_secs(5)));
+    // Let the session ticket arrive.
+    pair.net.run_for(Duration::from_millis(200));
+    let second = pair.connect();
+    assert!(pair.run_handshake(second, Duration::from_secs(5)));
+    assert_eq!(pair.client().conn(second).close_reason(), None);
+}

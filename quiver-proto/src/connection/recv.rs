@@ -509,7 +509,12 @@ impl Connection {
                 }
             }
         }
-        if self.peer_params.is_none() {
+        // A resuming client's TLS session exposes the parameters remembered
+        // from the last connection (for 0-RTT, RFC 9000 §7.4.1) before the
+        // server's EncryptedExtensions arrive; those must not be taken for
+        // this connection's. The client waits for the handshake to complete.
+        let fresh = self.side.is_server() || !self.tls.is_handshaking();
+        if self.peer_params.is_none() && fresh {
             if let Some(params) = self.tls.peer_transport_params().cloned() {
                 if let Err(e) = self.on_peer_params(now, params) {
                     self.on_transport_error(now, e);
