@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
-use quiver::{Connecting, RecvStream, SendStream, VarInt};
+use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
 use crate::common::{
     self, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND,
@@ -132,9 +132,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     continue;
                 }
                 Err(e) => {
-                    // Validated meanwhile: accept below.
+                    // Validated already: accept below.
                     let incoming = e.into_incoming();
-                    accept(incoming.accept(), &args, &root, verbose);
+                    accept(incoming, &args, &root, verbose);
                     continue;
                 }
             }
@@ -145,21 +145,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 None => eprintln!("{remote}: connection attempt"),
             }
         }
-        accept(incoming.accept(), &args, &root, verbose);
+        accept(incoming, &args, &root, verbose);
     }
     endpoint.close(VarInt::from_u32(0), b"server shutting down");
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
     Ok(())
 }
 
-fn accept(connecting: Connecting, args: &Args, root: &Arc<Path>, verbose: bool) {
+fn accept(incoming: Incoming, args: &Args, root: &Arc<Path>, verbose: bool) {
     if let Some(code) = args.close_after_hello {
-        // The ClientHello has been read (accepting processes the
-        // Initial that carries it); the handshake is still in flight.
-        connecting.close(code, b"refused");
+        // Accepting reads the ClientHello; the close follows before any
+        // handshake flight is sent, while the handshake is in flight.
+        incoming.accept_and_close(code, b"refused");
         return;
     }
-    tokio::spawn(connection(connecting, root.clone(), verbose));
+    tokio::spawn(connection(incoming.accept(), root.clone(), verbose));
 }
 
 async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {

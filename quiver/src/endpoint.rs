@@ -281,6 +281,36 @@ impl Incoming {
         }
     }
 
+    /// Accepts the attempt and closes it at once with an application
+    /// error `code` and `reason`, in one step under the endpoint's lock, so
+    /// that no handshake flight leaves before the close: the ClientHello
+    /// has been read, and the client sees a CONNECTION_CLOSE of type
+    /// APPLICATION_ERROR in the spaces it can read (RFC 9000 §10.2.3). The
+    /// connection then drains on its own.
+    pub fn accept_and_close(mut self, code: VarInt, reason: &[u8]) {
+        self.decided = true;
+        let mut state = self.shared.lock();
+        let time = now();
+        match state.proto.accept(time, self.id) {
+            Ok(handle) => {
+                if let Some(conn) = state.proto.connection(handle) {
+                    conn.close(time, code, Bytes::copy_from_slice(reason));
+                }
+                let mut cs = ConnState::new(handle, Side::Server, self.remote);
+                cs.span
+                    .in_scope(|| tracing::debug!("accepted and closed at once"));
+                // No handle: the state goes when the connection drains.
+                cs.refs = 0;
+                state.conns.insert(handle, cs);
+                state.process_connection(handle);
+                state.wake_driver();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, remote = %self.remote, "accept failed");
+            }
+        }
+    }
+
     /// Drops the attempt without answering (the client retransmits, then
     /// gives up).
     pub fn ignore(mut self) {
