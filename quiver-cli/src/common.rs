@@ -29,7 +29,9 @@ pub struct Identity {
 
 /// A fresh self-signed certificate for `localhost` and `127.0.0.1`/`::1`.
 pub fn self_signed() -> anyhow::Result<(Identity, String, String)> {
-    let names = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec();
+    let names = ["localhost", "127.0.0.1", "::1"]
+        .map(str::to_owned)
+        .to_vec();
     let ck = rcgen::generate_simple_self_signed(names)
         .map_err(|e| anyhow!("cannot make a self-signed certificate: {e}"))?;
     let cert_pem = ck.cert.pem();
@@ -108,7 +110,10 @@ pub fn server_config(
 }
 
 /// Binds a server endpoint, with a clear message when the port is taken.
-pub fn bind_server(config: quiver::ServerConfig, addr: SocketAddr) -> anyhow::Result<quiver::Endpoint> {
+pub fn bind_server(
+    config: quiver::ServerConfig,
+    addr: SocketAddr,
+) -> anyhow::Result<quiver::Endpoint> {
     quiver::Endpoint::server(config, addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))
 }
 
@@ -203,7 +208,11 @@ pub fn describe_connection_error(e: &ConnectionError) -> String {
                 "invalid peer certificate" | "peer presented no certificate"
             );
             if certificate {
-                format!("certificate rejected: {}: {}", t.reason, describe_code(t.code))
+                format!(
+                    "certificate rejected: {}: {}",
+                    t.reason,
+                    describe_code(t.code)
+                )
             } else {
                 format!("connection failed: {}: {}", t.reason, describe_code(t.code))
             }

@@ -38,7 +38,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if args.streams == 1 { "" } else { "s" }
     );
     let server_task = tokio::spawn(async move {
-        let incoming = server.accept().await.ok_or_else(|| anyhow!("server closed"))?;
+        let incoming = server
+            .accept()
+            .await
+            .ok_or_else(|| anyhow!("server closed"))?;
         let conn = incoming
             .await
             .map_err(|e| anyhow!("server: {}", common::describe_connection_error(&e)))?;

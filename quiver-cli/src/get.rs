@@ -53,7 +53,13 @@ fn plan(urls: &[String], out: &Path) -> anyhow::Result<Vec<(Url, PathBuf)>> {
         if let Some((first, _)) = plan.first() {
             let first: &Url = first;
             if (first.host.as_str(), first.port) != (url.host.as_str(), url.port) {
-                bail!("all URLs must name the same server ({}:{} and {}:{})", first.host, first.port, url.host, url.port);
+                bail!(
+                    "all URLs must name the same server ({}:{} and {}:{})",
+                    first.host,
+                    first.port,
+                    url.host,
+                    url.port
+                );
             }
         }
         let mut file = out.to_path_buf();
@@ -192,7 +198,8 @@ async fn fetch(
     let part = PathBuf::from(part);
     let mut out = std::io::BufWriter::with_capacity(
         256 * 1024,
-        std::fs::File::create(&part).map_err(|e| format!("cannot create {}: {e}", part.display()))?,
+        std::fs::File::create(&part)
+            .map_err(|e| format!("cannot create {}: {e}", part.display()))?,
     );
     let result = async {
         let mut buf = vec![0u8; 64 * 1024];

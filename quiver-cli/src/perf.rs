@@ -227,7 +227,8 @@ async fn client(args: ClientArgs) -> anyhow::Result<()> {
     if let Some(n) = args.handshakes {
         let start = Instant::now();
         for _ in 0..n {
-            let conn = common::connect(&endpoint, &config, addr, &args.server_name, timeout).await?;
+            let conn =
+                common::connect(&endpoint, &config, addr, &args.server_name, timeout).await?;
             conn.close(VarInt::from_u32(0), b"");
         }
         let seconds = start.elapsed().as_secs_f64();

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
-use crate::common::{
-    self, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND,
-};
+use crate::common::{self, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
 
 /// The longest request line read.
 const MAX_REQUEST: usize = 8 * 1024;
@@ -167,7 +165,10 @@ async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
         Ok(conn) => conn,
         Err(e) => {
             if verbose {
-                eprintln!("handshake failed: {}", common::describe_connection_error(&e));
+                eprintln!(
+                    "handshake failed: {}",
+                    common::describe_connection_error(&e)
+                );
             }
             return;
         }
@@ -239,7 +240,10 @@ async fn request(
     };
     let Some(path) = parse_request(&request) else {
         if verbose {
-            eprintln!("{remote}: bad request {:?}", String::from_utf8_lossy(&request));
+            eprintln!(
+                "{remote}: bad request {:?}",
+                String::from_utf8_lossy(&request)
+            );
         }
         return reset(&mut send, RESET_BAD_REQUEST);
     };

@@ -195,7 +195,11 @@ fn files_arrive_whole_over_one_connection() {
     args.extend(urls.iter().map(String::as_str));
     let (result, _) = run_with(&args, &[("SSLKEYLOGFILE", &keylog)], DEADLINE);
     assert!(result.status.success(), "{}", stderr(&result));
-    assert_eq!(stderr(&result), "", "nothing on stderr when it is not a terminal");
+    assert_eq!(
+        stderr(&result),
+        "",
+        "nothing on stderr when it is not a terminal"
+    );
     let total: usize = sizes.iter().sum::<usize>() + 5000;
     let summary = stdout(&result);
     assert!(
@@ -315,7 +319,10 @@ fn certificate_is_verified_against_ca() {
     let out = TempDir::new("ca-out");
     std::fs::write(root.path().join("c"), b"certified").unwrap();
     let server = serve(root.path(), &[]);
-    let cert = server.cert.clone().expect("the server prints its certificate");
+    let cert = server
+        .cert
+        .clone()
+        .expect("the server prints its certificate");
     let cert = cert.to_str().unwrap();
     let ok = run(&[
         "get",
@@ -346,13 +353,19 @@ fn certificate_is_verified_against_ca() {
 fn bad_input_is_one_error_line() {
     let dir = TempDir::new("bad-input");
     let line = one_error_line(&run(&["get", "--insecure", "htp://localhost/x"]));
-    assert!(line.starts_with("error: malformed URL \"htp://localhost/x\""), "{line}");
+    assert!(
+        line.starts_with("error: malformed URL \"htp://localhost/x\""),
+        "{line}"
+    );
     let line = one_error_line(&run(&["get", "--insecure", "https://localhost:99999/x"]));
     assert!(line.starts_with("error: malformed URL"), "{line}");
     let missing = dir.path().join("missing.pem");
     let missing = missing.to_str().unwrap();
     let line = one_error_line(&run(&["serve", "--cert", missing, "--key", missing]));
-    assert!(line.starts_with("error: cannot read certificate "), "{line}");
+    assert!(
+        line.starts_with("error: cannot read certificate "),
+        "{line}"
+    );
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").unwrap();
     let garbage = garbage.to_str().unwrap();
@@ -363,7 +376,10 @@ fn bad_input_is_one_error_line() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let line = one_error_line(&run(&["serve", "--listen", &addr]));
-    assert!(line.starts_with(&format!("error: cannot listen on {addr}: ")), "{line}");
+    assert!(
+        line.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{line}"
+    );
     let line = one_error_line(&run(&["serve", "--root", missing]));
     assert!(line.starts_with("error: cannot serve "), "{line}");
 }
@@ -389,8 +405,16 @@ fn perf_transfer_and_handshakes() {
     let server = start(&["perf", "server"]);
     let addr = format!("127.0.0.1:{}", server.port);
     let bulk = run(&[
-        "perf", "client", "--connect", &addr, "--download", "1M", "--upload", "100k",
-        "--streams", "3",
+        "perf",
+        "client",
+        "--connect",
+        &addr,
+        "--download",
+        "1M",
+        "--upload",
+        "100k",
+        "--streams",
+        "3",
     ]);
     assert!(bulk.status.success(), "{}", stderr(&bulk));
     let json = stdout(&bulk);
@@ -452,7 +476,10 @@ fn quinn_client_sees_close_after_hello() {
     match error {
         E::ApplicationClosed(close) => assert_eq!(close.error_code.into_inner(), 0x2a),
         E::ConnectionClosed(close) => {
-            assert_eq!(close.error_code, quinn::TransportErrorCode::APPLICATION_ERROR)
+            assert_eq!(
+                close.error_code,
+                quinn::TransportErrorCode::APPLICATION_ERROR
+            )
         }
         other => panic!("unexpected {other:?}"),
     }

@@ -64,9 +64,12 @@ impl Driver {
         }
     }
 
-    /// Reads what the socket has; true if more may be waiting.
-    fn recv(&mut self, cx: &mut Context<'_>, state: &mut State) -> io::Result<bool> {
-        let socket = &self.shared.socket;
+    /// Reads what the socket has and hands it to the endpoint; true if
+    /// more may be waiting. The system calls run without the lock, so
+    /// handles are not held up by them.
+    fn recv(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let shared = self.shared.clone();
+        let socket = &shared.socket;
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         for _ in 0..RECV_ROUNDS {
             let mut bufs: Vec<IoSliceMut<'_>> = self
@@ -78,11 +81,12 @@ impl Driver {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(n)) => {
                     drop(bufs);
+                    let mut state = shared.lock();
                     let time = now();
                     for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(self.slot)) {
                         let stride = m.stride.max(1);
                         for datagram in buf[..m.len].chunks_mut(stride) {
-                            handle_datagram(state, time, m.addr, datagram);
+                            handle_datagram(&mut state, time, m.addr, datagram);
                         }
                     }
                 }
@@ -96,13 +100,22 @@ impl Driver {
         Ok(true)
     }
 
-    /// Sends what the connections have; true if more may be waiting.
-    fn send(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
-        let socket = &self.shared.socket;
-        for _ in 0..SEND_ROUNDS {
+    /// Runs due timers and sends what the connections have; true if more
+    /// may be waiting. Datagrams are gathered under the lock and sent
+    /// without it.
+    fn send(&mut self, cx: &mut Context<'_>) -> bool {
+        let shared = self.shared.clone();
+        let socket = &shared.socket;
+        for round in 0..SEND_ROUNDS {
             if self.tx.is_empty() {
+                let mut state = shared.lock();
+                let time = now();
+                if round == 0 && self.timer_deadline.is_some_and(|t| t <= time) {
+                    self.timer_deadline = None;
+                    state.proto.handle_timeout(time);
+                }
                 self.tx.gso_segments = socket.max_gso_segments();
-                self.tx.fill(state, now());
+                self.tx.fill(&mut state, time);
                 if self.tx.is_empty() {
                     return false;
                 }
@@ -165,26 +178,26 @@ impl Future for Driver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let shared = this.shared.clone();
-        let mut state = shared.lock();
-        state.set_driver_waker(cx.waker());
+        shared.lock().set_driver_waker(cx.waker());
         let mut again = false;
         for _ in 0..4 {
-            state.driver_woken = false;
-            match this.recv(cx, &mut state) {
+            // Wakes from here on are seen at the end of the pass.
+            shared.lock().driver_woken = false;
+            match this.recv(cx) {
                 Ok(more) => again |= more,
                 Err(e) => {
                     tracing::error!(error = %e, "UDP socket failed; endpoint stopped");
+                    let mut state = shared.lock();
                     state.driver_error = Some(e.kind());
                     fail_all(&mut state);
                     return Poll::Ready(());
                 }
             }
-            let time = now();
-            if this.timer_deadline.is_some_and(|t| t <= time) {
-                this.timer_deadline = None;
-                state.proto.handle_timeout(time);
-            }
-            again |= this.send(cx, &mut state);
+            // Events from what was received first: the handles may answer
+            // while this pass sends.
+            process_all(&mut shared.lock());
+            again |= this.send(cx);
+            let mut state = shared.lock();
             process_all(&mut state);
             // Timer for the earliest protocol deadline.
             let deadline = state.proto.poll_timeout();
@@ -200,10 +213,12 @@ impl Future for Driver {
             }
             again = timer_fired || state.driver_woken;
         }
+        let state = shared.lock();
         if state.endpoint_refs == 0 && state.conns.is_empty() {
             tracing::debug!("endpoint driver finished");
             return Poll::Ready(());
         }
+        drop(state);
         if again {
             cx.waker().wake_by_ref();
         }

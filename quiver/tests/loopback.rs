@@ -501,7 +501,10 @@ async fn connecting_can_be_closed_before_the_handshake_ends() {
         let addr = server.local_addr().unwrap();
         let connecting = client.connect(addr, "localhost").unwrap();
         connecting.close(VarInt::from_u32(7), b"changed my mind");
-        assert_eq!(connecting.await.unwrap_err(), ConnectionError::LocallyClosed);
+        assert_eq!(
+            connecting.await.unwrap_err(),
+            ConnectionError::LocallyClosed
+        );
     })
     .await;
 }
