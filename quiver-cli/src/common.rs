@@ -335,6 +335,28 @@ pub fn throughput(bytes: u64, seconds: f64) -> String {
     }
 }
 
+/// A byte count: a number with an optional suffix, `k`/`M`/`G` (powers of
+/// 1000) or `KiB`/`MiB`/`GiB` (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, suffix) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count"))?;
+    let unit: u64 = match suffix {
+        "" | "B" => 1,
+        "k" | "K" | "kB" | "KB" => 1_000,
+        "M" | "MB" => 1_000_000,
+        "G" | "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("unknown unit {suffix:?} (k, M, G, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,26 +424,4 @@ mod tests {
             "no such file /x (stream reset 0x194)"
         );
     }
-}
-
-/// A byte count: a number with an optional suffix, `k`/`M`/`G` (powers of
-/// 1000) or `KiB`/`MiB`/`GiB` (powers of 1024).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, suffix) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a byte count"))?;
-    let unit: u64 = match suffix {
-        "" | "B" => 1,
-        "k" | "K" | "kB" | "KB" => 1_000,
-        "M" | "MB" => 1_000_000,
-        "G" | "GB" => 1_000_000_000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(format!("unknown unit {suffix:?} (k, M, G, KiB, MiB, GiB)")),
-    };
-    n.checked_mul(unit)
-        .ok_or_else(|| format!("{s:?} is too large"))
 }

@@ -2,7 +2,9 @@
 //! self-signed certificate, one download.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::anyhow;
 use quiver::VarInt;

@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{anyhow, bail};
 use quiver::{Connection, ConnectionStats, RecvStream, SendStream, VarInt};

@@ -6,7 +6,9 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 /// The longest any one command may take.
@@ -78,6 +80,11 @@ fn start(args: &[&str]) -> Server {
         .spawn()
         .expect("spawn quiver");
     let stdout = child.stdout.take().unwrap();
+    let mut server = Server {
+        child,
+        port: 0,
+        cert: None,
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -87,24 +94,24 @@ fn start(args: &[&str]) -> Server {
             }
         }
     });
-    let mut cert = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        // `server` is killed and reaped when a panic here drops it.
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("server prints its address");
         if let Some(rest) = line.strip_prefix("certificate: ") {
-            cert = Some(PathBuf::from(rest.split(' ').next().unwrap()));
+            server.cert = Some(PathBuf::from(rest.split(' ').next().unwrap()));
         }
         if let Some(i) = line.find("listening on 127.0.0.1:") {
             let rest = &line[i + "listening on 127.0.0.1:".len()..];
-            let port = rest
+            server.port = rest
                 .split(|c: char| !c.is_ascii_digit())
                 .next()
                 .unwrap()
                 .parse()
                 .unwrap();
-            return Server { child, port, cert };
+            return server;
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
 const RECV_ROUNDS: usize = 8;
+/// Driver passes between dispatches to every connection.
+const SWEEP_EVERY: u32 = 64;
 /// Send batches per pass before yielding.
 const SEND_ROUNDS: usize = 8;
 /// Receive buffer per datagram without GRO: room for any datagram a
@@ -38,6 +40,12 @@ pub(crate) struct Driver {
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
+    /// Timers ran since every connection's events were last dispatched.
+    timers_ran: bool,
+    /// Passes left before the next dispatch to every connection (a
+    /// safety net; events come from datagrams, timers and handle calls,
+    /// and handle calls dispatch their own).
+    sweep_in: u32,
 }
 
 impl std::fmt::Debug for Driver {
@@ -61,6 +69,8 @@ impl Driver {
             tx: TxBatch::new(gso),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
+            timers_ran: false,
+            sweep_in: SWEEP_EVERY,
         }
     }
 
@@ -113,6 +123,7 @@ impl Driver {
                 if round == 0 && self.timer_deadline.is_some_and(|t| t <= time) {
                     self.timer_deadline = None;
                     state.proto.handle_timeout(time);
+                    self.timers_ran = true;
                 }
                 self.tx.gso_segments = socket.max_gso_segments();
                 self.tx.fill(&mut state, time);
@@ -160,7 +171,12 @@ fn is_icmp_errno(_code: i32) -> bool {
 
 fn handle_datagram(state: &mut State, time: Instant, from: SocketAddr, datagram: &mut [u8]) {
     match state.proto.handle(time, from, datagram) {
-        DatagramEvent::Connection(_) | DatagramEvent::Handled => {}
+        DatagramEvent::Connection(h) => {
+            if state.dirty.last() != Some(&h) {
+                state.dirty.push(h);
+            }
+        }
+        DatagramEvent::Handled => {}
         DatagramEvent::NewConnection(id) => {
             if state.closed || state.endpoint_refs == 0 {
                 state.proto.ignore(id);
@@ -195,10 +211,18 @@ impl Future for Driver {
             }
             // Events from what was received first: the handles may answer
             // while this pass sends.
-            process_all(&mut shared.lock());
+            process_dirty(&mut shared.lock());
             again |= this.send(cx);
             let mut state = shared.lock();
-            process_all(&mut state);
+            this.sweep_in = this.sweep_in.saturating_sub(1);
+            if this.timers_ran || this.sweep_in == 0 {
+                this.timers_ran = false;
+                this.sweep_in = SWEEP_EVERY;
+                state.dirty.clear();
+                process_all(&mut state);
+            } else {
+                process_dirty(&mut state);
+            }
             // Timer for the earliest protocol deadline.
             let deadline = state.proto.poll_timeout();
             if deadline != this.timer_deadline {
@@ -223,6 +247,21 @@ impl Future for Driver {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+}
+
+/// Dispatches the events of the connections that received datagrams.
+fn process_dirty(state: &mut State) {
+    let mut dirty = std::mem::take(&mut state.dirty);
+    dirty.sort_unstable_by_key(|h| h.0);
+    dirty.dedup();
+    for &h in &dirty {
+        state.process_connection(h);
+    }
+    dirty.clear();
+    if state.dirty.is_empty() {
+        // Keep the allocation.
+        state.dirty = dirty;
     }
 }
 
