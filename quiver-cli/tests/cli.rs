@@ -250,6 +250,36 @@ fn many_small_files() {
 }
 
 #[test]
+fn concurrent_clients() {
+    let root = TempDir::new("concurrent-root");
+    std::fs::write(root.path().join("shared"), content(400_000, 3)).unwrap();
+    let server = serve(root.path(), &[]);
+    let outs: Vec<TempDir> = (0..4)
+        .map(|i| TempDir::new(&format!("concurrent-out{i}")))
+        .collect();
+    let link = url(server.port, "shared");
+    std::thread::scope(|s| {
+        for out in &outs {
+            let link = &link;
+            s.spawn(move || {
+                let result = run(&[
+                    "get",
+                    "--insecure",
+                    "--out",
+                    out.path().to_str().unwrap(),
+                    link,
+                ]);
+                assert!(result.status.success(), "{}", stderr(&result));
+            });
+        }
+    });
+    for out in &outs {
+        let got = std::fs::read(out.path().join("shared")).unwrap();
+        assert_eq!(sha256(&got), sha256(&content(400_000, 3)));
+    }
+}
+
+#[test]
 fn missing_file_fails_with_the_reset() {
     let root = TempDir::new("missing-root");
     let out = TempDir::new("missing-out");
