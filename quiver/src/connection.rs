@@ -12,6 +12,7 @@ use bytes::Bytes;
 use quiver_proto::connection::SendDatagramError;
 use quiver_proto::frame::Dir;
 use quiver_proto::{ConnectionError, ConnectionHandle, ConnectionStats, Side, VarInt};
+use rustls::pki_types::CertificateDer;
 
 use crate::shared::{ConnState, Shared, State, dir_index, now};
 use crate::streams::{RecvStream, SendStream};
@@ -274,6 +275,18 @@ impl Connection {
         })
     }
 
+    /// The certificate chain the peer presented (end-entity first), once
+    /// the handshake has received it; `None` if it presented none or the
+    /// connection state was freed.
+    pub fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
+        self.0.with(|state, h| {
+            state
+                .proto
+                .connection(h)
+                .and_then(|c| c.peer_certificates().map(<[_]>::to_vec))
+        })
+    }
+
     /// Which side of the connection we are.
     pub fn side(&self) -> Side {
         self.0.with(|state, h| conn_state(state, h).side)
@@ -314,6 +327,24 @@ impl Connecting {
     pub fn remote_address(&self) -> Option<SocketAddr> {
         let conn = self.conn.as_ref()?;
         Some(conn.with(|state, h| conn_state(state, h).remote))
+    }
+
+    /// Closes the connection before its handshake completes, with an
+    /// application error `code` and `reason`. While the handshake is in
+    /// flight the peer sees a CONNECTION_CLOSE of type APPLICATION_ERROR in
+    /// the spaces it may not read 1-RTT packets in (RFC 9000 §10.2.3), and
+    /// `code` where it can. Awaiting this afterwards yields
+    /// [`ConnectionError::LocallyClosed`].
+    pub fn close(&self, code: VarInt, reason: &[u8]) {
+        if let Some(conn) = &self.conn {
+            conn.with(|state, h| {
+                if let Some(c) = state.proto.connection(h) {
+                    c.close(now(), code, Bytes::copy_from_slice(reason));
+                }
+                state.process_connection(h);
+                state.wake_driver();
+            });
+        }
     }
 }
 

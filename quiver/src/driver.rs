@@ -18,6 +18,8 @@ use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
 const RECV_ROUNDS: usize = 8;
+/// Driver passes between dispatches to every connection.
+const SWEEP_EVERY: u32 = 64;
 /// Send batches per pass before yielding.
 const SEND_ROUNDS: usize = 8;
 /// Receive buffer per datagram without GRO: room for any datagram a
@@ -38,6 +40,12 @@ pub(crate) struct Driver {
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
+    /// Timers ran since every connection's events were last dispatched.
+    timers_ran: bool,
+    /// Passes left before the next dispatch to every connection (a
+    /// safety net; events come from datagrams, timers and handle calls,
+    /// and handle calls dispatch their own).
+    sweep_in: u32,
 }
 
 impl std::fmt::Debug for Driver {
@@ -61,12 +69,17 @@ impl Driver {
             tx: TxBatch::new(gso),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
+            timers_ran: false,
+            sweep_in: SWEEP_EVERY,
         }
     }
 
-    /// Reads what the socket has; true if more may be waiting.
-    fn recv(&mut self, cx: &mut Context<'_>, state: &mut State) -> io::Result<bool> {
-        let socket = &self.shared.socket;
+    /// Reads what the socket has and hands it to the endpoint; true if
+    /// more may be waiting. The system calls run without the lock, so
+    /// handles are not held up by them.
+    fn recv(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let shared = self.shared.clone();
+        let socket = &shared.socket;
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         for _ in 0..RECV_ROUNDS {
             let mut bufs: Vec<IoSliceMut<'_>> = self
@@ -78,11 +91,12 @@ impl Driver {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(n)) => {
                     drop(bufs);
+                    let mut state = shared.lock();
                     let time = now();
                     for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(self.slot)) {
                         let stride = m.stride.max(1);
                         for datagram in buf[..m.len].chunks_mut(stride) {
-                            handle_datagram(state, time, m.addr, datagram);
+                            handle_datagram(&mut state, time, m.addr, datagram);
                         }
                     }
                 }
@@ -96,13 +110,23 @@ impl Driver {
         Ok(true)
     }
 
-    /// Sends what the connections have; true if more may be waiting.
-    fn send(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
-        let socket = &self.shared.socket;
-        for _ in 0..SEND_ROUNDS {
+    /// Runs due timers and sends what the connections have; true if more
+    /// may be waiting. Datagrams are gathered under the lock and sent
+    /// without it.
+    fn send(&mut self, cx: &mut Context<'_>) -> bool {
+        let shared = self.shared.clone();
+        let socket = &shared.socket;
+        for round in 0..SEND_ROUNDS {
             if self.tx.is_empty() {
+                let mut state = shared.lock();
+                let time = now();
+                if round == 0 && self.timer_deadline.is_some_and(|t| t <= time) {
+                    self.timer_deadline = None;
+                    state.proto.handle_timeout(time);
+                    self.timers_ran = true;
+                }
                 self.tx.gso_segments = socket.max_gso_segments();
-                self.tx.fill(state, now());
+                self.tx.fill(&mut state, time);
                 if self.tx.is_empty() {
                     return false;
                 }
@@ -147,7 +171,12 @@ fn is_icmp_errno(_code: i32) -> bool {
 
 fn handle_datagram(state: &mut State, time: Instant, from: SocketAddr, datagram: &mut [u8]) {
     match state.proto.handle(time, from, datagram) {
-        DatagramEvent::Connection(_) | DatagramEvent::Handled => {}
+        DatagramEvent::Connection(h) => {
+            if state.dirty.last() != Some(&h) {
+                state.dirty.push(h);
+            }
+        }
+        DatagramEvent::Handled => {}
         DatagramEvent::NewConnection(id) => {
             if state.closed || state.endpoint_refs == 0 {
                 state.proto.ignore(id);
@@ -165,27 +194,35 @@ impl Future for Driver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let shared = this.shared.clone();
-        let mut state = shared.lock();
-        state.set_driver_waker(cx.waker());
+        shared.lock().set_driver_waker(cx.waker());
         let mut again = false;
         for _ in 0..4 {
-            state.driver_woken = false;
-            match this.recv(cx, &mut state) {
+            // Wakes from here on are seen at the end of the pass.
+            shared.lock().driver_woken = false;
+            match this.recv(cx) {
                 Ok(more) => again |= more,
                 Err(e) => {
                     tracing::error!(error = %e, "UDP socket failed; endpoint stopped");
+                    let mut state = shared.lock();
                     state.driver_error = Some(e.kind());
                     fail_all(&mut state);
                     return Poll::Ready(());
                 }
             }
-            let time = now();
-            if this.timer_deadline.is_some_and(|t| t <= time) {
-                this.timer_deadline = None;
-                state.proto.handle_timeout(time);
+            // Events from what was received first: the handles may answer
+            // while this pass sends.
+            process_dirty(&mut shared.lock());
+            again |= this.send(cx);
+            let mut state = shared.lock();
+            this.sweep_in = this.sweep_in.saturating_sub(1);
+            if this.timers_ran || this.sweep_in == 0 {
+                this.timers_ran = false;
+                this.sweep_in = SWEEP_EVERY;
+                state.dirty.clear();
+                process_all(&mut state);
+            } else {
+                process_dirty(&mut state);
             }
-            again |= this.send(cx, &mut state);
-            process_all(&mut state);
             // Timer for the earliest protocol deadline.
             let deadline = state.proto.poll_timeout();
             if deadline != this.timer_deadline {
@@ -200,14 +237,31 @@ impl Future for Driver {
             }
             again = timer_fired || state.driver_woken;
         }
+        let state = shared.lock();
         if state.endpoint_refs == 0 && state.conns.is_empty() {
             tracing::debug!("endpoint driver finished");
             return Poll::Ready(());
         }
+        drop(state);
         if again {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+}
+
+/// Dispatches the events of the connections that received datagrams.
+fn process_dirty(state: &mut State) {
+    let mut dirty = std::mem::take(&mut state.dirty);
+    dirty.sort_unstable_by_key(|h| h.0);
+    dirty.dedup();
+    for &h in &dirty {
+        state.process_connection(h);
+    }
+    dirty.clear();
+    if state.dirty.is_empty() {
+        // Keep the allocation.
+        state.dirty = dirty;
     }
 }
 

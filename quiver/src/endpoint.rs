@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use bytes::Bytes;
+use quiver_proto::crypto::ClientHelloInfo;
 use quiver_proto::{
     ConnectionError, EndpointConfig, IncomingId, Side, TransportError, TransportErrorCode, VarInt,
 };
@@ -280,11 +281,118 @@ impl Incoming {
         }
     }
 
+    /// Accepts the attempt and closes it at once with an application
+    /// error `code` and `reason`, in one step under the endpoint's lock, so
+    /// that no handshake flight leaves before the close: the ClientHello
+    /// has been read, and the client sees a CONNECTION_CLOSE of type
+    /// APPLICATION_ERROR in the spaces it can read (RFC 9000 §10.2.3). The
+    /// connection then drains on its own.
+    pub fn accept_and_close(mut self, code: VarInt, reason: &[u8]) {
+        self.decided = true;
+        let mut state = self.shared.lock();
+        let time = now();
+        match state.proto.accept(time, self.id) {
+            Ok(handle) => {
+                if let Some(conn) = state.proto.connection(handle) {
+                    conn.close(time, code, Bytes::copy_from_slice(reason));
+                }
+                let mut cs = ConnState::new(handle, Side::Server, self.remote);
+                cs.span
+                    .in_scope(|| tracing::debug!("accepted and closed at once"));
+                // No handle: the state goes when the connection drains.
+                cs.refs = 0;
+                state.conns.insert(handle, cs);
+                state.process_connection(handle);
+                state.wake_driver();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, remote = %self.remote, "accept failed");
+            }
+        }
+    }
+
     /// Drops the attempt without answering (the client retransmits, then
     /// gives up).
     pub fn ignore(mut self) {
         self.decided = true;
         self.shared.lock().proto.ignore(self.id);
+    }
+
+    /// Refuses the attempt: the client gets a CONNECTION_CLOSE with
+    /// CONNECTION_REFUSED in an Initial packet, and no state is kept
+    /// (RFC 9000 §10.2.3).
+    pub fn refuse(mut self) {
+        self.decided = true;
+        let mut state = self.shared.lock();
+        state.proto.refuse(self.id);
+        state.wake_driver();
+    }
+
+    /// Answers with a Retry, asking the client to prove its address
+    /// (RFC 9000 §8.1.2). The client's next attempt arrives through
+    /// [`Endpoint::accept`] with
+    /// [`remote_address_validated`](Self::remote_address_validated) set.
+    /// Fails, handing the attempt back, if the address is validated
+    /// already: a server sends at most one Retry per connection.
+    pub fn retry(mut self) -> Result<(), RetryError> {
+        let mut state = self.shared.lock();
+        match state.proto.retry(now(), self.id) {
+            Ok(()) => {
+                self.decided = true;
+                state.wake_driver();
+                Ok(())
+            }
+            Err(quiver_proto::endpoint::RetryError::AlreadyValidated) => {
+                drop(state);
+                Err(RetryError(Box::new(self)))
+            }
+            Err(quiver_proto::endpoint::RetryError::Unknown) => {
+                // Dropped by the endpoint already (it is closing).
+                self.decided = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the client's address is validated: it returned the token of
+    /// our Retry.
+    pub fn remote_address_validated(&self) -> bool {
+        self.shared
+            .lock()
+            .proto
+            .incoming(self.id)
+            .is_some_and(|i| i.remote_address_validated())
+    }
+
+    /// The server name and ALPN protocols of the client's ClientHello,
+    /// when its first Initial holds all of it.
+    pub fn client_hello(&self) -> Option<ClientHelloInfo> {
+        self.shared.lock().proto.incoming(self.id)?.client_hello()
+    }
+
+    /// The server name (SNI) the client asked for, if its ClientHello
+    /// could be read.
+    pub fn server_name(&self) -> Option<String> {
+        self.client_hello()?.server_name
+    }
+
+    /// The application protocols (ALPN) the client offers, most preferred
+    /// first; empty if none or if its ClientHello could not be read.
+    pub fn alpn_protocols(&self) -> Vec<Vec<u8>> {
+        self.client_hello().map(|c| c.alpn).unwrap_or_default()
+    }
+}
+
+/// [`Incoming::retry`] was refused because the client's address is
+/// already validated; the attempt is handed back for another decision.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's address is already validated; a second Retry is not allowed")]
+pub struct RetryError(Box<Incoming>);
+
+impl RetryError {
+    /// The attempt, to accept, refuse or ignore.
+    pub fn into_incoming(self) -> Incoming {
+        *self.0
     }
 }
 

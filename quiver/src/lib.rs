@@ -41,14 +41,14 @@ mod streams;
 
 pub use config::{ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder};
 pub use connection::{Connecting, Connection};
-pub use endpoint::{ConnectError, Endpoint, Incoming};
+pub use endpoint::{ConnectError, Endpoint, Incoming, RetryError};
 pub use streams::{
     ClosedStream, ReadError, ReadToEndError, RecvStream, SendStream, StoppedError, WriteError,
 };
 
 pub use quiver_proto as proto;
 pub use quiver_proto::connection::SendDatagramError;
-pub use quiver_proto::crypto::ConfigError;
+pub use quiver_proto::crypto::{ClientHelloInfo, ConfigError};
 pub use quiver_proto::frame::Dir;
 pub use quiver_proto::streams::StreamId;
 pub use quiver_proto::{

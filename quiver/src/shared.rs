@@ -49,6 +49,10 @@ pub(crate) struct State {
     pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
+    /// Connections that received datagrams since the driver last
+    /// dispatched events: only these (and all after timers ran) are
+    /// visited, so a pass costs the connections that moved, not all.
+    pub(crate) dirty: Vec<ConnectionHandle>,
     pub(crate) accept_wakers: Vec<Waker>,
     pub(crate) idle_wakers: Vec<Waker>,
     pub(crate) default_client: Option<ClientConfig>,
@@ -69,6 +73,7 @@ impl State {
             proto,
             conns: HashMap::new(),
             incoming: VecDeque::new(),
+            dirty: Vec::new(),
             accept_wakers: Vec::new(),
             idle_wakers: Vec::new(),
             default_client: None,

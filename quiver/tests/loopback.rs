@@ -404,3 +404,107 @@ async fn one_endpoint_is_client_and_server() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn second_connection_to_a_server_with_the_same_config() {
+    // rustls caches the first connection's session ticket; a second
+    // connection must not trip over the remembered transport parameters.
+    bounded(async {
+        let (server, client) = pair();
+        for _ in 0..3 {
+            let (c, s) = connect(&server, &client).await;
+            let (mut send, _recv) = c.open_bi().await.unwrap();
+            send.write_all(b"x").await.unwrap();
+            let (_send, mut recv) = s.accept_bi().await.unwrap();
+            let mut b = [0u8; 1];
+            recv.read_exact(&mut b).await.unwrap();
+            c.close(VarInt::from_u32(0), b"");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn incoming_shows_the_client_hello_and_can_be_refused() {
+    bounded(async {
+        let (server, client) = pair();
+        let addr = server.local_addr().unwrap();
+        let connecting = client.connect(addr, "localhost").unwrap();
+        let (result, ()) = tokio::join!(connecting, async {
+            let incoming = server.accept().await.unwrap();
+            assert_eq!(incoming.server_name().as_deref(), Some("localhost"));
+            assert_eq!(incoming.alpn_protocols(), [ALPN.to_vec()]);
+            assert!(!incoming.remote_address_validated());
+            incoming.refuse();
+        });
+        assert_eq!(result.unwrap_err(), ConnectionError::Refused);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retry_validates_the_address_once() {
+    bounded(async {
+        let (server, client) = pair();
+        let addr = server.local_addr().unwrap();
+        let connecting = client.connect(addr, "localhost").unwrap();
+        let (result, server_side) = tokio::join!(connecting, async {
+            let first = server.accept().await.unwrap();
+            assert!(!first.remote_address_validated());
+            first.retry().unwrap();
+            let second = server.accept().await.unwrap();
+            assert!(second.remote_address_validated());
+            // A second Retry is refused and the attempt handed back.
+            let second = second.retry().unwrap_err().into_incoming();
+            second.await
+        });
+        let c = result.unwrap();
+        let s = server_side.unwrap();
+        assert!(c.peer_certificates().is_some_and(|chain| chain.len() == 1));
+        assert!(s.peer_certificates().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn accept_and_close_reports_the_application_close() {
+    bounded(async {
+        let (server, client) = pair();
+        let addr = server.local_addr().unwrap();
+        let connecting = client.connect(addr, "localhost").unwrap();
+        let (result, ()) = tokio::join!(connecting, async {
+            server
+                .accept()
+                .await
+                .unwrap()
+                .accept_and_close(VarInt::from_u32(42), b"go away");
+        });
+        // During the handshake the close is APPLICATION_ERROR without the
+        // application's code (RFC 9000 §10.2.3); in 1-RTT it is the code.
+        match result.unwrap_err() {
+            ConnectionError::ConnectionClosed { code, .. } => {
+                assert_eq!(code, quiver::TransportErrorCode::APPLICATION_ERROR)
+            }
+            ConnectionError::ApplicationClosed { code, .. } => assert_eq!(code.into_inner(), 42),
+            other => panic!("unexpected {other:?}"),
+        }
+        server.wait_idle().await;
+        assert_eq!(server.open_connections(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connecting_can_be_closed_before_the_handshake_ends() {
+    bounded(async {
+        let (server, client) = pair();
+        let addr = server.local_addr().unwrap();
+        let connecting = client.connect(addr, "localhost").unwrap();
+        connecting.close(VarInt::from_u32(7), b"changed my mind");
+        assert_eq!(
+            connecting.await.unwrap_err(),
+            ConnectionError::LocallyClosed
+        );
+    })
+    .await;
+}

@@ -1,0 +1,312 @@
+//! `quiver serve`: files over HTTP/0.9 (ALPN `hq-interop`), as the QUIC
+//! interop runner uses it: the client sends `GET /path\r\n` on a
+//! bidirectional stream and finishes it; the server answers with the
+//! file's bytes and finishes, or resets the stream when it cannot.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail};
+use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
+
+use crate::common::{self, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
+
+/// The longest request line read.
+const MAX_REQUEST: usize = 8 * 1024;
+/// Bytes read from a file and written to a stream at once.
+const CHUNK: usize = 64 * 1024;
+
+/// Serve files over HTTP/0.9 on QUIC (ALPN hq-interop).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    listen: SocketAddr,
+    /// Directory whose files are served (nothing outside it is).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Certificate chain (PEM); without it a self-signed certificate for
+    /// localhost and 127.0.0.1 is made and written to a temporary file.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key of --cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Answer every attempt whose address is not yet validated with a
+    /// Retry (RFC 9000 §8.1.2).
+    #[arg(long)]
+    retry: bool,
+    /// Close every connection with this application error code as soon
+    /// as its ClientHello has been read (decimal or 0x-hex).
+    #[arg(long, value_name = "CODE", value_parser = parse_code)]
+    close_after_hello: Option<VarInt>,
+    /// Log TLS secrets to the file named by SSLKEYLOGFILE.
+    #[arg(long)]
+    keylog: bool,
+    /// Application protocol to accept.
+    #[arg(long, default_value = HQ_ALPN)]
+    alpn: String,
+    /// Print a line per connection and request on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn parse_code(s: &str) -> Result<VarInt, String> {
+    let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    }
+    .map_err(|e| format!("not a number: {e}"))?;
+    VarInt::from_u64(v).map_err(|_| "larger than 2^62 - 1".to_owned())
+}
+
+/// Loads --cert/--key, or makes a self-signed identity (returned with
+/// its PEM certificate and key, to write out).
+pub fn identity(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<(Identity, Option<(String, String)>)> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok((
+            Identity {
+                chain: common::load_certs(cert)?,
+                key: common::load_key(key)?,
+            },
+            None,
+        )),
+        (None, None) => {
+            let (identity, cert_pem, key_pem) = common::self_signed()?;
+            Ok((identity, Some((cert_pem, key_pem))))
+        }
+        _ => bail!("--cert and --key go together"),
+    }
+}
+
+/// Runs the server until interrupted.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let root = args
+        .root
+        .canonicalize()
+        .map_err(|e| anyhow!("cannot serve {}: {e}", args.root.display()))?;
+    if !root.is_dir() {
+        bail!("cannot serve {}: not a directory", root.display());
+    }
+    let (identity, generated) = identity(args.cert.as_deref(), args.key.as_deref())?;
+    let config = common::server_config(
+        identity,
+        args.alpn.as_bytes(),
+        args.keylog,
+        quiver::TransportConfig::default(),
+    )?;
+    let endpoint = common::bind_server(config, args.listen)?;
+    let local = endpoint
+        .local_addr()
+        .map_err(|e| anyhow!("cannot listen on {}: {e}", args.listen))?;
+    if let Some((cert_pem, key_pem)) = generated {
+        let (cert, _key) = common::write_self_signed(&cert_pem, &key_pem)?;
+        println!(
+            "certificate: {} (self-signed for localhost and 127.0.0.1)",
+            cert.display()
+        );
+    }
+    println!("listening on {local}, serving {}", root.display());
+    let root: Arc<Path> = root.into();
+    let verbose = args.verbose;
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Some(incoming) = incoming else { break };
+        let remote = incoming.remote_address();
+        if args.retry && !incoming.remote_address_validated() {
+            match incoming.retry() {
+                Ok(()) => {
+                    if verbose {
+                        eprintln!("{remote}: retry");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    // Validated already: accept below.
+                    let incoming = e.into_incoming();
+                    accept(incoming, &args, &root, verbose);
+                    continue;
+                }
+            }
+        }
+        if verbose {
+            match incoming.server_name() {
+                Some(name) => eprintln!("{remote}: connection attempt for {name}"),
+                None => eprintln!("{remote}: connection attempt"),
+            }
+        }
+        accept(incoming, &args, &root, verbose);
+    }
+    endpoint.close(VarInt::from_u32(0), b"server shutting down");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+    Ok(())
+}
+
+fn accept(incoming: Incoming, args: &Args, root: &Arc<Path>, verbose: bool) {
+    if let Some(code) = args.close_after_hello {
+        // Accepting reads the ClientHello; the close follows before any
+        // handshake flight is sent, while the handshake is in flight.
+        incoming.accept_and_close(code, b"refused");
+        return;
+    }
+    tokio::spawn(connection(incoming.accept(), root.clone(), verbose));
+}
+
+async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
+    let conn = match connecting.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            if verbose {
+                eprintln!(
+                    "handshake failed: {}",
+                    common::describe_connection_error(&e)
+                );
+            }
+            return;
+        }
+    };
+    let remote = conn.remote_address();
+    if verbose {
+        eprintln!("{remote}: connected");
+    }
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(request(send, recv, root.clone(), remote, verbose));
+            }
+            Err(e) => {
+                if verbose {
+                    eprintln!("{remote}: {}", common::describe_connection_error(&e));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The path of a request line `GET /path` (CRLF or LF optional).
+fn parse_request(request: &[u8]) -> Option<&str> {
+    let line = std::str::from_utf8(request).ok()?;
+    let mut words = line.split_ascii_whitespace();
+    if words.next()? != "GET" {
+        return None;
+    }
+    let path = words.next()?;
+    path.starts_with('/').then_some(path)
+}
+
+/// The file `path` names under `root`, if it is a regular file there
+/// (`..` and symbolic links out of the root are refused).
+fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
+    let path = path.split(['?', '#']).next()?;
+    let mut file = root.to_path_buf();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p if p.contains(['\\', '\0']) => return None,
+            p => file.push(p),
+        }
+    }
+    let file = file.canonicalize().ok()?;
+    (file.starts_with(root) && file.is_file()).then_some(file)
+}
+
+async fn request(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    root: Arc<Path>,
+    remote: SocketAddr,
+    verbose: bool,
+) {
+    let reset = |send: &mut SendStream, code: u32| {
+        let _ = send.reset(VarInt::from_u32(code));
+    };
+    let request = match recv.read_to_end(MAX_REQUEST).await {
+        Ok(r) => r,
+        Err(quiver::ReadToEndError::TooLong) => {
+            let _ = recv.stop(VarInt::from_u32(RESET_BAD_REQUEST));
+            return reset(&mut send, RESET_BAD_REQUEST);
+        }
+        Err(_) => return reset(&mut send, RESET_BAD_REQUEST),
+    };
+    let Some(path) = parse_request(&request) else {
+        if verbose {
+            eprintln!(
+                "{remote}: bad request {:?}",
+                String::from_utf8_lossy(&request)
+            );
+        }
+        return reset(&mut send, RESET_BAD_REQUEST);
+    };
+    let Some(file) = resolve(&root, path) else {
+        if verbose {
+            eprintln!("{remote}: GET {path}: not found");
+        }
+        return reset(&mut send, RESET_NOT_FOUND);
+    };
+    let mut file = match std::fs::File::open(&file) {
+        Ok(f) => f,
+        Err(_) => return reset(&mut send, RESET_NOT_FOUND),
+    };
+    let mut buf = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => return reset(&mut send, RESET_INTERNAL),
+        };
+        if send.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        sent += n as u64;
+    }
+    let _ = send.finish();
+    if verbose {
+        eprintln!("{remote}: GET {path}: {sent} bytes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse() {
+        assert_eq!(parse_request(b"GET /a.txt\r\n"), Some("/a.txt"));
+        assert_eq!(parse_request(b"GET /\n"), Some("/"));
+        assert_eq!(parse_request(b"GET /x"), Some("/x"));
+        assert_eq!(parse_request(b"POST /x\r\n"), None);
+        assert_eq!(parse_request(b"GET x\r\n"), None);
+        assert_eq!(parse_request(b"\xff"), None);
+    }
+
+    #[test]
+    fn paths_stay_inside_the_root() {
+        let dir = std::env::temp_dir().join(format!("quiver-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/f"), b"x").unwrap();
+        let root = dir.join("sub").canonicalize().unwrap();
+        std::fs::write(dir.join("secret"), b"x").unwrap();
+        assert_eq!(resolve(&root, "/f"), Some(root.join("f")));
+        assert_eq!(resolve(&root, "//./f?x=1"), Some(root.join("f")));
+        assert_eq!(resolve(&root, "/../secret"), None);
+        assert_eq!(resolve(&root, "/"), None);
+        assert_eq!(resolve(&root, "/missing"), None);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.join("secret"), root.join("link")).unwrap();
+            assert_eq!(resolve(&root, "/link"), None);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,523 @@
+//! The `quiver` binary end to end: `serve` and `get` (and `perf`, `demo`)
+//! as separate processes over loopback, every run bounded in time.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quiver");
+/// The longest any one command may take.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A directory of its own under the system's temporary directory.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("quiver-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `len` bytes that differ per `seed` and per position.
+fn content(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+/// A running `quiver serve` (or `perf server`), killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    cert: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `quiver ARGS --listen 127.0.0.1:0` and waits for its address.
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn quiver");
+    let stdout = child.stdout.take().unwrap();
+    let mut server = Server {
+        child,
+        port: 0,
+        cert: None,
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // `server` is killed and reaped when a panic here drops it.
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("server prints its address");
+        if let Some(rest) = line.strip_prefix("certificate: ") {
+            server.cert = Some(PathBuf::from(rest.split(' ').next().unwrap()));
+        }
+        if let Some(i) = line.find("listening on 127.0.0.1:") {
+            let rest = &line[i + "listening on 127.0.0.1:".len()..];
+            server.port = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            return server;
+        }
+    }
+}
+
+fn serve(root: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+/// Runs `quiver ARGS` to completion within `limit`; returns its output and
+/// how long it took.
+fn run_with(args: &[&str], envs: &[(&str, &Path)], limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, *v)))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quiver");
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return (out, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "quiver {args:?} ran longer than {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    run_with(args, &[], DEADLINE).0
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Checks that the command failed with exactly one `error:` line, and
+/// returns the line.
+fn one_error_line(out: &Output) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure; stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    assert!(!err.contains("panicked"), "{err:?}");
+    lines[0].to_owned()
+}
+
+fn url(port: u16, path: &str) -> String {
+    format!("https://127.0.0.1:{port}/{path}")
+}
+
+#[test]
+fn files_arrive_whole_over_one_connection() {
+    let root = TempDir::new("multi-root");
+    let out = TempDir::new("multi-out");
+    let sizes = [0, 1, 1199, 1200, 65_536, 300_001, 2_000_000];
+    for (i, &len) in sizes.iter().enumerate() {
+        std::fs::write(root.path().join(format!("f{i}")), content(len, i as u32)).unwrap();
+    }
+    std::fs::create_dir(root.path().join("sub")).unwrap();
+    std::fs::write(root.path().join("sub/nested.bin"), content(5000, 99)).unwrap();
+    let server = serve(root.path(), &["--keylog"]);
+    let mut urls: Vec<String> = (0..sizes.len())
+        .map(|i| url(server.port, &format!("f{i}")))
+        .collect();
+    urls.push(url(server.port, "sub/nested.bin"));
+    let keylog = out.path().join("keys.log");
+    let mut args = vec!["get", "--insecure", "--keylog", "--out"];
+    let out_dir = out.path().join("files");
+    args.push(out_dir.to_str().unwrap());
+    args.extend(urls.iter().map(String::as_str));
+    let (result, _) = run_with(&args, &[("SSLKEYLOGFILE", &keylog)], DEADLINE);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        stderr(&result),
+        "",
+        "nothing on stderr when it is not a terminal"
+    );
+    let total: usize = sizes.iter().sum::<usize>() + 5000;
+    let summary = stdout(&result);
+    assert!(
+        summary.starts_with(&format!("saved 8 files, {total} bytes in ")),
+        "{summary}"
+    );
+    for (i, &len) in sizes.iter().enumerate() {
+        let got = std::fs::read(out_dir.join(format!("f{i}"))).unwrap();
+        assert_eq!(sha256(&got), sha256(&content(len, i as u32)), "file f{i}");
+    }
+    let nested = std::fs::read(out_dir.join("sub/nested.bin")).unwrap();
+    assert_eq!(sha256(&nested), sha256(&content(5000, 99)));
+    let keys = std::fs::read_to_string(&keylog).unwrap();
+    assert!(keys.contains("CLIENT_HANDSHAKE_TRAFFIC_SECRET"), "{keys}");
+}
+
+#[test]
+fn many_small_files() {
+    let root = TempDir::new("small-root");
+    let out = TempDir::new("small-out");
+    const FILES: usize = 300; // more than the server's 100 concurrent streams
+    for i in 0..FILES {
+        std::fs::write(
+            root.path().join(format!("s{i}")),
+            content(50 + i * 7, i as u32),
+        )
+        .unwrap();
+    }
+    let server = serve(root.path(), &[]);
+    let urls: Vec<String> = (0..FILES)
+        .map(|i| url(server.port, &format!("s{i}")))
+        .collect();
+    let mut args = vec!["get", "--insecure", "--out", out.path().to_str().unwrap()];
+    args.extend(urls.iter().map(String::as_str));
+    let result = run(&args);
+    assert!(result.status.success(), "{}", stderr(&result));
+    for i in 0..FILES {
+        let got = std::fs::read(out.path().join(format!("s{i}"))).unwrap();
+        assert_eq!(got, content(50 + i * 7, i as u32), "file s{i}");
+    }
+}
+
+#[test]
+fn concurrent_clients() {
+    let root = TempDir::new("concurrent-root");
+    std::fs::write(root.path().join("shared"), content(400_000, 3)).unwrap();
+    let server = serve(root.path(), &[]);
+    let outs: Vec<TempDir> = (0..4)
+        .map(|i| TempDir::new(&format!("concurrent-out{i}")))
+        .collect();
+    let link = url(server.port, "shared");
+    std::thread::scope(|s| {
+        for out in &outs {
+            let link = &link;
+            s.spawn(move || {
+                let result = run(&[
+                    "get",
+                    "--insecure",
+                    "--out",
+                    out.path().to_str().unwrap(),
+                    link,
+                ]);
+                assert!(result.status.success(), "{}", stderr(&result));
+            });
+        }
+    });
+    for out in &outs {
+        let got = std::fs::read(out.path().join("shared")).unwrap();
+        assert_eq!(sha256(&got), sha256(&content(400_000, 3)));
+    }
+}
+
+#[test]
+fn missing_file_fails_with_the_reset() {
+    let root = TempDir::new("missing-root");
+    let out = TempDir::new("missing-out");
+    std::fs::write(root.path().join("here"), b"here").unwrap();
+    let server = serve(root.path(), &[]);
+    let result = run(&[
+        "get",
+        "--insecure",
+        "--out",
+        out.path().to_str().unwrap(),
+        &url(server.port, "here"),
+        &url(server.port, "missing"),
+    ]);
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(
+        one_error_line(&result),
+        "error: no such file /missing (stream reset 0x194)"
+    );
+    assert!(!out.path().join("missing").exists());
+    assert!(!out.path().join("missing.part").exists());
+    // Nothing outside the root.
+    let result = run(&["get", "--insecure", &url(server.port, "%2e%2e/etc/passwd")]);
+    assert!(
+        one_error_line(&result).starts_with("error: no such file"),
+        "{}",
+        stderr(&result)
+    );
+}
+
+#[test]
+fn close_after_hello_is_reported_within_a_second() {
+    let root = TempDir::new("hello-root");
+    let server = serve(root.path(), &["--close-after-hello", "42"]);
+    for _ in 0..3 {
+        let (result, took) = run_with(
+            &["get", "--insecure", &url(server.port, "x")],
+            &[],
+            DEADLINE,
+        );
+        let line = one_error_line(&result);
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+        assert!(
+            line == "error: connection closed by peer: transport error APPLICATION_ERROR (0xc)"
+                || line
+                    == "error: connection closed by peer: application error 0x2a (reason \"refused\")",
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn retry_then_transfer() {
+    let root = TempDir::new("retry-root");
+    let out = TempDir::new("retry-out");
+    std::fs::write(root.path().join("r"), content(100_000, 7)).unwrap();
+    let server = serve(root.path(), &["--retry"]);
+    let result = run(&[
+        "get",
+        "--insecure",
+        "--out",
+        out.path().to_str().unwrap(),
+        &url(server.port, "r"),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        std::fs::read(out.path().join("r")).unwrap(),
+        content(100_000, 7)
+    );
+}
+
+#[test]
+fn certificate_is_verified_against_ca() {
+    let root = TempDir::new("ca-root");
+    let out = TempDir::new("ca-out");
+    std::fs::write(root.path().join("c"), b"certified").unwrap();
+    let server = serve(root.path(), &[]);
+    let cert = server
+        .cert
+        .clone()
+        .expect("the server prints its certificate");
+    let cert = cert.to_str().unwrap();
+    let ok = run(&[
+        "get",
+        "--ca",
+        cert,
+        "--out",
+        out.path().to_str().unwrap(),
+        &format!("https://localhost:{}/c", server.port),
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(std::fs::read(out.path().join("c")).unwrap(), b"certified");
+    let wrong_name = run(&[
+        "get",
+        "--ca",
+        cert,
+        "--server-name",
+        "example.com",
+        &url(server.port, "c"),
+    ]);
+    assert!(
+        one_error_line(&wrong_name).starts_with("error: certificate rejected: "),
+        "{}",
+        stderr(&wrong_name)
+    );
+}
+
+#[test]
+fn bad_input_is_one_error_line() {
+    let dir = TempDir::new("bad-input");
+    let line = one_error_line(&run(&["get", "--insecure", "htp://localhost/x"]));
+    assert!(
+        line.starts_with("error: malformed URL \"htp://localhost/x\""),
+        "{line}"
+    );
+    let line = one_error_line(&run(&["get", "--insecure", "https://localhost:99999/x"]));
+    assert!(line.starts_with("error: malformed URL"), "{line}");
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let line = one_error_line(&run(&["serve", "--cert", missing, "--key", missing]));
+    assert!(
+        line.starts_with("error: cannot read certificate "),
+        "{line}"
+    );
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let line = one_error_line(&run(&["serve", "--cert", garbage, "--key", garbage]));
+    assert!(line.starts_with("error: no certificate in "), "{line}");
+    let line = one_error_line(&run(&["get", "--ca", garbage, "https://localhost:4433/x"]));
+    assert!(line.starts_with("error: no certificate in "), "{line}");
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let line = one_error_line(&run(&["serve", "--listen", &addr]));
+    assert!(
+        line.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{line}"
+    );
+    let line = one_error_line(&run(&["serve", "--root", missing]));
+    assert!(line.starts_with("error: cannot serve "), "{line}");
+}
+
+#[test]
+fn silent_host_times_out() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (result, took) = run_with(
+        &["get", "--insecure", "--timeout", "1", &url(port, "x")],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(one_error_line(&result), "error: timed out");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn perf_transfer_and_handshakes() {
+    let server = start(&["perf", "server"]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let bulk = run(&[
+        "perf",
+        "client",
+        "--connect",
+        &addr,
+        "--download",
+        "1M",
+        "--upload",
+        "100k",
+        "--streams",
+        "3",
+    ]);
+    assert!(bulk.status.success(), "{}", stderr(&bulk));
+    let json = stdout(&bulk);
+    assert_eq!(json.lines().count(), 1, "{json}");
+    assert!(json.contains("\"bytes\":1100000,"), "{json}");
+    assert!(json.contains("\"seconds\":"), "{json}");
+    let hs = run(&["perf", "client", "--connect", &addr, "--handshakes", "5"]);
+    assert!(hs.status.success(), "{}", stderr(&hs));
+    let json = stdout(&hs);
+    assert!(json.contains("\"handshakes\":5,"), "{json}");
+    assert!(json.contains("\"seconds\":"), "{json}");
+}
+
+#[test]
+fn demo_runs() {
+    let result = run(&["demo", "--size", "1M"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let text = stdout(&result);
+    for word in ["transfer:", "rtt:", "packets sent"] {
+        assert!(text.contains(word), "{text}");
+    }
+}
+
+/// A quinn client sees the close of `quiver serve --close-after-hello`.
+#[test]
+fn quinn_client_sees_close_after_hello() {
+    use rustls::pki_types::pem::PemObject as _;
+    use std::sync::Arc;
+    let root = TempDir::new("quinn-root");
+    let server = serve(root.path(), &["--close-after-hello", "0x2a"]);
+    let cert = std::fs::read(server.cert.as_ref().unwrap()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let error = runtime.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&cert) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"hq-interop".to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let addr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+        let connecting = endpoint.connect(addr, "localhost").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .expect("the close arrives in time")
+            .expect_err("the server closes")
+    });
+    use quinn::ConnectionError as E;
+    match error {
+        E::ApplicationClosed(close) => assert_eq!(close.error_code.into_inner(), 0x2a),
+        E::ConnectionClosed(close) => {
+            assert_eq!(
+                close.error_code,
+                quinn::TransportErrorCode::APPLICATION_ERROR
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
