@@ -145,15 +145,7 @@ impl ClientConfigBuilder {
         if let Some((chain, key)) = self.client_auth {
             builder = builder.with_client_auth_cert(chain, key);
         }
-        // Workaround: with a cached session rustls hands out the server's
-        // transport parameters remembered from the ticket before the new
-        // handshake has begun, and quiver-proto validates them against the
-        // new connection (initial_source_connection_id mismatch), failing
-        // every second connection to a server. Until quiver-proto takes
-        // the peer's parameters only from this handshake, no resumption.
-        let mut rustls = (**builder.build()?.rustls()).clone();
-        rustls.resumption = rustls::client::Resumption::disabled();
-        let crypto = crypto::ClientConfig::from_rustls(Arc::new(rustls))?;
+        let crypto = builder.build()?;
         Ok(ClientConfig {
             inner: quiver_proto::ClientConfig {
                 crypto: Arc::new(crypto),
