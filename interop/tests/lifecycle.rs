@@ -118,3 +118,102 @@ async fn quinn_close_during_handshake_is_reported_by_quiver_client() {
     })
     .await;
 }
+
+fn quinn_client(pki: &Pki) -> quinn::Endpoint {
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(pki.rustls_client(false)).unwrap();
+    let mut ep = quinn::Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    ep
+}
+
+fn quiver_server(pki: &Pki) -> quiver::Endpoint {
+    let config = pki.quiver_server(false, quiver::TransportConfig::default());
+    quiver::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap()
+}
+
+/// A quiver server refuses: quinn reports the refusal at once.
+#[tokio::test]
+async fn quiver_refusal_is_reported_by_quinn_client_at_once() {
+    bounded(async {
+        let pki = Pki::new();
+        let server = quiver_server(&pki);
+        let addr = server.local_addr().unwrap();
+        let client = quinn_client(&pki);
+        let start = Instant::now();
+        let (result, ()) = tokio::join!(client.connect(addr, "localhost").unwrap(), async {
+            server.accept().await.expect("incoming").refuse();
+        });
+        assert!(
+            matches!(result, Err(quinn::ConnectionError::ConnectionClosed(ref c)) if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED),
+            "{result:?}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    })
+    .await;
+}
+
+/// A quiver server sends a Retry and accepts the validated attempt: quinn
+/// completes the handshake (it checks our retry_source_connection_id).
+#[tokio::test]
+async fn quinn_client_completes_handshake_after_quiver_retry() {
+    bounded(async {
+        let pki = Pki::new();
+        let server = quiver_server(&pki);
+        let addr = server.local_addr().unwrap();
+        let client = quinn_client(&pki);
+        let (result, server_conn) =
+            tokio::join!(client.connect(addr, "localhost").unwrap(), async {
+                let first = server.accept().await.expect("incoming");
+                assert!(!first.remote_address_validated());
+                first.retry().expect("retry");
+                let second = server.accept().await.expect("retried incoming");
+                assert!(second.remote_address_validated());
+                second.accept().await
+            });
+        let conn = result.expect("quinn connects after Retry");
+        let server_conn = server_conn.expect("quiver accepts");
+        conn.send_datagram(bytes::Bytes::from_static(b"after retry"))
+            .unwrap();
+        let got = server_conn.read_datagram().await.unwrap();
+        assert_eq!(&got[..], b"after retry");
+    })
+    .await;
+}
+
+/// A quiver server closes while the handshake is in flight: the quinn
+/// client, holding only Initial keys, reads the converted close
+/// (APPLICATION_ERROR, RFC 9000 §10.2.3) at once instead of timing out.
+#[tokio::test]
+async fn quiver_close_during_handshake_is_reported_by_quinn_client() {
+    bounded(async {
+        let pki = Pki::new();
+        let server = quiver_server(&pki);
+        let addr = server.local_addr().unwrap();
+        let client = quinn_client(&pki);
+        let start = Instant::now();
+        let (result, ()) = tokio::join!(client.connect(addr, "localhost").unwrap(), async {
+            server
+                .accept()
+                .await
+                .expect("incoming")
+                .accept_and_close(quiver::VarInt::from_u32(0x2a), b"bye");
+        });
+        match result {
+            Err(quinn::ConnectionError::ConnectionClosed(c)) => {
+                assert_eq!(c.error_code, quinn::TransportErrorCode::APPLICATION_ERROR);
+                assert!(c.reason.is_empty(), "no reason in Initial/Handshake");
+            }
+            Err(quinn::ConnectionError::ApplicationClosed(c)) => {
+                assert_eq!(c.error_code, quinn::VarInt::from_u32(0x2a));
+            }
+            other => panic!("expected the server's close, got {other:?}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    })
+    .await;
+}
