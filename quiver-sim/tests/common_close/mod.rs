@@ -6,6 +6,9 @@
 
 use std::ops::Range;
 
+use std::time::Instant;
+
+use quiver_proto::ConnectionError;
 use quiver_proto::connection::LoggedPacket;
 use quiver_proto::frame::{Frame, Iter};
 use quiver_proto::packet::PacketType;
@@ -197,4 +200,47 @@ pub fn describe_log(log: &[LoggedPacket], epoch: std::time::Instant) -> String {
         ));
     }
     s
+}
+
+/// RFC 9000 §10.2.2 on the log of an endpoint that received the peer's
+/// CONNECTION_CLOSE at `end`: it "MAY send a single packet containing a
+/// CONNECTION_CLOSE frame before entering the draining state ... MUST NOT
+/// send further packets". So: at most one packet with a close, nothing
+/// after it, and nothing at all after `end`.
+pub fn draining_violations(
+    log: &[LoggedPacket],
+    end: Option<&(Instant, ConnectionError, bool)>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Some((end, ..)) = end else {
+        return errors;
+    };
+    let closes: Vec<usize> = (0..log.len())
+        .filter(|&i| !closes_in(&log[i]).is_empty())
+        .collect();
+    if closes.len() > 1 {
+        errors.push(format!(
+            "the draining side sent {} packets with a close, not at most one",
+            closes.len()
+        ));
+    }
+    if let Some(&first) = closes.first() {
+        if log.len() > first + 1 {
+            errors.push(format!(
+                "the draining side sent {} packets after its close",
+                log.len() - first - 1
+            ));
+        }
+        if !only_close_and_padding(&log[first]) {
+            errors.push("the draining side's reply is not just a close".to_owned());
+        }
+    }
+    if let Some(p) = log.iter().find(|p| p.time > *end) {
+        errors.push(format!(
+            "the draining side sent {} pn {} after it ended",
+            level(p.ty),
+            p.pn
+        ));
+    }
+    errors
 }

@@ -1,0 +1,258 @@
+//! Closing and draining after the handshake (RFC 9000 §10.2.1, §10.2.2):
+//! the closing side answers at a limited rate and goes silent after three
+//! PTOs; a draining side sends at most one packet. Split from the close
+//! matrix, whose helpers it shares.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quiver_proto::packet::PacketType;
+use quiver_proto::{ConnectionError, ConnectionHandle, Endpoint, VarInt};
+use quiver_sim::quic::{CLIENT_ADDR, Pair, SERVER_ADDR};
+use quiver_sim::{LinkConfig, Seed, TraceKind, Verdict};
+
+mod common_close;
+use common_close::{closes_in, describe_log, draining_violations, only_close_and_padding};
+
+/// The application's close code and reason.
+const APP_CODE: u32 = 0x2a;
+const APP_REASON: &[u8] = b"bye";
+
+/// One-way delay of every link: the path's RTT is 20 ms.
+const LINK_DELAY: Duration = Duration::from_millis(10);
+const PATH_RTT_MS: u64 = 20;
+const PATH_RTT: Duration = Duration::from_millis(PATH_RTT_MS);
+
+/// A client and server with a confirmed connection on the 20 ms path, the
+/// server's connection logging what it sends from now on.
+fn established(seed: u64) -> (Pair, ConnectionHandle, ConnectionHandle) {
+    let mut pair = Pair::new(
+        Seed::from_env_or(seed),
+        LinkConfig {
+            delay: LINK_DELAY,
+            ..LinkConfig::default()
+        },
+    );
+    let client = pair.connect();
+    pair.client().conn(client).enable_sent_log_for_test();
+    assert!(pair.run_handshake(client, Duration::from_secs(5)));
+    // Let HANDSHAKE_DONE and the first ACKs settle.
+    pair.net.run_for(Duration::from_millis(200));
+    let server = pair.server().endpoint.connection_handles()[0];
+    assert!(pair.server().conn(server).is_handshake_confirmed());
+    pair.server().conn(server).enable_sent_log_for_test();
+    (pair, client, server)
+}
+
+/// Records when the server's connection `h` is drained.
+fn watch_drained(pair: &mut Pair, h: ConnectionHandle) -> Rc<Cell<Option<Instant>>> {
+    let drained = Rc::new(Cell::new(None));
+    let seen = drained.clone();
+    pair.server().set_app(move |ep: &mut Endpoint, now| {
+        if seen.get().is_none() && ep.connection(h).is_some_and(|c| c.is_drained()) {
+            seen.set(Some(now));
+        }
+    });
+    drained
+}
+
+/// RFC 9000 §10.2.1: "An endpoint in the closing state sends a packet
+/// containing a CONNECTION_CLOSE frame in response to any incoming packet
+/// ... An endpoint SHOULD limit the rate at which it generates packets in
+/// the closing state"; §10.2: the state lasts "at least three times the
+/// current PTO interval", then the connection sends nothing more.
+///
+/// The server closes a confirmed connection while every server→client
+/// datagram is lost, so the client never learns and sends a DATAGRAM every
+/// 2 ms for a second. Bounds: the closing period is three PTOs, PTO =
+/// smoothed_rtt + max(4·rttvar, 1 ms) + max_ack_delay (25 ms) with
+/// smoothed_rtt ≈ 20 ms and 0 < rttvar ≤ 2·RTT here, so it must lie within
+/// [3 × (RTT + 25 ms), 3 × (RTT + 8·RTT + 25 ms)] = [135 ms, 615 ms]. The
+/// rate: with N packets received while closing, at most ⌈log2(N + 1)⌉ + 2
+/// answers (the first three one for one, then after 1, 2, 4, … packets),
+/// and at least two.
+#[test]
+fn closing_answers_at_a_decreasing_rate_then_goes_silent() {
+    let (mut pair, client, server) = established(21);
+    let drained_at = watch_drained(&mut pair, server);
+    pair.net.set_filter(|d| match d.src == SERVER_ADDR {
+        true => Verdict::Drop,
+        false => Verdict::Deliver,
+    });
+    pair.net.record(true);
+    let close_at = pair.net.now();
+    pair.server().conn(server).close(
+        close_at,
+        VarInt::from_u32(APP_CODE),
+        Bytes::from_static(APP_REASON),
+    );
+    while pair.net.now() < close_at + Duration::from_secs(1) {
+        let _ = pair
+            .client()
+            .conn(client)
+            .send_datagram(Bytes::from_static(b"anyone there?"));
+        pair.net.run_for(Duration::from_millis(2));
+    }
+    let drained_at = drained_at.get().expect("the closing period ended");
+    let period = drained_at - close_at;
+    let (low, high) = (
+        3 * (PATH_RTT + Duration::from_millis(25)),
+        3 * (PATH_RTT + 8 * PATH_RTT + Duration::from_millis(25)),
+    );
+    assert!(
+        period >= low && period <= high,
+        "closing lasted {period:?}, not within [{low:?}, {high:?}]"
+    );
+
+    // What the server's connection sent: 1-RTT closes only, none after the
+    // closing period.
+    let log = pair.server().conn(server).sent_log_for_test().to_vec();
+    let epoch = pair.net.epoch();
+    for p in &log {
+        assert!(
+            p.ty == PacketType::OneRtt && closes_in(p).len() == 1 && only_close_and_padding(p),
+            "not a 1-RTT close:\n{}",
+            describe_log(&log, epoch)
+        );
+        assert!(
+            p.time <= drained_at,
+            "sent after the closing period:\n{}",
+            describe_log(&log, epoch)
+        );
+    }
+    assert_eq!(log[0].time, close_at, "the close leaves at once");
+
+    // Answers against packets received while closing.
+    let trace = pair.net.trace();
+    let received: Vec<Instant> = trace
+        .iter()
+        .filter(|e| {
+            e.src == CLIENT_ADDR
+                && matches!(e.kind, TraceKind::Delivered { .. })
+                && e.time >= close_at
+                && e.time < drained_at
+        })
+        .map(|e| e.time)
+        .collect();
+    let answers: Vec<Instant> = log[1..].iter().map(|p| p.time).collect();
+    let n = received.len() as u64;
+    // The first three one for one, then after 1, 2, 4, … packets.
+    let max_answers = u64::from(64 - n.leading_zeros()) + 2; // ⌈log2(n + 1)⌉ + 2
+    assert!(n >= 20, "the client sent too little to test: {n}");
+    assert!(
+        answers.len() >= 2 && answers.len() as u64 <= max_answers,
+        "{} answers to {n} packets (allowed 2..={max_answers}):\n{}",
+        answers.len(),
+        describe_log(&log, epoch)
+    );
+    eprintln!(
+        "closing lasted {period:?}; {} answers to {n} packets",
+        answers.len()
+    );
+    // The first packet after the close is answered at once, and every
+    // answer is a response to a packet received at that instant.
+    assert_eq!(answers[0], received[0]);
+    for a in &answers {
+        assert!(
+            received.contains(a),
+            "answer at {:?} to nothing",
+            *a - epoch
+        );
+    }
+}
+
+/// RFC 9000 §10.2.2: "An endpoint that receives a CONNECTION_CLOSE frame
+/// MAY send a single packet containing a CONNECTION_CLOSE frame before
+/// entering the draining state ... An endpoint MUST NOT send further
+/// packets." The client receives the server's close, then ten more copies
+/// of it over 50 ms, and its application keeps trying to send: it sends
+/// one packet at most, a close, and then nothing. Once after confirmation
+/// and once during the handshake (the server's close in Initial, Handshake
+/// and 1-RTT right behind its first flight).
+#[test]
+fn draining_peer_sends_at_most_one_packet_then_nothing() {
+    for during_handshake in [false, true] {
+        let (mut pair, client, server_close_at) = if during_handshake {
+            let mut pair = Pair::new(
+                Seed::from_env_or(22),
+                LinkConfig {
+                    delay: LINK_DELAY,
+                    ..LinkConfig::default()
+                },
+            );
+            let client = pair.connect();
+            pair.client().conn(client).enable_sent_log_for_test();
+            while pair.net.link_stats(SERVER_ADDR, CLIENT_ADDR).sent == 0 {
+                assert!(pair.net.step());
+            }
+            let server = pair.server().endpoint.connection_handles()[0];
+            let now = pair.net.now();
+            pair.server().conn(server).close(
+                now,
+                VarInt::from_u32(APP_CODE),
+                Bytes::from_static(APP_REASON),
+            );
+            (pair, client, now)
+        } else {
+            let (mut pair, client, server) = established(23);
+            let now = pair.net.now();
+            pair.server().conn(server).close(
+                now,
+                VarInt::from_u32(APP_CODE),
+                Bytes::from_static(APP_REASON),
+            );
+            (pair, client, now)
+        };
+        // Capture the server's close datagrams, to replay them.
+        let captured: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+        {
+            let captured = captured.clone();
+            pair.net.set_tap(move |d| {
+                if d.src == SERVER_ADDR && d.time >= server_close_at {
+                    captured.borrow_mut().push(d.data.to_vec());
+                }
+            });
+        }
+        pair.net.record(true);
+        // Until the client has the close.
+        let ended = |pair: &mut Pair| pair.client().conn(client).close_reason().is_some();
+        while !ended(&mut pair) {
+            assert!(pair.net.step());
+        }
+        let end = pair.net.now();
+        let expected = ConnectionError::ApplicationClosed {
+            code: VarInt::from_u32(APP_CODE),
+            reason: Bytes::from_static(APP_REASON),
+        };
+        assert_eq!(pair.client().conn(client).close_reason(), Some(&expected));
+        let close = captured.borrow().first().cloned().expect("captured");
+        for _ in 0..10 {
+            pair.net.inject(SERVER_ADDR, CLIENT_ADDR, close.clone());
+            let sent = pair
+                .client()
+                .conn(client)
+                .send_datagram(Bytes::from_static(b"one more"));
+            assert!(sent.is_err(), "a drained connection took a datagram");
+            pair.net.run_for(Duration::from_millis(5));
+        }
+        pair.net.run_for(Duration::from_millis(50));
+        let log = pair.client().conn(client).sent_log_for_test().to_vec();
+        let end_record = (end, expected, true);
+        let errors = draining_violations(&log, Some(&end_record));
+        let sent_datagrams = pair
+            .net
+            .sent_from(CLIENT_ADDR)
+            .filter(|e| e.time > end)
+            .count();
+        // Its packets from the close on: at most one, a close; no datagram
+        // after the instant it read the close.
+        assert!(
+            errors.is_empty() && sent_datagrams == 0,
+            "during handshake: {during_handshake}: {errors:?}, {sent_datagrams} datagrams \
+             later:\n{}",
+            describe_log(&log, pair.net.epoch())
+        );
+    }
+}
