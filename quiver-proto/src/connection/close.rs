@@ -251,9 +251,7 @@ impl Connection {
                     error_code: *code,
                     reason,
                 };
-                let overhead = frame.encoded_len() - reason.len();
-                let keep = max_len.saturating_sub(overhead).min(reason.len());
-                frame.reason = truncate_utf8(reason, keep);
+                frame.reason = fit_reason(reason, frame.encoded_len(), max_len);
                 frame.encode(buf);
             }
             CloseReason::Application { .. } => {
@@ -284,9 +282,7 @@ impl Connection {
                         .unwrap_or(FrameType::PADDING),
                     reason,
                 };
-                let overhead = frame.encoded_len() - reason.len();
-                let keep = max_len.saturating_sub(overhead).min(reason.len());
-                frame.reason = truncate_utf8(reason, keep);
+                frame.reason = fit_reason(reason, frame.encoded_len(), max_len);
                 frame.encode(buf);
             }
         }
@@ -298,6 +294,13 @@ impl Connection {
         self.write_close_frame(space, &mut buf, usize::MAX);
         buf.len()
     }
+}
+
+/// The reason phrase cut so a frame whose full encoding is `frame_len`
+/// bytes fits in `max_len`.
+fn fit_reason(reason: &[u8], frame_len: usize, max_len: usize) -> &[u8] {
+    let overhead = frame_len - reason.len();
+    truncate_utf8(reason, max_len.saturating_sub(overhead).min(reason.len()))
 }
 
 /// `bytes` cut to at most `max` bytes without splitting a UTF-8 character.

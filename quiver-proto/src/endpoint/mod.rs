@@ -539,16 +539,13 @@ impl Endpoint {
             now,
         });
         let mut datagram = incoming.into_datagram();
-        conn.handle_datagram(now, incoming_remote(&conn), &mut datagram);
+        let remote = conn.remote_address();
+        conn.handle_datagram(now, remote, &mut datagram);
         self.routes.insert(local_cid, handle);
-        self.initial_routes.insert(self.orig_cid_of(&conn), handle);
+        self.initial_routes.insert(conn.orig_dst_cid(), handle);
         self.connections.insert(handle, conn);
         self.maintain(handle);
         Ok(handle)
-    }
-
-    fn orig_cid_of(&self, conn: &Connection) -> ConnectionId {
-        conn.orig_dst_cid()
     }
 
     /// The next datagram to send, written at the end of `buf`.
@@ -716,8 +713,4 @@ impl Endpoint {
             self.queue_stateless(remote, packet);
         }
     }
-}
-
-fn incoming_remote(conn: &Connection) -> SocketAddr {
-    conn.remote_address()
 }
