@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quiver::VarInt;
+use quiver::{ReadError, VarInt};
 use tokio::task::JoinSet;
 
 use crate::common::{self, HQ_ALPN, Url};
@@ -215,6 +215,12 @@ async fn fetch(
                     progress.inc(n as u64);
                 }
                 Ok(None) => break,
+                Err(ReadError::Reset(code)) if saved > 0 => {
+                    return Err(format!(
+                        "server failed to send {path}: stream reset {:#x} after {saved} bytes",
+                        code.into_inner()
+                    ));
+                }
                 Err(e) => return Err(common::describe_read_error(&path, &e)),
             }
         }

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# quiver against independent QUIC implementations that are not in this
+# repository, both directions, on loopback:
+#   - aioquic (PyPI), over HTTP/0.9 (ALPN hq-interop) with aioquic_peer.py;
+#   - ngtcp2 (Debian's ngtcp2-client/ngtcp2-server: gtlsclient/gtlsserver,
+#     which speak HTTP/3 only, so only the handshake and closes are checked).
+#
+#   bash interop/external/run.sh            # everything it can install
+#   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh
+#
+# Installs what is missing (pip into target/external-venv; apt for ngtcp2
+# when run as root), builds `quiver` in release mode, prints one line per
+# case and a summary `N passed, N failed, N skipped`; exits non-zero on any
+# failure. A peer that cannot be installed is skipped, not failed.
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+WORK=$(mktemp -d /tmp/quiver-external.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+WHICH=${QUIVER_EXTERNAL:-aioquic,ngtcp2}
+PASS=0
+FAIL=0
+SKIP=0
+PORT=${QUIVER_EXTERNAL_PORT:-24433}
+
+say() { printf '%-58s %s\n' "$1" "$2"; }
+pass() { PASS=$((PASS + 1)); say "$1" "ok${2:+ ($2)}"; }
+fail() { FAIL=$((FAIL + 1)); say "$1" "FAILED${2:+: $2}"; }
+# A peer that cannot be installed (its registry out of reach) is skipped,
+# loudly: nothing was checked against it.
+skip() { SKIP=$((SKIP + 1)); say "$1" "SKIPPED${2:+: $2}"; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc | sed 's/^\./0./'; }
+under() { [ "$(echo "$1 < $2" | bc)" = 1 ]; }
+next_port() { PORT=$((PORT + 1)); }
+# Waits until something listens on UDP port $1.
+wait_udp() {
+    for _ in $(seq 100); do
+        ss -Hlun "sport = :$1" 2>/dev/null | grep -q . && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+cargo build -q --release -p quiver-cli || exit 1
+QUIVER=$ROOT/target/release/quiver
+
+# Files to serve: a few of mixed sizes, and many small ones.
+mkdir -p "$WORK/www/small" "$WORK/certs"
+head -c 1000 /dev/urandom >"$WORK/www/1k.bin"
+head -c 1048576 /dev/urandom >"$WORK/www/1m.bin"
+head -c 10000000 /dev/urandom >"$WORK/www/10m.bin"
+for i in $(seq 100); do head -c $((1000 + i * 37)) /dev/urandom >"$WORK/www/small/f$i.bin"; done
+# An end-entity certificate (CA:FALSE: webpki refuses a CA certificate
+# as a server's own).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$WORK/certs/key.pem" -out "$WORK/certs/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null || { echo "openssl failed"; exit 1; }
+CERT=$WORK/certs/cert.pem
+KEY=$WORK/certs/key.pem
+
+# Same bytes under www and in $1 for each file named after it?
+same_files() {
+    local dir=$1
+    shift
+    for f in "$@"; do cmp -s "$WORK/www/$f" "$dir/$(basename "$f")" || return 1; done
+}
+
+serve() { # quiver serve on $PORT with extra flags; sets SERVER
+    "$QUIVER" serve -v --listen "127.0.0.1:$PORT" --root "$WORK/www" --cert "$CERT" --key "$KEY" "$@" \
+        >"$WORK/serve.log" 2>&1 &
+    SERVER=$!
+    wait_udp "$PORT"
+}
+stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; next_port; }
+
+aioquic_cases() {
+    local venv=$ROOT/target/external-venv
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aioquic' 2>/dev/null; then
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q 'aioquic==1.7.2' || {
+            skip "aioquic: not installed" "pip install aioquic failed"
+            return
+        }
+    fi
+    local py="$venv/bin/python $ROOT/interop/external/aioquic_peer.py"
+    local url="https://localhost:$PORT"
+    local out t line
+
+    # aioquic client -> quiver server
+    serve && out=$WORK/a1 && mkdir -p "$out"
+    line=$($py client --ca "$CERT" --out "$out" "$url/1k.bin" "$url/1m.bin" "$url/10m.bin")
+    if [[ $line == ok* ]] && same_files "$out" 1k.bin 1m.bin 10m.bin; then
+        pass "aioquic client -> quiver: 3 files, checksums" "$line"
+    else fail "aioquic client -> quiver: 3 files, checksums" "$line"; fi
+    stop
+
+    serve && out=$WORK/a2 && mkdir -p "$out" && url="https://localhost:$PORT"
+    local urls=() names=()
+    for i in $(seq 100); do urls+=("$url/small/f$i.bin"); names+=("small/f$i.bin"); done
+    line=$($py client --ca "$CERT" --out "$out" "${urls[@]}")
+    if [[ $line == ok* ]] && same_files "$out" "${names[@]}"; then
+        pass "aioquic client -> quiver: 100 small files" "$line"
+    else fail "aioquic client -> quiver: 100 small files" "$line"; fi
+    line=$($py client --ca "$CERT" --out "$out" "$url/missing")
+    if [[ $line == reset* ]]; then pass "aioquic client -> quiver: missing file resets" "$line"
+    else fail "aioquic client -> quiver: missing file resets" "$line"; fi
+    stop
+
+    serve --retry && out=$WORK/a3 && mkdir -p "$out" && url="https://localhost:$PORT"
+    line=$($py client --ca "$CERT" --out "$out" "$url/1m.bin")
+    if [[ $line == ok* ]] && same_files "$out" 1m.bin && grep -q ": retry" "$WORK/serve.log"; then
+        pass "aioquic client -> quiver --retry" "$line"
+    else fail "aioquic client -> quiver --retry" "$line"; fi
+    stop
+
+    serve --close-after-hello 0x2a && url="https://localhost:$PORT"
+    line=$($py client --ca "$CERT" --timeout 5 --out "$WORK" "$url/1k.bin")
+    t=$(awk '{print $NF}' <<<"$line")
+    # It holds only Initial keys when the close comes: APPLICATION_ERROR.
+    if [[ $line == closed\ 0xc* || $line == closed\ 0x2a* ]] && under "$t" 1; then
+        pass "aioquic client -> quiver --close-after-hello" "$line"
+    else fail "aioquic client -> quiver --close-after-hello" "$line"; fi
+    stop
+
+    # quiver client -> aioquic server
+    start_aioquic() {
+        $py server --listen "127.0.0.1:$PORT" --root "$WORK/www" --cert "$CERT" --key "$KEY" "$@" \
+            >"$WORK/aioquic.log" 2>&1 &
+        SERVER=$!
+        wait_udp "$PORT"
+        url="https://localhost:$PORT"
+    }
+    start_aioquic && out=$WORK/q1 && mkdir -p "$out"
+    if line=$("$QUIVER" get --ca "$CERT" --out "$out" "$url/1k.bin" "$url/1m.bin" "$url/10m.bin" 2>&1) &&
+        same_files "$out" 1k.bin 1m.bin 10m.bin; then
+        pass "quiver get -> aioquic: 3 files, checksums" "$line"
+    else fail "quiver get -> aioquic: 3 files, checksums" "$line"; fi
+    urls=()
+    for i in $(seq 100); do urls+=("$url/small/f$i.bin"); done
+    if line=$("$QUIVER" get --ca "$CERT" --out "$WORK/q2" "${urls[@]}" 2>&1) &&
+        same_files "$WORK/q2/small" "${names[@]}"; then
+        pass "quiver get -> aioquic: 100 small files" "$line"
+    else fail "quiver get -> aioquic: 100 small files" "$line"; fi
+    line=$("$QUIVER" get --ca "$CERT" --out "$WORK/q2" "$url/missing" 2>&1)
+    if [ $? -ne 0 ] && [[ $line == "error: no such file /missing (stream reset 0x"* ]]; then
+        pass "quiver get -> aioquic: missing file" "$line"
+    else fail "quiver get -> aioquic: missing file" "$line"; fi
+    stop
+
+    start_aioquic --retry && out=$WORK/q3 && mkdir -p "$out"
+    if line=$("$QUIVER" get --ca "$CERT" --out "$out" "$url/1m.bin" 2>&1) && same_files "$out" 1m.bin; then
+        pass "quiver get -> aioquic --retry" "$line"
+    else fail "quiver get -> aioquic --retry" "$line"; fi
+    stop
+
+    start_aioquic --close-after-hello 0x2a
+    t=$(now)
+    line=$("$QUIVER" get --ca "$CERT" --timeout 5 --out "$WORK" "$url/1k.bin" 2>&1)
+    local rc=$? took
+    took=$(since "$t")
+    if [ $rc -ne 0 ] && [[ $line == "error: connection closed by peer: "* ]] && under "$took" 1; then
+        pass "quiver get -> aioquic closing after hello" "${took}s: $line"
+    else fail "quiver get -> aioquic closing after hello" "rc $rc, ${took}s: $line"; fi
+    stop
+}
+
+ngtcp2_cases() {
+    if ! command -v gtlsclient >/dev/null; then
+        if [ "$(id -u)" = 0 ]; then
+            (apt-get update -qq && apt-get install -y -qq ngtcp2-client ngtcp2-server) >/dev/null 2>&1
+        fi
+        command -v gtlsclient >/dev/null || { skip "ngtcp2: not installed" "apt-get install ngtcp2-client ngtcp2-server failed"; return; }
+    fi
+    local log=$WORK/gt.log t took line
+
+    # gtlsclient speaks HTTP/3: the handshake completes, its request is
+    # not HTTP/0.9, and it closes.
+    serve --alpn h3
+    timeout 10 gtlsclient --timeout=5s --exit-on-all-streams-close localhost "$PORT" \
+        "https://localhost:$PORT/1k.bin" >"$log" 2>&1
+    if grep -q "QUIC handshake has completed" "$log"; then
+        pass "ngtcp2 client -> quiver: handshake"
+    else fail "ngtcp2 client -> quiver: handshake" "$(grep -m1 -i 'error\|ERR_' "$log")"; fi
+    stop
+
+    serve --alpn h3 --close-after-hello 0x2a
+    t=$(now)
+    timeout 10 gtlsclient --timeout=5s "127.0.0.1" "$PORT" "https://127.0.0.1:$PORT/1k.bin" >"$log" 2>&1
+    took=$(since "$t")
+    line=$(grep -m1 -o "CONNECTION_CLOSE(0x1c) error_code=[A-Z_]*(0x[0-9a-f]*)" "$log")
+    if [ -n "$line" ] && under "$took" 1; then
+        pass "ngtcp2 client -> quiver --close-after-hello" "${took}s: $line"
+    else fail "ngtcp2 client -> quiver --close-after-hello" "${took}s: ${line:-no close seen}"; fi
+    stop
+
+    # A key update initiated by the peer (RFC 9001 §6).
+    serve --alpn h3
+    timeout 10 gtlsclient --timeout=2s --key-update=50ms --delay-stream=300ms localhost "$PORT" \
+        "https://localhost:$PORT/1k.bin" >"$log" 2>&1
+    if grep -q "key update confirmed" "$log" && grep -q "bad request" "$WORK/serve.log"; then
+        pass "ngtcp2 client -> quiver: key update"
+    else fail "ngtcp2 client -> quiver: key update"; fi
+    stop
+
+    # quiver get against gtlsserver (HTTP/3): the handshake completes and
+    # the server's close for a request that is not HTTP/3 is reported.
+    gtlsserver --timeout=5s -d "$WORK/www" 127.0.0.1 "$PORT" "$KEY" "$CERT" >"$WORK/gts.log" 2>&1 &
+    SERVER=$!
+    wait_udp "$PORT"
+    line=$("$QUIVER" get --alpn h3 --ca "$CERT" --timeout 5 --out "$WORK" "https://localhost:$PORT/1k.bin" 2>&1)
+    if grep -q "QUIC handshake has completed\|handshake completed" "$WORK/gts.log" &&
+        [[ $line == "error: connection closed by peer: "* || $line == "error: "*"stream reset"* ]]; then
+        pass "quiver get -> ngtcp2: handshake, close reported" "$line"
+    else fail "quiver get -> ngtcp2: handshake, close reported" "$line"; fi
+    stop
+}
+
+[[ $WHICH == *aioquic* ]] && aioquic_cases
+[[ $WHICH == *ngtcp2* ]] && ngtcp2_cases
+echo "$PASS passed, $FAIL failed, $SKIP skipped"
+[ "$FAIL" = 0 ]
