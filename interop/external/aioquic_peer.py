@@ -109,6 +109,7 @@ async def run_client(args):
             return 1
         if client.terminated.done():
             return report_close(client.terminated.result(), start, client.closed_at)
+        os.makedirs(args.out, exist_ok=True)
         results = await asyncio.gather(*(client.fetch(u.path or "/") for u in urls))
         total = 0
         status = 0
@@ -157,8 +158,11 @@ class Server(QuicConnectionProtocol):
     def quic_event_received(self, event):
         if isinstance(event, StreamDataReceived):
             buf = self.requests.setdefault(event.stream_id, bytearray())
+            if buf is None:
+                return
             buf += event.data
             if event.end_stream or b"\n" in buf:
+                self.requests[event.stream_id] = None  # answered
                 self.answer(event.stream_id, bytes(buf))
 
     def answer(self, sid, request):

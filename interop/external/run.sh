@@ -50,7 +50,7 @@ mkdir -p "$WORK/www/small" "$WORK/certs"
 head -c 1000 /dev/urandom >"$WORK/www/1k.bin"
 head -c 1048576 /dev/urandom >"$WORK/www/1m.bin"
 head -c 10000000 /dev/urandom >"$WORK/www/10m.bin"
-for i in $(seq 100); do head -c $((1000 + i * 37)) /dev/urandom >"$WORK/www/small/f$i.bin"; done
+for i in $(seq 500); do head -c $((100 + i * 7)) /dev/urandom >"$WORK/www/small/f$i.bin"; done
 # An end-entity certificate (CA:FALSE: webpki refuses a CA certificate
 # as a server's own).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -97,11 +97,11 @@ aioquic_cases() {
 
     serve && out=$WORK/a2 && mkdir -p "$out" && url="https://localhost:$PORT"
     local urls=() names=()
-    for i in $(seq 100); do urls+=("$url/small/f$i.bin"); names+=("small/f$i.bin"); done
+    for i in $(seq 500); do urls+=("$url/small/f$i.bin"); names+=("small/f$i.bin"); done
     line=$($py client --ca "$CERT" --out "$out" "${urls[@]}")
     if [[ $line == ok* ]] && same_files "$out" "${names[@]}"; then
-        pass "aioquic client -> quiver: 100 small files" "$line"
-    else fail "aioquic client -> quiver: 100 small files" "$line"; fi
+        pass "aioquic client -> quiver: 500 small files" "$line"
+    else fail "aioquic client -> quiver: 500 small files" "$line"; fi
     line=$($py client --ca "$CERT" --out "$out" "$url/missing")
     if [[ $line == reset* ]]; then pass "aioquic client -> quiver: missing file resets" "$line"
     else fail "aioquic client -> quiver: missing file resets" "$line"; fi
@@ -137,11 +137,11 @@ aioquic_cases() {
         pass "quiver get -> aioquic: 3 files, checksums" "$line"
     else fail "quiver get -> aioquic: 3 files, checksums" "$line"; fi
     urls=()
-    for i in $(seq 100); do urls+=("$url/small/f$i.bin"); done
+    for i in $(seq 500); do urls+=("$url/small/f$i.bin"); done
     if line=$("$QUIVER" get --ca "$CERT" --out "$WORK/q2" "${urls[@]}" 2>&1) &&
         same_files "$WORK/q2/small" "${names[@]}"; then
-        pass "quiver get -> aioquic: 100 small files" "$line"
-    else fail "quiver get -> aioquic: 100 small files" "$line"; fi
+        pass "quiver get -> aioquic: 500 small files" "$line"
+    else fail "quiver get -> aioquic: 500 small files" "$line"; fi
     line=$("$QUIVER" get --ca "$CERT" --out "$WORK/q2" "$url/missing" 2>&1)
     if [ $? -ne 0 ] && [[ $line == "error: no such file /missing (stream reset 0x"* ]]; then
         pass "quiver get -> aioquic: missing file" "$line"
