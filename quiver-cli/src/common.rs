@@ -203,10 +203,8 @@ pub fn describe_connection_error(e: &ConnectionError) -> String {
             reason_suffix(reason)
         ),
         ConnectionError::TransportError(t) => {
-            let certificate = matches!(
-                t.reason,
-                "invalid peer certificate" | "peer presented no certificate"
-            );
+            let certificate = t.reason == "peer presented no certificate"
+                || t.reason.starts_with("invalid peer certificate");
             if certificate {
                 format!(
                     "certificate rejected: {}: {}",

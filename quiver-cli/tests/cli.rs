@@ -380,7 +380,9 @@ fn certificate_is_verified_against_ca() {
         &url(server.port, "c"),
     ]);
     assert!(
-        one_error_line(&wrong_name).starts_with("error: certificate rejected: "),
+        one_error_line(&wrong_name).starts_with(
+            "error: certificate rejected: invalid peer certificate: not valid for the server name"
+        ),
         "{}",
         stderr(&wrong_name)
     );

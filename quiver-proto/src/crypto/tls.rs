@@ -502,13 +502,39 @@ fn fallback_alert(error: &rustls::Error) -> u8 {
     }
 }
 
+/// Why a certificate was rejected, in words the user can act on (rustls's
+/// own description may embed the certificate's names; this is the class).
+fn certificate_reason(error: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
+    match error {
+        C::UnknownIssuer => "invalid peer certificate: unknown issuer",
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "invalid peer certificate: not valid for the server name"
+        }
+        C::Expired | C::ExpiredContext { .. } => "invalid peer certificate: expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "invalid peer certificate: not valid yet",
+        C::Revoked => "invalid peer certificate: revoked",
+        C::BadSignature => "invalid peer certificate: bad signature",
+        C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "invalid peer certificate: unsupported signature algorithm"
+        }
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "invalid peer certificate: not for this purpose"
+        }
+        C::BadEncoding => "invalid peer certificate: bad encoding",
+        C::UnhandledCriticalExtension => "invalid peer certificate: unhandled critical extension",
+        _ => "invalid peer certificate",
+    }
+}
+
 /// A fixed reason phrase for a rustls error (the reason travels to the
 /// peer, so it names the class of failure only).
 fn reason_for(error: &rustls::Error) -> &'static str {
     use rustls::Error as E;
     match error {
         E::NoApplicationProtocol => "no application protocol",
-        E::InvalidCertificate(_) => "invalid peer certificate",
+        E::InvalidCertificate(e) => certificate_reason(e),
         E::NoCertificatesPresented => "peer presented no certificate",
         E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
             "unexpected TLS message"
