@@ -61,9 +61,12 @@
 //!   has read the ClientHello, which under loss its first Initial may lack);
 //!   a client uses Initial (unless it had sent a Handshake packet),
 //!   Handshake (if it had read the server's Initial) and 1-RTT (if its
-//!   handshake was complete);
-//! * later close datagrams use no level the first one did not, and never
-//!   Initial once Initial keys must be gone (RFC 9001 §4.9.1);
+//!   handshake was complete); a server short of anti-amplification budget
+//!   (RFC 9000 §8.1) uses some of those, 1-RTT among them if a 1-RTT packet
+//!   of the client had reached it;
+//! * later close datagrams use no level the first one did not (short of
+//!   budget: no level the rule does not allow), and never Initial once
+//!   Initial keys must be gone (RFC 9001 §4.9.1);
 //! * the 1-RTT copy keeps code 0x2a and "bye"; Initial/Handshake copies are
 //!   0x1c APPLICATION_ERROR with an empty reason.
 //!
@@ -100,8 +103,8 @@ use quiver_sim::{
 
 mod common_close;
 use common_close::{
-    WireKind, carries, closes_in, describe_log, draining_violations, level, only_close_and_padding,
-    strip_handshake,
+    WireKind, carries, close_datagrams, closes_in, describe_log, draining_violations, level,
+    only_close_and_padding, strip_handshake,
 };
 
 /// The application's close code and reason.
@@ -291,9 +294,12 @@ struct Outcome {
     /// The closer is a server whose anti-amplification budget (RFC 9000
     /// §8.1: three times what it received, until the client's address is
     /// validated) was under one full datagram at the close: its first
-    /// close may wait for the client's next datagram, and carry only the
-    /// lowest levels that fit.
+    /// close may wait for the client's next datagram, and carry only some
+    /// levels, the others following as the budget grows.
     amplification_limited: bool,
+    /// A client 1-RTT packet reached the server before its first close
+    /// datagram left: the client held 1-RTT keys (RFC 9000 §17.3.1).
+    peer_one_rtt_delivered_to_server_before_close: bool,
     first_peer_delivery_after_close: Option<Instant>,
     /// First delivery of a client Handshake packet to the server.
     first_client_handshake_at_server: Option<Instant>,
@@ -572,6 +578,11 @@ fn run_cell(closer: Role, stage: Stage, loss: Loss) -> Outcome {
             && matches!(e.kind, TraceKind::Delivered { .. })
             && carries(&e.data, WireKind::Handshake)
     });
+    let peer_one_rtt_delivered_to_server_before_close = before_first_close.iter().any(|e| {
+        e.src == CLIENT_ADDR
+            && matches!(e.kind, TraceKind::Delivered { .. })
+            && carries(&e.data, WireKind::Short)
+    });
     let server_datagram_delivered_to_client_before_close = before_first_close
         .iter()
         .any(|e| e.src == SERVER_ADDR && matches!(e.kind, TraceKind::Delivered { .. }));
@@ -612,6 +623,7 @@ fn run_cell(closer: Role, stage: Stage, loss: Loss) -> Outcome {
         loss,
         epoch,
         peer_handshake_delivered_to_server_before_close,
+        peer_one_rtt_delivered_to_server_before_close,
         close,
         closer_log,
         peer_log,
@@ -624,33 +636,6 @@ fn run_cell(closer: Role, stage: Stage, loss: Loss) -> Outcome {
         first_peer_delivery_after_close,
         trace: pair.net.dump_trace(),
     }
-}
-
-fn rank(ty: PacketType) -> u8 {
-    match ty {
-        PacketType::Initial => 0,
-        PacketType::Handshake => 1,
-        _ => 2,
-    }
-}
-
-/// The close packets split into datagrams: each datagram's packets go in
-/// strictly increasing level order (RFC 9000 §12.2), so a level that does
-/// not increase starts a new datagram.
-fn close_datagrams(close_log: &[LoggedPacket]) -> Vec<Vec<&LoggedPacket>> {
-    let mut out: Vec<Vec<&LoggedPacket>> = Vec::new();
-    for p in close_log {
-        match out.last_mut() {
-            Some(d)
-                if d.last()
-                    .is_some_and(|q| rank(q.ty) < rank(p.ty) && q.time == p.time) =>
-            {
-                d.push(p)
-            }
-            _ => out.push(vec![p]),
-        }
-    }
-    out
 }
 
 impl Outcome {
@@ -758,9 +743,20 @@ impl Outcome {
             Some(first) => {
                 let levels: Vec<PacketType> = first.iter().map(|p| p.ty).collect();
                 let expected = self.expected_levels();
+                // Short of budget (RFC 9000 §8.1), some of those levels, the
+                // 1-RTT copy among them once the client has shown it holds
+                // 1-RTT keys: it alone carries the application's close, and
+                // the highest level the peer reads goes first (§10.2.3).
+                let one_rtt = PacketType::OneRtt;
                 let fits = match self.amplification_limited {
                     false => levels == expected,
-                    true => expected.starts_with(&levels),
+                    true => {
+                        !levels.is_empty()
+                            && levels.iter().all(|l| expected.contains(l))
+                            && (!self.peer_one_rtt_delivered_to_server_before_close
+                                || levels.contains(&one_rtt)
+                                || !expected.contains(&one_rtt))
+                    }
                 };
                 if !fits {
                     errors.push(format!(
@@ -780,10 +776,15 @@ impl Outcome {
                         first[0].time - self.epoch
                     ));
                 }
+                // Copies left out for want of budget follow in later ones.
+                let allowed = match self.amplification_limited {
+                    false => &levels,
+                    true => &expected,
+                };
                 for d in &datagrams[1..] {
-                    if d.iter().any(|p| !levels.contains(&p.ty)) {
+                    if d.iter().any(|p| !allowed.contains(&p.ty)) {
                         errors.push(format!(
-                            "a later close datagram at {:?} uses a level the first did not",
+                            "a later close datagram at {:?} uses a level not allowed",
                             d[0].time - self.epoch
                         ));
                     }

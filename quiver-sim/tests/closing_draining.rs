@@ -1,7 +1,8 @@
-//! Closing and draining after the handshake (RFC 9000 §10.2.1, §10.2.2):
-//! the closing side answers at a limited rate and goes silent after three
-//! PTOs; a draining side sends at most one packet. Split from the close
-//! matrix, whose helpers it shares.
+//! Closing and draining (RFC 9000 §10.2.1, §10.2.2): the closing side
+//! answers at a limited rate and goes silent after three PTOs; a draining
+//! side sends at most one packet; a server short of anti-amplification
+//! budget sends the close copy its client can read first (§8.1, §10.2.3).
+//! Split from the close matrix, whose helpers it shares.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -14,7 +15,9 @@ use quiver_sim::quic::{CLIENT_ADDR, Pair, SERVER_ADDR};
 use quiver_sim::{LinkConfig, Seed, TraceKind, Verdict};
 
 mod common_close;
-use common_close::{closes_in, describe_log, draining_violations, only_close_and_padding};
+use common_close::{
+    WireKind, closes_in, describe_log, draining_violations, only_close_and_padding, wire_packets,
+};
 
 /// The application's close code and reason.
 const APP_CODE: u32 = 0x2a;
@@ -254,5 +257,113 @@ fn draining_peer_sends_at_most_one_packet_then_nothing() {
              later:\n{}",
             describe_log(&log, pair.net.epoch())
         );
+    }
+}
+
+/// RFC 9000 §8.1 and §10.2.3: a server that closes before its client's
+/// address is validated may send only three times what it received, which
+/// can be too little for every copy of the close (Initial, Handshake,
+/// 1-RTT). Once a 1-RTT packet of the client has shown that it holds 1-RTT
+/// keys, the 1-RTT copy, the only one with the application's code and
+/// reason, goes in the first close datagram; the copies left out follow in
+/// the next one, as soon as the client's next packet raises the budget.
+///
+/// Script (the situation of close-matrix seed 0x9f): the server's first
+/// flight and the client's probes are lost, so the server's own probe uses
+/// up its budget; every client Handshake packet is lost, so the server
+/// never validates the client. The server closes when its probe reaches
+/// the client, whose handshake completes; the client's application then
+/// sends a DATAGRAM every 10 ms (the first one tiny), in 1-RTT packets the
+/// server cannot read (RFC 9001 §5.7) but which raise its budget. Once with
+/// the first close datagram delivered, once with it lost.
+#[test]
+fn budget_limited_close_puts_the_one_rtt_copy_first() {
+    for lose_first_close in [false, true] {
+        let mut pair = Pair::new(
+            Seed::from_env_or(24),
+            LinkConfig {
+                delay: LINK_DELAY,
+                ..LinkConfig::default()
+            },
+        );
+        let close_index = Rc::new(Cell::new(None));
+        {
+            let close_index = close_index.clone();
+            pair.net.set_filter(move |d| {
+                let kinds: Vec<WireKind> = wire_packets(d.data).iter().map(|(k, _)| *k).collect();
+                let lost = match d.src == SERVER_ADDR {
+                    true => {
+                        d.index == 0 || (lose_first_close && close_index.get() == Some(d.index))
+                    }
+                    false => {
+                        kinds.contains(&WireKind::Handshake)
+                            || (d.index > 0 && kinds.contains(&WireKind::Initial))
+                    }
+                };
+                match lost {
+                    true => Verdict::Drop,
+                    false => Verdict::Deliver,
+                }
+            });
+        }
+        pair.net.record(true);
+        let client = pair.connect();
+        while pair.net.link_stats(SERVER_ADDR, CLIENT_ADDR).delivered == 0 {
+            assert!(pair.net.step());
+        }
+        let server = pair.server().endpoint.connection_handles()[0];
+        pair.server().conn(server).enable_sent_log_for_test();
+        assert!(pair.client().conn(client).is_handshake_complete());
+        let close_at = pair.net.now();
+        close_index.set(Some(pair.net.link_stats(SERVER_ADDR, CLIENT_ADDR).sent));
+        pair.server().conn(server).close(
+            close_at,
+            VarInt::from_u32(APP_CODE),
+            Bytes::from_static(APP_REASON),
+        );
+        // The first DATAGRAM tiny, so the close cannot fit every copy.
+        let mut payload = Bytes::from_static(b"hi");
+        while pair.client().conn(client).close_reason().is_none() {
+            let now = pair.net.now();
+            assert!(now < close_at + Duration::from_secs(1), "no close");
+            let _ = pair.client().conn(client).send_datagram(payload.clone());
+            payload = Bytes::from_static(&[0; 64]);
+            pair.net.run_for(Duration::from_millis(10));
+        }
+        let expected = ConnectionError::ApplicationClosed {
+            code: VarInt::from_u32(APP_CODE),
+            reason: Bytes::from_static(APP_REASON),
+        };
+        let log = pair.server().conn(server).sent_log_for_test().to_vec();
+        let context = format!(
+            "first close lost: {lose_first_close}\nserver sent:\n{}trace:\n{}",
+            describe_log(&log, pair.net.epoch()),
+            pair.net.dump_trace()
+        );
+        assert_eq!(
+            pair.client().conn(client).close_reason(),
+            Some(&expected),
+            "{context}"
+        );
+        // The server's close datagrams, as the trace saw them leave.
+        let closes: Vec<(Instant, Vec<WireKind>)> = pair
+            .net
+            .sent_from(SERVER_ADDR)
+            .filter(|e| e.time >= close_at)
+            .map(|e| {
+                let kinds = wire_packets(&e.data).iter().map(|(k, _)| *k).collect();
+                (e.time, kinds)
+            })
+            .collect();
+        let all = vec![WireKind::Initial, WireKind::Handshake, WireKind::Short];
+        assert!(closes.len() > usize::from(lose_first_close), "{context}");
+        // The budget was spent at the close: the first close waited for the
+        // client's first 1-RTT packet, and could not carry every copy.
+        assert!(closes[0].0 > close_at, "{context}");
+        assert!(closes[0].1.contains(&WireKind::Short), "{context}");
+        assert!(closes[0].1.len() < all.len(), "{context}");
+        if lose_first_close {
+            assert_eq!(closes[1].1, all, "{context}");
+        }
     }
 }

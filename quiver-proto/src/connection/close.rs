@@ -46,6 +46,10 @@ pub(crate) struct CloseState {
     /// Draining: the one space our single reply goes in (see
     /// [`Connection::on_peer_close`]).
     reply_space: Option<SpaceId>,
+    /// Closing: the last close datagram lacked some of the copies of
+    /// [`Connection::close_spaces`], the anti-amplification budget being
+    /// short (see [`Connection::plan_close_datagram`]).
+    incomplete: bool,
 }
 
 impl Connection {
@@ -69,6 +73,7 @@ impl Connection {
             free_answers: FREE_CLOSE_ANSWERS,
             upgradable: false,
             reply_space: None,
+            incomplete: false,
         });
         self.enter_closing_period(now);
     }
@@ -92,7 +97,14 @@ impl Connection {
         // APPLICATION_ERROR without reason in Initial and Handshake packets,
         // only the 1-RTT copy keeps the application's code and reason. Keep
         // reading this datagram's 1-RTT packet, which comes last, to report
-        // the application's close rather than its stand-in.
+        // the application's close rather than its stand-in. The RFC allows
+        // it and asks for it: §12.2, "The receiver of coalesced QUIC packets
+        // MUST individually process each QUIC packet ... and MUST attempt
+        // to process the remaining packets", and draining (§10.2.2) forbids
+        // sending, not reading. It stops at the end of the datagram: the
+        // application learns the reason once the datagram is processed, and
+        // a later datagram is a later close (the peer's next answer), which
+        // would change what it was already told.
         let upgradable = ty != PacketType::OneRtt
             && matches!(
                 &error,
@@ -123,6 +135,7 @@ impl Connection {
                 free_answers: 0,
                 upgradable,
                 reply_space: Some(reply_space),
+                incomplete: false,
             });
         } else if let Some(close) = &mut self.close {
             // "an endpoint that is in the closing state MAY ... enter the
@@ -207,6 +220,14 @@ impl Connection {
             return;
         }
         if let Some(close) = &mut self.close {
+            if close.incomplete {
+                // Copies of the close are missing for want of budget, and
+                // this packet raised it (RFC 9000 §8.1): send them now. The
+                // budget, three times what the peer sent, bounds these
+                // answers, so they do not count against the rate.
+                close.pending = true;
+                return;
+            }
             close.received_since_send += 1;
             if close.received_since_send >= close.answer_every {
                 close.received_since_send = 0;
@@ -239,6 +260,82 @@ impl Connection {
             };
             has_keys && (!self.handshake_confirmed || id == SpaceId::ApplicationData)
         })
+    }
+
+    /// The packets of the next close datagram of at most `max` bytes, in
+    /// ascending level order (RFC 9000 §12.2), each with the fewest bytes
+    /// it takes: `overhead[space]` (header, AEAD tag, sample padding) and
+    /// its frame with the reason phrase cut to nothing, which the writer
+    /// lets grow into the room left.
+    ///
+    /// Every space of [`Connection::close_spaces`] when they fit. A server
+    /// whose anti-amplification budget (RFC 9000 §8.1) cannot fit all the
+    /// copies must choose. §10.2.3: "the goal is to ensure that the peer
+    /// will process the frame. Generally, this means sending the frame in a
+    /// packet with the highest level of packet protection", the lower
+    /// levels being for a peer that may lack its keys. So the copies are
+    /// taken by priority: the lowest level the peer may still read
+    /// ([`Connection::peer_lowest_level`]), then the levels above it, which
+    /// it may also read and which carry more (the 1-RTT copy alone carries
+    /// the application's code and reason), then those below it, most
+    /// likely useless. The copies left out go at the next packet received,
+    /// which raises the budget (see [`Connection::on_packet_while_closed`]).
+    pub(crate) fn plan_close_datagram(
+        &mut self,
+        max: usize,
+        overhead: [usize; 3],
+    ) -> Vec<(SpaceId, usize)> {
+        let all: Vec<SpaceId> = self.close_spaces().collect();
+        let floor = self.peer_lowest_level();
+        let by_priority = all
+            .iter()
+            .filter(|&&s| s >= floor)
+            .chain(all.iter().rev().filter(|&&s| s < floor));
+        let mut plan = Vec::with_capacity(all.len());
+        let mut used = 0;
+        for &space in by_priority {
+            let mut frame = Vec::new();
+            self.write_close_frame(space, &mut frame, 0);
+            let len = overhead[space as usize] + frame.len();
+            if used + len <= max {
+                used += len;
+                plan.push((space, len));
+            }
+        }
+        plan.sort_unstable_by_key(|&(space, _)| space);
+        let closing = self.state == State::Closing;
+        if let Some(close) = &mut self.close {
+            close.incomplete = closing && plan.len() < all.len();
+        }
+        plan
+    }
+
+    /// The lowest packet protection level the peer may still read, and one
+    /// it is known to read when above Initial: the levels below it are no
+    /// use to it.
+    ///
+    /// Initial, unless a server got a short header packet from its client
+    /// (RFC 9000 §17.3.1: 1-RTT packets are used "after the version and
+    /// 1-RTT keys are negotiated"). The client then has 1-RTT keys, so its
+    /// handshake is complete: it holds Handshake keys too (it drops them
+    /// only at confirmation, RFC 9001 §4.9.2, which needs our
+    /// HANDSHAKE_DONE or an ACK of 1-RTT, neither of which a server sends
+    /// before its own handshake completes, and then it would have
+    /// processed the client's Handshake packet and so be free of the
+    /// anti-amplification limit) and has sent its Finished in a Handshake
+    /// packet, dropping its Initial keys (§4.9.1). The server may not
+    /// decrypt the packet before its handshake completes (§5.7), so this
+    /// rests on unauthenticated header bits; but §10.2.1 attributes packets
+    /// to a closing connection by connection ID alone, and the evidence
+    /// only orders the copies of a close that cannot all go at once: a
+    /// forged packet at worst delays the lower copies to the next answer,
+    /// no more than an on-path attacker could do anyway (§21.2).
+    fn peer_lowest_level(&self) -> SpaceId {
+        if self.peer_sent_one_rtt {
+            SpaceId::ApplicationData
+        } else {
+            SpaceId::Initial
+        }
     }
 
     /// Writes the CONNECTION_CLOSE frame for `space` into `buf`, within
@@ -286,13 +383,6 @@ impl Connection {
                 frame.encode(buf);
             }
         }
-    }
-
-    /// The largest a close frame can be in `space` (for space planning).
-    pub(crate) fn close_frame_len(&self, space: SpaceId) -> usize {
-        let mut buf = Vec::new();
-        self.write_close_frame(space, &mut buf, usize::MAX);
-        buf.len()
     }
 }
 

@@ -182,6 +182,9 @@ pub struct Connection {
     last_activity: Option<Instant>,
     /// Client: whether an Initial from the server arrived.
     received_server_initial: bool,
+    /// Whether a short header packet for this connection arrived, read or
+    /// not (see [`Connection::peer_lowest_level`]).
+    peer_sent_one_rtt: bool,
     /// The Source CID of the peer's first Initial (or Retry), which its
     /// initial_source_connection_id must match (RFC 9000 §7.3).
     peer_initial_src_cid: Option<ConnectionId>,
@@ -286,6 +289,7 @@ impl Connection {
             crypto_scratch: Vec::new(),
             last_activity: None,
             received_server_initial: false,
+            peer_sent_one_rtt: false,
             peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),
             path_responses: Vec::new(),
             raw_frames: Vec::new(),

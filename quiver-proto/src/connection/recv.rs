@@ -107,6 +107,12 @@ impl Connection {
             self.stats.packets_dropped += 1;
             return false;
         }
+        // Whether or not we may read it (RFC 9001 §5.7), a 1-RTT packet says
+        // the peer holds 1-RTT keys: it orders the copies of a close that
+        // the anti-amplification budget cannot fit at once.
+        if p.ty == PacketType::OneRtt {
+            self.peer_sent_one_rtt = true;
+        }
         // RFC 9000 §10.2.1: "An endpoint in the closing state sends a packet
         // containing a CONNECTION_CLOSE frame in response to any incoming
         // packet that it attributes to the connection", and "an endpoint's

@@ -76,7 +76,8 @@ impl Connection {
     }
 
     /// The close packets, one per space the peer may read (§10.2.3),
-    /// coalesced into one datagram.
+    /// coalesced into one datagram, as many as the anti-amplification
+    /// budget fits (see [`Connection::plan_close_datagram`]).
     fn write_close_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
         if !self.close.as_ref().is_some_and(|c| c.pending) {
             return 0;
@@ -86,23 +87,27 @@ impl Connection {
         }
         let start = buf.len();
         let max = self.max_datagram_len();
-        let spaces: Vec<SpaceId> = self.close_spaces().collect();
-        let pad = self.side.is_client() && spaces.contains(&SpaceId::Initial);
+        // A packet takes its header, its tag and up to 3 bytes of sample
+        // padding besides its frame.
+        let overhead = SpaceId::ALL.map(|s| self.header_overhead(s) + TAG_LEN + 3);
+        let plan = self.plan_close_datagram(max, overhead);
+        let pad = self.side.is_client() && plan.iter().any(|&(s, _)| s == SpaceId::Initial);
         let mut open: Option<OpenPacket> = None;
-        for space in spaces {
+        for (i, &(space, least)) in plan.iter().enumerate() {
+            // Room kept for the packets after this one.
+            let reserve: usize = plan[i + 1..].iter().map(|&(_, len)| len).sum();
             // The packet still open takes its tag (and up to 3 bytes of
             // sample padding) when sealed.
             let pending = if open.is_some() { TAG_LEN + 3 } else { 0 };
             let used = buf.len() - start + pending;
-            let frame_len = self.close_frame_len(space);
-            if used + self.header_overhead(space) + frame_len + TAG_LEN > max {
+            if used + least + reserve > max + 3 {
                 break;
             }
             if let Some(p) = open.take() {
                 self.seal_packet(now, buf, p, None);
             }
             let mut p = self.open_packet(space, buf);
-            let room = max.saturating_sub(buf.len() - start + TAG_LEN);
+            let room = max.saturating_sub(buf.len() - start + TAG_LEN + reserve);
             self.write_close_frame(space, buf, room);
             p.ack_eliciting = false;
             open = Some(p);

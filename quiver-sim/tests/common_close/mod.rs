@@ -244,3 +244,30 @@ pub fn draining_violations(
     }
     errors
 }
+
+fn rank(ty: PacketType) -> u8 {
+    match ty {
+        PacketType::Initial => 0,
+        PacketType::Handshake => 1,
+        _ => 2,
+    }
+}
+
+/// The close packets split into datagrams: each datagram's packets go in
+/// strictly increasing level order (RFC 9000 §12.2), so a level that does
+/// not increase starts a new datagram.
+pub fn close_datagrams(close_log: &[LoggedPacket]) -> Vec<Vec<&LoggedPacket>> {
+    let mut out: Vec<Vec<&LoggedPacket>> = Vec::new();
+    for p in close_log {
+        match out.last_mut() {
+            Some(d)
+                if d.last()
+                    .is_some_and(|q| rank(q.ty) < rank(p.ty) && q.time == p.time) =>
+            {
+                d.push(p)
+            }
+            _ => out.push(vec![p]),
+        }
+    }
+    out
+}
