@@ -203,16 +203,63 @@ fn parse_request(request: &[u8]) -> Option<&str> {
     path.starts_with('/').then_some(path)
 }
 
+/// The request line: the bytes up to the first line feed, or up to the
+/// end of the stream for a client that finishes without one. The
+/// interop runner's clients finish the stream after the line, but a
+/// server need not wait for that to answer. `None` for a line longer than
+/// [`MAX_REQUEST`] or a stream that fails.
+async fn read_request(recv: &mut RecvStream) -> Option<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                let seen = request.len();
+                request.extend_from_slice(&buf[..n]);
+                if let Some(end) = request[seen..].iter().position(|&b| b == b'\n') {
+                    request.truncate(seen + end);
+                    return Some(request);
+                }
+                if request.len() > MAX_REQUEST {
+                    return None;
+                }
+            }
+            Ok(None) => return Some(request),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// `%XX` escapes decoded (RFC 3986 §2.1); `None` for a malformed escape.
+fn percent_decode(part: &str) -> Option<String> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The file `path` names under `root`, if it is a regular file there
 /// (`..` and symbolic links out of the root are refused).
 fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     let path = path.split(['?', '#']).next()?;
     let mut file = root.to_path_buf();
     for part in path.split('/') {
-        match part {
+        // Decoded per segment, so an escaped '/' cannot add one.
+        let part = percent_decode(part)?;
+        match part.as_str() {
             "" | "." => {}
             ".." => return None,
-            p if p.contains(['\\', '\0']) => return None,
+            p if p.contains(['/', '\\', '\0']) => return None,
             p => file.push(p),
         }
     }
@@ -230,13 +277,12 @@ async fn request(
     let reset = |send: &mut SendStream, code: u32| {
         let _ = send.reset(VarInt::from_u32(code));
     };
-    let request = match recv.read_to_end(MAX_REQUEST).await {
-        Ok(r) => r,
-        Err(quiver::ReadToEndError::TooLong) => {
+    let request = match read_request(&mut recv).await {
+        Some(r) => r,
+        None => {
             let _ = recv.stop(VarInt::from_u32(RESET_BAD_REQUEST));
             return reset(&mut send, RESET_BAD_REQUEST);
         }
-        Err(_) => return reset(&mut send, RESET_BAD_REQUEST),
     };
     let Some(path) = parse_request(&request) else {
         if verbose {
@@ -300,6 +346,12 @@ mod tests {
         assert_eq!(resolve(&root, "/f"), Some(root.join("f")));
         assert_eq!(resolve(&root, "//./f?x=1"), Some(root.join("f")));
         assert_eq!(resolve(&root, "/../secret"), None);
+        std::fs::write(root.join("a b"), b"x").unwrap();
+        assert_eq!(resolve(&root, "/a%20b"), Some(root.join("a b")));
+        assert_eq!(resolve(&root, "/%2e%2e/secret"), None);
+        assert_eq!(resolve(&root, "/..%2fsecret"), None);
+        assert_eq!(resolve(&root, "/f%"), None);
+        assert_eq!(resolve(&root, "/f%zz"), None);
         assert_eq!(resolve(&root, "/"), None);
         assert_eq!(resolve(&root, "/missing"), None);
         #[cfg(unix)]

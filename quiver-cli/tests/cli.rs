@@ -477,33 +477,68 @@ fn demo_runs() {
     }
 }
 
+/// A quinn client endpoint that trusts the certificates in `cert` (PEM)
+/// and offers ALPN hq-interop; call from within a tokio runtime.
+fn quinn_endpoint(cert: &[u8]) -> quinn::Endpoint {
+    use rustls::pki_types::pem::PemObject as _;
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"hq-interop".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    endpoint
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `quiver serve` answers at the end of the request line, without
+/// waiting for the client to finish its stream.
+#[test]
+fn request_line_is_answered_before_the_stream_ends() {
+    let root = TempDir::new("no-fin-root");
+    std::fs::write(root.path().join("f"), b"answered").unwrap();
+    let server = serve(root.path(), &[]);
+    let cert = std::fs::read(server.cert.as_ref().unwrap()).unwrap();
+    let body = current_thread_runtime().block_on(async {
+        let endpoint = quinn_endpoint(&cert);
+        let addr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(b"GET /f\r\n").await.unwrap();
+        // No finish: the stream stays open while the answer comes.
+        let body = tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1024))
+            .await
+            .expect("answered without FIN")
+            .unwrap();
+        drop(send);
+        body
+    });
+    assert_eq!(body, b"answered");
+}
+
 /// A quinn client sees the close of `quiver serve --close-after-hello`.
 #[test]
 fn quinn_client_sees_close_after_hello() {
-    use rustls::pki_types::pem::PemObject as _;
-    use std::sync::Arc;
     let root = TempDir::new("quinn-root");
     let server = serve(root.path(), &["--close-after-hello", "0x2a"]);
     let cert = std::fs::read(server.cert.as_ref().unwrap()).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let error = runtime.block_on(async {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&cert) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"hq-interop".to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let error = current_thread_runtime().block_on(async {
+        let endpoint = quinn_endpoint(&cert);
         let addr = format!("127.0.0.1:{}", server.port).parse().unwrap();
         let connecting = endpoint.connect(addr, "localhost").unwrap();
         tokio::time::timeout(Duration::from_secs(5), connecting)
