@@ -148,9 +148,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     progress.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
+    // A connection the peer already ended has nothing left to send: exit at
+    // once. Otherwise give our CONNECTION_CLOSE a moment to go out and
+    // the peer's retransmissions an answer (RFC 9000 §10.2.1).
+    let ended = conn.close_reason().is_some();
     conn.close(VarInt::from_u32(0), b"");
     drop(conn);
-    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    if !ended {
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    }
     if let Some(e) = failure {
         bail!("{e}");
     }
