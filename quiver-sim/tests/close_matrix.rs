@@ -79,9 +79,15 @@
 //! itself a close, and nothing later (§10.2.2). (A client that closed
 //! before anything of it reached the server leaves no peer state to check.)
 //!
-//! Two more tests: the closing side answers at a decreasing rate and falls
-//! silent after three PTOs (§10.2.1), and a draining side sends at most one
-//! packet even when the close is replayed to it (§10.2.2).
+//! The closing and draining rules have their own tests in
+//! closing_draining.rs.
+//!
+//! Beyond the 20 seeds per cell run here, `QUIVER_SIM_SEEDS=1000` passes
+//! every cell but one: seed 0x1b7 of `server_1_first_initial_random_loss`,
+//! where every close datagram and the client's probes at 1, 3 and 7 s are
+//! all lost (15% each way); the server's closing period (7 initial PTOs
+//! before confirmation) is over when its probe at 15 s arrives, which then
+//! starts a new attempt that this harness does not accept.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

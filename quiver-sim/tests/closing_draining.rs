@@ -1,7 +1,9 @@
 //! Closing and draining (RFC 9000 §10.2.1, §10.2.2): the closing side
-//! answers at a limited rate and goes silent after three PTOs; a draining
-//! side sends at most one packet; a server short of anti-amplification
-//! budget sends the close copy its client can read first (§8.1, §10.2.3).
+//! answers at a limited rate and goes silent after three PTOs (seven
+//! before confirmation); a draining side sends at most one packet; a
+//! server short of anti-amplification budget sends the close copy its
+//! client can read first (§8.1, §10.2.3); a client that closed during the
+//! handshake repeats its close on its own for a server out of budget.
 //! Split from the close matrix, whose helpers it shares.
 
 use std::cell::{Cell, RefCell};
@@ -366,4 +368,89 @@ fn budget_limited_close_puts_the_one_rtt_copy_first() {
             assert_eq!(closes[1].1, all, "{context}");
         }
     }
+}
+
+/// RFC 9002 §6.2.2.1 applied to the closing state: a client that closed
+/// during the handshake sends its close again on its own, on the PTO
+/// schedule, because a server at its anti-amplification limit (RFC 9000
+/// §8.1) cannot send the packet the close would answer (§10.2.1).
+///
+/// Script (close-matrix seed 0x1fa): the server hears only the client's
+/// first Initial, so it may send 3 × 1200 bytes: its flight and two probes.
+/// The client closes at once; every datagram it sends for the next two
+/// seconds is lost — its first close and its answers to the server's flight
+/// and probes. Out of budget, the server can say nothing more. The client's
+/// own close probe (3 PTOs after closing) reaches it: the server ends with
+/// the client's close, not by its idle timeout.
+#[test]
+fn closing_client_resends_its_close_to_a_server_out_of_budget() {
+    let mut pair = Pair::new(
+        Seed::from_env_or(25),
+        LinkConfig {
+            delay: LINK_DELAY,
+            ..LinkConfig::default()
+        },
+    );
+    let lost_until = Rc::new(Cell::new(None::<Instant>));
+    {
+        let lost_until = lost_until.clone();
+        pair.net.set_filter(move |d| {
+            let lost =
+                d.src == CLIENT_ADDR && d.index > 0 && lost_until.get().is_none_or(|t| d.time < t);
+            if lost {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
+    }
+    pair.net.record(true);
+    let client = pair.connect();
+    let close_at = pair.net.now();
+    lost_until.set(Some(close_at + Duration::from_secs(2)));
+    // Let the first Initial leave, then close before anything comes back.
+    pair.net.run_for(Duration::from_millis(1));
+    let now = pair.net.now();
+    pair.client().conn(client).close(
+        now,
+        VarInt::from_u32(APP_CODE),
+        Bytes::from_static(APP_REASON),
+    );
+    let mut server = None;
+    while pair.net.now() < close_at + Duration::from_secs(10) {
+        pair.net.run_for(Duration::from_millis(10));
+        server = server.or_else(|| pair.server().endpoint.connection_handles().first().copied());
+        if let Some(h) = server {
+            if pair.server().conn(h).close_reason().is_some() {
+                break;
+            }
+        }
+    }
+    let server = server.expect("the server accepted the attempt");
+    let sent_by_server: usize = pair
+        .net
+        .sent_from(SERVER_ADDR)
+        .filter(|e| e.time < close_at + Duration::from_secs(2))
+        .map(|e| e.data.len())
+        .sum();
+    let context = format!(
+        "server sent {sent_by_server} bytes\ntrace:\n{}",
+        pair.net.dump_trace()
+    );
+    // The server spent its budget: three times the one datagram it got.
+    assert!(sent_by_server <= 3 * 1200, "{context}");
+    let expected = ConnectionError::ConnectionClosed {
+        code: quiver_proto::TransportErrorCode::APPLICATION_ERROR,
+        frame_type: None,
+        reason: Bytes::new(),
+    };
+    assert_eq!(
+        pair.server().conn(server).close_reason(),
+        Some(&expected),
+        "{context}"
+    );
+    // It was the client's probe, after the losses, that got through.
+    let ended = pair.net.now();
+    assert!(ended > close_at + Duration::from_secs(2), "{context}");
+    assert!(ended < close_at + Duration::from_secs(4), "{context}");
 }

@@ -1,7 +1,7 @@
 //! Closing and draining (RFC 9000 §10.2), and which packet spaces carry
 //! the CONNECTION_CLOSE frame (§10.2.3).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -50,6 +50,9 @@ pub(crate) struct CloseState {
     /// [`Connection::close_spaces`], the anti-amplification budget being
     /// short (see [`Connection::plan_close_datagram`]).
     incomplete: bool,
+    /// Closing client before confirmation: the wait before it sends its
+    /// close again unprompted (see [`Connection::on_close_probe_timeout`]).
+    probe_interval: Option<Duration>,
 }
 
 impl Connection {
@@ -74,6 +77,7 @@ impl Connection {
             upgradable: false,
             reply_space: None,
             incomplete: false,
+            probe_interval: None,
         });
         self.enter_closing_period(now);
     }
@@ -136,6 +140,7 @@ impl Connection {
                 upgradable,
                 reply_space: Some(reply_space),
                 incomplete: false,
+                probe_interval: None,
             });
         } else if let Some(close) = &mut self.close {
             // "an endpoint that is in the closing state MAY ... enter the
@@ -157,6 +162,22 @@ impl Connection {
         if let Some(close) = &mut self.close {
             close.upgradable = false;
         }
+    }
+
+    /// A closing client's probe timer fired: send the close again and back
+    /// off (see [`Connection::enter_closing_period`]).
+    pub(crate) fn on_close_probe_timeout(&mut self, now: Instant) {
+        if self.state != State::Closing {
+            return;
+        }
+        let Some(close) = &mut self.close else { return };
+        let Some(interval) = close.probe_interval else {
+            return;
+        };
+        close.pending = true;
+        let next = interval * 2;
+        close.probe_interval = Some(next);
+        self.timers.set(Timer::CloseProbe, now + next);
     }
 
     /// While draining, a close in the 1-RTT packet of the same datagram as
@@ -204,8 +225,31 @@ impl Connection {
             );
             pto = pto.max(peer_pto);
         }
+        // Before confirmation, three PTOs answer only the peer's first two
+        // probes (sent 1 and 3 PTOs after its last packet, backing off per
+        // RFC 9002 §6.2.1); when both answers are lost, its third probe,
+        // 7 PTOs after, would find no state and it would hang until its
+        // idle timeout. So stay for seven: the state of an unconfirmed
+        // connection is small, and refused attempts keep none at all.
+        let periods = if self.handshake_confirmed { 3 } else { 7 };
         self.timers.stop_all();
-        self.timers.set(Timer::Close, now + 3 * pto);
+        self.timers.set(Timer::Close, now + periods * pto);
+        // RFC 9002 §6.2.2.1: a client before confirmation arms its PTO
+        // "even if there are no packets in flight", because a server at its
+        // anti-amplification limit (RFC 9000 §8.1) cannot send the probe
+        // that would prompt it. The same deadlock awaits a closing client
+        // whose close was lost: the server, out of budget, waits for a
+        // packet that the closing client sends only in answer to one
+        // (§10.2.1), and ends by its idle timeout. So such a client sends
+        // its close again on its own, on the PTO schedule with backoff
+        // (1, 3 PTOs after closing; the period ends at 7), which the rate
+        // limit of §10.2.1 allows.
+        if self.side.is_client() && !self.handshake_confirmed && self.state == State::Closing {
+            if let Some(close) = &mut self.close {
+                close.probe_interval = Some(pto);
+                self.timers.set(Timer::CloseProbe, now + pto);
+            }
+        }
         for space in &mut self.spaces {
             space.sent.clear();
             space.loss_time = None;

@@ -457,6 +457,7 @@ impl Connection {
                     self.ping_pending = true;
                 }
                 Timer::Pacing => {}
+                Timer::CloseProbe => self.on_close_probe_timeout(now),
             }
         }
     }

@@ -16,9 +16,11 @@ pub(crate) enum Timer {
     Close,
     /// RFC 9002 §7.7: pacing released the next packet.
     Pacing,
+    /// A closing client before confirmation sends its close again.
+    CloseProbe,
 }
 
-const COUNT: usize = 5;
+const COUNT: usize = 6;
 
 impl Timer {
     const ALL: [Timer; COUNT] = [
@@ -27,6 +29,7 @@ impl Timer {
         Timer::KeepAlive,
         Timer::Close,
         Timer::Pacing,
+        Timer::CloseProbe,
     ];
 }
 
