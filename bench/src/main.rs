@@ -7,6 +7,7 @@
 //! transport settings.
 //!
 //! `cargo run --release -p quiver-bench [-- --size 1GiB --streams 8 --handshakes 1000]`
+//! (`--only quiver` or `--only quinn` and `--no-bulk` to profile one part)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,13 @@ struct Args {
     /// Runs of each test per implementation; the best is reported.
     #[arg(long, default_value_t = 1)]
     runs: u32,
+    /// Run only this implementation ("quiver" or "quinn"), e.g. to profile
+    /// one side; the other's columns stay empty.
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the bulk tests.
+    #[arg(long)]
+    no_bulk: bool,
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -368,6 +376,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("| test | quiver | quinn | quiver/quinn | quinn, 1200-byte datagrams | quiver/that |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let size = args.size;
+    let quiver = args.only.as_deref().is_none_or(|o| o == "quiver");
+    let quinn = args.only.as_deref().is_none_or(|o| o == "quinn");
     let bulk_rows = [
         (format!("1 stream, {} download", size_name(size)), 1),
         (
@@ -376,15 +386,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ];
     for (name, streams) in bulk_rows {
-        let q = best(args.runs, || quiver_side::bulk(&id, size, streams))
-            .await
-            .context("quiver bulk")?;
-        let n = best(args.runs, || quinn_side::bulk(&id, size, streams, false))
-            .await
-            .context("quinn bulk")?;
-        let f = best(args.runs, || quinn_side::bulk(&id, size, streams, true))
-            .await
-            .context("quinn bulk, fixed MTU")?;
+        if args.no_bulk {
+            break;
+        }
+        // A skipped implementation's time is NaN.
+        let mut q = f64::NAN;
+        let mut n = f64::NAN;
+        let mut f = f64::NAN;
+        if quiver {
+            q = best(args.runs, || quiver_side::bulk(&id, size, streams))
+                .await
+                .context("quiver bulk")?;
+        }
+        if quinn {
+            n = best(args.runs, || quinn_side::bulk(&id, size, streams, false))
+                .await
+                .context("quinn bulk")?;
+            f = best(args.runs, || quinn_side::bulk(&id, size, streams, true))
+                .await
+                .context("quinn bulk, fixed MTU")?;
+        }
         println!(
             "| {name} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} | {:.2} Gbit/s | {:.2} |",
             gbits(size, q),
@@ -396,12 +417,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let hs = args.handshakes;
     if hs > 0 {
-        let q = best(args.runs, || quiver_side::handshakes(&id, hs))
-            .await
-            .context("quiver handshakes")?;
-        let n = best(args.runs, || quinn_side::handshakes(&id, hs))
-            .await
-            .context("quinn handshakes")?;
+        let mut q = f64::NAN;
+        let mut n = f64::NAN;
+        if quiver {
+            q = best(args.runs, || quiver_side::handshakes(&id, hs))
+                .await
+                .context("quiver handshakes")?;
+        }
+        if quinn {
+            n = best(args.runs, || quinn_side::handshakes(&id, hs))
+                .await
+                .context("quinn handshakes")?;
+        }
         println!(
             "| {hs} sequential handshakes | {:.0} /s | {:.0} /s | {:.2} | | |",
             hs as f64 / q,
