@@ -115,11 +115,14 @@ impl Driver {
     fn send(&mut self, cx: &mut Context<'_>) -> bool {
         let shared = self.shared.clone();
         let socket = &shared.socket;
-        for round in 0..SEND_ROUNDS {
+        for _ in 0..SEND_ROUNDS {
             if self.tx.is_empty() {
                 let mut state = shared.lock();
                 let time = now();
-                if round == 0 && self.timer_deadline.is_some_and(|t| t <= time) {
+                // Timers due by now, also between send rounds: pacing
+                // releases come faster than the runtime's timer can wake
+                // the driver (tokio's resolution is a millisecond).
+                if state.proto.poll_timeout().is_some_and(|t| t <= time) {
                     self.timer_deadline = None;
                     state.proto.handle_timeout(time);
                     // Their events are dispatched with those of the
