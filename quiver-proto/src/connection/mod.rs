@@ -178,6 +178,11 @@ pub struct Connection {
     stats: ConnectionStats,
     /// Reused scratch for TLS handshake bytes.
     crypto_scratch: Vec<u8>,
+    /// Reused scratch for the packets an ACK acknowledges.
+    acked_scratch: Vec<(u64, sent::SentPacket)>,
+    /// Emptied stream-chunk lists of acknowledged or lost packets, for
+    /// the next packets' records.
+    chunk_lists: Vec<Vec<crate::streams::StreamChunk>>,
     /// When we last received an authenticated packet.
     last_activity: Option<Instant>,
     /// Client: whether an Initial from the server arrived.
@@ -284,6 +289,8 @@ impl Connection {
             endpoint_events: VecDeque::new(),
             stats: ConnectionStats::default(),
             crypto_scratch: Vec::new(),
+            acked_scratch: Vec::new(),
+            chunk_lists: Vec::new(),
             last_activity: None,
             received_server_initial: false,
             peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),

@@ -10,7 +10,8 @@
 //! allocated only when a byte of theirs arrives, so a peer that sends a few
 //! bytes far ahead costs one page, not the whole gap. The caller only hands
 //! in data below the stream's flow-control limit, so at most
-//! `limit - read offset` bytes (rounded out to whole pages) are ever held.
+//! `limit - read offset` bytes (rounded out to whole pages) are ever held,
+//! plus a few read pages kept for reuse.
 //! Bytes that were already received are simply written again (RFC 9000
 //! §2.2: "The data at a given offset MUST NOT change if it is sent multiple
 //! times"), which costs no memory; bytes below the read offset are dropped.
@@ -34,7 +35,14 @@ pub(super) struct Assembler {
     pages: VecDeque<Option<Box<[u8]>>>,
     /// The page holding `read`.
     base_page: u64,
+    /// Pages already read, kept for the next ones (at most [`SPARE_PAGES`]):
+    /// a stream read as it arrives reuses a few pages instead of allocating
+    /// and zeroing one per 4 KiB.
+    spare: Vec<Box<[u8]>>,
 }
+
+/// Read pages kept for reuse per stream.
+const SPARE_PAGES: usize = 4;
 
 impl Assembler {
     /// An empty assembler at offset 0.
@@ -65,7 +73,7 @@ impl Assembler {
         end == 0 || self.received.contains_range(0..end)
     }
 
-    /// Memory held for data, in bytes (whole pages).
+    /// Memory held for data, in bytes (whole pages; spare pages aside).
     pub(super) fn allocated(&self) -> usize {
         self.pages.iter().flatten().count() * PAGE
     }
@@ -88,7 +96,12 @@ impl Assembler {
             if self.pages.len() <= page {
                 self.pages.resize_with(page + 1, || None);
             }
-            let slot = self.pages[page].get_or_insert_with(|| vec![0; PAGE].into_boxed_slice());
+            let spare = &mut self.spare;
+            let slot = self.pages[page].get_or_insert_with(|| {
+                spare
+                    .pop()
+                    .unwrap_or_else(|| vec![0; PAGE].into_boxed_slice())
+            });
             slot[within..within + n].copy_from_slice(&src[..n]);
             src = &src[n..];
             pos += n as u64;
@@ -111,7 +124,11 @@ impl Assembler {
             done += take;
             self.read += take as u64;
             if self.read % PAGE as u64 == 0 {
-                self.pages.pop_front();
+                if let Some(Some(page)) = self.pages.pop_front() {
+                    if self.spare.len() < SPARE_PAGES {
+                        self.spare.push(page);
+                    }
+                }
                 self.base_page += 1;
             }
         }
@@ -123,6 +140,7 @@ impl Assembler {
     /// making them.
     pub(super) fn clear(&mut self) {
         self.pages = VecDeque::new();
+        self.spare = Vec::new();
         self.received = RangeSet::new();
         self.read = 0;
         self.base_page = 0;
