@@ -14,6 +14,7 @@
 //! ```
 
 mod cid_generator;
+mod hash;
 mod incoming;
 mod reset;
 mod schedule;
@@ -32,6 +33,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
+use self::hash::SeededState;
 pub use self::incoming::{Incoming, IncomingId};
 use self::reset::reset_token;
 use self::schedule::Connections;
@@ -143,7 +145,7 @@ pub struct Endpoint {
     connections: Connections,
     next_handle: usize,
     /// Our connection IDs → connection.
-    routes: HashMap<ConnectionId, ConnectionHandle>,
+    routes: HashMap<ConnectionId, ConnectionHandle, SeededState>,
     /// Client-chosen Destination CIDs of Initials → connection, so
     /// retransmitted Initials reach the connection they created.
     initial_routes: HashMap<ConnectionId, ConnectionHandle>,
@@ -172,6 +174,7 @@ impl Endpoint {
     ) -> Self {
         let mut rng = ChaCha20Rng::from_seed(rng_seed);
         let generator_seed: [u8; 32] = rng.random();
+        let hash_seed = SeededState::new(rng.random());
         Self {
             cid_generator: Box::new(RandomCidGenerator::new(
                 config.local_cid_len,
@@ -180,9 +183,9 @@ impl Endpoint {
             config,
             server,
             rng,
-            connections: Connections::default(),
+            connections: Connections::new(hash_seed),
             next_handle: 0,
-            routes: HashMap::new(),
+            routes: HashMap::with_hasher(hash_seed),
             initial_routes: HashMap::new(),
             incoming: VecDeque::new(),
             next_incoming: 0,

@@ -16,6 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
+use super::hash::SeededState;
 use crate::ConnectionId;
 use crate::connection::{Connection, ConnectionHandle};
 
@@ -36,9 +37,9 @@ pub(super) struct Slot {
 }
 
 /// The endpoint's connections with their send queue and timers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Connections {
-    map: HashMap<ConnectionHandle, Slot>,
+    map: HashMap<ConnectionHandle, Slot, SeededState>,
     /// Connections that may have something to send, in turn.
     send: VecDeque<ConnectionHandle>,
     /// Connections whose deadline may have changed.
@@ -50,6 +51,16 @@ pub(super) struct Connections {
 }
 
 impl Connections {
+    pub(super) fn new(hasher: SeededState) -> Self {
+        Self {
+            map: HashMap::with_hasher(hasher),
+            send: VecDeque::new(),
+            touched: Vec::new(),
+            timers: BinaryHeap::new(),
+            timed_out: Vec::new(),
+        }
+    }
+
     pub(super) fn insert(&mut self, handle: ConnectionHandle, conn: Connection) -> &mut Slot {
         self.map.insert(
             handle,
