@@ -44,6 +44,9 @@ struct Args {
     /// Skip the bulk tests.
     #[arg(long)]
     no_bulk: bool,
+    /// Skip the single-stream bulk test.
+    #[arg(long)]
+    no_single: bool,
     /// Also print each run's process CPU time (user + system) to stderr:
     /// steadier than wall time on a busy machine.
     #[arg(long)]
@@ -411,8 +414,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ];
     for (name, streams) in bulk_rows {
-        if args.no_bulk {
-            break;
+        if args.no_bulk || (args.no_single && streams == 1) {
+            continue;
         }
         // A skipped implementation's time is NaN.
         let mut q = f64::NAN;
