@@ -228,13 +228,18 @@ pub(crate) struct ConnectionParams {
     pub(crate) orig_dst_cid: ConnectionId,
     pub(crate) address_validated: bool,
     pub(crate) now: Instant,
+    /// The Initial keys, when the caller already derived them (a server
+    /// did, to read the first Initial).
+    pub(crate) initial_keys: Option<crate::crypto::Keys>,
 }
 
 impl Connection {
     pub(crate) fn new(p: ConnectionParams) -> Self {
         let initial_side = p.side;
         // RFC 9001 §5.2: Initial keys derive from the client's first DCID.
-        let initial = crate::crypto::initial_keys(p.version, &p.orig_dst_cid, initial_side);
+        let initial = p.initial_keys.unwrap_or_else(|| {
+            crate::crypto::initial_keys(p.version, &p.orig_dst_cid, initial_side)
+        });
         let mtu = p.config.max_udp_payload_size;
         let cc = p.config.congestion.build(p.now, mtu);
         let streams = crate::streams::StreamsState::new(

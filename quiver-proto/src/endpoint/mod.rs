@@ -282,6 +282,7 @@ impl Endpoint {
             orig_dst_cid: dcid,
             address_validated: true,
             now,
+            initial_keys: None,
         });
         self.routes.insert(local_cid, handle);
         self.connections.insert(handle, conn).cids.push(local_cid);
@@ -549,25 +550,29 @@ impl Endpoint {
         let address_validated = incoming.remote_address_validated();
         let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
         let handle = self.next_handle();
+        let version = incoming.version;
+        let remote = incoming.remote;
+        let remote_cid = incoming.src_cid;
+        let orig_dst_cid = incoming.orig_dst_cid;
+        let (mut datagram, initial_keys) = incoming.into_parts();
         let mut conn = Connection::new(ConnectionParams {
             side: Side::Server,
-            version: incoming.version,
+            version,
             config: server.transport.clone(),
             endpoint_config: self.config.clone(),
             tls,
             local_params: params,
-            remote: incoming.remote,
+            remote,
             local_cid,
             local_reset_token: token,
-            remote_cid: incoming.src_cid,
+            remote_cid,
             // The DCID of this Initial: the server's Initial keys derive
             // from it (after a Retry, the Retry's Source CID).
-            orig_dst_cid: incoming.orig_dst_cid,
+            orig_dst_cid,
             address_validated,
             now,
+            initial_keys: Some(initial_keys),
         });
-        let mut datagram = incoming.into_datagram();
-        let remote = conn.remote_address();
         conn.handle_datagram(now, remote, &mut datagram);
         self.routes.insert(local_cid, handle);
         let initial_cid = conn.orig_dst_cid();
