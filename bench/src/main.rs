@@ -7,6 +7,7 @@
 //! transport settings.
 //!
 //! `cargo run --release -p quiver-bench [-- --size 1GiB --streams 8 --handshakes 1000]`
+//! (`--only quiver` or `--only quinn` and `--no-bulk` to profile one part)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,20 @@ struct Args {
     /// Runs of each test per implementation; the best is reported.
     #[arg(long, default_value_t = 1)]
     runs: u32,
+    /// Run only this implementation ("quiver" or "quinn"), e.g. to profile
+    /// one side; the other's columns stay empty.
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the bulk tests.
+    #[arg(long)]
+    no_bulk: bool,
+    /// Skip the single-stream bulk test.
+    #[arg(long)]
+    no_single: bool,
+    /// Also print each run's process CPU time (user + system) to stderr:
+    /// steadier than wall time on a busy machine.
+    #[arg(long)]
+    cpu: bool,
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -320,14 +335,34 @@ where
 {
     let mut best = f64::INFINITY;
     for _ in 0..runs.max(1) {
+        let cpu = cpu_seconds();
         let t = tokio::time::timeout(Duration::from_secs(600), f())
             .await
             .map_err(|_| anyhow!("a run took over 10 minutes"))??;
+        if PRINT_CPU.load(std::sync::atomic::Ordering::Relaxed) {
+            if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+                eprintln!("  run: {t:.3} s wall, {:.3} s CPU", b - a);
+            }
+        }
         best = best.min(t);
         // Let the closes drain before the next run.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(best)
+}
+
+static PRINT_CPU: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process's CPU time so far (Linux: utime + stime of /proc/self/stat,
+/// in clock ticks of 10 ms).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn cpu_model() -> String {
@@ -358,6 +393,7 @@ fn size_name(bytes: u64) -> String {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let id = Identity::new();
+    PRINT_CPU.store(args.cpu, std::sync::atomic::Ordering::Relaxed);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "loopback, one process, {cpus} CPUs ({}), quinn 0.11.12, best of {} run(s)",
@@ -368,6 +404,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("| test | quiver | quinn | quiver/quinn | quinn, 1200-byte datagrams | quiver/that |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let size = args.size;
+    let quiver = args.only.as_deref().is_none_or(|o| o == "quiver");
+    let quinn = args.only.as_deref().is_none_or(|o| o == "quinn");
     let bulk_rows = [
         (format!("1 stream, {} download", size_name(size)), 1),
         (
@@ -376,15 +414,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ];
     for (name, streams) in bulk_rows {
-        let q = best(args.runs, || quiver_side::bulk(&id, size, streams))
-            .await
-            .context("quiver bulk")?;
-        let n = best(args.runs, || quinn_side::bulk(&id, size, streams, false))
-            .await
-            .context("quinn bulk")?;
-        let f = best(args.runs, || quinn_side::bulk(&id, size, streams, true))
-            .await
-            .context("quinn bulk, fixed MTU")?;
+        if args.no_bulk || (args.no_single && streams == 1) {
+            continue;
+        }
+        // A skipped implementation's time is NaN.
+        let mut q = f64::NAN;
+        let mut n = f64::NAN;
+        let mut f = f64::NAN;
+        if quiver {
+            q = best(args.runs, || quiver_side::bulk(&id, size, streams))
+                .await
+                .context("quiver bulk")?;
+        }
+        if quinn {
+            n = best(args.runs, || quinn_side::bulk(&id, size, streams, false))
+                .await
+                .context("quinn bulk")?;
+            f = best(args.runs, || quinn_side::bulk(&id, size, streams, true))
+                .await
+                .context("quinn bulk, fixed MTU")?;
+        }
         println!(
             "| {name} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} | {:.2} Gbit/s | {:.2} |",
             gbits(size, q),
@@ -396,12 +445,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let hs = args.handshakes;
     if hs > 0 {
-        let q = best(args.runs, || quiver_side::handshakes(&id, hs))
-            .await
-            .context("quiver handshakes")?;
-        let n = best(args.runs, || quinn_side::handshakes(&id, hs))
-            .await
-            .context("quinn handshakes")?;
+        let mut q = f64::NAN;
+        let mut n = f64::NAN;
+        if quiver {
+            q = best(args.runs, || quiver_side::handshakes(&id, hs))
+                .await
+                .context("quiver handshakes")?;
+        }
+        if quinn {
+            n = best(args.runs, || quinn_side::handshakes(&id, hs))
+                .await
+                .context("quinn handshakes")?;
+        }
         println!(
             "| {hs} sequential handshakes | {:.0} /s | {:.0} /s | {:.2} | | |",
             hs as f64 / q,

@@ -79,6 +79,18 @@ impl RangeSet {
         if start >= end {
             return false;
         }
+        // The common case, in-order data and increasing packet numbers: the
+        // new range starts within or right at the end of the last one, so
+        // it only moves that end (no range follows to merge with).
+        if let Some(mut last) = self.map.last_entry() {
+            if start >= *last.key() && start <= *last.get() {
+                if end <= *last.get() {
+                    return false;
+                }
+                *last.get_mut() = end;
+                return true;
+            }
+        }
         // A range starting at or before `start` that reaches `start` absorbs
         // the new one (or is absorbed into it).
         if let Some((&prev_start, &prev_end)) = self.map.range(..=start).next_back() {

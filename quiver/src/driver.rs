@@ -18,7 +18,9 @@ use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
 const RECV_ROUNDS: usize = 8;
-/// Driver passes between dispatches to every connection.
+/// Driver passes between dispatches to every connection (a safety net:
+/// connections that received datagrams or ran timers are dispatched in
+/// every pass).
 const SWEEP_EVERY: u32 = 64;
 /// Send batches per pass before yielding.
 const SEND_ROUNDS: usize = 8;
@@ -40,8 +42,6 @@ pub(crate) struct Driver {
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
-    /// Timers ran since every connection's events were last dispatched.
-    timers_ran: bool,
     /// Passes left before the next dispatch to every connection (a
     /// safety net; events come from datagrams, timers and handle calls,
     /// and handle calls dispatch their own).
@@ -69,7 +69,6 @@ impl Driver {
             tx: TxBatch::new(gso),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
-            timers_ran: false,
             sweep_in: SWEEP_EVERY,
         }
     }
@@ -116,14 +115,20 @@ impl Driver {
     fn send(&mut self, cx: &mut Context<'_>) -> bool {
         let shared = self.shared.clone();
         let socket = &shared.socket;
-        for round in 0..SEND_ROUNDS {
+        for _ in 0..SEND_ROUNDS {
             if self.tx.is_empty() {
                 let mut state = shared.lock();
                 let time = now();
-                if round == 0 && self.timer_deadline.is_some_and(|t| t <= time) {
+                // Timers due by now, also between send rounds: pacing
+                // releases come faster than the runtime's timer can wake
+                // the driver (tokio's resolution is a millisecond).
+                if state.proto.poll_timeout().is_some_and(|t| t <= time) {
                     self.timer_deadline = None;
                     state.proto.handle_timeout(time);
-                    self.timers_ran = true;
+                    // Their events are dispatched with those of the
+                    // connections that received datagrams.
+                    let State { proto, dirty, .. } = &mut *state;
+                    dirty.extend_from_slice(proto.timed_out());
                 }
                 self.tx.gso_segments = socket.max_gso_segments();
                 self.tx.fill(&mut state, time);
@@ -215,8 +220,7 @@ impl Future for Driver {
             again |= this.send(cx);
             let mut state = shared.lock();
             this.sweep_in = this.sweep_in.saturating_sub(1);
-            if this.timers_ran || this.sweep_in == 0 {
-                this.timers_ran = false;
+            if this.sweep_in == 0 {
                 this.sweep_in = SWEEP_EVERY;
                 state.dirty.clear();
                 process_all(&mut state);

@@ -50,7 +50,7 @@ pub(crate) struct State {
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
     /// Connections that received datagrams since the driver last
-    /// dispatched events: only these (and all after timers ran) are
+    /// dispatched events, or ran timers: only these (and all now and then) are
     /// visited, so a pass costs the connections that moved, not all.
     pub(crate) dirty: Vec<ConnectionHandle>,
     pub(crate) accept_wakers: Vec<Waker>,

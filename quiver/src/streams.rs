@@ -342,7 +342,9 @@ impl RecvStream {
             match conn.read(now(), id, buf) {
                 Ok(r) => {
                     // Reading may free flow-control credit to announce.
-                    state.wake_driver();
+                    if conn.has_stream_control_frames() {
+                        state.wake_driver();
+                    }
                     Poll::Ready(Ok(r))
                 }
                 Err(ps::ReadError::Blocked) => {

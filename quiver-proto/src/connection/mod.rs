@@ -178,6 +178,11 @@ pub struct Connection {
     stats: ConnectionStats,
     /// Reused scratch for TLS handshake bytes.
     crypto_scratch: Vec<u8>,
+    /// Reused scratch for the packets an ACK acknowledges.
+    acked_scratch: Vec<(u64, sent::SentPacket)>,
+    /// Emptied stream-chunk lists of acknowledged or lost packets, for
+    /// the next packets' records.
+    chunk_lists: Vec<Vec<crate::streams::StreamChunk>>,
     /// When we last received an authenticated packet.
     last_activity: Option<Instant>,
     /// Client: whether an Initial from the server arrived.
@@ -226,13 +231,18 @@ pub(crate) struct ConnectionParams {
     pub(crate) orig_dst_cid: ConnectionId,
     pub(crate) address_validated: bool,
     pub(crate) now: Instant,
+    /// The Initial keys, when the caller already derived them (a server
+    /// did, to read the first Initial).
+    pub(crate) initial_keys: Option<crate::crypto::Keys>,
 }
 
 impl Connection {
     pub(crate) fn new(p: ConnectionParams) -> Self {
         let initial_side = p.side;
         // RFC 9001 §5.2: Initial keys derive from the client's first DCID.
-        let initial = crate::crypto::initial_keys(p.version, &p.orig_dst_cid, initial_side);
+        let initial = p.initial_keys.unwrap_or_else(|| {
+            crate::crypto::initial_keys(p.version, &p.orig_dst_cid, initial_side)
+        });
         let mtu = p.config.max_udp_payload_size;
         let cc = p.config.congestion.build(p.now, mtu);
         let streams = crate::streams::StreamsState::new(
@@ -287,6 +297,8 @@ impl Connection {
             endpoint_events: VecDeque::new(),
             stats: ConnectionStats::default(),
             crypto_scratch: Vec::new(),
+            acked_scratch: Vec::new(),
+            chunk_lists: Vec::new(),
             last_activity: None,
             received_server_initial: false,
             peer_sent_one_rtt: false,

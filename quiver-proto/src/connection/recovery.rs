@@ -67,18 +67,19 @@ impl Connection {
         let s = self.space_mut(space);
         s.largest_acked = Some(s.largest_acked.map_or(largest, |l| l.max(largest)));
 
-        let mut newly_acked: Vec<(u64, SentPacket)> = Vec::new();
+        // The records go through a buffer the connection keeps, so an ACK
+        // allocates nothing.
+        let mut newly_acked = std::mem::take(&mut self.acked_scratch);
+        newly_acked.clear();
+        let s = self.space_mut(space);
         for range in ack.ranges() {
-            let keys: Vec<u64> = s.sent.range(range).map(|(pn, _)| *pn).collect();
-            for pn in keys {
-                if let Some(p) = s.sent.remove(&pn) {
-                    newly_acked.push((pn, p));
-                }
-            }
+            s.sent.remove_range(range, &mut newly_acked);
         }
         if newly_acked.is_empty() {
+            self.acked_scratch = newly_acked;
             return Ok(());
         }
+        // Ranges come largest first.
         newly_acked.sort_unstable_by_key(|(pn, _)| *pn);
 
         // RFC 9002 §5.1: an RTT sample when the largest acknowledged is
@@ -109,7 +110,7 @@ impl Connection {
         // Process ECN information if present: not used yet (no ECN marking).
 
         let app_limited = self.bytes_in_flight < self.cc.window() / 2;
-        for (pn, packet) in newly_acked {
+        for (pn, packet) in newly_acked.drain(..) {
             if packet.ack_eliciting {
                 let s = self.space_mut(space);
                 s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
@@ -143,6 +144,7 @@ impl Connection {
             }
             self.on_retransmits_acked(space, packet.retransmits);
         }
+        self.acked_scratch = newly_acked;
 
         self.detect_and_remove_lost_packets(now, space);
 
@@ -181,9 +183,7 @@ impl Connection {
             // Only packets sent before the largest acknowledged can be lost;
             // skipping the rest keeps this O(losses) per ACK instead of
             // O(packets in flight).
-            s.sent
-                .range(..=largest_acked)
-                .map(|(pn, p)| (*pn, p.time_sent)),
+            s.sent.up_to(largest_acked).map(|(pn, p)| (pn, p.time_sent)),
             |pn| lost_pns.push(pn),
         );
         s.loss_time = loss_time;
@@ -192,7 +192,7 @@ impl Connection {
         }
         let mut lost = Vec::with_capacity(lost_pns.len());
         for pn in lost_pns {
-            let Some(p) = self.space_mut(space).sent.remove(&pn) else {
+            let Some(p) = self.space_mut(space).sent.remove(pn) else {
                 continue;
             };
             if p.mtu_probe {

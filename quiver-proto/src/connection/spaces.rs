@@ -2,12 +2,11 @@
 //! sent-packet records, received-packet tracking for ACKs, and the CRYPTO
 //! stream.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::crypto_stream::{CryptoRecv, CryptoSend};
-use super::sent::SentPacket;
+use super::sent::SentPackets;
 use crate::crypto::Keys;
 use crate::range_set::RangeSet;
 pub(crate) use crate::recovery::PacketNumberSpace as SpaceId;
@@ -32,7 +31,7 @@ pub(crate) struct PacketSpace {
     // Sending.
     pub(crate) next_pn: u64,
     pub(crate) largest_acked: Option<u64>,
-    pub(crate) sent: BTreeMap<u64, SentPacket>,
+    pub(crate) sent: SentPackets,
     pub(crate) ack_eliciting_in_flight: u64,
     pub(crate) time_of_last_ack_eliciting: Option<Instant>,
     /// RFC 9002 Appendix A.2 `loss_time`.
@@ -62,7 +61,7 @@ impl PacketSpace {
             discarded: false,
             next_pn: 0,
             largest_acked: None,
-            sent: BTreeMap::new(),
+            sent: SentPackets::default(),
             ack_eliciting_in_flight: 0,
             time_of_last_ack_eliciting: None,
             loss_time: None,

@@ -20,6 +20,9 @@ pub(crate) struct StreamRetransmits {
     pub(crate) control: Vec<ControlFrame>,
 }
 
+/// Emptied chunk lists a connection keeps for reuse.
+const MAX_SPARE_CHUNK_LISTS: usize = 64;
+
 /// Stream settings derived from the transport configuration.
 pub(crate) fn streams_config(config: &TransportConfig) -> StreamsConfig {
     StreamsConfig {
@@ -76,6 +79,7 @@ impl Connection {
         for frame in &s.control {
             self.streams.on_control_acked(frame);
         }
+        self.recycle_chunks(s.chunks);
     }
 
     pub(crate) fn streams_on_lost(&mut self, s: StreamRetransmits) {
@@ -85,6 +89,7 @@ impl Connection {
         for frame in &s.control {
             self.streams.on_control_lost(frame);
         }
+        self.recycle_chunks(s.chunks);
     }
 
     /// RFC 9002 §6.2.4: probes "SHOULD carry data" when there is any; with
@@ -111,6 +116,13 @@ impl Connection {
 
     pub(crate) fn streams_has_control_frames(&self) -> bool {
         self.handshake_complete && self.streams.has_control_frames()
+    }
+
+    /// Whether stream control frames (flow-control credit, resets,
+    /// STOP_SENDING, blocked signals) wait to be sent: after a
+    /// [`Connection::read`], the sign that it freed credit worth announcing.
+    pub fn has_stream_control_frames(&self) -> bool {
+        self.streams_has_control_frames()
     }
 
     pub(crate) fn streams_has_data(&self) -> bool {
@@ -142,9 +154,25 @@ impl Connection {
             return false;
         }
         let max = limit - buf.len();
-        self.streams
-            .write_stream_frames(buf, max, &mut r.stream.chunks)
-            > 0
+        if r.stream.chunks.capacity() == 0 {
+            r.stream.chunks = self.chunk_lists.pop().unwrap_or_default();
+        }
+        let written = self
+            .streams
+            .write_stream_frames(buf, max, &mut r.stream.chunks);
+        if r.stream.chunks.is_empty() {
+            self.recycle_chunks(std::mem::take(&mut r.stream.chunks));
+        }
+        written > 0
+    }
+
+    /// Keeps a packet's emptied chunk list for a later packet: stream data
+    /// then costs no allocation per packet.
+    fn recycle_chunks(&mut self, mut chunks: Vec<StreamChunk>) {
+        if chunks.capacity() > 0 && self.chunk_lists.len() < MAX_SPARE_CHUNK_LISTS {
+            chunks.clear();
+            self.chunk_lists.push(chunks);
+        }
     }
 
     /// Opens a stream, or `None` while the peer's stream limit is reached

@@ -22,7 +22,7 @@ pub(crate) struct Pair {
 }
 
 #[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
+pub(crate) fn epoch() -> Instant {
     // An arbitrary origin; time only advances virtually from here.
     Instant::now()
 }

@@ -25,6 +25,9 @@ pub struct Incoming {
     /// A valid Retry token: the client's address is validated.
     pub(crate) retry: Option<RetryToken>,
     datagram: Vec<u8>,
+    /// The server's Initial keys for this attempt (RFC 9001 §5.2), derived
+    /// once for the checks here and handed to the connection.
+    keys: Keys,
 }
 
 impl Incoming {
@@ -37,6 +40,7 @@ impl Incoming {
         retry: Option<RetryToken>,
         datagram: Vec<u8>,
     ) -> Self {
+        let keys = crate::crypto::initial_keys(version, &orig_dst_cid, crate::Side::Server);
         Self {
             id,
             remote,
@@ -45,6 +49,7 @@ impl Incoming {
             src_cid,
             retry,
             datagram,
+            keys,
         }
     }
 
@@ -73,10 +78,8 @@ impl Incoming {
     /// The server name (SNI) and ALPN protocols of the ClientHello, when
     /// the first Initial holds the whole ClientHello and it parses.
     pub fn client_hello(&self) -> Option<crate::crypto::ClientHelloInfo> {
-        let keys =
-            crate::crypto::initial_keys(self.version, &self.orig_dst_cid, crate::Side::Server);
         let mut copy = self.datagram.clone();
-        let crypto = first_crypto_data(&keys, &mut copy)?;
+        let crypto = first_crypto_data(&self.keys, &mut copy)?;
         parse_client_hello(&crypto)
     }
 
@@ -85,14 +88,13 @@ impl Incoming {
     /// garbage that happens to decrypt) cannot start a handshake, so no
     /// connection should be created for it.
     pub(crate) fn starts_crypto_stream(&self) -> bool {
-        let keys =
-            crate::crypto::initial_keys(self.version, &self.orig_dst_cid, crate::Side::Server);
         let mut copy = self.datagram.clone();
-        first_crypto_data(&keys, &mut copy).is_some_and(|d| !d.is_empty())
+        first_crypto_data(&self.keys, &mut copy).is_some_and(|d| !d.is_empty())
     }
 
-    pub(crate) fn into_datagram(self) -> Vec<u8> {
-        self.datagram
+    /// The first datagram and the Initial keys.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Keys) {
+        (self.datagram, self.keys)
     }
 }
 

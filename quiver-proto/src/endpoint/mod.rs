@@ -14,8 +14,10 @@
 //! ```
 
 mod cid_generator;
+mod hash;
 mod incoming;
 mod reset;
+mod schedule;
 mod stateless;
 mod token;
 
@@ -31,8 +33,10 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
+use self::hash::SeededState;
 pub use self::incoming::{Incoming, IncomingId};
 use self::reset::reset_token;
+use self::schedule::Connections;
 use self::token::{RetryToken, TokenKey};
 use crate::config::{EndpointConfig, TransportConfig};
 use crate::connection::{Connection, ConnectionHandle, ConnectionParams, EndpointEvent, Transmit};
@@ -138,18 +142,16 @@ pub struct Endpoint {
     server: Option<Arc<ServerConfig>>,
     rng: ChaCha20Rng,
     cid_generator: Box<dyn CidGenerator>,
-    connections: HashMap<ConnectionHandle, Connection>,
+    connections: Connections,
     next_handle: usize,
     /// Our connection IDs → connection.
-    routes: HashMap<ConnectionId, ConnectionHandle>,
+    routes: HashMap<ConnectionId, ConnectionHandle, SeededState>,
     /// Client-chosen Destination CIDs of Initials → connection, so
     /// retransmitted Initials reach the connection they created.
     initial_routes: HashMap<ConnectionId, ConnectionHandle>,
     incoming: VecDeque<Incoming>,
     next_incoming: u64,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
-    /// Round-robin position for poll_transmit fairness.
-    transmit_cursor: usize,
     /// Retry token key; its time origin is the first input's `now`.
     token_key: Option<TokenKey>,
     /// Stateless resets sent in the current one-second window.
@@ -172,6 +174,7 @@ impl Endpoint {
     ) -> Self {
         let mut rng = ChaCha20Rng::from_seed(rng_seed);
         let generator_seed: [u8; 32] = rng.random();
+        let hash_seed = SeededState::new(rng.random());
         Self {
             cid_generator: Box::new(RandomCidGenerator::new(
                 config.local_cid_len,
@@ -180,14 +183,13 @@ impl Endpoint {
             config,
             server,
             rng,
-            connections: HashMap::new(),
+            connections: Connections::new(hash_seed),
             next_handle: 0,
-            routes: HashMap::new(),
+            routes: HashMap::with_hasher(hash_seed),
             initial_routes: HashMap::new(),
             incoming: VecDeque::new(),
             next_incoming: 0,
             stateless: VecDeque::new(),
-            transmit_cursor: 0,
             token_key: None,
             resets_in_window: 0,
             reset_window_start: None,
@@ -206,14 +208,16 @@ impl Endpoint {
         self.server = server;
     }
 
-    /// The connection behind `handle`.
+    /// The connection behind `handle`. The endpoint visits it again in
+    /// its next `poll_transmit` and `poll_timeout`: whatever is done with it
+    /// may give it something to send or move its deadline.
     pub fn connection(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
-        self.connections.get_mut(&handle)
+        self.connections.get_mut(handle)
     }
 
     /// Handles of every connection.
     pub fn connection_handles(&self) -> Vec<ConnectionHandle> {
-        let mut v: Vec<_> = self.connections.keys().copied().collect();
+        let mut v: Vec<_> = self.connections.handles().collect();
         v.sort();
         v
     }
@@ -222,9 +226,28 @@ impl Endpoint {
     /// [`crate::Event::ConnectionLost`] and is drained (or to drop one
     /// abruptly).
     pub fn remove(&mut self, handle: ConnectionHandle) -> Option<Connection> {
-        self.routes.retain(|_, h| *h != handle);
-        self.initial_routes.retain(|_, h| *h != handle);
-        self.connections.remove(&handle)
+        let slot = self.connections.remove(handle)?;
+        self.unroute(handle, slot.cids, slot.initial_cid);
+        Some(slot.conn)
+    }
+
+    /// Stops routing a connection's IDs to it.
+    fn unroute(
+        &mut self,
+        handle: ConnectionHandle,
+        cids: Vec<ConnectionId>,
+        initial_cid: Option<ConnectionId>,
+    ) {
+        for cid in cids {
+            if self.routes.get(&cid) == Some(&handle) {
+                self.routes.remove(&cid);
+            }
+        }
+        if let Some(cid) = initial_cid {
+            if self.initial_routes.get(&cid) == Some(&handle) {
+                self.initial_routes.remove(&cid);
+            }
+        }
     }
 
     /// Starts a connection to `remote`, verifying the server as
@@ -259,9 +282,10 @@ impl Endpoint {
             orig_dst_cid: dcid,
             address_validated: true,
             now,
+            initial_keys: None,
         });
         self.routes.insert(local_cid, handle);
-        self.connections.insert(handle, conn);
+        self.connections.insert(handle, conn).cids.push(local_cid);
         Ok(handle)
     }
 
@@ -279,7 +303,7 @@ impl Endpoint {
                 .or_else(|| self.initial_routes.get(&dst))
                 .copied();
             if let Some(handle) = handle {
-                if let Some(conn) = self.connections.get_mut(&handle) {
+                if let Some(conn) = self.connections.get_mut(handle) {
                     conn.handle_datagram(now, remote, data);
                     self.maintain(handle);
                     return DatagramEvent::Connection(handle);
@@ -289,14 +313,19 @@ impl Endpoint {
         // RFC 9000 §10.3.1: a datagram that routes nowhere may be a stateless
         // reset for one of our connections with this peer ("MUST treat any
         // packet ending in a valid stateless reset token as a Stateless
-        // Reset").
-        let reset = self
-            .connections
-            .iter()
-            .find(|(_, c)| c.remote_address() == remote && c.is_stateless_reset(data))
-            .map(|(h, _)| *h);
+        // Reset"). A reset has the short header form (§10.3: "Header Form
+        // (1) = 0"), so a datagram starting with a long header is none.
+        let short_header = data[0] & 0x80 == 0;
+        let reset = short_header
+            .then(|| {
+                self.connections
+                    .iter()
+                    .find(|(_, c)| c.remote_address() == remote && c.is_stateless_reset(data))
+                    .map(|(h, _)| h)
+            })
+            .flatten();
         if let Some(handle) = reset {
-            if let Some(conn) = self.connections.get_mut(&handle) {
+            if let Some(conn) = self.connections.get_mut(handle) {
                 conn.on_stateless_reset(now);
             }
             self.maintain(handle);
@@ -521,29 +550,36 @@ impl Endpoint {
         let address_validated = incoming.remote_address_validated();
         let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
         let handle = self.next_handle();
+        let version = incoming.version;
+        let remote = incoming.remote;
+        let remote_cid = incoming.src_cid;
+        let orig_dst_cid = incoming.orig_dst_cid;
+        let (mut datagram, initial_keys) = incoming.into_parts();
         let mut conn = Connection::new(ConnectionParams {
             side: Side::Server,
-            version: incoming.version,
+            version,
             config: server.transport.clone(),
             endpoint_config: self.config.clone(),
             tls,
             local_params: params,
-            remote: incoming.remote,
+            remote,
             local_cid,
             local_reset_token: token,
-            remote_cid: incoming.src_cid,
+            remote_cid,
             // The DCID of this Initial: the server's Initial keys derive
             // from it (after a Retry, the Retry's Source CID).
-            orig_dst_cid: incoming.orig_dst_cid,
+            orig_dst_cid,
             address_validated,
             now,
+            initial_keys: Some(initial_keys),
         });
-        let mut datagram = incoming.into_datagram();
-        let remote = conn.remote_address();
         conn.handle_datagram(now, remote, &mut datagram);
         self.routes.insert(local_cid, handle);
-        self.initial_routes.insert(conn.orig_dst_cid(), handle);
-        self.connections.insert(handle, conn);
+        let initial_cid = conn.orig_dst_cid();
+        self.initial_routes.insert(initial_cid, handle);
+        let slot = self.connections.insert(handle, conn);
+        slot.cids.push(local_cid);
+        slot.initial_cid = Some(initial_cid);
         self.maintain(handle);
         Ok(handle)
     }
@@ -557,80 +593,84 @@ impl Endpoint {
                 size: data.len(),
             });
         }
-        let handles = self.connection_handles();
-        if handles.is_empty() {
-            return None;
-        }
-        for i in 0..handles.len() {
-            let handle = handles[(self.transmit_cursor + i) % handles.len()];
-            let Some(conn) = self.connections.get_mut(&handle) else {
-                continue;
-            };
-            if let Some(t) = conn.poll_transmit(now, buf) {
-                self.transmit_cursor = (self.transmit_cursor + i + 1) % handles.len();
-                self.maintain(handle);
-                return Some(t);
+        // Each connection in the queue is asked once at most; one that
+        // sends goes to the back, one with nothing to send leaves the queue
+        // until something touches it again.
+        for _ in 0..self.connections.queued() {
+            let (handle, conn) = self.connections.next_queued()?;
+            let sent = conn.poll_transmit(now, buf);
+            if sent.is_some() {
+                self.connections.touch(handle);
             }
             self.maintain(handle);
+            if sent.is_some() {
+                return sent;
+            }
         }
         None
     }
 
     /// The earliest time any connection needs [`Endpoint::handle_timeout`].
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.connections
-            .values()
-            .filter_map(|c| c.poll_timeout())
-            .min()
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.connections.poll_timeout()
     }
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnectionHandle> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for handle in due {
-            if let Some(conn) = self.connections.get_mut(&handle) {
+        for i in 0..self.connections.take_due(now) {
+            let handle = self.connections.due(i);
+            if let Some(conn) = self.connections.get_mut(handle) {
                 conn.handle_timeout(now);
             }
             self.maintain(handle);
         }
     }
 
+    /// The connections whose timers ran in the last
+    /// [`Endpoint::handle_timeout`]: they may have events.
+    pub fn timed_out(&self) -> &[ConnectionHandle] {
+        self.connections.timed_out()
+    }
+
     /// Applies a connection's requests: connection IDs to issue or retire,
     /// and routing cleanup when it is drained.
     fn maintain(&mut self, handle: ConnectionHandle) {
-        let Some(conn) = self.connections.get_mut(&handle) else {
+        let Some(slot) = self.connections.slot_untouched(handle) else {
             return;
         };
-        let mut retired = Vec::new();
         let mut drained = false;
-        while let Some(ev) = conn.poll_endpoint_event() {
+        while let Some(ev) = slot.conn.poll_endpoint_event() {
             match ev {
-                EndpointEvent::RetireCid(cid) => retired.push(cid),
+                EndpointEvent::RetireCid(cid) => {
+                    if self.routes.get(&cid) == Some(&handle) {
+                        self.routes.remove(&cid);
+                    }
+                    slot.cids.retain(|c| *c != cid);
+                }
                 EndpointEvent::Drained => drained = true,
             }
         }
-        let wanted = conn.cids_wanted();
-        for cid in retired {
-            self.routes.remove(&cid);
-        }
         if drained {
-            self.routes.retain(|_, h| *h != handle);
-            self.initial_routes.retain(|_, h| *h != handle);
+            let cids = std::mem::take(&mut slot.cids);
+            let initial_cid = slot.initial_cid.take();
+            self.unroute(handle, cids, initial_cid);
+            return;
+        }
+        let wanted = slot.conn.cids_wanted();
+        if wanted == 0 {
             return;
         }
         for _ in 0..wanted {
             let cid = self.new_cid();
             let token = reset_token(&self.config.reset_key, &cid);
             self.routes.insert(cid, handle);
-            if let Some(conn) = self.connections.get_mut(&handle) {
-                conn.issue_cid(cid, token);
+            if let Some(slot) = self.connections.slot_untouched(handle) {
+                slot.cids.push(cid);
+                slot.conn.issue_cid(cid, token);
             }
         }
+        // NEW_CONNECTION_ID frames to send.
+        self.connections.touch(handle);
     }
 
     fn new_cid(&mut self) -> ConnectionId {

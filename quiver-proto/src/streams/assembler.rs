@@ -10,7 +10,8 @@
 //! allocated only when a byte of theirs arrives, so a peer that sends a few
 //! bytes far ahead costs one page, not the whole gap. The caller only hands
 //! in data below the stream's flow-control limit, so at most
-//! `limit - read offset` bytes (rounded out to whole pages) are ever held.
+//! `limit - read offset` bytes (rounded out to whole pages) are ever held,
+//! plus a few read pages kept for reuse.
 //! Bytes that were already received are simply written again (RFC 9000
 //! §2.2: "The data at a given offset MUST NOT change if it is sent multiple
 //! times"), which costs no memory; bytes below the read offset are dropped.
@@ -30,11 +31,20 @@ pub(super) struct Assembler {
     /// Offsets received so far (including those already read).
     received: RangeSet,
     /// `pages[i]` holds offsets `(base_page + i) * PAGE ..`; `None` until a
-    /// byte of it arrives.
-    pages: VecDeque<Option<Box<[u8]>>>,
+    /// byte of it arrives. A page's length is the end of what was written
+    /// into it (gaps below are zero-filled), so in-order data is appended
+    /// without zeroing the page first.
+    pages: VecDeque<Option<Vec<u8>>>,
     /// The page holding `read`.
     base_page: u64,
+    /// Pages already read, kept for the next ones (at most [`SPARE_PAGES`]):
+    /// a stream read as it arrives reuses a few pages instead of allocating
+    /// and zeroing one per 4 KiB.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Read pages kept for reuse per stream.
+const SPARE_PAGES: usize = 4;
 
 impl Assembler {
     /// An empty assembler at offset 0.
@@ -65,7 +75,7 @@ impl Assembler {
         end == 0 || self.received.contains_range(0..end)
     }
 
-    /// Memory held for data, in bytes (whole pages).
+    /// Memory held for data, in bytes (whole pages; spare pages aside).
     pub(super) fn allocated(&self) -> usize {
         self.pages.iter().flatten().count() * PAGE
     }
@@ -88,8 +98,16 @@ impl Assembler {
             if self.pages.len() <= page {
                 self.pages.resize_with(page + 1, || None);
             }
-            let slot = self.pages[page].get_or_insert_with(|| vec![0; PAGE].into_boxed_slice());
-            slot[within..within + n].copy_from_slice(&src[..n]);
+            let spare = &mut self.spare;
+            let slot = self.pages[page]
+                .get_or_insert_with(|| spare.pop().unwrap_or_else(|| Vec::with_capacity(PAGE)));
+            if slot.len() < within {
+                slot.resize(within, 0);
+            }
+            // Overwrite what the page already holds, append the rest.
+            let overlap = slot.len().min(within + n) - within;
+            slot[within..within + overlap].copy_from_slice(&src[..overlap]);
+            slot.extend_from_slice(&src[overlap..n]);
             src = &src[n..];
             pos += n as u64;
         }
@@ -111,7 +129,12 @@ impl Assembler {
             done += take;
             self.read += take as u64;
             if self.read % PAGE as u64 == 0 {
-                self.pages.pop_front();
+                if let Some(Some(mut page)) = self.pages.pop_front() {
+                    if self.spare.len() < SPARE_PAGES {
+                        page.clear();
+                        self.spare.push(page);
+                    }
+                }
                 self.base_page += 1;
             }
         }
@@ -123,6 +146,7 @@ impl Assembler {
     /// making them.
     pub(super) fn clear(&mut self) {
         self.pages = VecDeque::new();
+        self.spare = Vec::new();
         self.received = RangeSet::new();
         self.read = 0;
         self.base_page = 0;
@@ -155,6 +179,27 @@ mod tests {
         assert_eq!(read_all(&mut a), &data[3000..]);
         assert!(a.has_all(10_000));
         assert_eq!(a.allocated(), PAGE, "only the page holding the read offset");
+    }
+
+    #[test]
+    fn out_of_order_pieces_within_and_across_pages() {
+        let data: Vec<u8> = (0..3 * PAGE).map(|i| (i * 13 + 1) as u8).collect();
+        let mut a = Assembler::new();
+        // Tail of the first page, then a piece across into the second,
+        // then the head, with overlaps, then the rest.
+        assert!(!a.insert(3000, &data[3000..3500]));
+        assert!(!a.insert(3200, &data[3200..5000]));
+        assert!(a.insert(0, &data[..3100]));
+        assert_eq!(read_all(&mut a), &data[..5000]);
+        assert!(!a.insert(9000, &data[9000..]));
+        assert!(a.insert(5000, &data[5000..9100]));
+        assert_eq!(read_all(&mut a), &data[5000..]);
+        // Pages freed by reading are reused for the next data.
+        let more: Vec<u8> = (0..2 * PAGE).map(|i| (i * 5) as u8).collect();
+        let base = data.len() as u64;
+        assert!(!a.insert(base + 100, &more[100..]));
+        assert!(a.insert(base, &more[..100]));
+        assert_eq!(read_all(&mut a), more);
     }
 
     #[test]
