@@ -109,12 +109,18 @@ pub fn server_config(
         .map_err(|e| anyhow!("invalid certificate or key: {e}"))
 }
 
-/// Binds a server endpoint, with a clear message when the port is taken.
+/// Binds a server endpoint and returns it with its local address, with a
+/// clear message when the port is taken.
 pub fn bind_server(
     config: quiver::ServerConfig,
     addr: SocketAddr,
-) -> anyhow::Result<quiver::Endpoint> {
-    quiver::Endpoint::server(config, addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))
+) -> anyhow::Result<(quiver::Endpoint, SocketAddr)> {
+    let endpoint = quiver::Endpoint::server(config, addr)
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = endpoint
+        .local_addr()
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    Ok((endpoint, local))
 }
 
 /// A client endpoint of the address family of `remote`.

@@ -29,10 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (identity, _, _) = common::self_signed()?;
     let config = common::server_config(identity, PERF_ALPN, false, common::transport(timeout))?;
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let server = common::bind_server(config, loopback)?;
-    let addr = server
-        .local_addr()
-        .map_err(|e| anyhow!("cannot listen: {e}"))?;
+    let (server, addr) = common::bind_server(config, loopback)?;
     println!(
         "quiver demo: {} bytes over {} stream{} from a server to a client on {addr} (self-signed certificate)",
         args.size,

@@ -97,10 +97,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.keylog,
         quiver::TransportConfig::default(),
     )?;
-    let endpoint = common::bind_server(config, args.listen)?;
-    let local = endpoint
-        .local_addr()
-        .map_err(|e| anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let (endpoint, local) = common::bind_server(config, args.listen)?;
     println!("perf server listening on {local}");
     loop {
         let incoming = tokio::select! {

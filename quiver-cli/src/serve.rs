@@ -100,10 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.keylog,
         quiver::TransportConfig::default(),
     )?;
-    let endpoint = common::bind_server(config, args.listen)?;
-    let local = endpoint
-        .local_addr()
-        .map_err(|e| anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let (endpoint, local) = common::bind_server(config, args.listen)?;
     if let Some((cert_pem, key_pem)) = generated {
         let (cert, _key) = common::write_self_signed(&cert_pem, &key_pem)?;
         println!(
