@@ -18,6 +18,7 @@ mod keys;
 mod mtud;
 mod recovery;
 mod recv;
+mod replay;
 mod send;
 mod sent;
 mod spaces;

@@ -101,6 +101,17 @@ impl Connection {
             self.stats.packets_dropped += 1;
             return false;
         }
+        if p.is_long() && self.peer_src_cid_fixed() && Some(p.src_cid) != self.peer_initial_src_cid
+        {
+            // RFC 9000 §7.2: "Once a client has received a valid Initial
+            // packet from the server, it MUST discard any subsequent packet
+            // it receives on that connection with a different Source
+            // Connection ID", and a server: "if subsequent Initial packets
+            // include a different Source Connection ID, they MUST be
+            // discarded".
+            self.stats.packets_dropped += 1;
+            return false;
+        }
         if p.ty == PacketType::Initial && self.side.is_client() && !p.token.is_empty() {
             // RFC 9000 §17.2.2: a client receiving an Initial with a token
             // "MUST either discard the packet or generate a connection error".
@@ -207,6 +218,18 @@ impl Connection {
         }
         self.drain_tls(now);
         true
+    }
+
+    /// Whether the peer's Source Connection ID is settled by a valid
+    /// Initial it sent (RFC 9000 §7.2), so long-header packets carrying
+    /// another one are discarded.
+    fn peer_src_cid_fixed(&self) -> bool {
+        if self.side.is_client() {
+            self.received_server_initial
+        } else {
+            let initial = self.space(SpaceId::Initial);
+            initial.largest_received.is_some() || initial.discarded
+        }
     }
 
     /// Removes header and packet protection in place.
