@@ -33,7 +33,7 @@ pub use cid::{ConnectionId, MAX_CID_SIZE};
 pub use coding::VarInt;
 pub use config::{EndpointConfig, TransportConfig};
 pub use connection::{
-    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, Transmit,
+    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, MigrateError, Transmit,
 };
 pub use endpoint::{
     ClientConfig, DatagramEvent, Endpoint, Incoming, IncomingId, RetryError, ServerConfig,

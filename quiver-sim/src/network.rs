@@ -288,6 +288,31 @@ impl Network {
         self.nodes[id.0].addr = addr;
     }
 
+    /// A NAT rebinding that keeps the old mapping alive: node `id` sends
+    /// from `addr` from now on, while datagrams addressed to its old
+    /// address still reach it (as through a NAT whose old mapping has not
+    /// expired yet), until [`Network::expire_mapping`] removes it.
+    ///
+    /// # Panics
+    /// If another node is bound to `addr`.
+    pub fn nat_rebind(&mut self, id: NodeId, addr: SocketAddr) {
+        let old = self.nodes[id.0].addr;
+        self.rebind(id, addr);
+        if old != addr {
+            self.by_addr.insert(old, id);
+        }
+    }
+
+    /// Ends an old mapping left by [`Network::nat_rebind`]: datagrams to
+    /// `addr` are dropped as [`DropReason::NoRoute`] from now on.
+    pub fn expire_mapping(&mut self, addr: SocketAddr) {
+        if let Some(&id) = self.by_addr.get(&addr) {
+            if self.nodes[id.0].addr != addr {
+                self.by_addr.remove(&addr);
+            }
+        }
+    }
+
     /// Sends `data` from `src` to `dst` through the link model, as if a node
     /// at `src` had sent it (`src` need not be bound: spoofed or off-path
     /// datagrams).

@@ -249,6 +249,23 @@ impl CidState {
         Ok(())
     }
 
+    /// Moves to the peer's next unused connection ID and retires the one
+    /// in use (RFC 9000 §9.5: a new path uses a connection ID not used on
+    /// any other). Returns false, changing nothing, when the peer has
+    /// given us no spare ID.
+    pub(crate) fn rotate_remote(&mut self) -> bool {
+        let Some((&next, _)) = self.remote.range(self.active_remote + 1..).next() else {
+            return false;
+        };
+        let old = self.active_remote;
+        self.active_remote = next;
+        self.remote.remove(&old);
+        // Not counted against MAX_PENDING_RETIREMENTS: each rotation
+        // consumes an ID the peer issued within our limit.
+        self.pending_retire.push(old);
+        true
+    }
+
     fn queue_retire(&mut self, seq: u64) -> Result<(), TransportError> {
         if self.pending_retire.len() >= MAX_PENDING_RETIREMENTS {
             return Err(TransportError::connection_id_limit_error(

@@ -315,7 +315,7 @@ impl Connection {
         }
         // RFC 9002 §6.2.2.1: a server blocked by the anti-amplification
         // limit must not arm the PTO.
-        if !self.address_validated && self.amplification_budget() == 0 {
+        if !self.path.validated && self.amplification_budget() == 0 {
             self.timers.stop(Timer::LossDetection);
             return;
         }

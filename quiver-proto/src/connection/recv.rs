@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::migration::RxPath;
+
 use bytes::Bytes;
 
 use super::spaces::SpaceId;
@@ -32,9 +34,12 @@ impl Connection {
         }
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        if !self.address_validated {
-            self.anti_amplification_received += data.len() as u64;
-        }
+        let Some(rx) = self.rx_path(now, remote, data.len()) else {
+            self.stats.packets_dropped += 1;
+            return;
+        };
+        self.rx_remote = remote;
+        let datagram_len = data.len();
         let cid_len = self.endpoint_config.local_cid_len;
         let mut offset = 0;
         let mut first_dst: Option<ConnectionId> = None;
@@ -52,7 +57,8 @@ impl Connection {
             }
             let end = offset + parsed.len;
             let is_short = !parsed.is_long();
-            let handled = self.handle_packet(now, remote, &parsed, &mut data[offset..end]);
+            let handled =
+                self.handle_packet(now, rx, datagram_len, &parsed, &mut data[offset..end]);
             if !handled && is_short && end == data.len() {
                 self.check_stateless_reset(now, &data[offset..end]);
             }
@@ -69,7 +75,8 @@ impl Connection {
     fn handle_packet(
         &mut self,
         now: Instant,
-        remote: SocketAddr,
+        rx: RxPath,
+        datagram_len: usize,
         p: &PartialPacket,
         packet: &mut [u8],
     ) -> bool {
@@ -157,7 +164,12 @@ impl Connection {
         self.last_activity = Some(now);
         self.idle_restarted_by_send = false;
         self.reset_idle_timer(now);
-        let _ = remote;
+        // RFC 9000 §9.3: only the highest-numbered non-probing packet moves
+        // us to a new peer address.
+        let largest = self
+            .space(d.space)
+            .largest_received
+            .is_none_or(|(l, _)| d.pn > l);
 
         if self.side.is_client() && p.ty == PacketType::Initial && !self.received_server_initial {
             // RFC 9000 §7.2: the client switches its Destination CID to the
@@ -185,7 +197,7 @@ impl Connection {
             // Initial: its address is validated. RFC 9001 §4.9.1: "a server
             // MUST discard Initial keys when it first successfully processes
             // a Handshake packet".
-            self.address_validated = true;
+            self.path.validated = true;
             self.discard_space(now, SpaceId::Initial);
         }
 
@@ -200,7 +212,12 @@ impl Connection {
             }
             return true;
         }
-        match self.process_payload(now, p, d.space, payload) {
+        self.on_authenticated(now, rx, datagram_len);
+        let result = self.process_payload(now, p, d.space, payload);
+        if let Ok((_, non_probing)) = result {
+            self.after_packet_from(now, rx, p.dst_cid, largest, non_probing);
+        }
+        match result.map(|(ack_eliciting, _)| ack_eliciting) {
             // The packet may have completed the handshake and discarded its
             // own space: then there is nothing left to acknowledge.
             Ok(ack_eliciting) if !self.space(d.space).discarded => {
@@ -316,17 +333,19 @@ impl Connection {
     }
 
     /// Processes the frames of an authenticated packet. Returns whether it
-    /// was ack-eliciting.
+    /// was ack-eliciting, and whether it carried a non-probing frame
+    /// (RFC 9000 §9.1).
     fn process_payload(
         &mut self,
         now: Instant,
         p: &PartialPacket,
         space: SpaceId,
         payload: &[u8],
-    ) -> Result<bool, TransportError> {
+    ) -> Result<(bool, bool), TransportError> {
         // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
         frame::check_not_empty(payload)?;
         let mut ack_eliciting = false;
+        let mut non_probing = false;
         // A Reader rather than `frame::Iter`: the DATAGRAM size check below
         // needs each frame's encoded length.
         let mut r = Reader::new(payload);
@@ -364,6 +383,7 @@ impl Connection {
                 }
             }
             ack_eliciting |= f.is_ack_eliciting();
+            non_probing |= !super::migration::is_probing(&f);
             // Errors naming a frame name this one: give its received type.
             self.process_frame(now, p, space, f)
                 .map_err(|e| match e.frame_type {
@@ -374,7 +394,7 @@ impl Connection {
                 break;
             }
         }
-        Ok(ack_eliciting)
+        Ok((ack_eliciting, non_probing))
     }
 
     fn process_frame(
@@ -438,16 +458,10 @@ impl Connection {
                         .push_back(EndpointEvent::RetireCid(cid));
                 }
             }
-            Frame::PathChallenge(c) => {
-                // RFC 9000 §8.2.2: answer with PATH_RESPONSE echoing the data.
-                self.path_responses.push(c.0);
-                if self.path_responses.len() > 4 {
-                    self.path_responses.remove(0);
-                }
-            }
-            Frame::PathResponse(_) => {
-                // We send no PATH_CHALLENGE yet (no migration): ignore.
-            }
+            // RFC 9000 §8.2.2: answer with PATH_RESPONSE echoing the data,
+            // on the path it came on.
+            Frame::PathChallenge(c) => self.on_path_challenge(c.0),
+            Frame::PathResponse(r) => self.on_path_response(now, r.0),
             Frame::ConnectionClose(c) => {
                 let code = c.code();
                 let reason = Bytes::copy_from_slice(c.reason);

@@ -1,6 +1,7 @@
 //! Sending: packet assembly into datagrams (RFC 9000 §12.2, §13, §14),
 //! packet protection applied in place in the caller's buffer.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::sent::{Retransmits, SentPacket};
@@ -8,7 +9,9 @@ use super::spaces::SpaceId;
 use super::timers::Timer;
 use super::{Connection, State, Transmit};
 use crate::VarInt;
-use crate::frame::{self, DatagramHeader, FrameType, PathResponse, RetireConnectionId};
+use crate::frame::{
+    self, DatagramHeader, FrameType, PathChallenge, PathResponse, RetireConnectionId,
+};
 use crate::packet::header::{Header, PartialEncode};
 use crate::packet::{PacketType, TruncatedPacketNumber};
 
@@ -30,6 +33,11 @@ struct OpenPacket {
     retransmits: Retransmits,
     largest_ack: Option<u64>,
     mtu_probe: bool,
+    /// A path probe (PATH_CHALLENGE / PATH_RESPONSE): not counted in
+    /// flight, so probing a path does not touch the active path's
+    /// congestion control (RFC 9000 §9.4: "A sender can make exceptions
+    /// for probe packets").
+    path_probe: bool,
 }
 
 impl Connection {
@@ -39,13 +47,26 @@ impl Connection {
     /// [`Connection::poll_timeout`] for when there may be).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         let start = buf.len();
+        let mut destination = self.path.remote;
         let size = match self.state {
             State::Drained => return None,
             State::Closing | State::Draining => self.write_close_datagram(now, buf),
-            State::Handshake | State::Established => match self.write_mtu_probe(now, buf) {
-                0 => self.write_datagram(now, buf),
-                n => n,
-            },
+            State::Handshake | State::Established => {
+                let mut size = 0;
+                if let Some(remote) = self.path_probe_due(now) {
+                    size = self.write_path_probe(now, buf, remote);
+                    if size > 0 {
+                        destination = remote;
+                    }
+                }
+                if size == 0 {
+                    size = self.write_mtu_probe(now, buf);
+                }
+                if size == 0 {
+                    size = self.write_datagram(now, buf);
+                }
+                size
+            }
         };
         if size == 0 {
             buf.truncate(start);
@@ -53,21 +74,61 @@ impl Connection {
         }
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += size as u64;
-        if !self.address_validated {
-            self.anti_amplification_sent += size as u64;
+        if let Some(path) = self.path_mut(destination) {
+            path.on_sent(size);
         }
-        Some(Transmit {
-            destination: self.remote,
-            size,
-        })
+        Some(Transmit { destination, size })
     }
 
-    /// RFC 9000 §8.1: what an unvalidated server may still send.
+    /// RFC 9000 §8.1, §9.3.1: what may still be sent to the active path's
+    /// address before it is validated.
     pub(crate) fn amplification_budget(&self) -> u64 {
-        if self.address_validated {
-            return u64::MAX;
+        self.path.budget()
+    }
+
+    /// A datagram probing the path to `remote` (RFC 9000 §8.2): a due
+    /// PATH_CHALLENGE and the PATH_RESPONSEs owed there, expanded to 1200
+    /// bytes unless that path's anti-amplification budget forbids it
+    /// (§8.2.1, §8.2.2). Returns 0 when the budget leaves no room.
+    fn write_path_probe(&mut self, now: Instant, buf: &mut Vec<u8>, remote: SocketAddr) -> usize {
+        let Some(path) = self.path_mut(remote) else {
+            return 0;
+        };
+        let budget = usize::try_from(path.budget()).unwrap_or(usize::MAX);
+        let challenge = path
+            .challenge
+            .filter(|c| c.next_send.is_none_or(|t| t <= now))
+            .map(|c| c.data);
+        let max = MIN_INITIAL_DATAGRAM.min(budget);
+        let overhead = self.header_overhead(SpaceId::ApplicationData) + TAG_LEN;
+        if max < overhead + 9 + 3 {
+            return 0;
         }
-        (3 * self.anti_amplification_received).saturating_sub(self.anti_amplification_sent)
+        let start = buf.len();
+        let mut p = self.open_packet(SpaceId::ApplicationData, buf);
+        p.path_probe = true;
+        let limit = start + max - TAG_LEN;
+        if let Some(data) = challenge {
+            // §8.2.1: "SHOULD NOT send multiple PATH_CHALLENGE frames in a
+            // single packet".
+            frame::Frame::PathChallenge(PathChallenge(data)).encode(buf);
+            p.ack_eliciting = true;
+        }
+        let path = self.path_mut(remote).expect("found above");
+        // §8.2.2: one PATH_RESPONSE per challenge, never repeated.
+        while buf.len() + 9 <= limit {
+            if path.responses.is_empty() {
+                break;
+            }
+            let data = path.responses.remove(0);
+            frame::Frame::PathResponse(PathResponse(data)).encode(buf);
+            p.ack_eliciting = true;
+        }
+        if challenge.is_some() {
+            self.on_challenge_sent(now, remote);
+        }
+        self.seal_packet(now, buf, p, Some(start + max));
+        buf.len() - start
     }
 
     fn max_datagram_len(&self) -> usize {
@@ -266,7 +327,6 @@ impl Connection {
         let cwnd_open = self.data_allowed;
         self.ping_pending
             || self.handshake_done_pending
-            || !self.path_responses.is_empty()
             || !self.cids.pending_new.is_empty()
             || !self.cids.pending_retire.is_empty()
             || (cwnd_open && self.handshake_complete && !self.datagrams_out.is_empty())
@@ -324,6 +384,7 @@ impl Connection {
             retransmits: Retransmits::default(),
             largest_ack: None,
             mtu_probe: false,
+            path_probe: false,
         }
     }
 
@@ -345,14 +406,6 @@ impl Connection {
             p.ack_eliciting = true;
         }
         if space == SpaceId::ApplicationData {
-            while let Some(data) = self.path_responses.first().copied() {
-                if buf.len() + 9 > limit {
-                    break;
-                }
-                frame::Frame::PathResponse(PathResponse(data)).encode(buf);
-                self.path_responses.remove(0);
-                p.ack_eliciting = true;
-            }
             if self.handshake_done_pending && buf.len() < limit {
                 FrameType::HANDSHAKE_DONE.to_varint().encode(buf);
                 self.handshake_done_pending = false;
@@ -547,7 +600,7 @@ impl Connection {
             // Close packets are not tracked for loss (RFC 9000 §10.2.1).
             return;
         }
-        let in_flight = p.ack_eliciting || pad_to.is_some();
+        let in_flight = !p.path_probe && (p.ack_eliciting || pad_to.is_some());
         self.on_packet_sent(
             now,
             p.space,
@@ -555,7 +608,7 @@ impl Connection {
             SentPacket {
                 time_sent: now,
                 size,
-                ack_eliciting: p.ack_eliciting,
+                ack_eliciting: p.ack_eliciting && !p.path_probe,
                 in_flight,
                 largest_ack: p.largest_ack,
                 mtu_probe: p.mtu_probe,

@@ -282,6 +282,7 @@ impl Endpoint {
             orig_dst_cid: dcid,
             address_validated: true,
             now,
+            rng_seed: self.rng.random(),
             initial_keys: None,
         });
         self.routes.insert(local_cid, handle);
@@ -571,6 +572,7 @@ impl Endpoint {
             orig_dst_cid,
             address_validated,
             now,
+            rng_seed: self.rng.random(),
             initial_keys: Some(initial_keys),
         });
         conn.handle_datagram(now, remote, &mut datagram);
