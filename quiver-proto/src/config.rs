@@ -55,6 +55,9 @@ pub struct TransportConfig {
     /// §14.3); `None` keeps `max_udp_payload_size` for the whole
     /// connection. 1452 fits a 1500-byte Ethernet MTU under IPv6.
     pub mtu_discovery_upper_bound: Option<u16>,
+    /// How long a completed path MTU search holds before probing upwards
+    /// again (RFC 8899 §5.1.1 PMTU_RAISE_TIMER: 600 s by default).
+    pub mtu_raise_interval: Duration,
     /// Congestion controller.
     pub congestion: Arc<dyn ControllerFactory>,
 }
@@ -78,6 +81,7 @@ impl Default for TransportConfig {
             active_connection_id_limit: 4,
             max_udp_payload_size: 1200,
             mtu_discovery_upper_bound: Some(1452),
+            mtu_raise_interval: Duration::from_secs(600),
             congestion: Arc::new(NewRenoConfig::default()),
         }
     }

@@ -227,7 +227,7 @@ impl Connection {
             let peer_max = self.peer_params.as_ref().map_or(1200, |p| {
                 p.max_udp_payload_size.min(u64::from(u16::MAX)) as u16
             });
-            super::mtud::MtuDiscovery::new(mtu, upper.min(peer_max))
+            super::mtud::MtuDiscovery::new(mtu, upper.min(peer_max), self.config.mtu_raise_interval)
         });
         PathCongestion {
             rtt: RttEstimator::new(self.config.initial_rtt),

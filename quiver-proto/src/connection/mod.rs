@@ -112,6 +112,9 @@ pub struct ConnectionStats {
     /// Times the connection moved to another path (RFC 9000 §9): the
     /// peer's new address, a fallback, or our own move.
     pub migrations: u64,
+    /// Times the path stopped carrying our datagram size and we fell back
+    /// to 1200 bytes (RFC 8899 §4.3).
+    pub pmtu_black_holes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -125,12 +125,11 @@ impl Connection {
                     &self.rtt,
                 );
             }
-            if packet.mtu_probe {
-                if let Some(size) = self.mtud.as_mut().and_then(|m| m.on_acked(pn)) {
-                    tracing::debug!(size, "path MTU raised");
-                    self.max_udp_payload = size;
-                    self.cc.set_max_datagram_size(size);
-                }
+            // Acknowledged large packets also clear black-hole suspicion.
+            if let Some(size) = self.mtud.as_mut().and_then(|m| m.on_acked(pn, packet.size)) {
+                tracing::debug!(size, "path MTU raised");
+                self.max_udp_payload = size;
+                self.cc.set_max_datagram_size(size);
             }
             if let Some(largest_ack) = packet.largest_ack {
                 self.space_mut(space).on_ack_of_ack(largest_ack);
@@ -216,12 +215,14 @@ impl Connection {
     fn on_packets_lost(&mut self, now: Instant, space: SpaceId, lost: Vec<SentPacket>) {
         self.stats.packets_lost += lost.len() as u64;
         let mut lost_bytes = 0;
+        let mut smallest_lost = u16::MAX;
         let mut latest_sent: Option<Instant> = None;
         let mut earliest_eliciting: Option<Instant> = None;
         let mut latest_eliciting: Option<Instant> = None;
         for p in &lost {
             if p.in_flight {
                 lost_bytes += u64::from(p.size);
+                smallest_lost = smallest_lost.min(p.size);
                 latest_sent = latest_sent.max(Some(p.time_sent));
             }
             if p.ack_eliciting {
@@ -233,6 +234,15 @@ impl Connection {
             }
         }
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(lost_bytes);
+        if space == SpaceId::ApplicationData
+            && latest_sent.is_some()
+            && self
+                .mtud
+                .as_mut()
+                .is_some_and(|m| m.on_loss_event(smallest_lost))
+        {
+            self.on_pmtu_black_hole();
+        }
         if let Some(sent_time) = latest_sent {
             // RFC 9002 §7.6.2: persistent congestion needs a prior RTT
             // sample; the check that no packet between was acknowledged is
@@ -264,6 +274,16 @@ impl Connection {
         for p in lost {
             self.on_retransmits_lost(space, p.retransmits);
         }
+    }
+
+    /// RFC 8899 §4.3: the path no longer carries our datagram size: back
+    /// to the 1200 bytes every QUIC path carries (RFC 9000 §14), searching
+    /// again from there.
+    fn on_pmtu_black_hole(&mut self) {
+        tracing::debug!(from = self.max_udp_payload, "PMTU black hole: back to 1200");
+        self.stats.pmtu_black_holes += 1;
+        self.max_udp_payload = super::mtud::BASE_PLPMTU;
+        self.cc.set_max_datagram_size(super::mtud::BASE_PLPMTU);
     }
 
     /// What a newly acknowledged packet carried is delivered.
@@ -427,6 +447,11 @@ impl Connection {
                 .requeue_unacked();
         }
         self.pto_count += 1;
+        if space == SpaceId::ApplicationData
+            && self.mtud.as_mut().is_some_and(|m| m.on_pto(self.pto_count))
+        {
+            self.on_pmtu_black_hole();
+        }
         self.set_loss_detection_timer(now);
         if self.pto_count == 1 {
             tracing::trace!(?space, "probe timeout");

@@ -638,6 +638,7 @@ impl Connection {
             self.mtud = Some(super::mtud::MtuDiscovery::new(
                 self.max_udp_payload,
                 upper.min(peer_max),
+                self.config.mtu_raise_interval,
             ));
         }
         // RFC 9001 §4.9.2: "An endpoint MUST discard its Handshake keys when

@@ -215,7 +215,7 @@ impl Connection {
     /// A path MTU probe, when one is due (RFC 9000 §14.4): a 1-RTT packet of
     /// PING and PADDING of the size being tried, alone in its datagram.
     fn write_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
-        let Some(size) = self.mtud.as_ref().and_then(|m| m.next_probe()) else {
+        let Some(size) = self.mtud.as_mut().and_then(|m| m.next_probe(now)) else {
             return 0;
         };
         // Probes consume congestion window like any packet (§14.4).

@@ -265,7 +265,9 @@ impl Endpoint {
         self.rng.fill_bytes(&mut dcid);
         let dcid = ConnectionId::new(&dcid).expect("16 bytes");
         let local_cid = self.new_cid();
-        let params = config.transport.transport_parameters(local_cid);
+        let mut params = config.transport.transport_parameters(local_cid);
+        // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
+        params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
         let tls = TlsSession::client(&config.crypto, config.version, server_name, &params)?;
         let handle = self.next_handle();
         let conn = Connection::new(ConnectionParams {
@@ -537,6 +539,8 @@ impl Endpoint {
         let local_cid = self.new_cid();
         let token = reset_token(&self.config.reset_key, &local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
+        // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
+        params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
         // RFC 9000 §7.3: after a Retry, original_destination_connection_id
         // is the client's first DCID (from the token) and
         // retry_source_connection_id the Retry's Source CID.
