@@ -60,6 +60,10 @@ pub struct TransportConfig {
     pub mtu_raise_interval: Duration,
     /// Congestion controller.
     pub congestion: Arc<dyn ControllerFactory>,
+    /// A client moves to the server's preferred address once the
+    /// handshake is confirmed and the new path is validated (RFC 9000
+    /// §9.6.2). On by default.
+    pub migrate_to_preferred_address: bool,
 }
 
 impl Default for TransportConfig {
@@ -83,6 +87,7 @@ impl Default for TransportConfig {
             mtu_discovery_upper_bound: Some(1452),
             mtu_raise_interval: Duration::from_secs(600),
             congestion: Arc::new(NewRenoConfig::default()),
+            migrate_to_preferred_address: true,
         }
     }
 }
@@ -123,6 +128,12 @@ pub struct EndpointConfig {
     pub supported_versions: Vec<Version>,
     /// Largest UDP payload we accept (max_udp_payload_size).
     pub max_udp_payload_size: VarInt,
+    /// A server's preferred IPv4 address (RFC 9000 §9.6), advertised to
+    /// every client in the preferred_address transport parameter. The
+    /// endpoint must receive on it too.
+    pub preferred_address_v4: Option<std::net::SocketAddrV4>,
+    /// A server's preferred IPv6 address (RFC 9000 §9.6).
+    pub preferred_address_v6: Option<std::net::SocketAddrV6>,
 }
 
 impl EndpointConfig {
@@ -134,6 +145,8 @@ impl EndpointConfig {
             reset_key,
             supported_versions: Version::SUPPORTED.to_vec(),
             max_udp_payload_size: VarInt::from_u32(65_527),
+            preferred_address_v4: None,
+            preferred_address_v6: None,
         }
     }
 }

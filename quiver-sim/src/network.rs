@@ -303,6 +303,20 @@ impl Network {
         }
     }
 
+    /// Datagrams to `addr` reach node `id` too (a second address it
+    /// receives on, such as a server's preferred address); it still sends
+    /// from its own address.
+    ///
+    /// # Panics
+    /// If another node is bound to `addr`.
+    pub fn add_alias(&mut self, id: NodeId, addr: SocketAddr) {
+        assert!(
+            !self.by_addr.contains_key(&addr),
+            "address {addr} is already bound"
+        );
+        self.by_addr.insert(addr, id);
+    }
+
     /// Ends an old mapping left by [`Network::nat_rebind`]: datagrams to
     /// `addr` are dropped as [`DropReason::NoRoute`] from now on.
     pub fn expire_mapping(&mut self, addr: SocketAddr) {

@@ -261,6 +261,36 @@ impl Pair {
         server_transport: TransportConfig,
         pki: TestPki,
     ) -> Self {
+        Self::build(seed, link, client_transport, server_transport, pki, |_| {})
+    }
+
+    /// Explicit transport settings, and `configure` adjusts the server
+    /// endpoint's settings (a preferred address, say).
+    pub fn with_server_endpoint(
+        seed: Seed,
+        link: LinkConfig,
+        client_transport: TransportConfig,
+        server_transport: TransportConfig,
+        configure: impl FnOnce(&mut EndpointConfig),
+    ) -> Self {
+        Self::build(
+            seed,
+            link,
+            client_transport,
+            server_transport,
+            TestPki::new(),
+            configure,
+        )
+    }
+
+    fn build(
+        seed: Seed,
+        link: LinkConfig,
+        client_transport: TransportConfig,
+        server_transport: TransportConfig,
+        pki: TestPki,
+        configure: impl FnOnce(&mut EndpointConfig),
+    ) -> Self {
         let mut net = Network::new(seed);
         net.set_default_link(link);
         let mut rng = net.rng("quic-keys");
@@ -269,8 +299,10 @@ impl Pair {
             rng.fill_bytes(&mut b);
             b
         };
+        let mut server_endpoint = EndpointConfig::new(seed_bytes(&mut rng));
+        configure(&mut server_endpoint);
         let server_ep = Endpoint::new(
-            Arc::new(EndpointConfig::new(seed_bytes(&mut rng))),
+            Arc::new(server_endpoint),
             Some(Arc::new(pki.server_config(server_transport))),
             seed_bytes(&mut rng),
         );

@@ -262,6 +262,9 @@ fn off_path_forwarded_copies_do_not_hijack_the_connection() {
         }
         finish(&mut pair, &r, 2 * MB, Duration::from_secs(60));
         assert_eq!(pair.server_conn().remote_address(), CLIENT_ADDR);
+        // The copies won the race: the server moved there and back.
+        let migrations = pair.server_conn().stats().migrations;
+        assert!(migrations >= 2, "{migrations} migrations");
         let b = bytes.borrow();
         let from = b.get(&(spoofed, SERVER_ADDR)).copied().unwrap_or(0);
         let to = b.get(&(SERVER_ADDR, spoofed)).copied().unwrap_or(0);
@@ -340,4 +343,59 @@ fn close_right_after_a_rebinding_reaches_the_peer() {
             "{lost:?}"
         );
     });
+}
+
+const PREFERRED: SocketAddr = loopback(5, 4500);
+
+/// A pair whose server advertises `PREFERRED` (and receives on it).
+fn preferred_pair(seed: Seed, client: quiver_proto::TransportConfig) -> Pair {
+    let mut pair = Pair::with_server_endpoint(
+        seed,
+        link(),
+        client,
+        quiver_proto::TransportConfig::default(),
+        |e| {
+            e.preferred_address_v4 = match PREFERRED {
+                SocketAddr::V4(a) => Some(a),
+                SocketAddr::V6(_) => None,
+            }
+        },
+    );
+    pair.net.add_alias(pair.server, PREFERRED);
+    pair
+}
+
+/// RFC 9000 §9.6: the client validates the server's preferred address
+/// after confirmation and moves there, with the connection ID the server
+/// gave for it; the download completes.
+#[test]
+fn client_moves_to_the_servers_preferred_address() {
+    for_each_seed(5, |seed| {
+        let mut pair = preferred_pair(seed, quiver_proto::TransportConfig::default());
+        let to: Bytes = count_bytes(&mut pair);
+        let (client, r) = download(&mut pair, 2 * MB);
+        finish(&mut pair, &r, 2 * MB, Duration::from_secs(60));
+        let conn = pair.client_conn(client);
+        assert_eq!(conn.remote_address(), PREFERRED);
+        assert!(conn.stats().migrations >= 1);
+        let to = to.borrow();
+        let preferred = to.get(&(CLIENT_ADDR, PREFERRED)).copied().unwrap_or(0);
+        assert!(
+            preferred > 10_000,
+            "only {preferred} bytes to the preferred address"
+        );
+    });
+}
+
+/// With migration to the preferred address turned off the client stays.
+#[test]
+fn client_stays_when_told_not_to_migrate() {
+    let client = quiver_proto::TransportConfig {
+        migrate_to_preferred_address: false,
+        ..Default::default()
+    };
+    let mut pair = preferred_pair(Seed::from_env_or(1), client);
+    let (client, r) = download(&mut pair, MB);
+    finish(&mut pair, &r, MB, Duration::from_secs(60));
+    assert_eq!(pair.client_conn(client).remote_address(), SERVER_ADDR);
 }

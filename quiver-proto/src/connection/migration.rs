@@ -122,9 +122,15 @@ impl Connection {
             self.path.peer_dst_cid = Some(dst_cid);
             return;
         }
-        // RFC 9000 §9.3: "An endpoint only changes the address to which it
-        // sends packets in response to the highest-numbered non-probing
-        // packet."
+        // RFC 9000 §9: "Clients are responsible for initiating all
+        // migrations": a server that sends from another of its addresses
+        // (its original one, after we moved to its preferred address) has
+        // not moved us.
+        if self.side.is_client() {
+            return;
+        }
+        // §9.3: "An endpoint only changes the address to which it sends
+        // packets in response to the highest-numbered non-probing packet."
         if non_probing && largest && !self.is_closed() {
             let remote = self.rx_remote;
             self.migrate_to_peer_address(now, remote, dst_cid);
@@ -267,9 +273,15 @@ impl Connection {
             self.path.validated = true;
             // The budget no longer limits us: re-arm what it stopped.
             self.set_loss_detection_timer(now);
-        } else if let Some(p) = self.others.iter_mut().find(|p| matches(p)) {
-            p.challenge = None;
-            p.validated = true;
+        } else {
+            let validated = self.others.iter_mut().find(|p| matches(p)).map(|p| {
+                p.challenge = None;
+                p.validated = true;
+                p.remote
+            });
+            if let Some(remote) = validated.filter(|r| self.preferred_path == Some(*r)) {
+                self.move_to_preferred_address(now, remote);
+            }
         }
         // Anything else is a late or forged response: ignored (§8.2.3).
         self.arm_path_timer();
@@ -367,6 +379,63 @@ impl Connection {
             c.next_send = Some(now + pto * (1 << (c.sent - 1).min(6)));
         }
         self.arm_path_timer();
+    }
+
+    /// RFC 9000 §9.6.2: once the handshake is confirmed, a client that
+    /// accepts the server's preferred address validates a path to it,
+    /// with the connection ID the server gave for it, and moves there
+    /// when validation succeeds.
+    pub(crate) fn start_preferred_address_probe(&mut self, now: Instant) {
+        if self.side.is_server() || !self.config.migrate_to_preferred_address {
+            return;
+        }
+        let Some(pa) = self.peer_params.as_ref().and_then(|p| p.preferred_address) else {
+            return;
+        };
+        // The same address family as the server's current address (the
+        // runtime's socket has one).
+        let target = match self.path.remote {
+            SocketAddr::V4(_) => pa.address_v4.map(SocketAddr::V4),
+            SocketAddr::V6(_) => pa.address_v6.map(SocketAddr::V6),
+        };
+        let Some(target) = target.filter(|t| *t != self.path.remote) else {
+            return;
+        };
+        let mut path = Path::probe(target, pa.connection_id);
+        path.challenge = Some(self.new_challenge(now));
+        self.others.insert(path);
+        self.preferred_path = Some(target);
+        tracing::debug!(%target, "probing the server's preferred address");
+        self.arm_path_timer();
+    }
+
+    /// The path to the server's preferred address is validated: move to it
+    /// (RFC 9000 §9.6.2: "the client ... SHOULD begin sending all future
+    /// packets to the new server address using the new connection ID").
+    fn move_to_preferred_address(&mut self, now: Instant, remote: SocketAddr) {
+        let Some(i) = self.others.find(remote) else {
+            return;
+        };
+        self.preferred_path = None;
+        let mut new = self.others.take(i);
+        let dst_cid = new.dst_cid.take();
+        let port_only = self.path.same_ip(remote);
+        let mut old = std::mem::replace(&mut self.path, new);
+        if !port_only {
+            let fresh = self.fresh_congestion(now);
+            old.saved = Some(self.swap_congestion(fresh));
+        }
+        if let Some(cid) = dst_cid {
+            self.cids.switch_remote_to(&cid);
+        }
+        // The original address stays known: the server may still send from
+        // it until it sees us at the new one (§9.6.2).
+        old.challenge = None;
+        self.others.insert(old);
+        self.ping_pending = true;
+        self.stats.migrations += 1;
+        tracing::debug!(%remote, "moved to the server's preferred address");
+        self.set_loss_detection_timer(now);
     }
 
     /// The local address changed (the runtime rebound its socket, or the

@@ -152,6 +152,8 @@ pub struct Connection {
     others: paths::OtherPaths,
     /// Where the datagram being processed came from.
     rx_remote: SocketAddr,
+    /// Client: the server's preferred address while we validate it.
+    preferred_path: Option<SocketAddr>,
     /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
     rng: rand_chacha::ChaCha20Rng,
 
@@ -286,6 +288,7 @@ impl Connection {
             path: paths::Path::new(p.remote, p.address_validated || p.side.is_client()),
             others: paths::OtherPaths::default(),
             rx_remote: p.remote,
+            preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),
             cc,
@@ -431,6 +434,11 @@ impl Connection {
             }
             _ => 0,
         }
+    }
+
+    /// The server's preferred-address connection ID (RFC 9000 §9.6.1).
+    pub(crate) fn issue_preferred_address_cid(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
+        self.cids.issue_preferred(cid, reset_token);
     }
 
     /// A new connection ID from the endpoint, to announce to the peer.

@@ -73,6 +73,13 @@ pub(crate) struct Path {
     pub(crate) peer_dst_cid: Option<ConnectionId>,
     /// When a packet last arrived on this path (eviction order).
     pub(crate) last_received: Option<Instant>,
+    /// Whether the anti-amplification limit applies: to an address the
+    /// peer showed up from, not to one we chose to probe (a server's
+    /// preferred address, RFC 9000 §9.6.2).
+    pub(crate) limited: bool,
+    /// The peer's connection ID to use on this path while it is probed,
+    /// when it differs from the active one (RFC 9000 §9.5).
+    pub(crate) dst_cid: Option<ConnectionId>,
 }
 
 impl Path {
@@ -87,12 +94,24 @@ impl Path {
             saved: None,
             peer_dst_cid: None,
             last_received: None,
+            limited: true,
+            dst_cid: None,
+        }
+    }
+
+    /// A path we probe on our own initiative, with the peer's connection
+    /// ID `dst_cid` reserved for it.
+    pub(crate) fn probe(remote: SocketAddr, dst_cid: ConnectionId) -> Self {
+        Self {
+            limited: false,
+            dst_cid: Some(dst_cid),
+            ..Self::new(remote, false)
         }
     }
 
     /// RFC 9000 §8.1: what may still be sent to an unvalidated address.
     pub(crate) fn budget(&self) -> u64 {
-        if self.validated {
+        if self.validated || !self.limited {
             return u64::MAX;
         }
         (3 * self.received).saturating_sub(self.sent)

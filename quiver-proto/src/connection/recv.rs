@@ -15,7 +15,7 @@ use crate::crypto::{Level, TlsOutput};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed, PartialPacket};
 use crate::packet::{PacketType, TruncatedPacketNumber};
-use crate::{ConnectionId, TransportError, TransportErrorCode};
+use crate::{ConnectionId, TransportError, TransportErrorCode, VarInt};
 
 /// Packets and frames of one decrypted packet, summarised for ACK logic.
 struct Decrypted {
@@ -613,6 +613,20 @@ impl Connection {
             if let Some(token) = params.stateless_reset_token {
                 self.cids.set_initial_remote_reset_token(token);
             }
+            // RFC 9000 §5.1.1: "the sequence number of the connection ID
+            // supplied in the preferred_address transport parameter is 1".
+            if let Some(pa) = &params.preferred_address {
+                let frame = crate::frame::NewConnectionId {
+                    sequence: VarInt::from_u32(1),
+                    retire_prior_to: VarInt::ZERO,
+                    id: pa.connection_id,
+                    reset_token: pa.stateless_reset_token,
+                };
+                let limit = self.local_params.active_connection_id_limit;
+                self.cids
+                    .on_new_cid(&frame, limit)
+                    .map_err(|_| tp_err("preferred_address connection ID rejected"))?;
+            }
         }
         if params.max_udp_payload_size < u64::from(self.max_udp_payload) {
             self.max_udp_payload = params.max_udp_payload_size.max(1200) as u16;
@@ -646,6 +660,7 @@ impl Connection {
         self.discard_space(now, SpaceId::Initial);
         self.discard_space(now, SpaceId::Handshake);
         self.events.push_back(Event::HandshakeConfirmed);
+        self.start_preferred_address_probe(now);
         self.set_loss_detection_timer(now);
     }
 

@@ -95,6 +95,7 @@ impl Connection {
             return 0;
         };
         let budget = usize::try_from(path.budget()).unwrap_or(usize::MAX);
+        let dst_cid = path.dst_cid;
         let challenge = path
             .challenge
             .filter(|c| c.next_send.is_none_or(|t| t <= now))
@@ -105,7 +106,7 @@ impl Connection {
             return 0;
         }
         let start = buf.len();
-        let mut p = self.open_packet(SpaceId::ApplicationData, buf);
+        let mut p = self.open_packet_to(SpaceId::ApplicationData, buf, dst_cid);
         p.path_probe = true;
         let limit = start + max - TAG_LEN;
         if let Some(data) = challenge {
@@ -335,10 +336,20 @@ impl Connection {
     }
 
     fn open_packet(&mut self, space: SpaceId, buf: &mut Vec<u8>) -> OpenPacket {
+        self.open_packet_to(space, buf, None)
+    }
+
+    /// Opens a packet to `dst_cid`, or to the active connection ID.
+    fn open_packet_to(
+        &mut self,
+        space: SpaceId,
+        buf: &mut Vec<u8>,
+        dst_cid: Option<crate::ConnectionId>,
+    ) -> OpenPacket {
         let largest_acked = self.space(space).largest_acked;
         let pn = self.space_mut(space).take_pn();
         let number = TruncatedPacketNumber::encode(pn, largest_acked);
-        let dst_cid = self.cids.remote_cid();
+        let dst_cid = dst_cid.unwrap_or_else(|| self.cids.remote_cid());
         let src_cid = self
             .cids
             .initial_local()

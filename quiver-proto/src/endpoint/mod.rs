@@ -552,6 +552,21 @@ impl Endpoint {
             None => params.original_destination_connection_id = Some(incoming.orig_dst_cid),
         }
         params.stateless_reset_token = Some(token);
+        // RFC 9000 §9.6.1: the preferred address with its own connection
+        // ID (sequence number 1, §5.1.1) and reset token.
+        let preferred_cid = (self.config.preferred_address_v4.is_some()
+            || self.config.preferred_address_v6.is_some())
+        .then(|| {
+            let cid = self.new_cid();
+            let token = reset_token(&self.config.reset_key, &cid);
+            params.preferred_address = Some(crate::transport_params::PreferredAddress {
+                address_v4: self.config.preferred_address_v4,
+                address_v6: self.config.preferred_address_v6,
+                connection_id: cid,
+                stateless_reset_token: token,
+            });
+            (cid, token)
+        });
         let address_validated = incoming.remote_address_validated();
         let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
         let handle = self.next_handle();
@@ -579,12 +594,21 @@ impl Endpoint {
             rng_seed: self.rng.random(),
             initial_keys: Some(initial_keys),
         });
+        if let Some((cid, token)) = preferred_cid {
+            conn.issue_preferred_address_cid(cid, token);
+        }
         conn.handle_datagram(now, remote, &mut datagram);
         self.routes.insert(local_cid, handle);
+        if let Some((cid, _)) = preferred_cid {
+            self.routes.insert(cid, handle);
+        }
         let initial_cid = conn.orig_dst_cid();
         self.initial_routes.insert(initial_cid, handle);
         let slot = self.connections.insert(handle, conn);
         slot.cids.push(local_cid);
+        if let Some((cid, _)) = preferred_cid {
+            slot.cids.push(cid);
+        }
         slot.initial_cid = Some(initial_cid);
         self.maintain(handle);
         Ok(handle)
