@@ -40,6 +40,11 @@ pub struct Args {
     /// silent (the idle timeout).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    /// Stay on the server's original address even when it offers a
+    /// preferred address (RFC 9000 §9.6; by default the client validates
+    /// the preferred address and moves there after the handshake).
+    #[arg(long)]
+    no_migrate: bool,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -99,7 +104,10 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
     builder
         .alpn_protocols(&[args.alpn.as_bytes()])
         .keylog(args.keylog)
-        .transport(common::transport(timeout))
+        .transport(quiver::TransportConfig {
+            migrate_to_preferred_address: !args.no_migrate,
+            ..common::transport(timeout)
+        })
         .build()
         .map_err(|e| anyhow!("TLS configuration: {e}"))
 }

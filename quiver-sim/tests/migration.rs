@@ -399,3 +399,38 @@ fn client_stays_when_told_not_to_migrate() {
     finish(&mut pair, &r, MB, Duration::from_secs(60));
     assert_eq!(pair.client_conn(client).remote_address(), SERVER_ADDR);
 }
+
+/// RFC 9000 §8.2.2 under abuse: a peer packs PATH_CHALLENGE frames into
+/// its packets. Each path keeps only the newest few echoes owed, so state
+/// stays bounded, the answers (padded to 1200 bytes as §8.2.2 requires)
+/// come at most one datagram per packet received, within the congestion
+/// window, and the connection carries on.
+#[test]
+fn a_flood_of_path_challenges_costs_bounded_state_and_bytes() {
+    use quiver_proto::frame::{Frame, PathChallenge};
+    let mut pair = Pair::new(Seed::from_env_or(1), link());
+    let (client, r) = download(&mut pair, MB);
+    pair.net.run_for(Duration::from_millis(100));
+    let bytes = count_bytes(&mut pair);
+    let mut frames = Vec::new();
+    for i in 0..100u8 {
+        Frame::PathChallenge(PathChallenge([i; 8])).encode(&mut frames);
+    }
+    for _ in 0..50 {
+        pair.client_conn(client)
+            .send_raw_frames_for_test(2, frames.clone());
+    }
+    pair.poke_client();
+    finish(&mut pair, &r, MB, Duration::from_secs(30));
+    // Every challenge-laden packet (about 900 bytes) got at most one
+    // 1200-byte answer besides the download's own traffic: far from the
+    // 100 answers each packet asked for.
+    let b = bytes.borrow();
+    let flood_packets = 50;
+    let down = b.get(&(SERVER_ADDR, CLIENT_ADDR)).copied().unwrap_or(0);
+    assert!(
+        down < MB + 1_000_000 / 10 + flood_packets * 1300 * 4,
+        "server sent {down} bytes"
+    );
+    assert!(pair.server_conn().close_reason().is_none());
+}

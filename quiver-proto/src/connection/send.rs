@@ -105,9 +105,17 @@ impl Connection {
         if max < overhead + 9 + 3 {
             return 0;
         }
+        // On the active path a probe is an ordinary packet for congestion
+        // control (RFC 9000 §8.2.2: a PATH_RESPONSE may be delayed when
+        // "constrained by congestion control"), so a peer flooding us with
+        // PATH_CHALLENGEs gets no more than the window allows.
+        let active = remote == self.path.remote;
+        if active && self.bytes_in_flight + max as u64 > self.cc.window() {
+            return 0;
+        }
         let start = buf.len();
         let mut p = self.open_packet_to(SpaceId::ApplicationData, buf, dst_cid);
-        p.path_probe = true;
+        p.path_probe = !active;
         let limit = start + max - TAG_LEN;
         if let Some(data) = challenge {
             // §8.2.1: "SHOULD NOT send multiple PATH_CHALLENGE frames in a
