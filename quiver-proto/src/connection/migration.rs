@@ -19,7 +19,7 @@ use crate::recovery::RttEstimator;
 
 /// The smallest budget a probe datagram fits in: a short header with a
 /// 20-byte CID, a PATH_CHALLENGE and the AEAD tag.
-const MIN_PROBE_BUDGET: u64 = 1 + 20 + 4 + 9 + 16;
+pub(crate) const MIN_PROBE_BUDGET: u64 = 1 + 20 + 4 + 9 + 16;
 
 /// Where a received datagram came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +144,10 @@ impl Connection {
         };
         let new = self.others.take(i);
         let port_only = self.path.same_ip(remote);
+        // Challenges are timed from the path we are leaving (the new one
+        // has no RTT sample yet).
+        let challenge_new = self.new_challenge(now);
+        let challenge_old = self.new_challenge(now);
         // A new Destination CID means the peer moved on purpose; RFC 9000
         // §9.5: "an endpoint MUST NOT reuse a connection ID when sending to
         // more than one destination address" — a NAT rebinding (same CID)
@@ -169,7 +173,7 @@ impl Connection {
         // §9.3: "MUST initiate path validation ... if validation is not
         // already underway".
         if !self.path.validated && self.path.challenge.is_none() {
-            self.path.challenge = Some(self.new_challenge(now));
+            self.path.challenge = Some(challenge_new);
         }
         // §9.3.3: "In response to an apparent migration, endpoints MUST
         // validate the previously active path using a PATH_CHALLENGE
@@ -179,13 +183,13 @@ impl Connection {
         // other addresses").
         if old.validated {
             if old.challenge.is_none() {
-                old.challenge = Some(self.new_challenge(now));
+                old.challenge = Some(challenge_old);
             }
             self.others.insert(old);
         }
         self.others
             .retain(|p| p.validated || p.challenge.is_none() || p.remote == remote);
-        self.arm_path_timer();
+        self.arm_path_timer(now);
         self.set_loss_detection_timer(now);
     }
 
@@ -208,6 +212,7 @@ impl Connection {
             data,
             next_send: None,
             sent: 0,
+            interval: current,
             deadline: now + 3 * current.max(new_path_pto),
         }
     }
@@ -284,7 +289,7 @@ impl Connection {
             }
         }
         // Anything else is a late or forged response: ignored (§8.2.3).
-        self.arm_path_timer();
+        self.arm_path_timer(now);
     }
 
     /// The path-validation timer: resend challenges that are due, abandon
@@ -323,15 +328,21 @@ impl Connection {
                 return;
             }
         }
-        self.arm_path_timer();
+        self.arm_path_timer(now);
     }
 
     /// Sets the path timer to the earliest challenge resend or deadline.
-    pub(crate) fn arm_path_timer(&mut self) {
+    /// A resend already due is not a deadline: it goes out when sending is
+    /// allowed (a timer in the past would fire again and again while the
+    /// congestion window holds the probe back).
+    pub(crate) fn arm_path_timer(&mut self, now: Instant) {
         let next = std::iter::once(&self.path)
             .chain(self.others.iter())
             .filter_map(|p| p.challenge)
-            .map(|c| c.next_send.map_or(c.deadline, |t| t.min(c.deadline)))
+            .map(|c| match c.next_send {
+                Some(t) if t > now => t.min(c.deadline),
+                _ => c.deadline,
+            })
             .min();
         match next {
             Some(t) => self.timers.set(Timer::PathValidation, t),
@@ -346,10 +357,15 @@ impl Connection {
             return None;
         }
         // A path whose budget cannot fit a probe waits for more bytes from
-        // it rather than hold up the others.
+        // it rather than hold up the others; so does the active path while
+        // the congestion window is full (see `write_path_probe`).
+        let window_open = self.bytes_in_flight + 1200 <= self.cc.window();
+        let active_due =
+            self.path.challenge_due(now) || (window_open && self.path.wants_probe(now));
         std::iter::once(&self.path)
-            .chain(self.others.iter())
-            .find(|p| p.wants_probe(now) && p.budget() >= MIN_PROBE_BUDGET)
+            .filter(|_| active_due)
+            .chain(self.others.iter().filter(|p| p.wants_probe(now)))
+            .find(|p| p.budget() >= MIN_PROBE_BUDGET)
             .map(|p| p.remote)
     }
 
@@ -367,18 +383,15 @@ impl Connection {
     }
 
     /// A PATH_CHALLENGE was just sent on `remote`: schedule the next one
-    /// no more often than a PTO with backoff (RFC 9000 §9.4: the timer
-    /// "SHOULD be set as described in Section 6.2.1 of [QUIC-RECOVERY] and
-    /// MUST NOT be more aggressive"; §8.2.1: no more often than Initials).
+    /// a PTO later, doubling each time (RFC 9000 §9.4: the timer "SHOULD be
+    /// set as described in Section 6.2.1 of [QUIC-RECOVERY] and MUST NOT be
+    /// more aggressive"), until the validation's deadline.
     pub(crate) fn on_challenge_sent(&mut self, now: Instant, remote: SocketAddr) {
-        let pto = self
-            .pto_duration(SpaceId::ApplicationData)
-            .max(self.config.initial_rtt);
         if let Some(c) = self.path_mut(remote).and_then(|p| p.challenge.as_mut()) {
             c.sent += 1;
-            c.next_send = Some(now + pto * (1 << (c.sent - 1).min(6)));
+            c.next_send = Some(now + c.interval * (1 << (c.sent - 1).min(6)));
         }
-        self.arm_path_timer();
+        self.arm_path_timer(now);
     }
 
     /// RFC 9000 §9.6.2: once the handshake is confirmed, a client that
@@ -406,7 +419,7 @@ impl Connection {
         self.others.insert(path);
         self.preferred_path = Some(target);
         tracing::debug!(%target, "probing the server's preferred address");
-        self.arm_path_timer();
+        self.arm_path_timer(now);
     }
 
     /// The path to the server's preferred address is validated: move to it
@@ -466,6 +479,7 @@ impl Connection {
         if !self.cids.rotate_remote() {
             tracing::debug!("migrating without a spare connection ID from the peer");
         }
+        let challenge = self.new_challenge(now);
         let fresh = self.fresh_congestion(now);
         self.swap_congestion(fresh);
         // Other paths were probed from the old local address.
@@ -474,9 +488,9 @@ impl Connection {
         // A non-probing packet at once moves the server to us (§9.3), and
         // a PATH_CHALLENGE checks the new path both ways.
         self.ping_pending = true;
-        self.path.challenge = Some(self.new_challenge(now));
+        self.path.challenge = Some(challenge);
         self.stats.migrations += 1;
-        self.arm_path_timer();
+        self.arm_path_timer(now);
         self.set_loss_detection_timer(now);
         Ok(())
     }

@@ -46,6 +46,9 @@ pub(crate) struct Challenge {
     pub(crate) next_send: Option<Instant>,
     /// PATH_CHALLENGEs sent so far, for the backoff.
     pub(crate) sent: u32,
+    /// The first resend interval: the PTO of the path in use when the
+    /// validation began (the new path's is unknown).
+    pub(crate) interval: std::time::Duration,
     /// RFC 9000 §8.2.4: when the validation is abandoned.
     pub(crate) deadline: Instant,
 }
@@ -142,10 +145,13 @@ impl Path {
 
     /// Whether a probe datagram is due on this path now.
     pub(crate) fn wants_probe(&self, now: Instant) -> bool {
-        !self.responses.is_empty()
-            || self
-                .challenge
-                .is_some_and(|c| c.next_send.is_none_or(|t| t <= now))
+        !self.responses.is_empty() || self.challenge_due(now)
+    }
+
+    /// Whether a PATH_CHALLENGE is due on this path now.
+    pub(crate) fn challenge_due(&self, now: Instant) -> bool {
+        self.challenge
+            .is_some_and(|c| c.next_send.is_none_or(|t| t <= now))
     }
 
     /// Whether only the port differs from `other` (RFC 9000 §9.4: a NAT

@@ -105,17 +105,20 @@ impl Connection {
         if max < overhead + 9 + 3 {
             return 0;
         }
-        // On the active path a probe is an ordinary packet for congestion
+        // Answers on the active path are ordinary packets for congestion
         // control (RFC 9000 §8.2.2: a PATH_RESPONSE may be delayed when
         // "constrained by congestion control"), so a peer flooding us with
-        // PATH_CHALLENGEs gets no more than the window allows.
-        let active = remote == self.path.remote;
-        if active && self.bytes_in_flight + max as u64 > self.cc.window() {
+        // PATH_CHALLENGEs gets no more than the window allows. Our own
+        // challenges, and anything on other paths, are probes outside it
+        // (§9.4), so validating a new path never waits for data in flight
+        // on the old one.
+        let congestion_controlled = remote == self.path.remote && challenge.is_none();
+        if congestion_controlled && self.bytes_in_flight + max as u64 > self.cc.window() {
             return 0;
         }
         let start = buf.len();
         let mut p = self.open_packet_to(SpaceId::ApplicationData, buf, dst_cid);
-        p.path_probe = !active;
+        p.path_probe = !congestion_controlled;
         let limit = start + max - TAG_LEN;
         if let Some(data) = challenge {
             // §8.2.1: "SHOULD NOT send multiple PATH_CHALLENGE frames in a
@@ -142,7 +145,14 @@ impl Connection {
 
     fn max_datagram_len(&self) -> usize {
         let mtu = usize::from(self.max_udp_payload);
-        mtu.min(usize::try_from(self.amplification_budget()).unwrap_or(usize::MAX))
+        let mut budget = self.amplification_budget();
+        if self.path.challenge.is_some() && self.path.limited && !self.path.validated {
+            // Keep room for the next PATH_CHALLENGE: on a new path still
+            // limited to 3× what it received, data must not use up the
+            // budget that validating it needs (RFC 9000 §9.3.1).
+            budget = budget.saturating_sub(super::migration::MIN_PROBE_BUDGET);
+        }
+        mtu.min(usize::try_from(budget).unwrap_or(usize::MAX))
     }
 
     /// The close packets, one per space the peer may read (§10.2.3),
