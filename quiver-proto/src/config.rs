@@ -64,6 +64,11 @@ pub struct TransportConfig {
     /// handshake is confirmed and the new path is validated (RFC 9000
     /// §9.6.2). On by default.
     pub migrate_to_preferred_address: bool,
+    /// Mark packets ECT(0) and react to congestion the path reports with
+    /// ECN-CE (RFC 9000 §13.4, RFC 9002 §7.1), on paths that pass ECN
+    /// validation. Received codepoints are reported either way. On by
+    /// default.
+    pub ecn: bool,
 }
 
 impl Default for TransportConfig {
@@ -88,6 +93,7 @@ impl Default for TransportConfig {
             mtu_raise_interval: Duration::from_secs(600),
             congestion: Arc::new(NewRenoConfig::default()),
             migrate_to_preferred_address: true,
+            ecn: true,
         }
     }
 }

@@ -61,6 +61,7 @@ struct InFlight {
     dst: SocketAddr,
     index: u64,
     data: Vec<u8>,
+    ecn: u8,
     duplicate: bool,
     corrupted: bool,
 }
@@ -560,7 +561,7 @@ impl Network {
         if let Some(id) = dst_node {
             self.nodes[id.0]
                 .node
-                .handle_datagram(self.now, d.src, &d.data);
+                .handle_datagram_ecn(self.now, d.src, d.ecn, &d.data);
             self.drain(id.0);
         }
     }
@@ -576,14 +577,20 @@ impl Network {
         while let Some(transmit) = self.nodes[i].node.poll_transmit(self.now) {
             let src = self.nodes[i].addr;
             let destination = transmit.destination;
+            let ecn = transmit.ecn;
             for datagram in transmit.into_datagrams() {
-                self.send(src, destination, datagram);
+                self.send_ecn(src, destination, ecn, datagram);
             }
         }
     }
 
     /// Hands a datagram to the `src → dst` link at `now`.
     fn send(&mut self, src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
+        self.send_ecn(src, dst, 0, data);
+    }
+
+    /// Hands a datagram with ECN codepoint `ecn` to the `src → dst` link.
+    fn send_ecn(&mut self, src: SocketAddr, dst: SocketAddr, ecn: u8, data: Vec<u8>) {
         self.count_event();
         let now = self.now;
         let seed = self.seed;
@@ -627,6 +634,13 @@ impl Network {
                 .unwrap_or(&self.default_link);
             link.transmit(now, config, data)
         };
+        let ecn = {
+            let config = self
+                .link_configs
+                .get(&(src, dst))
+                .unwrap_or(&self.default_link);
+            link.ecn(config, ecn)
+        };
         match outcome {
             Err((reason, data)) => {
                 link.stats.dropped.add(reason);
@@ -653,6 +667,7 @@ impl Network {
                         dst,
                         index,
                         data: copy.data,
+                        ecn,
                         duplicate,
                         corrupted: copy.corrupted,
                     }));

@@ -100,18 +100,23 @@ impl QuicNode {
 
 impl Node for QuicNode {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_datagram_ecn(now, from, 0, data);
+    }
+
+    fn handle_datagram_ecn(&mut self, now: Instant, from: SocketAddr, ecn: u8, data: &[u8]) {
         let mut data = data.to_vec();
-        self.endpoint.handle(now, from, &mut data);
+        let ecn = quiver_proto::EcnCodepoint::from_bits(ecn);
+        self.endpoint.handle_ecn(now, from, ecn, &mut data);
         self.after_input(now);
     }
 
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.buf.clear();
         let t = self.endpoint.poll_transmit(now, &mut self.buf)?;
-        Some(Transmit::new(
-            t.destination,
-            self.buf[self.buf.len() - t.size..].to_vec(),
-        ))
+        Some(Transmit {
+            ecn: t.ecn.map_or(0, |e| e.bits()),
+            ..Transmit::new(t.destination, self.buf[self.buf.len() - t.size..].to_vec())
+        })
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {

@@ -157,6 +157,8 @@ impl Connection {
         self.path.peer_dst_cid = Some(dst_cid);
         tracing::debug!(from = %old.remote, to = %remote, port_only, intentional, "peer migrated");
         self.stats.migrations += 1;
+        // RFC 9000 §13.4.2: ECN is validated on each new path.
+        self.ecn.restart(self.config.ecn);
 
         // RFC 9000 §9.4: congestion state. A path we return to gets back
         // what it had; a new address starts afresh unless only the port
@@ -447,6 +449,7 @@ impl Connection {
         self.others.insert(old);
         self.ping_pending = true;
         self.stats.migrations += 1;
+        self.ecn.restart(self.config.ecn);
         tracing::debug!(%remote, "moved to the server's preferred address");
         self.set_loss_detection_timer(now);
     }
@@ -490,6 +493,7 @@ impl Connection {
         self.ping_pending = true;
         self.path.challenge = Some(challenge);
         self.stats.migrations += 1;
+        self.ecn.restart(self.config.ecn);
         self.arm_path_timer(now);
         self.set_loss_detection_timer(now);
         Ok(())

@@ -13,6 +13,7 @@
 mod cids;
 mod close;
 mod crypto_stream;
+mod ecn;
 mod error;
 mod keys;
 mod migration;
@@ -89,6 +90,9 @@ pub struct Transmit {
     pub destination: SocketAddr,
     /// Bytes written at the end of the caller's buffer.
     pub size: usize,
+    /// The ECN codepoint to send it with (RFC 9000 §13.4); `None` is
+    /// Not-ECT.
+    pub ecn: Option<crate::EcnCodepoint>,
 }
 
 /// Counters for the application and for tests.
@@ -115,6 +119,16 @@ pub struct ConnectionStats {
     /// Times the path stopped carrying our datagram size and we fell back
     /// to 1200 bytes (RFC 8899 §4.3).
     pub pmtu_black_holes: u64,
+    /// Packets sent marked ECT(0) (RFC 9000 §13.4).
+    pub ecn_marked_sent: u64,
+    /// Datagrams received marked ECN-CE.
+    pub ecn_ce_received: u64,
+    /// Congestion events from increases of the peer's ECN-CE count
+    /// (RFC 9002 §7.1).
+    pub ecn_ce_events: u64,
+    /// Whether ECN validation failed on the current path (marking off,
+    /// RFC 9000 §13.4.2.2).
+    pub ecn_failed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +166,12 @@ pub struct Connection {
     others: paths::OtherPaths,
     /// Where the datagram being processed came from.
     rx_remote: SocketAddr,
+    /// ECN validation of the active path (RFC 9000 §13.4.2).
+    ecn: ecn::EcnValidation,
+    /// The ECN codepoint of the datagram being processed.
+    rx_ecn: Option<crate::EcnCodepoint>,
+    /// Whether the datagram being written is marked ECT(0).
+    tx_ecn: bool,
     /// Client: the server's preferred address while we validate it.
     preferred_path: Option<SocketAddr>,
     /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
@@ -288,6 +308,9 @@ impl Connection {
             path: paths::Path::new(p.remote, p.address_validated || p.side.is_client()),
             others: paths::OtherPaths::default(),
             rx_remote: p.remote,
+            ecn: ecn::EcnValidation::new(p.config.ecn),
+            rx_ecn: None,
+            tx_ecn: false,
             preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),
@@ -364,7 +387,10 @@ impl Connection {
 
     /// Counters.
     pub fn stats(&self) -> ConnectionStats {
-        self.stats
+        ConnectionStats {
+            ecn_failed: self.ecn.state == ecn::EcnState::Failed,
+            ..self.stats
+        }
     }
 
     /// The largest UDP payload this connection sends now: 1200 at first,

@@ -65,6 +65,7 @@ impl Connection {
             );
         }
         let s = self.space_mut(space);
+        let largest_increased = s.largest_acked.is_none_or(|l| largest > l);
         s.largest_acked = Some(s.largest_acked.map_or(largest, |l| l.max(largest)));
 
         // The records go through a buffer the connection keeps, so an ACK
@@ -107,7 +108,20 @@ impl Connection {
             );
         }
 
-        // Process ECN information if present: not used yet (no ECN marking).
+        // RFC 9002 Appendix A.7: process ECN information; RFC 9000
+        // §13.4.2.1 validates it against what we marked.
+        let newly_marked = newly_acked.iter().filter(|(_, p)| p.ecn).count() as u64;
+        let ce_increase = self
+            .ecn
+            .on_ack(space, ack.ecn(), newly_marked, largest_increased);
+        if ce_increase > 0 {
+            // RFC 9002 §7.1, Appendix B.7: "If the ECN-CE count increased,
+            // OnCongestionEvent(sent_time of the largest acknowledged)".
+            let (_, largest_new) = newly_acked.last().expect("non-empty");
+            self.stats.ecn_ce_events += 1;
+            self.cc
+                .on_congestion_event(now, largest_new.time_sent, false, 0);
+        }
 
         let app_limited = self.bytes_in_flight < self.cc.window() / 2;
         for (pn, packet) in newly_acked.drain(..) {
@@ -219,6 +233,10 @@ impl Connection {
         let mut latest_sent: Option<Instant> = None;
         let mut earliest_eliciting: Option<Instant> = None;
         let mut latest_eliciting: Option<Instant> = None;
+        let marked_lost = lost.iter().filter(|p| p.ecn).count() as u64;
+        if marked_lost > 0 {
+            self.ecn.on_marked_lost(marked_lost);
+        }
         for p in &lost {
             if p.in_flight {
                 lost_bytes += u64::from(p.size);

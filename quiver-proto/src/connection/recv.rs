@@ -28,7 +28,13 @@ struct Decrypted {
 impl Connection {
     /// Processes a datagram routed to this connection. `data` is modified
     /// in place (protection is removed where it lies).
-    pub(crate) fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
+    pub(crate) fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<crate::EcnCodepoint>,
+        data: &mut [u8],
+    ) {
         if self.state == State::Drained {
             return;
         }
@@ -39,6 +45,10 @@ impl Connection {
             return;
         };
         self.rx_remote = remote;
+        self.rx_ecn = ecn;
+        if ecn == Some(crate::EcnCodepoint::Ce) {
+            self.stats.ecn_ce_received += 1;
+        }
         let datagram_len = data.len();
         let cid_len = self.endpoint_config.local_cid_len;
         let mut offset = 0;
@@ -227,8 +237,20 @@ impl Connection {
                     SpaceId::ApplicationData => self.config.max_ack_delay,
                     _ => std::time::Duration::ZERO,
                 };
-                self.space_mut(d.space)
-                    .on_packet_received(now, d.pn, ack_eliciting, max_ack_delay);
+                let ecn = self.rx_ecn;
+                let space = self.space_mut(d.space);
+                space.on_packet_received(now, d.pn, ack_eliciting, max_ack_delay);
+                // RFC 9000 §13.4.1: each processed packet of the datagram
+                // counts its IP header's codepoint in its own space.
+                if let Some(cp) = ecn {
+                    let i = match cp {
+                        crate::EcnCodepoint::Ect0 => 0,
+                        crate::EcnCodepoint::Ect1 => 1,
+                        crate::EcnCodepoint::Ce => 2,
+                    };
+                    space.ecn_received[i] += 1;
+                    space.ecn_seen = true;
+                }
             }
             Ok(_) => {}
             Err(e) => self.on_transport_error(now, e),

@@ -48,16 +48,24 @@ impl Connection {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         let start = buf.len();
         let mut destination = self.path.remote;
+        // RFC 9000 §13.4: the active path's datagrams carry ECT(0) while it
+        // is being tested or has passed validation; probes to other paths
+        // and closes are not marked.
+        self.tx_ecn = false;
         let size = match self.state {
             State::Drained => return None,
             State::Closing | State::Draining => self.write_close_datagram(now, buf),
             State::Handshake | State::Established => {
                 let mut size = 0;
                 if let Some(remote) = self.path_probe_due(now) {
+                    self.tx_ecn = remote == self.path.remote && self.ecn.marking();
                     size = self.write_path_probe(now, buf, remote);
                     if size > 0 {
                         destination = remote;
                     }
+                }
+                if size == 0 {
+                    self.tx_ecn = self.ecn.marking();
                 }
                 if size == 0 {
                     size = self.write_mtu_probe(now, buf);
@@ -77,7 +85,11 @@ impl Connection {
         if let Some(path) = self.path_mut(destination) {
             path.on_sent(size);
         }
-        Some(Transmit { destination, size })
+        Some(Transmit {
+            destination,
+            size,
+            ecn: self.tx_ecn.then_some(crate::EcnCodepoint::Ect0),
+        })
     }
 
     /// RFC 9000 §8.1, §9.3.1: what may still be sent to the active path's
@@ -563,17 +575,24 @@ impl Connection {
         };
         let delay = VarInt::from_u64(delay).unwrap_or(VarInt::MAX);
         // Drop old ranges until the frame fits.
+        // RFC 9000 §13.4.1: "the endpoint MUST provide feedback about ECN
+        // markings it receives", once it has seen any.
+        let ecn = s.ecn_seen.then(|| frame::EcnCounts {
+            ect0: VarInt::from_u64(s.ecn_received[0]).unwrap_or(VarInt::MAX),
+            ect1: VarInt::from_u64(s.ecn_received[1]).unwrap_or(VarInt::MAX),
+            ce: VarInt::from_u64(s.ecn_received[2]).unwrap_or(VarInt::MAX),
+        });
         let ranges = s.ack_ranges();
         let mut count = ranges.clone().count();
         while count > 1
-            && buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, None) > limit
+            && buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, ecn) > limit
         {
             count -= 1;
         }
-        if buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, None) > limit {
+        if buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, ecn) > limit {
             return;
         }
-        frame::encode_ack(ranges.take(count), delay, None, buf);
+        frame::encode_ack(ranges.take(count), delay, ecn, buf);
         p.largest_ack = Some(largest);
         self.space_mut(p.space).on_ack_sent();
     }
@@ -630,6 +649,11 @@ impl Connection {
             return;
         }
         let in_flight = !p.path_probe && (p.ack_eliciting || pad_to.is_some());
+        if self.tx_ecn {
+            self.stats.ecn_marked_sent += 1;
+            let pto = self.pto_duration(p.space);
+            self.ecn.on_marked_sent(now, p.space, pto);
+        }
         self.on_packet_sent(
             now,
             p.space,
@@ -641,6 +665,7 @@ impl Connection {
                 in_flight,
                 largest_ack: p.largest_ack,
                 mtu_probe: p.mtu_probe,
+                ecn: self.tx_ecn,
                 retransmits: p.retransmits,
             },
         );

@@ -55,6 +55,10 @@ pub(crate) struct PacketSpace {
     pub(crate) ack_pending: bool,
     /// Send an ACK in the next packet regardless of thresholds.
     pub(crate) ack_immediately: bool,
+    /// ECN codepoints of the packets processed (ECT(0), ECT(1), CE), for
+    /// ACK frames (RFC 9000 §13.4.1); reported once any was seen.
+    pub(crate) ecn_received: [u64; 3],
+    pub(crate) ecn_seen: bool,
     /// When a delayed ACK becomes due.
     pub(crate) ack_deadline: Option<Instant>,
 }
@@ -80,6 +84,8 @@ impl PacketSpace {
             ack_pending: false,
             ack_immediately: false,
             ack_deadline: None,
+            ecn_received: [0; 3],
+            ecn_seen: false,
         }
     }
 

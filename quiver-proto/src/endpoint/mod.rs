@@ -294,6 +294,19 @@ impl Endpoint {
 
     /// Processes a received datagram. `data` is modified in place.
     pub fn handle(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) -> DatagramEvent {
+        self.handle_ecn(now, remote, None, data)
+    }
+
+    /// Processes a received datagram that carried the ECN codepoint `ecn`
+    /// (RFC 9000 §13.4.1: the counts go back to the peer in ACK frames).
+    /// `data` is modified in place.
+    pub fn handle_ecn(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<crate::EcnCodepoint>,
+        data: &mut [u8],
+    ) -> DatagramEvent {
         self.token_key(now);
         let cid_len = self.config.local_cid_len;
         let Some(dst) = header::first_dst_cid(data, cid_len) else {
@@ -307,7 +320,7 @@ impl Endpoint {
                 .copied();
             if let Some(handle) = handle {
                 if let Some(conn) = self.connections.get_mut(handle) {
-                    conn.handle_datagram(now, remote, data);
+                    conn.handle_datagram(now, remote, ecn, data);
                     self.maintain(handle);
                     return DatagramEvent::Connection(handle);
                 }
@@ -597,7 +610,7 @@ impl Endpoint {
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);
         }
-        conn.handle_datagram(now, remote, &mut datagram);
+        conn.handle_datagram(now, remote, None, &mut datagram);
         self.routes.insert(local_cid, handle);
         if let Some((cid, _)) = preferred_cid {
             self.routes.insert(cid, handle);
@@ -621,6 +634,7 @@ impl Endpoint {
             return Some(Transmit {
                 destination,
                 size: data.len(),
+                ecn: None,
             });
         }
         // Each connection in the queue is asked once at most; one that
