@@ -126,6 +126,17 @@ impl SendStream {
         Ok(())
     }
 
+    /// Polling form of [`write`](Self::write), for callers that implement
+    /// poll-based traits and want the typed [`WriteError`] (the
+    /// [`AsyncWrite`] impl wraps it in an [`io::Error`]).
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<Result<usize, WriteError>> {
+        self.poll_write_inner(cx, buf)
+    }
+
     fn poll_write_inner(
         &mut self,
         cx: &mut Context<'_>,
@@ -315,6 +326,17 @@ impl RecvStream {
             out.extend_from_slice(&chunk[..n]);
         }
         Ok(out)
+    }
+
+    /// Polling form of [`read`](Self::read), for callers that implement
+    /// poll-based traits and want the typed [`ReadError`] (the
+    /// [`AsyncRead`] impl wraps it in an [`io::Error`]).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<Option<usize>, ReadError>> {
+        self.poll_read_inner(cx, buf)
     }
 
     fn poll_read_inner(
