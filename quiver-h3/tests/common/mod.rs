@@ -1,0 +1,395 @@
+//! Shared setup for the quiver-h3 tests: certificates, quiver and quinn
+//! endpoints speaking ALPN `h3`, a small HTTP/3 server application generic
+//! over the QUIC transport, and client helpers.
+
+#![allow(dead_code)]
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use h3::error::StreamError;
+use h3::quic;
+use http::{Request, Response, StatusCode};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::mpsc;
+
+pub const LOCALHOST: &str = "127.0.0.1:0";
+pub const TEN_MB: usize = 10 * 1024 * 1024;
+
+/// Fails the test instead of hanging it.
+pub async fn bounded<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .expect("test timed out after 60 s")
+}
+
+/// `len` bytes of a pattern that shows misplaced or lost data.
+pub fn pattern(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// A self-signed certificate for "localhost".
+pub struct Pki {
+    pub cert: CertificateDer<'static>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        Self {
+            cert: ck.cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
+        }
+    }
+
+    fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.cert.clone()).unwrap();
+        roots
+    }
+
+    pub fn quiver_server(&self) -> quiver::Endpoint {
+        let config =
+            quiver::ServerConfig::with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+                .alpn_protocols(&[quiver_h3::ALPN])
+                .build()
+                .unwrap();
+        quiver::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap()
+    }
+
+    pub fn quiver_client(&self) -> quiver::Endpoint {
+        self.quiver_client_with(quiver::TransportConfig::default())
+    }
+
+    pub fn quiver_client_with(&self, transport: quiver::TransportConfig) -> quiver::Endpoint {
+        let mut ep = quiver::Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();
+        ep.set_default_client_config(
+            quiver::ClientConfig::with_root_certificates(self.roots())
+                .alpn_protocols(&[quiver_h3::ALPN])
+                .transport(transport)
+                .build()
+                .unwrap(),
+        );
+        ep
+    }
+
+    pub fn quinn_server(&self) -> quinn::Endpoint {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+            .unwrap();
+        tls.alpn_protocols = vec![quiver_h3::ALPN.to_vec()];
+        let crypto = QuicServerConfig::try_from(tls).unwrap();
+        let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        quinn::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap()
+    }
+
+    pub fn quinn_client(&self) -> quinn::Endpoint {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(self.roots())
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![quiver_h3::ALPN.to_vec()];
+        let crypto = QuicClientConfig::try_from(tls).unwrap();
+        let mut ep = quinn::Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();
+        ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        ep
+    }
+}
+
+/// A quiver client connected to a quiver server: (client, server).
+pub async fn quiver_pair(
+    client: &quiver::Endpoint,
+    server: &quiver::Endpoint,
+) -> (quiver::Connection, quiver::Connection) {
+    let addr: SocketAddr = server.local_addr().unwrap();
+    let connecting = client.connect(addr, "localhost").unwrap();
+    let (c, s) = tokio::join!(connecting, async {
+        server.accept().await.expect("incoming").await
+    });
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(c.alpn_protocol().as_deref(), Some(quiver_h3::ALPN));
+    (c, s)
+}
+
+// ------------------------------------------------------------ server side
+
+/// What the server application saw of one request.
+#[derive(Debug)]
+pub enum Served {
+    /// The request's headers were read.
+    Resolved { path: String },
+    /// The request ended: answered, or failed.
+    Done {
+        path: String,
+        result: Result<(), StreamError>,
+    },
+}
+
+/// Serves one HTTP/3 connection until the client goes away, each request
+/// on its own task; reports every request's outcome on `events`.
+///
+/// Routes: `GET /size/N` (N pattern bytes), `POST /echo` (the body back),
+/// anything else 404.
+pub async fn serve<C>(conn: C, events: Option<mpsc::UnboundedSender<Served>>)
+where
+    C: quic::Connection<Bytes> + Send + 'static,
+    C::BidiStream: quic::BidiStream<Bytes> + Send + 'static,
+    <C::BidiStream as quic::BidiStream<Bytes>>::SendStream: Send,
+    <C::BidiStream as quic::BidiStream<Bytes>>::RecvStream: Send,
+    C::OpenStreams: Send,
+    C::SendStream: Send,
+    C::RecvStream: Send,
+{
+    let mut h3 = h3::server::Connection::<C, Bytes>::new(conn)
+        .await
+        .expect("server h3 handshake");
+    loop {
+        match h3.accept().await {
+            Ok(Some(resolver)) => {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let (request, stream) = match resolver.resolve_request().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            if let Some(events) = events {
+                                let path = "(unresolved)".to_owned();
+                                let _ = events.send(Served::Done {
+                                    path,
+                                    result: Err(e),
+                                });
+                            }
+                            return;
+                        }
+                    };
+                    let path = request.uri().path().to_owned();
+                    if let Some(events) = &events {
+                        let _ = events.send(Served::Resolved { path: path.clone() });
+                    }
+                    let result = handle(request, stream).await;
+                    if let Some(events) = events {
+                        let _ = events.send(Served::Done { path, result });
+                    }
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("server accept: {e:?}");
+                break;
+            }
+        }
+    }
+}
+
+async fn handle<S>(
+    request: Request<()>,
+    mut stream: h3::server::RequestStream<S, Bytes>,
+) -> Result<(), StreamError>
+where
+    S: quic::BidiStream<Bytes>,
+{
+    let path = request.uri().path().to_owned();
+    if let Some(n) = path.strip_prefix("/size/") {
+        let n: usize = n.parse().unwrap();
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .header("content-length", n)
+            .body(())
+            .unwrap();
+        stream.send_response(response).await?;
+        let body = pattern(n);
+        for chunk in body.chunks(64 * 1024) {
+            stream.send_data(body.slice_ref(chunk)).await?;
+        }
+        return stream.finish().await;
+    }
+    if path == "/echo" {
+        let mut body = BytesMut::new();
+        while let Some(mut chunk) = stream.recv_data().await? {
+            while chunk.has_remaining() {
+                let c = chunk.chunk();
+                body.extend_from_slice(c);
+                let n = c.len();
+                chunk.advance(n);
+            }
+        }
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .header("content-length", body.len())
+            .body(())
+            .unwrap();
+        stream.send_response(response).await?;
+        stream.send_data(body.freeze()).await?;
+        return stream.finish().await;
+    }
+    let response = Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .body(())
+        .unwrap();
+    stream.send_response(response).await?;
+    stream.finish().await
+}
+
+// ------------------------------------------------------------ client side
+
+/// Starts an HTTP/3 client on `conn`; the driver runs on its own task and
+/// yields why the connection ended.
+pub async fn client<C>(
+    conn: C,
+) -> (
+    h3::client::SendRequest<C::OpenStreams, Bytes>,
+    tokio::task::JoinHandle<h3::error::ConnectionError>,
+)
+where
+    C: quic::Connection<Bytes> + Send + 'static,
+    C::OpenStreams: Send,
+    C::RecvStream: Send,
+    C::SendStream: Send,
+{
+    let (mut driver, send) = h3::client::new(conn).await.expect("client h3 handshake");
+    let driver = tokio::spawn(async move { poll_fn(|cx| driver.poll_close(cx)).await });
+    (send, driver)
+}
+
+/// A response and its whole body.
+pub struct Got {
+    pub response: Response<()>,
+    pub body: Bytes,
+}
+
+/// Sends `method path` with `body` (none if empty) and reads the whole
+/// response.
+pub async fn request<O>(
+    send: &mut h3::client::SendRequest<O, Bytes>,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> Result<Got, StreamError>
+where
+    O: quic::OpenStreams<Bytes>,
+{
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"))
+        .body(())
+        .unwrap();
+    let mut stream = send.send_request(request).await?;
+    if !body.is_empty() {
+        stream.send_data(body).await?;
+    }
+    stream.finish().await?;
+    let response = stream.recv_response().await?;
+    let mut out = BytesMut::new();
+    while let Some(mut chunk) = stream.recv_data().await? {
+        while chunk.has_remaining() {
+            let c = chunk.chunk();
+            out.extend_from_slice(c);
+            let n = c.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(Got {
+        response,
+        body: out.freeze(),
+    })
+}
+
+pub fn content_length(response: &Response<()>) -> Option<usize> {
+    response
+        .headers()
+        .get("content-length")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+// ------------------------------------------------------------ scenarios
+
+/// GET with a response body and POST with a request body, checked byte
+/// for byte; then a 404.
+pub async fn get_and_post<O: quic::OpenStreams<Bytes>>(
+    send: &mut h3::client::SendRequest<O, Bytes>,
+) {
+    let got = request(send, "GET", "/size/5000", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(got.response.status(), StatusCode::OK);
+    assert_eq!(content_length(&got.response), Some(5000));
+    assert_eq!(got.body, pattern(5000));
+
+    let upload = pattern(300_000);
+    let got = request(send, "POST", "/echo", upload.clone())
+        .await
+        .unwrap();
+    assert_eq!(got.response.status(), StatusCode::OK);
+    assert_eq!(content_length(&got.response), Some(upload.len()));
+    assert_eq!(got.body, upload);
+
+    let got = request(send, "GET", "/missing", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(got.response.status(), StatusCode::NOT_FOUND);
+    assert!(got.body.is_empty());
+}
+
+/// `n` requests at once on one connection, GETs and POSTs of various
+/// sizes, each on its own task.
+pub async fn concurrent<O>(send: &h3::client::SendRequest<O, Bytes>, n: usize)
+where
+    O: quic::OpenStreams<Bytes> + Clone + Send + 'static,
+    O::BidiStream: Send,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let mut send = send.clone();
+        tasks.spawn(async move {
+            let size = 1000 + i * 977;
+            if i % 2 == 0 {
+                let got = request(&mut send, "GET", &format!("/size/{size}"), Bytes::new())
+                    .await
+                    .unwrap();
+                assert_eq!(got.body, pattern(size), "GET {i}");
+            } else {
+                let got = request(&mut send, "POST", "/echo", pattern(size))
+                    .await
+                    .unwrap();
+                assert_eq!(got.body, pattern(size), "POST {i}");
+            }
+            i
+        });
+    }
+    let mut done = 0;
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+        done += 1;
+    }
+    assert_eq!(done, n);
+}
+
+/// A 10 MB response, checked byte for byte.
+pub async fn large_response<O: quic::OpenStreams<Bytes>>(
+    send: &mut h3::client::SendRequest<O, Bytes>,
+) {
+    let got = request(send, "GET", &format!("/size/{TEN_MB}"), Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(got.response.status(), StatusCode::OK);
+    assert_eq!(content_length(&got.response), Some(TEN_MB));
+    assert_eq!(got.body.len(), TEN_MB);
+    assert!(got.body == pattern(TEN_MB), "10 MB body differs");
+}

@@ -1,0 +1,280 @@
+//! HTTP/3 with both the client and the server on quiver.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Pki, Served, bounded, pattern, quiver_pair, request, serve};
+use h3::error::{Code, ConnectionError, StreamError};
+use h3::quic::ConnectionErrorIncoming;
+use http::{Request, StatusCode};
+use tokio::sync::mpsc;
+
+/// A quiver h3 server task and a quiver h3 client on one connection.
+struct Setup {
+    send: h3::client::SendRequest<quiver_h3::OpenStreams, Bytes>,
+    served: mpsc::UnboundedReceiver<Served>,
+    _endpoints: (quiver::Endpoint, quiver::Endpoint),
+}
+
+async fn setup() -> Setup {
+    let pki = Pki::new();
+    let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client());
+    let (client_conn, server_conn) = quiver_pair(&client_ep, &server_ep).await;
+    let (events, served) = mpsc::unbounded_channel();
+    tokio::spawn(serve(quiver_h3::Connection::new(server_conn), Some(events)));
+    let (send, _driver) = common::client(quiver_h3::Connection::new(client_conn)).await;
+    Setup {
+        send,
+        served,
+        _endpoints: (client_ep, server_ep),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_post_with_bodies() {
+    bounded(async {
+        let mut t = setup().await;
+        common::get_and_post(&mut t.send).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests() {
+    bounded(async {
+        let t = setup().await;
+        common::concurrent(&t.send, 50).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_megabyte_response() {
+    bounded(async {
+        let mut t = setup().await;
+        common::large_response(&mut t.send).await;
+    })
+    .await;
+}
+
+/// The client abandons its request body (RESET_STREAM with
+/// H3_REQUEST_CANCELLED): the server's read fails with that code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reset_by_client() {
+    bounded(async {
+        let mut t = setup().await;
+        let req = Request::post("https://localhost/echo").body(()).unwrap();
+        let mut stream = t.send.send_request(req).await.unwrap();
+        stream.send_data(pattern(10_000)).await.unwrap();
+        // Once the server is reading the body:
+        let resolved = t.served.recv().await.unwrap();
+        assert!(matches!(resolved, Served::Resolved { ref path } if path == "/echo"));
+        stream.stop_stream(Code::H3_REQUEST_CANCELLED);
+        match t.served.recv().await.unwrap() {
+            Served::Done {
+                result: Err(StreamError::RemoteTerminate { code }),
+                ..
+            } => assert_eq!(code, Code::H3_REQUEST_CANCELLED),
+            other => panic!("server saw {other:?}"),
+        }
+        // The connection carries on.
+        let got = request(&mut t.send, "GET", "/size/10", Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(got.body, pattern(10));
+    })
+    .await;
+}
+
+/// The client stops reading a large response (STOP_SENDING with
+/// H3_REQUEST_CANCELLED): the server's write fails with that code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_stopped_by_client() {
+    bounded(async {
+        let mut t = setup().await;
+        let req = Request::get("https://localhost/size/50000000")
+            .body(())
+            .unwrap();
+        let mut stream = t.send.send_request(req).await.unwrap();
+        stream.finish().await.unwrap();
+        let response = stream.recv_response().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(stream.recv_data().await.unwrap().is_some());
+        stream.stop_sending(Code::H3_REQUEST_CANCELLED);
+        assert!(matches!(
+            t.served.recv().await,
+            Some(Served::Resolved { .. })
+        ));
+        match t.served.recv().await.unwrap() {
+            Served::Done {
+                result: Err(StreamError::RemoteTerminate { code }),
+                ..
+            } => assert_eq!(code, Code::H3_REQUEST_CANCELLED),
+            other => panic!("server saw {other:?}"),
+        }
+    })
+    .await;
+}
+
+/// The server closes the QUIC connection with an HTTP/3 code: the
+/// client's h3 sees exactly that code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_closed_with_h3_code() {
+    bounded(async {
+        let pki = Pki::new();
+        let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client());
+        let (client_conn, server_conn) = quiver_pair(&client_ep, &server_ep).await;
+        let server = tokio::spawn(async move {
+            let mut h3 = h3::server::Connection::<_, Bytes>::new(quiver_h3::Connection::new(
+                server_conn.clone(),
+            ))
+            .await
+            .unwrap();
+            let resolver = h3.accept().await.unwrap().unwrap();
+            let _request = resolver.resolve_request().await.unwrap();
+            server_conn.close(
+                quiver::VarInt::from_u64(Code::H3_EXCESSIVE_LOAD.value()).unwrap(),
+                b"busy",
+            );
+            h3
+        });
+        let (mut send, driver) = common::client(quiver_h3::Connection::new(client_conn)).await;
+        let err = request(&mut send, "GET", "/size/10", Bytes::new())
+            .await
+            .err()
+            .expect("request fails");
+        let excessive = Code::H3_EXCESSIVE_LOAD.value();
+        match &err {
+            StreamError::ConnectionError(ConnectionError::Remote(
+                ConnectionErrorIncoming::ApplicationClose { error_code },
+            )) => assert_eq!(*error_code, excessive),
+            other => panic!("request failed with {other:?}"),
+        }
+        match driver.await.unwrap() {
+            ConnectionError::Remote(ConnectionErrorIncoming::ApplicationClose { error_code }) => {
+                assert_eq!(error_code, excessive)
+            }
+            other => panic!("driver ended with {other:?}"),
+        }
+        drop(server.await.unwrap());
+    })
+    .await;
+}
+
+/// Nothing heard from the peer for the idle timeout: h3 sees a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_is_a_timeout() {
+    bounded(async {
+        let pki = Pki::new();
+        let mut transport = quiver::TransportConfig::default();
+        transport.max_idle_timeout = Some(Duration::from_millis(300));
+        let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client_with(transport));
+        let (client_conn, server_conn) = quiver_pair(&client_ep, &server_ep).await;
+        tokio::spawn(serve(quiver_h3::Connection::new(server_conn), None));
+        let (mut send, driver) = common::client(quiver_h3::Connection::new(client_conn)).await;
+        request(&mut send, "GET", "/size/10", Bytes::new())
+            .await
+            .unwrap();
+        // Neither side has anything more to say: the negotiated 300 ms
+        // idle timeout ends the connection on both.
+        let err = driver.await.unwrap();
+        assert!(
+            matches!(
+                err,
+                ConnectionError::Timeout
+                    | ConnectionError::Remote(ConnectionErrorIncoming::Timeout)
+            ),
+            "driver ended with {err:?}"
+        );
+    })
+    .await;
+}
+
+/// GOAWAY: the server stops taking requests after the two it accepted,
+/// finishes them, and the connection closes with H3_NO_ERROR; a request
+/// made afterwards is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_goaway_graceful_shutdown() {
+    bounded(async {
+        let pki = Pki::new();
+        let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client());
+        let (client_conn, server_conn) = quiver_pair(&client_ep, &server_ep).await;
+        let server = tokio::spawn(async move {
+            let mut h3 =
+                h3::server::Connection::<_, Bytes>::new(quiver_h3::Connection::new(server_conn))
+                    .await
+                    .unwrap();
+            let a = h3
+                .accept()
+                .await
+                .unwrap()
+                .unwrap()
+                .resolve_request()
+                .await
+                .unwrap();
+            let b = h3
+                .accept()
+                .await
+                .unwrap()
+                .unwrap()
+                .resolve_request()
+                .await
+                .unwrap();
+            // GOAWAY naming the last accepted request: nothing after it.
+            h3.shutdown(0).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for (request, mut stream) in [a, b] {
+                let body = Bytes::from(request.uri().path().to_owned());
+                let response = http::Response::builder().status(200).body(()).unwrap();
+                stream.send_response(response).await.unwrap();
+                stream.send_data(body).await.unwrap();
+                stream.finish().await.unwrap();
+            }
+            // Done once the requests are: accept yields None, or the
+            // error of the client's H3_NO_ERROR close once it has seen
+            // the GOAWAY and has nothing in flight.
+            let mut late = 0;
+            loop {
+                match h3.accept().await {
+                    Ok(Some(_)) => late += 1,
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(e.is_h3_no_error(), "server accept: {e:?}");
+                        break;
+                    }
+                }
+            }
+            late
+        });
+        let (mut send, driver) = common::client(quiver_h3::Connection::new(client_conn)).await;
+        let mut send_b = send.clone();
+        let (a, b) = tokio::join!(
+            request(&mut send, "GET", "/a", Bytes::new()),
+            request(&mut send_b, "GET", "/b", Bytes::new()),
+        );
+        assert_eq!(a.unwrap().body, "/a");
+        assert_eq!(b.unwrap().body, "/b");
+        // The GOAWAY came before the responses; by now the client knows,
+        // or the server refuses the request.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match request(&mut send, "GET", "/late", Bytes::new()).await {
+            Err(StreamError::RemoteClosing) => {}
+            Err(StreamError::RemoteTerminate { code }) => {
+                assert_eq!(code, Code::H3_REQUEST_REJECTED)
+            }
+            Err(StreamError::ConnectionError(e)) if e.is_h3_no_error() => {}
+            other => panic!("late request: {:?}", other.map(|g| g.response)),
+        }
+        drop((send, send_b));
+        let end = driver.await.unwrap();
+        assert!(end.is_h3_no_error(), "driver ended with {end:?}");
+        assert_eq!(
+            server.await.unwrap(),
+            0,
+            "no request after GOAWAY reached the application"
+        );
+    })
+    .await;
+}
