@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use h3::quic::{self, StreamErrorIncoming, StreamId, WriteBuf};
+use quiver::Side;
 
 use crate::recv::RecvStream;
 use crate::send::SendStream;
@@ -17,11 +18,12 @@ pub struct BidiStream<B: Buf> {
 }
 
 impl<B: Buf> BidiStream<B> {
-    /// Wraps both sides of a quiver bidirectional stream.
-    pub fn new(send: quiver::SendStream, recv: quiver::RecvStream) -> Self {
+    /// Wraps both sides of a quiver bidirectional stream of a connection
+    /// where we are `side`.
+    pub(crate) fn new(send: quiver::SendStream, recv: quiver::RecvStream, side: Side) -> Self {
         Self {
             send: SendStream::new(send),
-            recv: RecvStream::new(recv),
+            recv: RecvStream::new(recv, side),
         }
     }
 }

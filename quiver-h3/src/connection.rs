@@ -5,6 +5,7 @@ use std::task::{Context, Poll};
 use bytes::Buf;
 use h3::error::Code;
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming};
+use quiver::Side;
 
 use crate::bidi::BidiStream;
 use crate::error::{code, connection_error, stream_connection_error};
@@ -31,13 +32,15 @@ use crate::send::SendStream;
 #[derive(Debug, Clone)]
 pub struct Connection {
     conn: quiver::Connection,
+    side: Side,
 }
 
 impl Connection {
     /// Wraps an established quiver connection (negotiated with ALPN
     /// [`ALPN`](crate::ALPN)).
     pub fn new(conn: quiver::Connection) -> Self {
-        Self { conn }
+        let side = conn.side();
+        Self { conn, side }
     }
 
     /// The quiver connection underneath.
@@ -56,7 +59,7 @@ impl<B: Buf> quic::Connection<B> for Connection {
     ) -> Poll<Result<RecvStream, ConnectionErrorIncoming>> {
         self.conn
             .poll_accept_uni(cx)
-            .map_ok(RecvStream::new)
+            .map_ok(|recv| RecvStream::new(recv, self.side))
             .map_err(connection_error)
     }
 
@@ -66,13 +69,14 @@ impl<B: Buf> quic::Connection<B> for Connection {
     ) -> Poll<Result<BidiStream<B>, ConnectionErrorIncoming>> {
         self.conn
             .poll_accept_bi(cx)
-            .map_ok(|(send, recv)| BidiStream::new(send, recv))
+            .map_ok(|(send, recv)| BidiStream::new(send, recv, self.side))
             .map_err(connection_error)
     }
 
     fn opener(&self) -> OpenStreams {
         OpenStreams {
             conn: self.conn.clone(),
+            side: self.side,
         }
     }
 }
@@ -85,7 +89,7 @@ impl<B: Buf> quic::OpenStreams<B> for Connection {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
-        open_bidi(&self.conn, cx)
+        open_bidi(&self.conn, self.side, cx)
     }
 
     fn poll_open_send(
@@ -105,6 +109,7 @@ impl<B: Buf> quic::OpenStreams<B> for Connection {
 #[derive(Debug, Clone)]
 pub struct OpenStreams {
     conn: quiver::Connection,
+    side: Side,
 }
 
 impl<B: Buf> quic::OpenStreams<B> for OpenStreams {
@@ -115,7 +120,7 @@ impl<B: Buf> quic::OpenStreams<B> for OpenStreams {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
-        open_bidi(&self.conn, cx)
+        open_bidi(&self.conn, self.side, cx)
     }
 
     fn poll_open_send(
@@ -132,10 +137,11 @@ impl<B: Buf> quic::OpenStreams<B> for OpenStreams {
 
 fn open_bidi<B: Buf>(
     conn: &quiver::Connection,
+    side: Side,
     cx: &mut Context<'_>,
 ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
     conn.poll_open_bi(cx)
-        .map_ok(|(send, recv)| BidiStream::new(send, recv))
+        .map_ok(|(send, recv)| BidiStream::new(send, recv, side))
         .map_err(stream_connection_error)
 }
 

@@ -3,7 +3,9 @@
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use h3::error::Code;
 use h3::quic::{self, StreamErrorIncoming, StreamId};
+use quiver::{Dir, Side};
 
 use crate::error::{code, read_error, stream_id};
 
@@ -15,18 +17,32 @@ const CHUNK: usize = 64 * 1024;
 ///
 /// Reads copy out of quiver's reassembly into a buffer that is split off
 /// as each chunk, so one allocation serves several small reads.
+///
+/// Dropped before its end, it asks the peer to stop sending with an
+/// HTTP/3 code rather than quiver's default 0 (RFC 9114 §4.1.1, §4.1.2):
+/// `H3_REQUEST_CANCELLED` when a client abandons a response,
+/// `H3_NO_ERROR` when a server answered without reading the whole
+/// request (the client must then still read the response) and for
+/// unidirectional streams.
 #[derive(Debug)]
 pub struct RecvStream {
     stream: quiver::RecvStream,
     buf: BytesMut,
+    /// The STOP_SENDING code if dropped before the end.
+    abandon: Code,
 }
 
 impl RecvStream {
-    /// Wraps a quiver receive stream.
-    pub fn new(stream: quiver::RecvStream) -> Self {
+    /// Wraps a quiver receive stream of a connection where we are `side`.
+    pub(crate) fn new(stream: quiver::RecvStream, side: Side) -> Self {
+        let abandon = match (stream.id().dir(), side) {
+            (Dir::Bi, Side::Client) => Code::H3_REQUEST_CANCELLED,
+            _ => Code::H3_NO_ERROR,
+        };
         Self {
             stream,
             buf: BytesMut::new(),
+            abandon,
         }
     }
 
@@ -63,5 +79,14 @@ impl quic::RecvStream for RecvStream {
 
     fn recv_id(&self) -> StreamId {
         stream_id(self.stream.id())
+    }
+}
+
+impl Drop for RecvStream {
+    fn drop(&mut self) {
+        // Refused by quiver (harmlessly) if the stream ended, was reset or
+        // was stopped already; otherwise quiver's own drop would stop it
+        // with code 0.
+        let _ = self.stream.stop(code(self.abandon.value()));
     }
 }

@@ -23,7 +23,7 @@ pub struct SendStream<B: Buf> {
 
 impl<B: Buf> SendStream<B> {
     /// Wraps a quiver send stream.
-    pub fn new(stream: quiver::SendStream) -> Self {
+    pub(crate) fn new(stream: quiver::SendStream) -> Self {
         Self {
             stream,
             writing: None,

@@ -141,11 +141,16 @@ pub enum Served {
 }
 
 /// Serves one HTTP/3 connection until the client goes away, each request
-/// on its own task; reports every request's outcome on `events`.
+/// on its own task; reports every request's outcome on `events`. Returns
+/// how the connection ended: `Ok` when h3 says no request is left (after
+/// a GOAWAY), or the error `accept` failed with.
 ///
 /// Routes: `GET /size/N` (N pattern bytes), `POST /echo` (the body back),
 /// anything else 404.
-pub async fn serve<C>(conn: C, events: Option<mpsc::UnboundedSender<Served>>)
+pub async fn serve<C>(
+    conn: C,
+    events: Option<mpsc::UnboundedSender<Served>>,
+) -> Result<(), h3::error::ConnectionError>
 where
     C: quic::Connection<Bytes> + Send + 'static,
     C::BidiStream: quic::BidiStream<Bytes> + Send + 'static,
@@ -186,11 +191,8 @@ where
                     }
                 });
             }
-            Ok(None) => break,
-            Err(e) => {
-                eprintln!("server accept: {e:?}");
-                break;
-            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -291,8 +293,26 @@ where
     if !body.is_empty() {
         stream.send_data(body).await?;
     }
-    stream.finish().await?;
+    match stream.finish().await {
+        Ok(()) => {}
+        // The server answered without reading the whole request and asked
+        // us to stop sending with H3_NO_ERROR: the response stands
+        // (RFC 9114 §4.1.2).
+        Err(StreamError::RemoteTerminate { code }) if code == h3::error::Code::H3_NO_ERROR => {}
+        Err(e) => return Err(e),
+    }
     let response = stream.recv_response().await?;
+    let body = read_body(&mut stream).await?;
+    Ok(Got { response, body })
+}
+
+/// Reads a response body to its end.
+pub async fn read_body<S>(
+    stream: &mut h3::client::RequestStream<S, Bytes>,
+) -> Result<Bytes, StreamError>
+where
+    S: quic::RecvStream,
+{
     let mut out = BytesMut::new();
     while let Some(mut chunk) = stream.recv_data().await? {
         while chunk.has_remaining() {
@@ -302,10 +322,7 @@ where
             chunk.advance(n);
         }
     }
-    Ok(Got {
-        response,
-        body: out.freeze(),
-    })
+    Ok(out.freeze())
 }
 
 pub fn content_length(response: &Response<()>) -> Option<usize> {
@@ -392,4 +409,53 @@ pub async fn large_response<O: quic::OpenStreams<Bytes>>(
     assert_eq!(content_length(&got.response), Some(TEN_MB));
     assert_eq!(got.body.len(), TEN_MB);
     assert!(got.body == pattern(TEN_MB), "10 MB body differs");
+}
+
+/// The client abandons its request body (RESET_STREAM with
+/// H3_REQUEST_CANCELLED) once the server reads it: the server's read fails
+/// with that code; then the client stops reading a large response
+/// (STOP_SENDING with the same code) and the server's write fails with it.
+/// The connection carries on.
+pub async fn client_cancels<O: quic::OpenStreams<Bytes>>(
+    send: &mut h3::client::SendRequest<O, Bytes>,
+    served: &mut mpsc::UnboundedReceiver<Served>,
+) {
+    use h3::error::Code;
+    let req = Request::post("https://localhost/echo").body(()).unwrap();
+    let mut stream = send.send_request(req).await.unwrap();
+    stream.send_data(pattern(10_000)).await.unwrap();
+    let resolved = served.recv().await.unwrap();
+    assert!(matches!(resolved, Served::Resolved { ref path } if path == "/echo"));
+    stream.stop_stream(Code::H3_REQUEST_CANCELLED);
+    match served.recv().await.unwrap() {
+        Served::Done {
+            result: Err(StreamError::RemoteTerminate { code }),
+            ..
+        } => assert_eq!(code, Code::H3_REQUEST_CANCELLED),
+        other => panic!("server saw {other:?}"),
+    }
+
+    let req = Request::get("https://localhost/size/50000000")
+        .body(())
+        .unwrap();
+    let mut stream = send.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let response = stream.recv_response().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(stream.recv_data().await.unwrap().is_some());
+    stream.stop_sending(Code::H3_REQUEST_CANCELLED);
+    assert!(matches!(served.recv().await, Some(Served::Resolved { .. })));
+    match served.recv().await.unwrap() {
+        Served::Done {
+            result: Err(StreamError::RemoteTerminate { code }),
+            ..
+        } => assert_eq!(code, Code::H3_REQUEST_CANCELLED),
+        other => panic!("server saw {other:?}"),
+    }
+    drop(stream);
+
+    let got = request(send, "GET", "/size/10", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(got.body, pattern(10));
 }
