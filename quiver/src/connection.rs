@@ -232,22 +232,26 @@ impl Connection {
 
     /// Waits for a datagram from the peer.
     pub async fn read_datagram(&self) -> Result<Bytes, ConnectionError> {
-        poll_fn(|cx| {
-            self.0.with(|state, h| {
-                if let Some(conn) = state.proto.connection(h) {
-                    if let Some(d) = conn.read_datagram() {
-                        return Poll::Ready(Ok(d));
-                    }
+        poll_fn(|cx| self.poll_read_datagram(cx)).await
+    }
+
+    /// Polling form of [`read_datagram`](Self::read_datagram), for callers
+    /// that implement poll-based traits. Every distinct task polling is
+    /// woken when a datagram arrives.
+    pub fn poll_read_datagram(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ConnectionError>> {
+        self.0.with(|state, h| {
+            if let Some(conn) = state.proto.connection(h) {
+                if let Some(d) = conn.read_datagram() {
+                    return Poll::Ready(Ok(d));
                 }
-                let cs = conn_state(state, h);
-                if cs.error.is_some() || cs.drained {
-                    return Poll::Ready(Err(cs.lost()));
-                }
-                cs.wakers.datagram.push(cx.waker().clone());
-                Poll::Pending
-            })
+            }
+            let cs = conn_state(state, h);
+            if cs.error.is_some() || cs.drained {
+                return Poll::Ready(Err(cs.lost()));
+            }
+            register(&mut cs.wakers.datagram, cx.waker());
+            Poll::Pending
         })
-        .await
     }
 
     /// Closes the connection at once with an application error code and
