@@ -29,11 +29,16 @@
 //! peer's CONNECTION_CLOSE with an HTTP/3 code reaches h3 as that code,
 //! RESET_STREAM and STOP_SENDING as the peer's stream code, an idle
 //! timeout as a timeout.
+//!
+//! The `datagram` feature adds HTTP Datagrams (RFC 9297) through the
+//! `h3-datagram` crate's traits (module `datagram`).
 
 #![warn(missing_docs)]
 
 mod bidi;
 mod connection;
+#[cfg(feature = "datagram")]
+pub mod datagram;
 pub mod error;
 mod recv;
 mod send;
