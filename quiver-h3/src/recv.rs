@@ -9,8 +9,10 @@ use quiver::{Dir, Side};
 
 use crate::error::{code, read_error, stream_id};
 
-/// How much one [`poll_data`](quic::RecvStream::poll_data) reads at most.
+/// The size of the buffers reads are made into.
 const CHUNK: usize = 64 * 1024;
+/// Less room than this left in the buffer: start a new one.
+const MIN_READ: usize = 4 * 1024;
 
 /// The receiving side of a quiver stream, handing h3 the data as
 /// [`Bytes`] chunks.
@@ -59,8 +61,13 @@ impl quic::RecvStream for RecvStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        // Zero-filled once per allocation; a pending read keeps it as is.
-        self.buf.resize(CHUNK, 0);
+        // Read into all the room left after the chunks already handed out
+        // (a fresh allocation only when little is left); a pending read
+        // keeps the buffer as is.
+        if self.buf.capacity() < MIN_READ {
+            self.buf.reserve(CHUNK);
+        }
+        self.buf.resize(self.buf.capacity(), 0);
         match std::task::ready!(self.stream.poll_recv(cx, &mut self.buf)) {
             Ok(Some(n)) => {
                 self.buf.truncate(n);
