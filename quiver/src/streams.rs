@@ -195,6 +195,30 @@ impl SendStream {
         r
     }
 
+    /// Like [`finish`](Self::finish), but tells a stream the peer asked us
+    /// to stop sending (STOP_SENDING) apart from one already finished or
+    /// reset: `Ok(None)` when the end was queued, `Ok(Some(code))` when
+    /// the peer had stopped the stream with `code` (there is nothing left
+    /// to finish; quinn's `finish` reports this as success).
+    pub fn try_finish(&mut self) -> Result<Option<VarInt>, ClosedStream> {
+        let id = self.id;
+        let r = self.conn.with(|state, h| {
+            let conn = state.proto.connection(h).ok_or(ClosedStream)?;
+            match conn.finish(id) {
+                Ok(()) => {
+                    state.wake_driver();
+                    Ok(None)
+                }
+                Err(ps::FinishError::Stopped(code)) => Ok(Some(code)),
+                Err(_) => Err(ClosedStream),
+            }
+        });
+        if r.is_ok() {
+            self.done = true;
+        }
+        r
+    }
+
     /// Abandons the stream (RESET_STREAM with `code`): unsent data is
     /// dropped and the peer's reads fail with the code.
     pub fn reset(&mut self, code: VarInt) -> Result<(), ClosedStream> {
