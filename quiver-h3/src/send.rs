@@ -73,13 +73,16 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     }
 
     /// Finishes the stream (FIN after the data written); does not wait for
-    /// the peer to acknowledge it.
+    /// the peer to acknowledge it. A stream the peer already stopped
+    /// (STOP_SENDING) counts as finished, as with h3-quinn: a server may
+    /// answer before reading the whole request and stop it with
+    /// H3_NO_ERROR, and the client must still read the response
+    /// (RFC 9114 §4.1.2); writes report the stop.
     fn poll_finish(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        Poll::Ready(
-            self.stream
-                .finish()
-                .map_err(|e| StreamErrorIncoming::Unknown(Box::new(e))),
-        )
+        Poll::Ready(match self.stream.try_finish() {
+            Ok(_stopped) => Ok(()),
+            Err(e) => Err(StreamErrorIncoming::Unknown(Box::new(e))),
+        })
     }
 
     /// RESET_STREAM with `reset_code`, dropping any frame not yet written;

@@ -178,3 +178,43 @@ async fn quinn_client_cancels_request_and_response() {
     })
     .await;
 }
+
+/// GOAWAY from the server on the other stack: requests in flight finish,
+/// a later one is refused, both ends close with H3_NO_ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiver_client_server_goaway() {
+    bounded(async {
+        let pki = Pki::new();
+        let (server_ep, client_ep) = (pki.quinn_server(), pki.quiver_client());
+        let addr = server_ep.local_addr().unwrap();
+        let connecting = client_ep.connect(addr, "localhost").unwrap();
+        let (client, server) = tokio::join!(connecting, async {
+            server_ep.accept().await.unwrap().await
+        });
+        let server = tokio::spawn(common::goaway_server(h3_quinn::Connection::new(
+            server.unwrap(),
+        )));
+        let (send, driver) = common::client(quiver_h3::Connection::new(client.unwrap())).await;
+        common::goaway_client(send, driver, server).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quinn_client_server_goaway() {
+    bounded(async {
+        let pki = Pki::new();
+        let (server_ep, client_ep) = (pki.quiver_server(), pki.quinn_client());
+        let addr = server_ep.local_addr().unwrap();
+        let connecting = client_ep.connect(addr, "localhost").unwrap();
+        let (client, server) = tokio::join!(connecting, async {
+            server_ep.accept().await.unwrap().await
+        });
+        let server = tokio::spawn(common::goaway_server(quiver_h3::Connection::new(
+            server.unwrap(),
+        )));
+        let (send, driver) = common::client(h3_quinn::Connection::new(client.unwrap())).await;
+        common::goaway_client(send, driver, server).await;
+    })
+    .await;
+}

@@ -212,80 +212,11 @@ async fn server_goaway_graceful_shutdown() {
         let pki = Pki::new();
         let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client());
         let (client_conn, server_conn) = quiver_pair(&client_ep, &server_ep).await;
-        let server = tokio::spawn(async move {
-            let mut h3 =
-                h3::server::Connection::<_, Bytes>::new(quiver_h3::Connection::new(server_conn))
-                    .await
-                    .unwrap();
-            let a = h3
-                .accept()
-                .await
-                .unwrap()
-                .unwrap()
-                .resolve_request()
-                .await
-                .unwrap();
-            let b = h3
-                .accept()
-                .await
-                .unwrap()
-                .unwrap()
-                .resolve_request()
-                .await
-                .unwrap();
-            // GOAWAY naming the last accepted request: nothing after it.
-            h3.shutdown(0).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            for (request, mut stream) in [a, b] {
-                let body = Bytes::from(request.uri().path().to_owned());
-                let response = http::Response::builder().status(200).body(()).unwrap();
-                stream.send_response(response).await.unwrap();
-                stream.send_data(body).await.unwrap();
-                stream.finish().await.unwrap();
-            }
-            // Done once the requests are: accept yields None, or the
-            // error of the client's H3_NO_ERROR close once it has seen
-            // the GOAWAY and has nothing in flight.
-            let mut late = 0;
-            loop {
-                match h3.accept().await {
-                    Ok(Some(_)) => late += 1,
-                    Ok(None) => break,
-                    Err(e) => {
-                        assert!(e.is_h3_no_error(), "server accept: {e:?}");
-                        break;
-                    }
-                }
-            }
-            late
-        });
-        let (mut send, driver) = common::client(quiver_h3::Connection::new(client_conn)).await;
-        let mut send_b = send.clone();
-        let (a, b) = tokio::join!(
-            request(&mut send, "GET", "/a", Bytes::new()),
-            request(&mut send_b, "GET", "/b", Bytes::new()),
-        );
-        assert_eq!(a.unwrap().body, "/a");
-        assert_eq!(b.unwrap().body, "/b");
-        // The GOAWAY came before the responses; by now the client knows,
-        // or the server refuses the request.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        match request(&mut send, "GET", "/late", Bytes::new()).await {
-            Err(StreamError::RemoteClosing) => {}
-            Err(StreamError::RemoteTerminate { code }) => {
-                assert_eq!(code, Code::H3_REQUEST_REJECTED)
-            }
-            Err(StreamError::ConnectionError(e)) if e.is_h3_no_error() => {}
-            other => panic!("late request: {:?}", other.map(|g| g.response)),
-        }
-        drop((send, send_b));
-        let end = driver.await.unwrap();
-        assert!(end.is_h3_no_error(), "driver ended with {end:?}");
-        assert_eq!(
-            server.await.unwrap(),
-            0,
-            "no request after GOAWAY reached the application"
-        );
+        let server = tokio::spawn(common::goaway_server(quiver_h3::Connection::new(
+            server_conn,
+        )));
+        let (send, driver) = common::client(quiver_h3::Connection::new(client_conn)).await;
+        common::goaway_client(send, driver, server).await;
     })
     .await;
 }
