@@ -8,8 +8,9 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use h3::error::StreamError;
 use h3::server::RequestStream;
 use http::{Method, Response, StatusCode, header};
@@ -19,6 +20,8 @@ use crate::files;
 
 /// Bytes read from a file and sent in one DATA frame.
 const CHUNK: usize = 64 * 1024;
+/// How long a request's end is waited for after the response.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Stream = RequestStream<quiver_h3::BidiStream<Bytes>, Bytes>;
 
@@ -44,10 +47,12 @@ pub async fn connection(
                 let root = root.clone();
                 tokio::spawn(async move {
                     match resolver.resolve_request().await {
-                        Ok((request, stream)) => {
+                        Ok((request, mut stream)) => {
                             let (method, path) = (request.method().clone(), request.uri().path());
                             let line = format!("{method} {path}");
-                            match respond(&method, path, stream, &root).await {
+                            let answered = respond(&method, path, &mut stream, &root).await;
+                            drain(&mut stream).await;
+                            match answered {
                                 Ok(what) if verbose => eprintln!("{remote}: {line}: {what}"),
                                 Err(e) if verbose => eprintln!("{remote}: {line}: {e}"),
                                 _ => {}
@@ -73,7 +78,7 @@ pub async fn connection(
 async fn respond(
     method: &Method,
     path: &str,
-    mut stream: Stream,
+    stream: &mut Stream,
     root: &Path,
 ) -> Result<String, StreamError> {
     if method != Method::GET && method != Method::HEAD {
@@ -137,6 +142,25 @@ async fn respond(
     }
     stream.finish().await?;
     Ok(format!("200, {sent} bytes"))
+}
+
+/// Reads what is left of the request (a body nobody asked for) until the
+/// client ends it, for a while: dropping the stream before that would
+/// ask the client to stop sending, and a client that writes anything
+/// after its headers (h3 writes a grease frame when it finishes) would
+/// see that as an error even though its response is complete.
+async fn drain(stream: &mut Stream) {
+    const LIMIT: usize = 1 << 20;
+    let mut seen = 0;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Ok(Some(chunk)) = stream.recv_data().await {
+            seen += chunk.remaining();
+            if seen > LIMIT {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// The protocols `quiver serve` offers without `--alpn`, in order of
