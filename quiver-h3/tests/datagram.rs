@@ -155,8 +155,10 @@ async fn datagrams_quinn_client_quiver_server() {
 async fn datagrams_not_available_when_peer_takes_none() {
     bounded(async {
         let pki = Pki::new();
-        let mut transport = quiver::TransportConfig::default();
-        transport.max_datagram_frame_size = None;
+        let transport = quiver::TransportConfig {
+            max_datagram_frame_size: None,
+            ..Default::default()
+        };
         let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client_with(transport));
         let (client, server) = quiver_pair(&client_ep, &server_ep).await;
         let mut builder = h3::server::builder();

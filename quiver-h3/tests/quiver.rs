@@ -178,8 +178,10 @@ async fn connection_closed_with_h3_code() {
 async fn idle_timeout_is_a_timeout() {
     bounded(async {
         let pki = Pki::new();
-        let mut transport = quiver::TransportConfig::default();
-        transport.max_idle_timeout = Some(Duration::from_secs(1));
+        let transport = quiver::TransportConfig {
+            max_idle_timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
         let (server_ep, client_ep) = (pki.quiver_server(), pki.quiver_client_with(transport));
         let (client_conn, server_conn) = quiver_pair(&client_ep, &server_ep).await;
         tokio::spawn(serve(quiver_h3::Connection::new(server_conn), None));
