@@ -201,6 +201,15 @@ pub(crate) struct Wakers {
     pub(crate) stopped: HashMap<StreamId, Waker>,
 }
 
+/// Adds `waker` to `list` unless a waker there already wakes the same
+/// task: poll-based callers poll again and again, and the list is only
+/// drained by an event.
+pub(crate) fn register(list: &mut Vec<Waker>, waker: &Waker) {
+    if !list.iter().any(|w| w.will_wake(waker)) {
+        list.push(waker.clone());
+    }
+}
+
 pub(crate) fn dir_index(dir: Dir) -> usize {
     match dir {
         Dir::Bi => 0,
