@@ -69,6 +69,14 @@ pub struct TransportConfig {
     /// validation. Received codepoints are reported either way. On by
     /// default.
     pub ecn: bool,
+    /// Packets sealed under one 1-RTT key before we update it (RFC 9001
+    /// §6.6); `None` is 7/8 of the AEAD's confidentiality limit (2^23
+    /// packets for AES-GCM). Lower it to exercise key updates.
+    pub key_update_interval: Option<u64>,
+    /// Received packets failing authentication before the connection
+    /// closes with AEAD_LIMIT_REACHED (RFC 9001 §6.6); `None` is the
+    /// AEAD's integrity limit.
+    pub aead_integrity_limit: Option<u64>,
 }
 
 impl Default for TransportConfig {
@@ -94,6 +102,8 @@ impl Default for TransportConfig {
             congestion: Arc::new(NewRenoConfig::default()),
             migrate_to_preferred_address: true,
             ecn: true,
+            key_update_interval: None,
+            aead_integrity_limit: None,
         }
     }
 }

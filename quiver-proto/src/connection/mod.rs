@@ -15,6 +15,7 @@ mod close;
 mod crypto_stream;
 mod ecn;
 mod error;
+mod key_update;
 mod keys;
 mod migration;
 mod mtud;
@@ -126,9 +127,13 @@ pub struct ConnectionStats {
     /// Congestion events from increases of the peer's ECN-CE count
     /// (RFC 9002 §7.1).
     pub ecn_ce_events: u64,
-    /// Whether ECN validation failed on the current path (marking off,
-    /// RFC 9000 §13.4.2.2).
+    /// Whether ECN marking is off on the current path: validation failed
+    /// (RFC 9000 §13.4.2.2) or the configuration disabled it.
     pub ecn_failed: bool,
+    /// 1-RTT key updates, started by either side (RFC 9001 §6).
+    pub key_updates: u64,
+    /// Received packets that failed authentication (RFC 9001 §6.6).
+    pub authentication_failures: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +177,8 @@ pub struct Connection {
     rx_ecn: Option<crate::EcnCodepoint>,
     /// Whether the datagram being written is marked ECT(0).
     tx_ecn: bool,
+    /// The application asked for a key update (RFC 9001 §6.1).
+    key_update_requested: bool,
     /// Client: the server's preferred address while we validate it.
     preferred_path: Option<SocketAddr>,
     /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
@@ -311,6 +318,7 @@ impl Connection {
             ecn: ecn::EcnValidation::new(p.config.ecn),
             rx_ecn: None,
             tx_ecn: false,
+            key_update_requested: false,
             preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),

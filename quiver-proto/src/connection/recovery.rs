@@ -150,8 +150,10 @@ impl Connection {
             }
             if space == SpaceId::ApplicationData {
                 if let Some(keys) = &mut self.one_rtt {
-                    if keys.first_pn_in_phase.is_some_and(|first| pn >= first) {
+                    if keys.first_pn_in_phase.is_some_and(|first| pn >= first) && !keys.phase_acked
+                    {
                         keys.phase_acked = true;
+                        keys.phase_acked_at = Some(now);
                     }
                 }
             }

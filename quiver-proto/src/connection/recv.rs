@@ -284,7 +284,10 @@ impl Connection {
             let header_len = p.pn_offset + pn_len;
             let largest = self.space(space).largest_received.map(|(pn, _)| pn);
             let pn = expand(packet, p.pn_offset, pn_len, largest);
-            let payload_len = keys.remote.packet.open(pn, packet, header_len).ok()?;
+            let Ok(payload_len) = keys.remote.packet.open(pn, packet, header_len) else {
+                self.on_authentication_failure(now);
+                return None;
+            };
             return Some(Decrypted {
                 space,
                 pn,
@@ -306,7 +309,13 @@ impl Connection {
         let pn = expand(packet, p.pn_offset, pn_len, largest.map(|(pn, _)| pn));
         let phase = header::key_phase(packet[0]);
         if phase == keys.key_phase {
-            let payload_len = keys.remote.open(pn, packet, header_len).ok()?;
+            let Ok(payload_len) = keys.remote.open(pn, packet, header_len) else {
+                self.on_authentication_failure(now);
+                return None;
+            };
+            let pto = self.pto_duration(SpaceId::ApplicationData);
+            let keys = self.one_rtt.as_mut()?;
+            keys.on_current_phase_received(pn, now + 3 * pto);
             return Some(Decrypted {
                 space,
                 pn,
@@ -314,18 +323,29 @@ impl Connection {
                 payload_len,
             });
         }
-        // A different phase: an older packet under the previous keys, or the
-        // peer updating keys (RFC 9001 §6.3).
-        let older = largest.is_some_and(|(l, _)| pn < l);
-        if older {
+        // The other phase bit: a packet older than the current phase under
+        // the previous keys (RFC 9001 §6.5), including the peer's packets
+        // sent before it saw an update we started; or the peer updating
+        // keys (§6.3).
+        if keys.is_previous_phase(pn) {
             let (prev, _) = keys.previous_remote.as_ref()?;
-            let payload_len = prev.open(pn, packet, header_len).ok()?;
+            let Ok(payload_len) = prev.open(pn, packet, header_len) else {
+                self.on_authentication_failure(now);
+                return None;
+            };
             return Some(Decrypted {
                 space,
                 pn,
                 header_len,
                 payload_len,
             });
+        }
+        if keys
+            .first_remote_pn_in_phase
+            .is_some_and(|first| pn < first)
+        {
+            // Older than the current phase, and its keys are gone.
+            return None;
         }
         if !confirmed || !keys.phase_acked {
             // RFC 9001 §6.1: no update before confirmation; §6.2: the peer
@@ -337,14 +357,21 @@ impl Connection {
                     now,
                     TransportError::key_update_error("key update before it was allowed"),
                 );
+            } else {
+                self.on_authentication_failure(now);
             }
             return None;
         }
-        let payload_len = keys.next_remote().open(pn, packet, header_len).ok()?;
+        let Ok(payload_len) = keys.next_remote().open(pn, packet, header_len) else {
+            self.on_authentication_failure(now);
+            return None;
+        };
         let pto = self.pto_duration(SpaceId::ApplicationData);
         let keys = self.one_rtt.as_mut()?;
         // RFC 9001 §6.5: keep the old keys about three PTOs for reordering.
-        keys.update(now + 3 * pto);
+        keys.update(Some(now + 3 * pto));
+        keys.on_current_phase_received(pn, now + 3 * pto);
+        self.stats.key_updates += 1;
         tracing::debug!(key_phase = keys.key_phase, "peer updated keys");
         Some(Decrypted {
             space,

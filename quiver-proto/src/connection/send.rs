@@ -268,6 +268,10 @@ impl Connection {
 
     /// A datagram of ordinary packets, coalesced in space order.
     fn write_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+        self.maybe_update_keys(now);
+        if self.state != State::Handshake && self.state != State::Established {
+            return 0;
+        }
         let start = buf.len();
         let max = self.max_datagram_len();
         if max < MIN_PACKET_ROOM + TAG_LEN {
@@ -631,7 +635,10 @@ impl Connection {
         let pn_offset = p.header.pn_offset - p.header.start;
         let sealed = match p.space {
             SpaceId::ApplicationData => {
-                let keys = self.one_rtt.as_ref().expect("1-RTT keys checked");
+                let keys = self.one_rtt.as_mut().expect("1-RTT keys checked");
+                // RFC 9001 §6.6: "Endpoints MUST count the number of
+                // encrypted packets for each set of keys."
+                keys.sent_in_phase += 1;
                 keys.local.seal(p.pn, packet, header_len).is_ok()
                     && keys.local_header.apply(packet, pn_offset).is_ok()
             }
