@@ -45,6 +45,10 @@ pub struct Args {
     /// the preferred address and moves there after the handshake).
     #[arg(long)]
     no_migrate: bool,
+    /// Start a 1-RTT key update as soon as the handshake is confirmed
+    /// (RFC 9001 §6; the QUIC interop runner's keyupdate case).
+    #[arg(long)]
+    key_update: bool,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -126,6 +130,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let addr = common::resolve(&host, port, timeout).await?;
     let endpoint = common::bind_client(addr)?;
     let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
+    if args.key_update {
+        // Held until the handshake is confirmed (RFC 9001 §6.1).
+        conn.force_key_update();
+    }
 
     let progress = progress_bar(plan.len());
     let mut tasks = JoinSet::new();

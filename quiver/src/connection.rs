@@ -220,6 +220,18 @@ impl Connection {
         })
     }
 
+    /// Starts a 1-RTT key update as soon as RFC 9001 §6 allows it (the
+    /// handshake confirmed, the current keys acknowledged); see
+    /// [`quiver_proto::Connection::force_key_update`].
+    pub fn force_key_update(&self) {
+        self.0.with(|state, h| {
+            if let Some(conn) = state.proto.connection(h) {
+                conn.force_key_update();
+                state.wake_driver();
+            }
+        });
+    }
+
     /// The largest datagram [`send_datagram`](Self::send_datagram) takes
     /// now, or `None` if the peer does not accept datagrams.
     pub fn max_datagram_size(&self) -> Option<usize> {

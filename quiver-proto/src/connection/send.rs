@@ -246,6 +246,11 @@ impl Connection {
     /// A path MTU probe, when one is due (RFC 9000 §14.4): a 1-RTT packet of
     /// PING and PADDING of the size being tried, alone in its datagram.
     fn write_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+        // Not on a path still limited to 3× what it received (a new peer
+        // address): the budget is for validating it (RFC 9000 §9.3.1).
+        if !self.path.validated {
+            return 0;
+        }
         let Some(size) = self.mtud.as_mut().and_then(|m| m.next_probe(now)) else {
             return 0;
         };
