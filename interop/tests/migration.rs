@@ -106,17 +106,12 @@ async fn quinn_client_rebinds_to_a_new_port_mid_download() {
     bounded(quinn_client_rebinds([127, 0, 0, 1])).await;
 }
 
-/// Ignored: a core-side stall (ARCHITECTURE.md, "Known gaps"). After the
-/// quinn client's address change the quiver server probes the new path
-/// and the old one; quinn keeps one PATH_RESPONSE per peer address and
-/// answers the later challenge (the old path's), the server spends the
-/// new path's anti-amplification budget on PMTU probes and cannot resend
-/// its challenge, validation fails after three PTOs (~3 s) and the
-/// server falls back to the old address, which quinn no longer reads.
-/// Passes in 3–5 s most of the time, but has stalled past the 30 s bound.
-/// Run with `-- --ignored`.
+/// A quinn client moves to a new address (127.0.0.2) mid-download. The
+/// server probes the old path and then the new one; quinn keeps one
+/// PATH_RESPONSE per peer address (the later challenge's), so the new
+/// path's challenge goes last, and no PMTU probe spends the new path's
+/// anti-amplification budget before it is validated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "quiver-proto: the server's validation of a migrating quinn client's new address stalls for seconds"]
 async fn quinn_client_rebinds_to_a_new_address_mid_download() {
     init_tracing();
     bounded(quinn_client_rebinds([127, 0, 0, 2])).await;

@@ -361,12 +361,16 @@ impl Connection {
         // A path whose budget cannot fit a probe waits for more bytes from
         // it rather than hold up the others; so does the active path while
         // the congestion window is full (see `write_path_probe`).
+        // Other paths first, the active one last: a peer that keeps one
+        // PATH_RESPONSE per address it hears from (quinn 0.11 does) then
+        // answers the challenge that matters most, the new path's.
         let window_open = self.bytes_in_flight + 1200 <= self.cc.window();
         let active_due =
             self.path.challenge_due(now) || (window_open && self.path.wants_probe(now));
-        std::iter::once(&self.path)
-            .filter(|_| active_due)
-            .chain(self.others.iter().filter(|p| p.wants_probe(now)))
+        self.others
+            .iter()
+            .filter(|p| p.wants_probe(now))
+            .chain(std::iter::once(&self.path).filter(|_| active_due))
             .find(|p| p.budget() >= MIN_PROBE_BUDGET)
             .map(|p| p.remote)
     }
