@@ -156,8 +156,13 @@ impl Driver {
                             self.local_ips.learn(m);
                         }
                         let stride = m.stride.max(1);
+                        // RFC 9000 §13.4.1: the codepoint goes to the core,
+                        // which reports it back in ACK frames.
+                        let ecn = m
+                            .ecn
+                            .and_then(|e| quiver_proto::EcnCodepoint::from_bits(e.bits()));
                         for datagram in buf[..m.len].chunks_mut(stride) {
-                            handle_datagram(&mut state, time, m.addr, datagram);
+                            handle_datagram(&mut state, time, m.addr, ecn, datagram);
                         }
                     }
                 }
@@ -296,8 +301,14 @@ fn is_icmp_errno(_code: i32) -> bool {
     false
 }
 
-fn handle_datagram(state: &mut State, time: Instant, from: SocketAddr, datagram: &mut [u8]) {
-    match state.proto.handle(time, from, datagram) {
+fn handle_datagram(
+    state: &mut State,
+    time: Instant,
+    from: SocketAddr,
+    ecn: Option<quiver_proto::EcnCodepoint>,
+    datagram: &mut [u8],
+) {
+    match state.proto.handle_ecn(time, from, ecn, datagram) {
         DatagramEvent::Connection(h) => {
             if state.dirty.last() != Some(&h) {
                 state.dirty.push(h);
@@ -434,6 +445,9 @@ struct Run {
     destination: SocketAddr,
     /// The local address to send from ([`LocalIps`]).
     source: Option<IpAddr>,
+    /// The ECN codepoint the core asked for (one per run: it is per IP
+    /// header, so per datagram of a GSO batch alike).
+    ecn: Option<quiver_proto::EcnCodepoint>,
     start: usize,
     end: usize,
     segment: usize,
@@ -469,6 +483,7 @@ impl TxBatch {
             if let Some(run) = self.runs.last_mut() {
                 if !run.closed
                     && run.destination == t.destination
+                    && run.ecn == t.ecn
                     && run.end == start
                     && t.size <= run.segment
                     && run.count < self.gso_segments
@@ -483,6 +498,7 @@ impl TxBatch {
             self.runs.push(Run {
                 destination: t.destination,
                 source: local_ips.source_for(t.destination),
+                ecn: t.ecn,
                 start,
                 end,
                 segment: t.size,
@@ -497,7 +513,9 @@ impl TxBatch {
             .iter()
             .map(|r| Transmit {
                 destination: r.destination,
-                ecn: None,
+                ecn: r
+                    .ecn
+                    .and_then(|e| quiver_udp::EcnCodepoint::from_bits(e.bits())),
                 contents: &self.buf[r.start..r.end],
                 segment_size: (r.count > 1).then_some(r.segment),
                 src_ip: r.source,

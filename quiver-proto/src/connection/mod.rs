@@ -122,6 +122,8 @@ pub struct ConnectionStats {
     pub pmtu_black_holes: u64,
     /// Packets sent marked ECT(0) (RFC 9000 §13.4).
     pub ecn_marked_sent: u64,
+    /// Datagrams received with an ECN codepoint (ECT(0), ECT(1) or CE).
+    pub ecn_marked_received: u64,
     /// Datagrams received marked ECN-CE.
     pub ecn_ce_received: u64,
     /// Congestion events from increases of the peer's ECN-CE count

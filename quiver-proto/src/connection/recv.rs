@@ -46,6 +46,7 @@ impl Connection {
         };
         self.rx_remote = remote;
         self.rx_ecn = ecn;
+        self.stats.ecn_marked_received += u64::from(ecn.is_some());
         if ecn == Some(crate::EcnCodepoint::Ce) {
             self.stats.ecn_ce_received += 1;
         }

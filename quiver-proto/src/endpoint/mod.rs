@@ -141,6 +141,9 @@ pub struct Endpoint {
     config: Arc<EndpointConfig>,
     server: Option<Arc<ServerConfig>>,
     rng: ChaCha20Rng,
+    /// The ECN codepoint of the datagram being handled, for an `Incoming`
+    /// made from it.
+    rx_ecn: Option<crate::EcnCodepoint>,
     cid_generator: Box<dyn CidGenerator>,
     connections: Connections,
     next_handle: usize,
@@ -183,6 +186,7 @@ impl Endpoint {
             config,
             server,
             rng,
+            rx_ecn: None,
             connections: Connections::new(hash_seed),
             next_handle: 0,
             routes: HashMap::with_hasher(hash_seed),
@@ -308,6 +312,7 @@ impl Endpoint {
         data: &mut [u8],
     ) -> DatagramEvent {
         self.token_key(now);
+        self.rx_ecn = ecn;
         let cid_len = self.config.local_cid_len;
         let Some(dst) = header::first_dst_cid(data, cid_len) else {
             return DatagramEvent::Handled;
@@ -438,7 +443,7 @@ impl Endpoint {
             valid
         };
         let id = IncomingId(self.next_incoming);
-        let incoming = Incoming::new(
+        let mut incoming = Incoming::new(
             id,
             remote,
             version,
@@ -447,6 +452,7 @@ impl Endpoint {
             retry,
             data.to_vec(),
         );
+        incoming.ecn = self.rx_ecn;
         if !incoming.starts_crypto_stream() {
             // Undecryptable, or no ClientHello bytes at offset 0 (a probe
             // whose twin was lost): nothing to start a handshake from, and
@@ -587,6 +593,9 @@ impl Endpoint {
         let remote = incoming.remote;
         let remote_cid = incoming.src_cid;
         let orig_dst_cid = incoming.orig_dst_cid;
+        // RFC 9000 §13.4.1: the first datagram's codepoint is counted too,
+        // or a peer that marked it would fail our ACKs' validation.
+        let ecn = incoming.ecn;
         let (mut datagram, initial_keys) = incoming.into_parts();
         let mut conn = Connection::new(ConnectionParams {
             side: Side::Server,
@@ -610,7 +619,7 @@ impl Endpoint {
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);
         }
-        conn.handle_datagram(now, remote, None, &mut datagram);
+        conn.handle_datagram(now, remote, ecn, &mut datagram);
         self.routes.insert(local_cid, handle);
         if let Some((cid, _)) = preferred_cid {
             self.routes.insert(cid, handle);
