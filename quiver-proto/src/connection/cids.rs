@@ -27,6 +27,9 @@ pub(crate) struct CidState {
     /// Ours, by sequence number, not yet retired by the peer.
     local: BTreeMap<u64, IssuedCid>,
     next_local_seq: u64,
+    /// Our IDs below this sequence number are to be retired by the peer
+    /// (the Retire Prior To we send, RFC 9000 §5.1.2).
+    local_retire_prior_to: u64,
     /// Issued but not yet announced (NEW_CONNECTION_ID to send).
     pub(crate) pending_new: Vec<u64>,
     /// The peer's, by sequence number, not retired by us.
@@ -46,6 +49,7 @@ impl CidState {
         let mut s = Self {
             local: BTreeMap::new(),
             next_local_seq: 1,
+            local_retire_prior_to: 0,
             pending_new: Vec::new(),
             remote: BTreeMap::new(),
             active_remote: 0,
@@ -105,9 +109,20 @@ impl CidState {
     /// How many more IDs the endpoint should issue to us, given the peer's
     /// active_connection_id_limit.
     pub(crate) fn wanted(&self, peer_limit: u64) -> u64 {
-        peer_limit
-            .min(MAX_ISSUED)
-            .saturating_sub(self.local.len() as u64)
+        // IDs being retired do not count: RFC 9000 §5.1.1 lets an endpoint
+        // "temporarily exceed a peer's limit if the NEW_CONNECTION_ID frame
+        // also requires the retirement of any excess".
+        let live = self.local.range(self.local_retire_prior_to..).count() as u64;
+        peer_limit.min(MAX_ISSUED).saturating_sub(live)
+    }
+
+    /// Asks the peer to stop using every ID of ours issued so far (RFC
+    /// 9000 §5.1.2, Retire Prior To) in favour of fresh ones, which the
+    /// endpoint issues next. Used after the peer's address changed under
+    /// an unchanged ID (a NAT rebinding): the ID seen on both paths stops
+    /// linking them from then on (§9.5).
+    pub(crate) fn rotate_local(&mut self) {
+        self.local_retire_prior_to = self.next_local_seq;
     }
 
     /// Registers a new local ID; it will be announced with
@@ -158,10 +173,16 @@ impl CidState {
 
     /// The NEW_CONNECTION_ID frame for our ID `seq`, if still issued.
     pub(crate) fn new_cid_frame(&self, seq: u64) -> Option<NewConnectionId> {
+        // An ID being retired is not announced again (and its frame would
+        // carry a Retire Prior To above its own sequence number, which
+        // §19.15 makes a FRAME_ENCODING_ERROR).
+        if seq < self.local_retire_prior_to {
+            return None;
+        }
         let c = self.local.get(&seq)?;
         Some(NewConnectionId {
             sequence: VarInt::from_u64_unchecked(seq),
-            retire_prior_to: VarInt::ZERO,
+            retire_prior_to: VarInt::from_u64_unchecked(self.local_retire_prior_to),
             id: c.cid,
             reset_token: c.reset_token.unwrap_or_default(),
         })
