@@ -1,7 +1,7 @@
 //! Connection IDs (RFC 9000 §5.1): those we issued and those the peer
 //! issued to us, with NEW_CONNECTION_ID and RETIRE_CONNECTION_ID.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::frame::NewConnectionId;
 use crate::{ConnectionId, TransportError, VarInt};
@@ -22,6 +22,27 @@ pub(crate) struct IssuedCid {
     pub(crate) reset_token: Option<[u8; 16]>,
 }
 
+/// A change in the peer reset tokens the endpoint should check, for its
+/// table of tokens (see `endpoint::reset_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenChange {
+    /// A connection ID of the peer's is now in use: check its token.
+    Check([u8; 16]),
+    /// That connection ID was retired: stop checking its token.
+    Stop([u8; 16]),
+}
+
+/// Connection IDs of both sides.
+///
+/// Stateless reset tokens (RFC 9000 §10.3.1) are checked only for the
+/// peer's IDs "in use": an ID counts as used from the moment it becomes the
+/// Destination Connection ID of our packets ([`CidState::remote_cid`]),
+/// and stops when it is retired (§10.3.1: "An endpoint MUST NOT check for
+/// any stateless reset tokens associated with connection IDs it has not
+/// used or for connection IDs that have been retired"). Spare IDs the peer
+/// issued but we have not switched to are not checked. Whatever changes the
+/// active ID must call `mark_used`; whatever drops an ID goes through
+/// `forget`.
 #[derive(Debug)]
 pub(crate) struct CidState {
     /// Ours, by sequence number, not yet retired by the peer.
@@ -35,6 +56,11 @@ pub(crate) struct CidState {
     remote_retire_prior_to: u64,
     /// RETIRE_CONNECTION_ID frames to send.
     pub(crate) pending_retire: Vec<u64>,
+    /// The peer's IDs in use (sequence, reset token) whose tokens are
+    /// checked: at most the IDs we hold, so active_connection_id_limit.
+    checked: Vec<(u64, [u8; 16])>,
+    /// Changes of `checked` for the endpoint's token table.
+    token_changes: VecDeque<TokenChange>,
 }
 
 impl CidState {
@@ -51,6 +77,8 @@ impl CidState {
             active_remote: 0,
             remote_retire_prior_to: 0,
             pending_retire: Vec::new(),
+            checked: Vec::new(),
+            token_changes: VecDeque::new(),
         };
         // Sequence 0 is the one in the handshake (RFC 9000 §5.1.1); its
         // reset token, for the server, goes in transport parameters.
@@ -90,6 +118,37 @@ impl CidState {
         if let Some(entry) = self.remote.get_mut(&0) {
             entry.reset_token = Some(token);
         }
+        if self.active_remote == 0 {
+            self.mark_used(0);
+        }
+    }
+
+    /// The peer's ID `seq` is the one our packets go to: its token, if it
+    /// has one, is checked from now on (RFC 9000 §10.3.1).
+    fn mark_used(&mut self, seq: u64) {
+        let Some(token) = self.remote.get(&seq).and_then(|c| c.reset_token) else {
+            return;
+        };
+        if self.checked.iter().any(|(s, _)| *s == seq) {
+            return;
+        }
+        self.checked.push((seq, token));
+        self.token_changes.push_back(TokenChange::Check(token));
+    }
+
+    /// Drops the peer's ID `seq` (retired by us): its token is no longer
+    /// checked (RFC 9000 §10.3.1).
+    fn forget(&mut self, seq: u64) {
+        self.remote.remove(&seq);
+        if let Some(i) = self.checked.iter().position(|(s, _)| *s == seq) {
+            let (_, token) = self.checked.swap_remove(i);
+            self.token_changes.push_back(TokenChange::Stop(token));
+        }
+    }
+
+    /// The next change of the checked tokens for the endpoint.
+    pub(crate) fn poll_token_change(&mut self) -> Option<TokenChange> {
+        self.token_changes.pop_front()
     }
 
     /// Our handshake connection ID.
@@ -97,9 +156,10 @@ impl CidState {
         self.local.get(&0).map(|c| c.cid)
     }
 
-    /// Every reset token the peer gave us, for stateless reset detection.
+    /// The peer's reset tokens to check: those of its IDs in use and not
+    /// retired (RFC 9000 §10.3.1).
     pub(crate) fn remote_reset_tokens(&self) -> impl Iterator<Item = [u8; 16]> + '_ {
-        self.remote.values().filter_map(|c| c.reset_token)
+        self.checked.iter().map(|(_, t)| *t)
     }
 
     /// How many more IDs the endpoint should issue to us, given the peer's
@@ -218,12 +278,15 @@ impl CidState {
                 .map(|(s, _)| *s)
                 .collect();
             for s in retired {
-                self.remote.remove(&s);
+                self.forget(s);
                 self.queue_retire(s)?;
             }
             if !self.remote.contains_key(&self.active_remote) {
                 match self.remote.keys().next() {
-                    Some(&next) => self.active_remote = next,
+                    Some(&next) => {
+                        self.active_remote = next;
+                        self.mark_used(next);
+                    }
                     None => return Err(err("every connection ID retired")),
                 }
             }
@@ -235,7 +298,8 @@ impl CidState {
         if self.remote[&self.active_remote].reset_token.is_none() && seq != self.active_remote {
             let old = self.active_remote;
             self.active_remote = seq;
-            self.remote.remove(&old);
+            self.mark_used(seq);
+            self.forget(old);
             self.queue_retire(old)?;
         }
         // §5.1.1: more than active_connection_id_limit active IDs is a
@@ -344,6 +408,28 @@ mod tests {
         s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
         assert_eq!(s.remote_cid(), cid(3));
         assert_eq!(s.pending_retire, vec![0]);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([3; 16])));
+        assert_eq!(s.poll_token_change(), None);
+    }
+
+    /// RFC 9000 §10.3.1: "An endpoint MUST NOT check for any stateless
+    /// reset tokens associated with connection IDs it has not used or for
+    /// connection IDs that have been retired."
+    #[test]
+    fn only_tokens_of_used_unretired_ids_are_checked() {
+        let mut s = state();
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([2; 16])));
+        // A spare ID is not used yet: its token is not checked.
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        assert_eq!(s.poll_token_change(), None);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[2; 16]]);
+        // Retiring the ID in use moves to the spare one.
+        s.on_new_cid(&new_cid(2, 1, 4), 4).unwrap();
+        assert_eq!(s.remote_cid(), cid(3));
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Stop([2; 16])));
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([3; 16])));
+        assert_eq!(s.poll_token_change(), None);
         assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
     }
 }
