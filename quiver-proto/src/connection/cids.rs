@@ -277,6 +277,15 @@ impl CidState {
                 .range(..retire_prior_to)
                 .map(|(s, _)| *s)
                 .collect();
+            // Refused before anything changes: failing halfway would leave
+            // the active ID retired and `remote_cid` without an entry (a
+            // panic when the close is addressed).
+            if self.pending_retire.len() + retired.len() > MAX_PENDING_RETIREMENTS {
+                return Err(TransportError::connection_id_limit_error(
+                    "too many connection IDs retired at once",
+                )
+                .with_frame(0x18));
+            }
             for s in retired {
                 self.forget(s);
                 self.queue_retire(s)?;
@@ -398,6 +407,24 @@ mod tests {
         );
         assert_eq!(s.on_retire(1, &cid(1)).unwrap(), Some(cid(7)));
         assert_eq!(s.on_retire(1, &cid(1)).unwrap(), None);
+    }
+
+    /// Retirements beyond what may be owed at once are a
+    /// CONNECTION_ID_LIMIT_ERROR (RFC 9000 §5.1.2), and the ID in use stays
+    /// valid for the close.
+    #[test]
+    fn too_many_retirements_at_once_keep_the_active_id() {
+        let mut s = state();
+        let mut err = None;
+        for seq in 1..100 {
+            if let Err(e) = s.on_new_cid(&new_cid(seq, seq, seq as u8), 4) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.expect("limit reached");
+        assert_eq!(err.code, TransportErrorCode::CONNECTION_ID_LIMIT_ERROR);
+        let _ = s.remote_cid();
     }
 
     /// The handshake ID of a client has no reset token: the server moves to
