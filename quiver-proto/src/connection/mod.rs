@@ -63,7 +63,9 @@ pub enum Event {
         /// Why.
         reason: ConnectionError,
     },
-    /// A DATAGRAM frame arrived (read it with [`Connection::read_datagram`]).
+    /// DATAGRAM frames arrived: read them with [`Connection::read_datagram`]
+    /// until it returns `None`. Raised when the first one arrives while none
+    /// waits unread, not for each.
     DatagramReceived,
     /// Something happened on a stream.
     Stream(crate::streams::StreamEvent),
