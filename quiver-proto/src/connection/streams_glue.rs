@@ -45,6 +45,12 @@ impl Connection {
         (self.streams.recv_buffered(), self.streams.recv_fragments())
     }
 
+    /// Streams held (open in at least one direction), for tests.
+    #[doc(hidden)]
+    pub fn stream_count_for_test(&self) -> usize {
+        self.streams.stream_count()
+    }
+
     pub(crate) fn streams_on_frame(
         &mut self,
         _now: Instant,

@@ -234,6 +234,17 @@ impl Endpoint {
         v
     }
 
+    /// Sizes of the routing tables: our connection IDs, client Initial
+    /// IDs, peer reset tokens. For tests that check a peer cannot grow them.
+    #[doc(hidden)]
+    pub fn table_sizes_for_test(&self) -> (usize, usize, usize) {
+        (
+            self.routes.len(),
+            self.initial_routes.len(),
+            self.reset_tokens.len(),
+        )
+    }
+
     /// Frees a connection's state. Call it once a connection reported
     /// [`crate::Event::ConnectionLost`] and is drained (or to drop one
     /// abruptly).

@@ -106,8 +106,7 @@ impl ResetTokens {
         self.map.get(&self.transform(tail)).copied()
     }
 
-    /// Tokens checked, for tests.
-    #[cfg(test)]
+    /// Tokens checked.
     pub(super) fn len(&self) -> usize {
         self.map.len()
     }

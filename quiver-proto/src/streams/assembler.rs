@@ -21,7 +21,7 @@
 //! otherwise multiply without end (RFC 9000 §21.7, "Stream Fragmentation
 //! and Reassembly Attacks": "QUIC deployments SHOULD provide mitigations
 //! ... limiting the size of tracking data structures"). The stream layer
-//! caps fragments per stream ([`MAX_FRAGMENTS_PER_STREAM`]) and per
+//! caps fragments per stream (`MAX_FRAGMENTS_PER_STREAM`) and per
 //! connection, so memory is at most the flow-control credit (pages), a
 //! page per stream for rounding, and a bounded number of ranges.
 
@@ -31,11 +31,6 @@ use crate::range_set::RangeSet;
 
 /// Bytes per page.
 pub(super) const PAGE: usize = 4096;
-
-/// Fragments (ranges received above a gap) one stream may hold. A sender
-/// leaves a gap per lost or reordered packet in flight; thousands of them
-/// on one stream are not a network's doing.
-pub(super) const MAX_FRAGMENTS_PER_STREAM: usize = 4096;
 
 /// An ordered byte stream assembled from pieces at arbitrary offsets.
 #[derive(Debug, Default)]

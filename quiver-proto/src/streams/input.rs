@@ -1,9 +1,10 @@
 //! Frames from the peer that concern streams (RFC 9000 §19.4 to §19.14),
 //! each checked against the stream states and limits.
 
-use super::assembler::MAX_FRAGMENTS_PER_STREAM;
 use super::id::dir_index;
-use super::{MAX_FRAGMENTS_PER_CONNECTION, StreamEvent, StreamId, StreamsState};
+use super::{
+    MAX_FRAGMENTS_PER_CONNECTION, MAX_FRAGMENTS_PER_STREAM, StreamEvent, StreamId, StreamsState,
+};
 use crate::TransportError;
 use crate::frame::{
     DataBlocked, Dir, FrameType, MaxData, MaxStreamData, MaxStreams, ResetStream, StopSending,

@@ -35,9 +35,9 @@
 //!   stream is bounded by its advertised window, and the memory of all
 //!   streams by the connection window (which counts the highest offset
 //!   received on each stream, RFC 9000 §4.1).
-//! - **Fragmented data closes the connection**: more than 4096
-//!   out-of-order pieces on one stream, or [`MAX_FRAGMENTS_PER_CONNECTION`]
-//!   on all, is a PROTOCOL_VIOLATION (RFC 9000 §21.7, §21.9), so the
+//! - **Fragmented data closes the connection**: more than
+//!   [`MAX_FRAGMENTS_PER_STREAM`] out-of-order pieces on one stream, or
+//!   [`MAX_FRAGMENTS_PER_CONNECTION`] on all, is a PROTOCOL_VIOLATION (RFC 9000 §21.7, §21.9), so the
 //!   bookkeeping of gaps stays bounded however the peer spreads its bytes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -75,6 +75,11 @@ use send::SendStream;
 /// the largest windows auto-tuning reaches (64 MiB is some 50,000 packets
 /// of 1,200 bytes, which would need a third of them missing at once).
 pub const MAX_FRAGMENTS_PER_CONNECTION: usize = 16_384;
+
+/// Out-of-order pieces one stream may hold (PROTOCOL_VIOLATION past it). A
+/// sender leaves a gap per lost or reordered packet in flight; thousands
+/// of them on one stream are not a network's doing.
+pub const MAX_FRAGMENTS_PER_STREAM: usize = 4096;
 
 /// Stream and flow-control settings of one endpoint.
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]

@@ -293,7 +293,6 @@ fn data_after_stop_sending_still_counts_against_flow_control() {
 /// per-stream cap with PROTOCOL_VIOLATION, and the count stays bounded.
 #[test]
 fn too_many_fragments_on_one_stream_is_a_protocol_violation() {
-    use crate::streams::assembler::MAX_FRAGMENTS_PER_STREAM;
     let mut pair = Pair::default_pair();
     let id = StreamId::new(Side::Client, Dir::Uni, 0);
     for i in 0..MAX_FRAGMENTS_PER_STREAM as u64 {
