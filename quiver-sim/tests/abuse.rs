@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use quiver_proto::frame::{
-    Datagram, Frame, NewConnectionId, RetireConnectionId, Stream, encode_ack,
+    Crypto, Datagram, Frame, NewConnectionId, RetireConnectionId, Stream, encode_ack,
 };
 use quiver_proto::streams::{MAX_FRAGMENTS_PER_CONNECTION, MAX_FRAGMENTS_PER_STREAM};
 use quiver_proto::{
@@ -153,6 +153,29 @@ fn one_byte_gaps_on_one_stream_close_with_protocol_violation() {
         );
         // 2 × 4097 offsets: three pages.
         assert!(bytes <= 3 * PAGE, "{bytes} bytes buffered");
+    });
+}
+
+/// CRYPTO frames of one byte with a gap before each, in 1-RTT packets
+/// (post-handshake TLS messages travel there): within the 64 KiB the
+/// server buffers ahead, but it holds at most 512 such pieces and closes
+/// with CRYPTO_BUFFER_EXCEEDED past them (RFC 9000 §7.5: "MAY close the
+/// connection with a CRYPTO_BUFFER_EXCEEDED error code").
+#[test]
+fn one_byte_gaps_in_the_crypto_stream_close_with_crypto_buffer_exceeded() {
+    for_each_seed(2, |seed| {
+        let (mut pair, client) =
+            connected(seed, TransportConfig::default(), TransportConfig::default());
+        let frames = (0..600u64).map(|i| {
+            Frame::Crypto(Crypto {
+                offset: v(2 * i + 1),
+                data: b"x",
+            })
+        });
+        send_raw(&mut pair, client, packets(frames));
+        let (code, frame_type) = server_close_code(&mut pair, client);
+        assert_eq!(code, TransportErrorCode::CRYPTO_BUFFER_EXCEEDED);
+        assert_eq!(frame_type, Some(0x06));
     });
 }
 
