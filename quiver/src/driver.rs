@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quiver_proto::{ConnectionHandle, DatagramEvent};
 use quiver_udp::{BATCH_SIZE, RecvMeta, Transmit};
@@ -18,10 +18,12 @@ use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
 const RECV_ROUNDS: usize = 8;
-/// Driver passes between dispatches to every connection (a safety net:
-/// connections that received datagrams or ran timers are dispatched in
-/// every pass).
-const SWEEP_EVERY: u32 = 64;
+/// Time between dispatches to every connection (a safety net: connections
+/// that received datagrams or ran timers are dispatched in every pass).
+/// Counted in time, not passes: every datagram makes a pass, so a pass
+/// count let junk datagrams buy a visit to every connection each 64 of
+/// them, a cost per datagram growing with the connections (issue 13).
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Send batches per pass before yielding.
 const SEND_ROUNDS: usize = 8;
 /// Receive buffer per datagram without GRO: room for any datagram a
@@ -42,10 +44,10 @@ pub(crate) struct Driver {
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
-    /// Passes left before the next dispatch to every connection (a
-    /// safety net; events come from datagrams, timers and handle calls,
-    /// and handle calls dispatch their own).
-    sweep_in: u32,
+    /// When to dispatch to every connection next (a safety net; events
+    /// come from datagrams, timers and handle calls, and handle calls
+    /// dispatch their own).
+    next_sweep: Instant,
 }
 
 impl std::fmt::Debug for Driver {
@@ -69,7 +71,7 @@ impl Driver {
             tx: TxBatch::new(gso),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
-            sweep_in: SWEEP_EVERY,
+            next_sweep: now() + SWEEP_INTERVAL,
         }
     }
 
@@ -219,9 +221,9 @@ impl Future for Driver {
             process_dirty(&mut shared.lock());
             again |= this.send(cx);
             let mut state = shared.lock();
-            this.sweep_in = this.sweep_in.saturating_sub(1);
-            if this.sweep_in == 0 {
-                this.sweep_in = SWEEP_EVERY;
+            let t = now();
+            if t >= this.next_sweep {
+                this.next_sweep = t + SWEEP_INTERVAL;
                 state.dirty.clear();
                 process_all(&mut state);
             } else {
