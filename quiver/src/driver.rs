@@ -18,11 +18,15 @@ use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
 const RECV_ROUNDS: usize = 8;
-/// Time between dispatches to every connection (a safety net: connections
-/// that received datagrams or ran timers are dispatched in every pass).
-/// Counted in time, not passes: every datagram makes a pass, so a pass
-/// count let junk datagrams buy a visit to every connection each 64 of
-/// them, a cost per datagram growing with the connections (issue 13).
+/// Connections the sweep dispatches to per pass. The sweep is a safety net
+/// (connections that received datagrams or ran timers are dispatched in
+/// every pass, and handle calls dispatch their own) that visits every
+/// connection in turn, a bounded share per pass: any datagram, junk
+/// included, makes a pass, so a sweep of all connections at once (as every
+/// 64 passes used to be) let junk buy work growing with the number of
+/// connections (issue 13).
+const SWEEP_PER_PASS: usize = 32;
+/// A new round of the sweep starts at most this often.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Send batches per pass before yielding.
 const SEND_ROUNDS: usize = 8;
@@ -44,9 +48,9 @@ pub(crate) struct Driver {
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
-    /// When to dispatch to every connection next (a safety net; events
-    /// come from datagrams, timers and handle calls, and handle calls
-    /// dispatch their own).
+    /// Connections the current round of the sweep has still to visit.
+    sweep: Vec<ConnectionHandle>,
+    /// When the next round of the sweep may start.
     next_sweep: Instant,
 }
 
@@ -71,6 +75,7 @@ impl Driver {
             tx: TxBatch::new(gso),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
+            sweep: Vec::new(),
             next_sweep: now() + SWEEP_INTERVAL,
         }
     }
@@ -154,6 +159,29 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// The sweep's share of this pass: [`SWEEP_PER_PASS`] connections of
+    /// the current round, starting a new round (a list of every connection,
+    /// made once per round, so once per many passes) when the last one is
+    /// done and [`SWEEP_INTERVAL`] has passed.
+    fn sweep_some(&mut self, state: &mut State) {
+        if self.sweep.is_empty() {
+            let t = now();
+            if t < self.next_sweep {
+                return;
+            }
+            self.next_sweep = t + SWEEP_INTERVAL;
+            self.sweep.extend(state.conns.keys().copied());
+        }
+        for _ in 0..SWEEP_PER_PASS {
+            let Some(h) = self.sweep.pop() else {
+                break;
+            };
+            state.process_connection(h);
+        }
+    }
+}
+
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -221,14 +249,8 @@ impl Future for Driver {
             process_dirty(&mut shared.lock());
             again |= this.send(cx);
             let mut state = shared.lock();
-            let t = now();
-            if t >= this.next_sweep {
-                this.next_sweep = t + SWEEP_INTERVAL;
-                state.dirty.clear();
-                process_all(&mut state);
-            } else {
-                process_dirty(&mut state);
-            }
+            process_dirty(&mut state);
+            this.sweep_some(&mut state);
             // Timer for the earliest protocol deadline.
             let deadline = state.proto.poll_timeout();
             if deadline != this.timer_deadline {
@@ -268,14 +290,6 @@ fn process_dirty(state: &mut State) {
     if state.dirty.is_empty() {
         // Keep the allocation.
         state.dirty = dirty;
-    }
-}
-
-/// Dispatches every connection's events.
-fn process_all(state: &mut State) {
-    let handles: Vec<ConnectionHandle> = state.conns.keys().copied().collect();
-    for h in handles {
-        state.process_connection(h);
     }
 }
 

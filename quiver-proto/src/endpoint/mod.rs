@@ -227,6 +227,21 @@ impl Endpoint {
         self.connections.get_mut(handle)
     }
 
+    /// The connection behind `handle`, to read only: unlike
+    /// [`Endpoint::connection`] it does not mark the connection for a visit,
+    /// so looking at many connections costs nothing later.
+    pub fn connection_ref(&self, handle: ConnectionHandle) -> Option<&Connection> {
+        self.connections.get(handle)
+    }
+
+    /// The connection's next event for the application
+    /// ([`Connection::poll`]), without marking it for a visit: taking events
+    /// changes nothing it sends or waits for. For a runtime that checks many
+    /// connections for events.
+    pub fn poll_event(&mut self, handle: ConnectionHandle) -> Option<crate::Event> {
+        self.connections.slot_untouched(handle)?.conn.poll()
+    }
+
     /// Handles of every connection.
     pub fn connection_handles(&self) -> Vec<ConnectionHandle> {
         let mut v: Vec<_> = self.connections.handles().collect();

@@ -91,6 +91,11 @@ impl Connections {
         self.map.keys().copied()
     }
 
+    /// The connection, to read.
+    pub(super) fn get(&self, handle: ConnectionHandle) -> Option<&Connection> {
+        self.map.get(&handle).map(|s| &s.conn)
+    }
+
     /// The connection without touching it: for reads, and for changes
     /// that need no visit.
     pub(super) fn slot_untouched(&mut self, handle: ConnectionHandle) -> Option<&mut Slot> {

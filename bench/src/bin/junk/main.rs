@@ -9,6 +9,9 @@
 //!
 //! `cargo run --release -p quiver-bench --bin junk [-- --connections 1000,10000]`
 //!
+//! `-- --runtime` measures the tokio runtime instead, over loopback (see
+//! `runtime.rs`).
+//!
 //! Also prints the server's heap per idle connection, measured with a
 //! counting allocator (live bytes after the handshakes, client dropped,
 //! over N).
@@ -26,6 +29,8 @@ use quiver::proto::{
     ClientConfig, DatagramEvent, Endpoint, EndpointConfig, ServerConfig, TransportConfig,
 };
 use rustls::pki_types::PrivateKeyDer;
+
+mod runtime;
 
 /// Counts live heap bytes.
 struct Counting;
@@ -74,6 +79,13 @@ struct Args {
     /// Bytes per junk datagram.
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Measure the tokio runtime over loopback instead of the sans-IO
+    /// endpoint: server thread CPU per junk datagram.
+    #[arg(long)]
+    runtime: bool,
+    /// Junk datagrams per second in `--runtime` mode.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u64,
 }
 
 const CLIENT: SocketAddr =
@@ -230,6 +242,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.connections.is_empty() || args.size < 22 {
         bail!("need connection counts and datagrams of at least 22 bytes");
+    }
+    if args.runtime {
+        return runtime::run(&args.connections, args.datagrams, args.size, args.rate);
     }
     let mut servers = Vec::new();
     for (i, &n) in args.connections.iter().enumerate() {
