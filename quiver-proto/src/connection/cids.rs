@@ -40,9 +40,9 @@ pub(crate) enum TokenChange {
 /// and stops when it is retired (§10.3.1: "An endpoint MUST NOT check for
 /// any stateless reset tokens associated with connection IDs it has not
 /// used or for connection IDs that have been retired"). Spare IDs the peer
-/// issued but we have not switched to are not checked. Whatever changes the
-/// active ID must call `mark_used`; whatever drops an ID goes through
-/// `forget`.
+/// issued but we have not switched to are not checked. Changes of the
+/// active ID and dropped IDs are caught up with in `poll_token_change`
+/// whatever made them (`mark_used` and `forget` report them at once).
 #[derive(Debug)]
 pub(crate) struct CidState {
     /// Ours, by sequence number, not yet retired by the peer.
@@ -146,8 +146,22 @@ impl CidState {
         }
     }
 
-    /// The next change of the checked tokens for the endpoint.
+    /// The next change of the checked tokens for the endpoint. First
+    /// catches up with changes made without `mark_used` or `forget`: the
+    /// active ID is used, and IDs no longer held are retired. A few
+    /// entries at most (the IDs we hold), so it costs next to nothing.
     pub(crate) fn poll_token_change(&mut self) -> Option<TokenChange> {
+        let mut i = 0;
+        while i < self.checked.len() {
+            let (seq, token) = self.checked[i];
+            if self.remote.get(&seq).and_then(|c| c.reset_token) == Some(token) {
+                i += 1;
+            } else {
+                self.checked.swap_remove(i);
+                self.token_changes.push_back(TokenChange::Stop(token));
+            }
+        }
+        self.mark_used(self.active_remote);
         self.token_changes.pop_front()
     }
 
@@ -407,6 +421,22 @@ mod tests {
         );
         assert_eq!(s.on_retire(1, &cid(1)).unwrap(), Some(cid(7)));
         assert_eq!(s.on_retire(1, &cid(1)).unwrap(), None);
+    }
+
+    /// An active ID changed, or an ID dropped, without `mark_used` or
+    /// `forget` is still caught up with.
+    #[test]
+    fn token_changes_follow_any_switch_of_the_active_id() {
+        let mut s = state();
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        while s.poll_token_change().is_some() {}
+        // A switch the way other code may make one.
+        s.active_remote = 1;
+        s.remote.remove(&0);
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Stop([2; 16])));
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([3; 16])));
+        assert_eq!(s.poll_token_change(), None);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
     }
 
     /// Retirements beyond what may be owed at once are a
