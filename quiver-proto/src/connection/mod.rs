@@ -69,7 +69,9 @@ pub enum Event {
         /// Why.
         reason: ConnectionError,
     },
-    /// A DATAGRAM frame arrived (read it with [`Connection::read_datagram`]).
+    /// DATAGRAM frames arrived: read them with [`Connection::read_datagram`]
+    /// until it returns `None`. Raised when the first one arrives while none
+    /// waits unread, not for each.
     DatagramReceived,
     /// Something happened on a stream.
     Stream(crate::streams::StreamEvent),
@@ -82,6 +84,11 @@ pub(crate) enum EndpointEvent {
     RetireCid(ConnectionId),
     /// The connection is gone: free its state.
     Drained,
+    /// Check datagrams that route nowhere against this peer reset token
+    /// (RFC 9000 §10.3.1): one of the peer's connection IDs is in use.
+    ResetToken([u8; 16]),
+    /// Stop checking this token: its connection ID was retired.
+    RetireResetToken([u8; 16]),
 }
 
 /// A datagram to send.
@@ -491,7 +498,12 @@ impl Connection {
     }
 
     pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
-        self.endpoint_events.pop_front()
+        self.endpoint_events.pop_front().or_else(|| {
+            self.cids.poll_token_change().map(|c| match c {
+                cids::TokenChange::Check(t) => EndpointEvent::ResetToken(t),
+                cids::TokenChange::Stop(t) => EndpointEvent::RetireResetToken(t),
+            })
+        })
     }
 
     /// When [`Connection::handle_timeout`] should next be called.
