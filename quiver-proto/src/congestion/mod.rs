@@ -74,6 +74,12 @@ pub trait Controller: Send + Debug {
         lost_bytes: u64,
     );
 
+    /// Every loss behind the last congestion response turned out to be
+    /// reordering: the peer acknowledged each packet declared lost (RFC
+    /// 8985 §6.2 spurious retransmission). A controller that saved its
+    /// state when it reacted restores it; the default ignores this.
+    fn on_spurious_congestion_event(&mut self) {}
+
     /// The path's maximum datagram size changed (e.g. after path MTU
     /// discovery, RFC 9002 §7.2).
     fn set_max_datagram_size(&mut self, max_datagram_size: u16);

@@ -22,6 +22,7 @@ mod mtud;
 mod paths;
 mod recovery;
 mod recv;
+mod reorder;
 mod replay;
 mod send;
 mod sent;
@@ -143,6 +144,11 @@ pub struct ConnectionStats {
     pub key_updates: u64,
     /// Received packets that failed authentication (RFC 9001 §6.6).
     pub authentication_failures: u64,
+    /// Packets declared lost that were acknowledged later (reordered).
+    pub spurious_losses: u64,
+    /// Congestion responses undone because every loss behind them proved
+    /// spurious.
+    pub congestion_undos: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +194,8 @@ pub struct Connection {
     tx_ecn: bool,
     /// The application asked for a key update (RFC 9001 §6.1).
     key_update_requested: bool,
+    /// Reordering allowance and recent losses (RFC 8985 §6.2).
+    reordering: reorder::Reordering,
     /// Client: the server's preferred address while we validate it.
     preferred_path: Option<SocketAddr>,
     /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
@@ -328,6 +336,7 @@ impl Connection {
             rx_ecn: None,
             tx_ecn: false,
             key_update_requested: false,
+            reordering: reorder::Reordering::default(),
             preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),
