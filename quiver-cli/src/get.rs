@@ -40,6 +40,10 @@ pub struct Args {
     /// silent (the idle timeout).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    /// Congestion controller (default: quiver's default); it governs what
+    /// this client sends, the requests.
+    #[arg(long, value_enum)]
+    cc: Option<common::Cc>,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -99,7 +103,7 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
     builder
         .alpn_protocols(&[args.alpn.as_bytes()])
         .keylog(args.keylog)
-        .transport(common::transport(timeout))
+        .transport(common::transport(timeout, args.cc))
         .build()
         .map_err(|e| anyhow!("TLS configuration: {e}"))
 }
