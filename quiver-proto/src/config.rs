@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::congestion::{ControllerFactory, NewRenoConfig};
+use crate::congestion::{ControllerFactory, CubicConfig};
 use crate::transport_params::TransportParameters;
 use crate::{ConnectionId, VarInt, Version};
 
@@ -55,7 +55,9 @@ pub struct TransportConfig {
     /// §14.3); `None` keeps `max_udp_payload_size` for the whole
     /// connection. 1452 fits a 1500-byte Ethernet MTU under IPv6.
     pub mtu_discovery_upper_bound: Option<u16>,
-    /// Congestion controller.
+    /// Congestion controller: [`CubicConfig`] (CUBIC with HyStart++) by
+    /// default; [`NewRenoConfig`](crate::congestion::NewRenoConfig), or any [`ControllerFactory`] of the
+    /// application's.
     pub congestion: Arc<dyn ControllerFactory>,
 }
 
@@ -78,7 +80,7 @@ impl Default for TransportConfig {
             active_connection_id_limit: 4,
             max_udp_payload_size: 1200,
             mtu_discovery_upper_bound: Some(1452),
-            congestion: Arc::new(NewRenoConfig::default()),
+            congestion: Arc::new(CubicConfig::default()),
         }
     }
 }
