@@ -448,6 +448,8 @@ fn size_name(bytes: u64) -> String {
         format!("{} GiB", bytes >> 30)
     } else if bytes % (1 << 20) == 0 {
         format!("{} MiB", bytes >> 20)
+    } else if bytes % 1_000_000 == 0 {
+        format!("{} MB", bytes / 1_000_000)
     } else {
         format!("{bytes} bytes")
     }

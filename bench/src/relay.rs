@@ -12,8 +12,10 @@
 //! the datagrams `reorder` picks). Datagrams leave in order of their
 //! delivery time, so jitter and `reorder` reorder them.
 //!
-//! Timers are tokio's (a millisecond), so a rate limit releases the
-//! datagrams due within a millisecond together.
+//! Timers are tokio's (a millisecond): a delayed datagram leaves at the
+//! first timer tick at or after its time, and a rate limit releases the
+//! datagrams due within a millisecond together. A datagram due at once
+//! (no delay, no queue) with none waiting before it is forwarded at once.
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -429,31 +431,38 @@ impl Direction {
                     }
                     let now = Instant::now();
                     if let Some(at) = self.admit(now, n as u64) {
-                        self.seq += 1;
-                        self.pending.push(Pending { at, seq: self.seq, data: buf[..n].to_vec() });
+                        if at <= now && self.pending.is_empty() {
+                            // Due now (no delay, no queue): forward at once,
+                            // not at the timer's next millisecond.
+                            deliver(&to, &client, &buf[..n]);
+                        } else {
+                            self.seq += 1;
+                            self.pending.push(Pending { at, seq: self.seq, data: buf[..n].to_vec() });
+                        }
                     }
                 }
                 () = sleep_until(next) => {
                     let now = Instant::now();
                     while self.pending.peek().is_some_and(|p| p.at <= now) {
                         let p = self.pending.pop().expect("non-empty");
-                        // A full socket buffer or a vanished peer is one more
-                        // lost datagram.
-                        let _ = match &to {
-                            Sink::Connected(s) => s.try_send(&p.data),
-                            Sink::Client(s) => {
-                                let peer = *client.lock().expect("not poisoned");
-                                match peer {
-                                    Some(peer) => s.try_send_to(&p.data, peer),
-                                    None => Ok(0),
-                                }
-                            }
-                        };
+                        deliver(&to, &client, &p.data);
                     }
                 }
             }
         }
     }
+}
+
+/// Sends `data` on. A full socket buffer or a vanished peer is one more
+/// lost datagram.
+fn deliver(to: &Sink, client: &std::sync::Mutex<Option<SocketAddr>>, data: &[u8]) {
+    let _ = match to {
+        Sink::Connected(s) => s.try_send(data),
+        Sink::Client(s) => match *client.lock().expect("not poisoned") {
+            Some(peer) => s.try_send_to(data, peer),
+            None => Ok(0),
+        },
+    };
 }
 
 async fn sleep_until(at: Option<Instant>) {
