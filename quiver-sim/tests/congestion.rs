@@ -195,3 +195,36 @@ fn cubic_completes_over_loss_and_reordering() {
         download(&mut pair, 2 * MB, Duration::from_secs(120));
     });
 }
+
+/// CUBIC's slow start on a deep-buffered bottleneck: HyStart++ sees the
+/// queue's delay and leaves slow start before the queue overflows (RFC 9406
+/// §4.1), so far fewer packets are lost than in plain slow start.
+#[test]
+fn hystart_leaves_slow_start_before_a_deep_queue_overflows() {
+    let link = LinkConfig {
+        delay: Duration::from_millis(20),
+        bandwidth: Some(20_000_000 / 8),
+        queue_limit: Some(400_000),
+        ..LinkConfig::default()
+    };
+    let seed = Seed::from_env_or(3);
+    let mut lost = Vec::new();
+    for hystart in [true, false] {
+        let cc: Arc<dyn ControllerFactory> = Arc::new(CubicConfig {
+            hystart,
+            ..CubicConfig::default()
+        });
+        let mut pair = Pair::with_configs(seed, link.clone(), transport(cc.clone()), transport(cc));
+        download(&mut pair, 4 * MB, Duration::from_secs(60));
+        lost.push(pair.server_conn().stats().packets_lost);
+    }
+    let (with, without) = (lost[0], lost[1]);
+    assert!(
+        without >= 20,
+        "plain slow start overflows the queue: {lost:?}"
+    );
+    assert!(
+        with * 4 <= without,
+        "HyStart++ {with} lost, plain {without}"
+    );
+}
