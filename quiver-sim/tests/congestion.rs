@@ -223,8 +223,10 @@ fn hystart_leaves_slow_start_before_a_deep_queue_overflows() {
         without >= 20,
         "plain slow start overflows the queue: {lost:?}"
     );
+    // 88 against 383 (the link has no randomness): CSS still overshoots a
+    // little, growing the window 1.25 times a round for five rounds.
     assert!(
-        with * 4 <= without,
+        with * 3 <= without,
         "HyStart++ {with} lost, plain {without}"
     );
 }
