@@ -2,92 +2,14 @@
 //! `quiver_client_*` tests run a quiver client against a quinn server,
 //! `quinn_client_*` tests a quinn client against a quiver server.
 
-use std::sync::Arc;
+mod common;
 
 use bytes::Bytes;
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use common::{init_tracing, quinn_client, quinn_to_quiver, quiver_server, quiver_to_quinn};
 use quiver_interop::{ALPN, Pki, bounded, pattern};
 
-const LOCALHOST: &str = "127.0.0.1:0";
 const TEN_MB: usize = 10 * 1024 * 1024;
 const STREAMS: usize = 200;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
-fn quinn_server(pki: &Pki, client_auth: bool) -> quinn::Endpoint {
-    let crypto = QuicServerConfig::try_from(pki.rustls_server(client_auth)).unwrap();
-    let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    quinn::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap()
-}
-
-fn quinn_client(pki: &Pki, client_cert: bool) -> quinn::Endpoint {
-    let crypto = QuicClientConfig::try_from(pki.rustls_client(client_cert)).unwrap();
-    let mut ep = quinn::Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();
-    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    ep
-}
-
-fn quiver_server(pki: &Pki, client_auth: bool) -> quiver::Endpoint {
-    let config = pki.quiver_server(client_auth, quiver::TransportConfig::default());
-    quiver::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap()
-}
-
-fn quiver_client(pki: &Pki, client_cert: bool) -> quiver::Endpoint {
-    let mut ep = quiver::Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();
-    ep.set_default_client_config(
-        pki.quiver_client(client_cert, quiver::TransportConfig::default()),
-    );
-    ep
-}
-
-/// A quiver client connected to a quinn server.
-struct QuiverToQuinn {
-    client: quiver::Connection,
-    server: quinn::Connection,
-    _endpoints: (quiver::Endpoint, quinn::Endpoint),
-}
-
-async fn quiver_to_quinn(pki: &Pki, client_auth: bool) -> QuiverToQuinn {
-    let server_ep = quinn_server(pki, client_auth);
-    let client_ep = quiver_client(pki, client_auth);
-    let addr = server_ep.local_addr().unwrap();
-    let connecting = client_ep.connect(addr, "localhost").unwrap();
-    let (client, server) = tokio::join!(connecting, async {
-        server_ep.accept().await.expect("incoming").await
-    });
-    QuiverToQuinn {
-        client: client.expect("quiver client connects"),
-        server: server.expect("quinn server accepts"),
-        _endpoints: (client_ep, server_ep),
-    }
-}
-
-/// A quinn client connected to a quiver server.
-struct QuinnToQuiver {
-    client: quinn::Connection,
-    server: quiver::Connection,
-    _endpoints: (quinn::Endpoint, quiver::Endpoint),
-}
-
-async fn quinn_to_quiver(pki: &Pki, client_auth: bool) -> QuinnToQuiver {
-    let server_ep = quiver_server(pki, client_auth);
-    let client_ep = quinn_client(pki, client_auth);
-    let addr = server_ep.local_addr().unwrap();
-    let connecting = client_ep.connect(addr, "localhost").unwrap();
-    let (client, server) = tokio::join!(connecting, async {
-        server_ep.accept().await.expect("incoming").await
-    });
-    QuinnToQuiver {
-        client: client.expect("quinn client connects"),
-        server: server.expect("quiver server accepts"),
-        _endpoints: (client_ep, server_ep),
-    }
-}
 
 fn quinn_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?
@@ -116,7 +38,7 @@ async fn quiver_client_handshake() {
         assert_eq!(quinn_alpn(&t.server).as_deref(), Some(ALPN));
         assert_eq!(
             t.server.remote_address(),
-            t._endpoints.0.local_addr().unwrap()
+            t.endpoints.0.local_addr().unwrap()
         );
     })
     .await;
@@ -402,7 +324,7 @@ async fn quiver_client_close_with_code() {
             t.client.closed().await,
             quiver::ConnectionError::LocallyClosed
         );
-        t._endpoints.0.wait_idle().await;
+        t.endpoints.0.wait_idle().await;
     })
     .await;
 }
@@ -445,7 +367,7 @@ async fn quiver_server_close_with_code() {
         let t = quinn_to_quiver(&pki, false).await;
         t.server.close(qv(0x45), b"quiver says bye");
         assert_quinn_app_close(t.client.closed().await, 0x45, b"quiver says bye");
-        t._endpoints.1.wait_idle().await;
+        t.endpoints.1.wait_idle().await;
     })
     .await;
 }

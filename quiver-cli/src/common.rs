@@ -13,6 +13,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The application protocol of HTTP/0.9 in the QUIC interop runner.
 pub const HQ_ALPN: &str = "hq-interop";
+/// HTTP/3 (RFC 9114 §3.1).
+pub const H3_ALPN: &str = "h3";
 
 /// Stream reset codes of `quiver serve`: HTTP/0.9 has no status line, so
 /// failures are stream resets, with codes after the HTTP statuses.
@@ -94,15 +96,16 @@ pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
         .map_err(|e| anyhow!("cannot parse private key {}: {e:?}", path.display()))
 }
 
-/// Server TLS settings for `alpn`, with `keylog` honouring SSLKEYLOGFILE.
+/// Server TLS settings offering the protocols in `alpn` (in order of
+/// preference), with `keylog` honouring SSLKEYLOGFILE.
 pub fn server_config(
     identity: Identity,
-    alpn: &[u8],
+    alpn: &[&[u8]],
     keylog: bool,
     transport: quiver::TransportConfig,
 ) -> anyhow::Result<quiver::ServerConfig> {
     quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
-        .alpn_protocols(&[alpn])
+        .alpn_protocols(alpn)
         .keylog(keylog)
         .transport(transport)
         .build()

@@ -27,8 +27,12 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(10);
     let (identity, _, _) = common::self_signed()?;
-    let config =
-        common::server_config(identity, PERF_ALPN, false, common::transport(timeout, None))?;
+    let config = common::server_config(
+        identity,
+        &[PERF_ALPN],
+        false,
+        common::transport(timeout, None),
+    )?;
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
     let (server, addr) = common::bind_server(config, loopback)?;
     println!(

@@ -44,6 +44,15 @@ pub struct Args {
     /// this client sends, the requests.
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    /// Stay on the server's original address even when it offers a
+    /// preferred address (RFC 9000 §9.6; by default the client validates
+    /// the preferred address and moves there after the handshake).
+    #[arg(long)]
+    no_migrate: bool,
+    /// Start a 1-RTT key update as soon as the handshake is confirmed
+    /// (RFC 9001 §6; the QUIC interop runner's keyupdate case).
+    #[arg(long)]
+    key_update: bool,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -103,7 +112,10 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
     builder
         .alpn_protocols(&[args.alpn.as_bytes()])
         .keylog(args.keylog)
-        .transport(common::transport(timeout, args.cc))
+        .transport(quiver::TransportConfig {
+            migrate_to_preferred_address: !args.no_migrate,
+            ..common::transport(timeout, args.cc)
+        })
         .build()
         .map_err(|e| anyhow!("TLS configuration: {e}"))
 }
@@ -122,6 +134,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let addr = common::resolve(&host, port, timeout).await?;
     let endpoint = common::bind_client(addr)?;
     let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
+    if args.key_update {
+        // Held until the handshake is confirmed (RFC 9001 §6.1).
+        conn.force_key_update();
+    }
 
     let progress = progress_bar(plan.len());
     let mut tasks = JoinSet::new();

@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 mod common;
 mod decode;
 mod demo;
+mod files;
 mod get;
 mod perf;
 mod serve;
+mod serve_h3;
 
 /// quiver: a QUIC implementation (RFC 9000, 9001, 9002, 9221, 9369).
 #[derive(Debug, Parser)]
@@ -24,7 +26,8 @@ enum Command {
     /// Decode a UDP datagram given in hex: its coalesced packets, and for
     /// Initial packets the decrypted frames.
     Decode(decode::Args),
-    /// Serve files over HTTP/0.9 on QUIC (ALPN hq-interop).
+    /// Serve files over HTTP/0.9 (ALPN hq-interop) and HTTP/3 (ALPN h3) on
+    /// QUIC.
     Serve(serve::Args),
     /// Download files over HTTP/0.9 on QUIC, one stream per URL.
     Get(get::Args),

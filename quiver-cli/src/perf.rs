@@ -101,7 +101,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let (identity, _) = crate::serve::identity(args.cert.as_deref(), args.key.as_deref())?;
     let config = common::server_config(
         identity,
-        PERF_ALPN,
+        &[PERF_ALPN],
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;

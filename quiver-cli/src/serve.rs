@@ -1,7 +1,8 @@
 //! `quiver serve`: files over HTTP/0.9 (ALPN `hq-interop`), as the QUIC
 //! interop runner uses it: the client sends `GET /path\r\n` on a
 //! bidirectional stream and finishes it; the server answers with the
-//! file's bytes and finishes, or resets the stream when it cannot.
+//! file's bytes and finishes, or resets the stream when it cannot. The
+//! same files are offered over HTTP/3 (ALPN `h3`, `serve_h3.rs`).
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -11,14 +12,17 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
-use crate::common::{self, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
+use crate::common::{self, H3_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
+use crate::files::resolve;
+use crate::serve_h3;
 
 /// The longest request line read.
 const MAX_REQUEST: usize = 8 * 1024;
 /// Bytes read from a file and written to a stream at once.
 const CHUNK: usize = 64 * 1024;
 
-/// Serve files over HTTP/0.9 on QUIC (ALPN hq-interop).
+/// Serve files over HTTP/0.9 (ALPN hq-interop) and HTTP/3 (ALPN h3) on
+/// QUIC.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on.
@@ -45,9 +49,10 @@ pub struct Args {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
-    /// Application protocol to accept.
-    #[arg(long, default_value = HQ_ALPN)]
-    alpn: String,
+    /// Application protocol to accept (only this one); without it,
+    /// hq-interop and h3. `h3` is served as HTTP/3, any other as HTTP/0.9.
+    #[arg(long)]
+    alpn: Option<String>,
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -97,9 +102,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("cannot serve {}: not a directory", root.display());
     }
     let (identity, generated) = identity(args.cert.as_deref(), args.key.as_deref())?;
+    let alpns: Vec<&[u8]> = match &args.alpn {
+        Some(alpn) => vec![alpn.as_bytes()],
+        None => serve_h3::default_alpns().to_vec(),
+    };
     let config = common::server_config(
         identity,
-        args.alpn.as_bytes(),
+        &alpns,
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;
@@ -174,8 +183,13 @@ async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
         }
     };
     let remote = conn.remote_address();
+    let h3 = conn.alpn_protocol().as_deref() == Some(H3_ALPN.as_bytes());
     if verbose {
-        eprintln!("{remote}: connected");
+        let protocol = if h3 { "HTTP/3" } else { "HTTP/0.9" };
+        eprintln!("{remote}: connected ({protocol})");
+    }
+    if h3 {
+        return serve_h3::connection(conn, root, remote, verbose).await;
     }
     loop {
         match conn.accept_bi().await {
@@ -228,43 +242,6 @@ async fn read_request(recv: &mut RecvStream) -> Option<Vec<u8>> {
             Err(_) => return None,
         }
     }
-}
-
-/// `%XX` escapes decoded (RFC 3986 §2.1); `None` for a malformed escape.
-fn percent_decode(part: &str) -> Option<String> {
-    let bytes = part.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The file `path` names under `root`, if it is a regular file there
-/// (`..` and symbolic links out of the root are refused).
-fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
-    let path = path.split(['?', '#']).next()?;
-    let mut file = root.to_path_buf();
-    for part in path.split('/') {
-        // Decoded per segment, so an escaped '/' cannot add one.
-        let part = percent_decode(part)?;
-        match part.as_str() {
-            "" | "." => {}
-            ".." => return None,
-            p if p.contains(['/', '\\', '\0']) => return None,
-            p => file.push(p),
-        }
-    }
-    let file = file.canonicalize().ok()?;
-    (file.starts_with(root) && file.is_file()).then_some(file)
 }
 
 async fn request(
@@ -334,31 +311,5 @@ mod tests {
         assert_eq!(parse_request(b"POST /x\r\n"), None);
         assert_eq!(parse_request(b"GET x\r\n"), None);
         assert_eq!(parse_request(b"\xff"), None);
-    }
-
-    #[test]
-    fn paths_stay_inside_the_root() {
-        let dir = std::env::temp_dir().join(format!("quiver-resolve-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("sub/f"), b"x").unwrap();
-        let root = dir.join("sub").canonicalize().unwrap();
-        std::fs::write(dir.join("secret"), b"x").unwrap();
-        assert_eq!(resolve(&root, "/f"), Some(root.join("f")));
-        assert_eq!(resolve(&root, "//./f?x=1"), Some(root.join("f")));
-        assert_eq!(resolve(&root, "/../secret"), None);
-        std::fs::write(root.join("a b"), b"x").unwrap();
-        assert_eq!(resolve(&root, "/a%20b"), Some(root.join("a b")));
-        assert_eq!(resolve(&root, "/%2e%2e/secret"), None);
-        assert_eq!(resolve(&root, "/..%2fsecret"), None);
-        assert_eq!(resolve(&root, "/f%"), None);
-        assert_eq!(resolve(&root, "/f%zz"), None);
-        assert_eq!(resolve(&root, "/"), None);
-        assert_eq!(resolve(&root, "/missing"), None);
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(dir.join("secret"), root.join("link")).unwrap();
-            assert_eq!(resolve(&root, "/link"), None);
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+mod relay;
+
+use relay::{Rebind, Relay, Schedule};
+
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 /// The longest any one command may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -610,4 +614,228 @@ fn quinn_client_sees_close_after_hello() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// A quiver client endpoint that trusts the certificates in `cert` (PEM)
+/// and offers ALPN h3; call from within a tokio runtime.
+fn quiver_h3_endpoint(cert: &[u8]) -> quiver::Endpoint {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut endpoint = quiver::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(
+        quiver::ClientConfig::with_root_certificates(roots)
+            .alpn_protocols(&[quiver_h3::ALPN])
+            .build()
+            .unwrap(),
+    );
+    endpoint
+}
+
+/// A response's status, headers and whole body.
+struct H3Response {
+    status: u16,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+    body: Vec<u8>,
+}
+
+async fn h3_request(
+    send: &mut h3::client::SendRequest<quiver_h3::OpenStreams, bytes::Bytes>,
+    method: &str,
+    path: &str,
+) -> H3Response {
+    use bytes::Buf as _;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"))
+        .body(())
+        .unwrap();
+    let mut stream = send.send_request(request).await.unwrap();
+    stream.finish().await.unwrap();
+    let response = stream.recv_response().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let mut body = Vec::new();
+    while let Some(mut chunk) = stream.recv_data().await.unwrap() {
+        while chunk.has_remaining() {
+            let n = chunk.chunk().len();
+            body.extend_from_slice(chunk.chunk());
+            chunk.advance(n);
+        }
+    }
+    H3Response {
+        status: response.status().as_u16(),
+        content_type: header("content-type"),
+        content_length: header("content-length").map(|v| v.parse().unwrap()),
+        body,
+    }
+}
+
+/// `quiver serve` offers h3 next to hq-interop: the same files over
+/// HTTP/3 with status, content-length and content-type; 404 for a missing
+/// file or a path out of the root; 405 for other methods.
+#[test]
+fn serves_files_over_http3() {
+    let dir = TempDir::new("h3-root");
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), b"outside the root").unwrap();
+    let page = b"<!doctype html><title>quiver</title>".to_vec();
+    std::fs::write(root.join("index.html"), &page).unwrap();
+    let data = content(300_000, 7);
+    std::fs::write(root.join("sub/data.bin"), &data).unwrap();
+    std::fs::write(root.join("notes.txt"), b"notes\n").unwrap();
+    let server = serve(&root, &[]);
+    let cert = std::fs::read(server.cert.as_ref().unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(DEADLINE, async {
+            let endpoint = quiver_h3_endpoint(&cert);
+            let addr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+            let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+            assert_eq!(conn.alpn_protocol().as_deref(), Some(&b"h3"[..]));
+            let (mut driver, mut send) = h3::client::new(quiver_h3::Connection::new(conn))
+                .await
+                .unwrap();
+            tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+
+            let r = h3_request(&mut send, "GET", "/index.html").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.content_type.as_deref(), Some("text/html"));
+            assert_eq!(r.content_length, Some(page.len() as u64));
+            assert_eq!(r.body, page);
+
+            let r = h3_request(&mut send, "GET", "/sub/data.bin").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.content_type.as_deref(), Some("application/octet-stream"));
+            assert_eq!(r.content_length, Some(data.len() as u64));
+            assert_eq!(sha256(&r.body), sha256(&data));
+
+            let r = h3_request(&mut send, "GET", "/notes.txt").await;
+            assert_eq!(r.content_type.as_deref(), Some("text/plain"));
+            assert_eq!(r.body, b"notes\n");
+
+            let r = h3_request(&mut send, "HEAD", "/sub/data.bin").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.content_length, Some(data.len() as u64));
+            assert!(r.body.is_empty());
+
+            for path in ["/missing", "/../secret.txt", "/%2e%2e/secret.txt", "/sub"] {
+                let r = h3_request(&mut send, "GET", path).await;
+                assert_eq!(r.status, 404, "{path}");
+                assert_ne!(r.body, b"outside the root", "{path}");
+            }
+
+            let r = h3_request(&mut send, "POST", "/index.html").await;
+            assert_eq!(r.status, 405);
+        })
+        .await
+        .expect("HTTP/3 requests within the deadline");
+    });
+}
+
+// ------------------------------------------------ NAT rebinding (relay)
+
+/// The file the rebinding tests fetch.
+const REBIND_FILE: usize = 10 * 1024 * 1024;
+
+/// `quiver get` fetches a 10 MB file from `quiver serve` through a relay
+/// that moves its server-facing socket per `schedule`: the file arrives
+/// whole, every switch happened mid-transfer, and the server followed the
+/// last one (data came back through the newest socket).
+fn fetch_through_rebinding_relay(name: &str, schedule: Schedule, min_switches: u32) {
+    let root = TempDir::new(&format!("{name}-root"));
+    let out = TempDir::new(&format!("{name}-out"));
+    let data = content(REBIND_FILE, 77);
+    std::fs::write(root.path().join("big"), &data).unwrap();
+    let server = serve(root.path(), &[]);
+    let relay = Relay::start(([127, 0, 0, 1], server.port).into(), schedule);
+    let link = format!("https://{}/big", relay.addr());
+    let (result, took) = run_with(
+        &[
+            "get",
+            "--insecure",
+            "--out",
+            out.path().to_str().unwrap(),
+            &link,
+        ],
+        &[],
+        DEADLINE,
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let got = std::fs::read(out.path().join("big")).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_eq!(sha256(&got), sha256(&data), "file differs");
+    let switches = relay.switches();
+    eprintln!("{name}: {switches} switches, {took:?}");
+    assert!(
+        switches >= min_switches,
+        "{switches} switches in {took:?}, wanted {min_switches}"
+    );
+    assert!(relay.to_client() >= REBIND_FILE as u64, "all of it relayed");
+    assert!(
+        relay.before_first_switch() < REBIND_FILE as u64,
+        "the first switch came mid-transfer"
+    );
+    assert!(
+        relay.through_newest_socket() > 0,
+        "the server sent to the relay's newest address"
+    );
+}
+
+#[test]
+fn rebind_port_once() {
+    let schedule = Schedule {
+        rebind: Rebind::Port,
+        first_after: 3 << 20,
+        every: None,
+        rate: None,
+    };
+    fetch_through_rebinding_relay("rebind-port", schedule, 1);
+}
+
+#[test]
+fn rebind_address_once() {
+    let schedule = Schedule {
+        rebind: Rebind::Address,
+        first_after: 3 << 20,
+        every: None,
+        rate: None,
+    };
+    fetch_through_rebinding_relay("rebind-addr", schedule, 1);
+}
+
+/// Every 300 ms through a 5 MB/s bottleneck (2 s for the file): about
+/// six moves.
+#[test]
+fn rebind_port_every_300_ms() {
+    let schedule = Schedule {
+        rebind: Rebind::Port,
+        first_after: 1 << 20,
+        every: Some(Duration::from_millis(300)),
+        rate: Some(5 << 20),
+    };
+    fetch_through_rebinding_relay("rebind-port-often", schedule, 3);
+}
+
+#[test]
+fn rebind_address_every_300_ms() {
+    let schedule = Schedule {
+        rebind: Rebind::Address,
+        first_after: 1 << 20,
+        every: Some(Duration::from_millis(300)),
+        rate: Some(5 << 20),
+    };
+    fetch_through_rebinding_relay("rebind-addr-often", schedule, 3);
 }

@@ -55,10 +55,30 @@ pub struct TransportConfig {
     /// §14.3); `None` keeps `max_udp_payload_size` for the whole
     /// connection. 1452 fits a 1500-byte Ethernet MTU under IPv6.
     pub mtu_discovery_upper_bound: Option<u16>,
+    /// How long a completed path MTU search holds before probing upwards
+    /// again (RFC 8899 §5.1.1 PMTU_RAISE_TIMER: 600 s by default).
+    pub mtu_raise_interval: Duration,
     /// Congestion controller: [`CubicConfig`] (CUBIC with HyStart++) by
     /// default; [`NewRenoConfig`](crate::congestion::NewRenoConfig), or any [`ControllerFactory`] of the
     /// application's.
     pub congestion: Arc<dyn ControllerFactory>,
+    /// A client moves to the server's preferred address once the
+    /// handshake is confirmed and the new path is validated (RFC 9000
+    /// §9.6.2). On by default.
+    pub migrate_to_preferred_address: bool,
+    /// Mark packets ECT(0) and react to congestion the path reports with
+    /// ECN-CE (RFC 9000 §13.4, RFC 9002 §7.1), on paths that pass ECN
+    /// validation. Received codepoints are reported either way. On by
+    /// default.
+    pub ecn: bool,
+    /// Packets sealed under one 1-RTT key before we update it (RFC 9001
+    /// §6.6); `None` is 7/8 of the AEAD's confidentiality limit (2^23
+    /// packets for AES-GCM). Lower it to exercise key updates.
+    pub key_update_interval: Option<u64>,
+    /// Received packets failing authentication before the connection
+    /// closes with AEAD_LIMIT_REACHED (RFC 9001 §6.6); `None` is the
+    /// AEAD's integrity limit.
+    pub aead_integrity_limit: Option<u64>,
 }
 
 impl Default for TransportConfig {
@@ -80,7 +100,12 @@ impl Default for TransportConfig {
             active_connection_id_limit: 4,
             max_udp_payload_size: 1200,
             mtu_discovery_upper_bound: Some(1452),
+            mtu_raise_interval: Duration::from_secs(600),
             congestion: Arc::new(CubicConfig::default()),
+            migrate_to_preferred_address: true,
+            ecn: true,
+            key_update_interval: None,
+            aead_integrity_limit: None,
         }
     }
 }
@@ -121,6 +146,12 @@ pub struct EndpointConfig {
     pub supported_versions: Vec<Version>,
     /// Largest UDP payload we accept (max_udp_payload_size).
     pub max_udp_payload_size: VarInt,
+    /// A server's preferred IPv4 address (RFC 9000 §9.6), advertised to
+    /// every client in the preferred_address transport parameter. The
+    /// endpoint must receive on it too.
+    pub preferred_address_v4: Option<std::net::SocketAddrV4>,
+    /// A server's preferred IPv6 address (RFC 9000 §9.6).
+    pub preferred_address_v6: Option<std::net::SocketAddrV6>,
 }
 
 impl EndpointConfig {
@@ -132,6 +163,8 @@ impl EndpointConfig {
             reset_key,
             supported_versions: Version::SUPPORTED.to_vec(),
             max_udp_payload_size: VarInt::from_u32(65_527),
+            preferred_address_v4: None,
+            preferred_address_v6: None,
         }
     }
 }

@@ -27,14 +27,16 @@ pub mod streams;
 pub mod transport_params;
 
 mod cid;
+mod ecn;
 mod version;
 
 pub use cid::{ConnectionId, MAX_CID_SIZE};
 pub use coding::VarInt;
 pub use config::{EndpointConfig, TransportConfig};
 pub use connection::{
-    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, Transmit,
+    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, MigrateError, Transmit,
 };
+pub use ecn::EcnCodepoint;
 pub use endpoint::{
     ClientConfig, DatagramEvent, Endpoint, Incoming, IncomingId, RetryError, ServerConfig,
 };

@@ -47,6 +47,11 @@ pub struct LinkConfig {
     /// Largest datagram (UDP payload, bytes) the link carries; larger ones
     /// are dropped.
     pub mtu: usize,
+    /// A middlebox that clears the ECN field of every datagram.
+    pub ecn_bleach: bool,
+    /// Probability that a datagram sent with an ECT codepoint arrives
+    /// marked CE (a congested ECN-capable queue; 1.0 marks everything).
+    pub ce_rate: f64,
 }
 
 impl Default for LinkConfig {
@@ -66,6 +71,8 @@ impl Default for LinkConfig {
             duplicate_rate: 0.0,
             corrupt_rate: 0.0,
             mtu: 1472,
+            ecn_bleach: false,
+            ce_rate: 0.0,
         }
     }
 }
@@ -84,6 +91,7 @@ impl LinkConfig {
         rate("reorder_rate", self.reorder_rate);
         rate("duplicate_rate", self.duplicate_rate);
         rate("corrupt_rate", self.corrupt_rate);
+        rate("ce_rate", self.ce_rate);
         if let Some(ge) = &self.burst_loss {
             rate("burst_loss.p_good_to_bad", ge.p_good_to_bad);
             rate("burst_loss.p_bad_to_good", ge.p_bad_to_good);
@@ -242,6 +250,19 @@ impl Link {
             highest_delivered: None,
             stats: LinkStats::default(),
         }
+    }
+
+    /// The ECN codepoint a datagram sent with `ecn` arrives with. Draws
+    /// randomness only when CE marking is configured, so seeds of links
+    /// without it are unchanged.
+    pub(crate) fn ecn(&mut self, cfg: &LinkConfig, ecn: u8) -> u8 {
+        if cfg.ecn_bleach {
+            return 0;
+        }
+        if ecn & 0b11 != 0 && cfg.ce_rate > 0.0 && self.rng.chance(cfg.ce_rate) {
+            return 0b11;
+        }
+        ecn & 0b11
     }
 
     /// Runs a datagram sent at `now` through the model (everything after the

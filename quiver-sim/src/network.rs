@@ -61,6 +61,7 @@ struct InFlight {
     dst: SocketAddr,
     index: u64,
     data: Vec<u8>,
+    ecn: u8,
     duplicate: bool,
     corrupted: bool,
 }
@@ -286,6 +287,45 @@ impl Network {
         self.by_addr.remove(&old);
         self.by_addr.insert(addr, id);
         self.nodes[id.0].addr = addr;
+    }
+
+    /// A NAT rebinding that keeps the old mapping alive: node `id` sends
+    /// from `addr` from now on, while datagrams addressed to its old
+    /// address still reach it (as through a NAT whose old mapping has not
+    /// expired yet), until [`Network::expire_mapping`] removes it.
+    ///
+    /// # Panics
+    /// If another node is bound to `addr`.
+    pub fn nat_rebind(&mut self, id: NodeId, addr: SocketAddr) {
+        let old = self.nodes[id.0].addr;
+        self.rebind(id, addr);
+        if old != addr {
+            self.by_addr.insert(old, id);
+        }
+    }
+
+    /// Datagrams to `addr` reach node `id` too (a second address it
+    /// receives on, such as a server's preferred address); it still sends
+    /// from its own address.
+    ///
+    /// # Panics
+    /// If another node is bound to `addr`.
+    pub fn add_alias(&mut self, id: NodeId, addr: SocketAddr) {
+        assert!(
+            !self.by_addr.contains_key(&addr),
+            "address {addr} is already bound"
+        );
+        self.by_addr.insert(addr, id);
+    }
+
+    /// Ends an old mapping left by [`Network::nat_rebind`]: datagrams to
+    /// `addr` are dropped as [`DropReason::NoRoute`] from now on.
+    pub fn expire_mapping(&mut self, addr: SocketAddr) {
+        if let Some(&id) = self.by_addr.get(&addr) {
+            if self.nodes[id.0].addr != addr {
+                self.by_addr.remove(&addr);
+            }
+        }
     }
 
     /// Sends `data` from `src` to `dst` through the link model, as if a node
@@ -521,7 +561,7 @@ impl Network {
         if let Some(id) = dst_node {
             self.nodes[id.0]
                 .node
-                .handle_datagram(self.now, d.src, &d.data);
+                .handle_datagram_ecn(self.now, d.src, d.ecn, &d.data);
             self.drain(id.0);
         }
     }
@@ -537,14 +577,20 @@ impl Network {
         while let Some(transmit) = self.nodes[i].node.poll_transmit(self.now) {
             let src = self.nodes[i].addr;
             let destination = transmit.destination;
+            let ecn = transmit.ecn;
             for datagram in transmit.into_datagrams() {
-                self.send(src, destination, datagram);
+                self.send_ecn(src, destination, ecn, datagram);
             }
         }
     }
 
     /// Hands a datagram to the `src → dst` link at `now`.
     fn send(&mut self, src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
+        self.send_ecn(src, dst, 0, data);
+    }
+
+    /// Hands a datagram with ECN codepoint `ecn` to the `src → dst` link.
+    fn send_ecn(&mut self, src: SocketAddr, dst: SocketAddr, ecn: u8, data: Vec<u8>) {
         self.count_event();
         let now = self.now;
         let seed = self.seed;
@@ -588,6 +634,13 @@ impl Network {
                 .unwrap_or(&self.default_link);
             link.transmit(now, config, data)
         };
+        let ecn = {
+            let config = self
+                .link_configs
+                .get(&(src, dst))
+                .unwrap_or(&self.default_link);
+            link.ecn(config, ecn)
+        };
         match outcome {
             Err((reason, data)) => {
                 link.stats.dropped.add(reason);
@@ -614,6 +667,7 @@ impl Network {
                         dst,
                         index,
                         data: copy.data,
+                        ecn,
                         duplicate,
                         corrupted: copy.corrupted,
                     }));

@@ -13,6 +13,13 @@ use std::time::Instant;
 pub trait Node {
     /// A datagram arrived from `from`, at virtual time `now`.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// A datagram arrived with the ECN codepoint `ecn` (the two low bits
+    /// of the IP header's traffic class: 0 Not-ECT, 1 ECT(1), 2 ECT(0),
+    /// 3 CE). Nodes that do not read ECN need not implement it.
+    fn handle_datagram_ecn(&mut self, now: Instant, from: SocketAddr, ecn: u8, data: &[u8]) {
+        let _ = ecn;
+        self.handle_datagram(now, from, data);
+    }
     /// The next datagram this node wants to send, if any.
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
     /// When this node next needs [`handle_timeout`](Node::handle_timeout);
@@ -33,6 +40,9 @@ pub struct Transmit {
     /// GSO-style batching: `contents` is split into datagrams of this size
     /// (the last may be shorter), each carried by the link independently.
     pub segment_size: Option<usize>,
+    /// The ECN codepoint to send with (0 Not-ECT, 1 ECT(1), 2 ECT(0),
+    /// 3 CE).
+    pub ecn: u8,
 }
 
 impl Transmit {
@@ -42,6 +52,7 @@ impl Transmit {
             destination,
             contents,
             segment_size: None,
+            ecn: 0,
         }
     }
 
@@ -81,6 +92,7 @@ mod tests {
         let t = Transmit {
             destination: dst,
             contents: vec![0; 25],
+            ecn: 0,
             segment_size: Some(10),
         };
         let sizes: Vec<usize> = t.into_datagrams().iter().map(Vec::len).collect();

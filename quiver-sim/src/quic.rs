@@ -100,18 +100,23 @@ impl QuicNode {
 
 impl Node for QuicNode {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_datagram_ecn(now, from, 0, data);
+    }
+
+    fn handle_datagram_ecn(&mut self, now: Instant, from: SocketAddr, ecn: u8, data: &[u8]) {
         let mut data = data.to_vec();
-        self.endpoint.handle(now, from, &mut data);
+        let ecn = quiver_proto::EcnCodepoint::from_bits(ecn);
+        self.endpoint.handle_ecn(now, from, ecn, &mut data);
         self.after_input(now);
     }
 
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.buf.clear();
         let t = self.endpoint.poll_transmit(now, &mut self.buf)?;
-        Some(Transmit::new(
-            t.destination,
-            self.buf[self.buf.len() - t.size..].to_vec(),
-        ))
+        Some(Transmit {
+            ecn: t.ecn.map_or(0, |e| e.bits()),
+            ..Transmit::new(t.destination, self.buf[self.buf.len() - t.size..].to_vec())
+        })
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
@@ -261,6 +266,36 @@ impl Pair {
         server_transport: TransportConfig,
         pki: TestPki,
     ) -> Self {
+        Self::build(seed, link, client_transport, server_transport, pki, |_| {})
+    }
+
+    /// Explicit transport settings, and `configure` adjusts the server
+    /// endpoint's settings (a preferred address, say).
+    pub fn with_server_endpoint(
+        seed: Seed,
+        link: LinkConfig,
+        client_transport: TransportConfig,
+        server_transport: TransportConfig,
+        configure: impl FnOnce(&mut EndpointConfig),
+    ) -> Self {
+        Self::build(
+            seed,
+            link,
+            client_transport,
+            server_transport,
+            TestPki::new(),
+            configure,
+        )
+    }
+
+    fn build(
+        seed: Seed,
+        link: LinkConfig,
+        client_transport: TransportConfig,
+        server_transport: TransportConfig,
+        pki: TestPki,
+        configure: impl FnOnce(&mut EndpointConfig),
+    ) -> Self {
         let mut net = Network::new(seed);
         net.set_default_link(link);
         let mut rng = net.rng("quic-keys");
@@ -269,8 +304,10 @@ impl Pair {
             rng.fill_bytes(&mut b);
             b
         };
+        let mut server_endpoint = EndpointConfig::new(seed_bytes(&mut rng));
+        configure(&mut server_endpoint);
         let server_ep = Endpoint::new(
-            Arc::new(EndpointConfig::new(seed_bytes(&mut rng))),
+            Arc::new(server_endpoint),
             Some(Arc::new(pki.server_config(server_transport))),
             seed_bytes(&mut rng),
         );

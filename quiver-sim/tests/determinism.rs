@@ -25,6 +25,8 @@ fn every_impairment() -> LinkConfig {
         duplicate_rate: 0.05,
         corrupt_rate: 0.05,
         mtu: 1472,
+        ecn_bleach: false,
+        ce_rate: 0.05,
     }
 }
 

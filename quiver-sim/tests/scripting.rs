@@ -184,6 +184,7 @@ impl Node for Batch {
             .chain([0xff; 40])
             .collect();
         Some(Transmit {
+            ecn: 0,
             destination: self.dst,
             contents,
             segment_size: Some(100),

@@ -8,11 +8,16 @@
 //! `UDP_GRO`: the kernel hands over several datagrams of one sender at
 //! once), reads the ECN codepoint of every datagram (`IP_RECVTOS`,
 //! `IPV6_RECVTCLASS`) and writes the one asked for (`IP_TOS`,
-//! `IPV6_TCLASS`). Each feature is probed when the socket is created and
+//! `IPV6_TCLASS`). It also learns the local address each datagram was
+//! sent to (`IP_PKTINFO`, `IPV6_RECVPKTINFO`: [`RecvMeta::dst_ip`]) and
+//! sends from the one asked for ([`Transmit::src_ip`]), so that a socket
+//! bound to `0.0.0.0` or `[::]` can answer from the address its peer
+//! used. Each feature is probed when the socket is created and
 //! dropped cleanly when the kernel refuses it, then or later.
 //!
 //! Elsewhere, or when asked with [`Options::portable`], the socket is a
-//! plain tokio `UdpSocket`: one datagram per call, no ECN.
+//! plain tokio `UdpSocket`: one datagram per call, no ECN, no destination
+//! or source addresses.
 //!
 //! All `unsafe` code lives in one module (`sys`, Linux only): the system
 //! calls and the socket-address conversions. Control messages are encoded
@@ -37,7 +42,7 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll};
 
 #[cfg(target_os = "linux")]
@@ -102,16 +107,23 @@ pub struct Transmit<'a> {
     /// shorter), sent with one GSO call where the socket supports it
     /// ([`UdpSocket::max_gso_segments`]) and one by one otherwise.
     pub segment_size: Option<usize>,
+    /// The local address to send from, for a socket bound to a wildcard
+    /// address (`IP_PKTINFO`/`IPV6_PKTINFO`; Linux's batched path only,
+    /// ignored elsewhere). `None`: the kernel picks, by route. An IPv4
+    /// socket cannot send from an IPv6 address and ignores one.
+    pub src_ip: Option<IpAddr>,
 }
 
 impl<'a> Transmit<'a> {
-    /// A single datagram without ECN marking.
+    /// A single datagram without ECN marking, from the address the kernel
+    /// picks.
     pub fn new(destination: SocketAddr, contents: &'a [u8]) -> Self {
         Self {
             destination,
             ecn: None,
             contents,
             segment_size: None,
+            src_ip: None,
         }
     }
 
@@ -137,6 +149,11 @@ pub struct RecvMeta {
     pub stride: usize,
     /// The ECN codepoint the datagrams carried.
     pub ecn: Option<EcnCodepoint>,
+    /// The local address the datagrams were sent to (`IP_PKTINFO`,
+    /// `IPV6_PKTINFO`; IPv4-mapped addresses as IPv4), where the platform
+    /// reports it ([`UdpSocket::pktinfo`]). For a socket bound to a
+    /// wildcard address this is the address to answer from.
+    pub dst_ip: Option<IpAddr>,
 }
 
 impl Default for RecvMeta {
@@ -146,6 +163,7 @@ impl Default for RecvMeta {
             len: 0,
             stride: 0,
             ecn: None,
+            dst_ip: None,
         }
     }
 }
@@ -277,6 +295,17 @@ impl UdpSocket {
         match &self.imp {
             #[cfg(target_os = "linux")]
             Imp::Linux(s) => s.ecn(),
+            Imp::Portable => false,
+        }
+    }
+
+    /// Whether received datagrams report their destination address
+    /// ([`RecvMeta::dst_ip`]) and transmits may choose their source
+    /// ([`Transmit::src_ip`]).
+    pub fn pktinfo(&self) -> bool {
+        match &self.imp {
+            #[cfg(target_os = "linux")]
+            Imp::Linux(s) => s.pktinfo(),
             Imp::Portable => false,
         }
     }

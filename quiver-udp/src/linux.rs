@@ -22,6 +22,9 @@ pub(crate) struct State {
     gro_segments: usize,
     ecn_recv: bool,
     ecn_send: AtomicBool,
+    /// Destination addresses are reported (`IP_PKTINFO`,
+    /// `IPV6_RECVPKTINFO`).
+    pktinfo: bool,
 }
 
 impl State {
@@ -58,6 +61,15 @@ impl State {
             };
         }
 
+        // The address each datagram was sent to, so that a socket bound to
+        // a wildcard address can answer from it. An IPv6 socket reports
+        // IPv4 traffic (dual stack) as IPv4-mapped IPV6_PKTINFO.
+        let pktinfo = if ipv6 {
+            sys::set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1).is_ok()
+        } else {
+            sys::set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1).is_ok()
+        };
+
         // GSO: kernels that know UDP_SEGMENT (4.18+) answer the getsockopt.
         let gso = options.gso && sys::get_int(fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
         // GRO: 5.0+ accept the option.
@@ -68,6 +80,7 @@ impl State {
             gro_segments: if gro { GRO_SEGMENTS } else { 1 },
             ecn_recv,
             ecn_send: AtomicBool::new(options.ecn),
+            pktinfo,
         };
         tracing::debug!(?state, "UDP socket configured");
         Ok(state)
@@ -79,6 +92,10 @@ impl State {
 
     pub(crate) fn gro_segments(&self) -> usize {
         self.gro_segments
+    }
+
+    pub(crate) fn pktinfo(&self) -> bool {
+        self.pktinfo
     }
 
     pub(crate) fn ecn(&self) -> bool {
@@ -166,6 +183,7 @@ impl State {
                 len,
                 stride: info.segment_size.unwrap_or(len).min(len.max(1)),
                 ecn: info.ecn,
+                dst_ip: info.dst_ip,
             };
         }
         Ok(got)
@@ -230,7 +248,12 @@ impl<'a> Batch<'a> {
             self.addrs[i] = RawAddr::from(dest);
             self.data[i] = chunk;
             let mark = t.ecn.filter(|_| ecn);
-            self.control_lens[i] = cmsg::encode_send(&mut self.controls[i].0, mark, ipv6, segment);
+            let info = cmsg::SendInfo {
+                ecn: mark,
+                segment_size: segment,
+                src_ip: t.src_ip,
+            };
+            self.control_lens[i] = cmsg::encode_send(&mut self.controls[i].0, ipv6, info);
             self.owner[i] = cursor.0;
             if i == 0 {
                 self.gso_first = segment.is_some();

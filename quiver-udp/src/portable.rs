@@ -27,6 +27,7 @@ pub(crate) fn poll_recv(
         len,
         stride: len,
         ecn: None,
+        dst_ip: None,
     };
     // More may be queued: take them without waiting.
     let mut filled = 1;
@@ -38,6 +39,7 @@ pub(crate) fn poll_recv(
                     len,
                     stride: len,
                     ecn: None,
+                    dst_ip: None,
                 };
                 filled += 1;
             }

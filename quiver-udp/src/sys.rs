@@ -313,17 +313,28 @@ mod tests {
             assert_eq!(cmsg::cmsg_space(n), space as usize, "CMSG_SPACE({n})");
         }
         assert_eq!(cmsg::HDR_LEN, size_of::<libc::cmsghdr>());
+        assert_eq!(cmsg::IN_PKTINFO_LEN, size_of::<libc::in_pktinfo>());
+        assert_eq!(cmsg::IN6_PKTINFO_LEN, size_of::<libc::in6_pktinfo>());
+        // The field offsets the encoder and decoder use.
+        let v4 = libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr { s_addr: 0 },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        let base = std::ptr::addr_of!(v4) as usize;
+        assert_eq!(std::ptr::addr_of!(v4.ipi_spec_dst) as usize - base, 4);
+        assert_eq!(std::ptr::addr_of!(v4.ipi_addr) as usize - base, 8);
     }
 
     #[test]
     fn libc_walks_our_encoding() {
         let mut buf = cmsg::Buf::<{ cmsg::SEND_SPACE }>::new();
-        let len = cmsg::encode_send(
-            &mut buf.0,
-            Some(crate::EcnCodepoint::Ect0),
-            true,
-            Some(1452),
-        );
+        let info = cmsg::SendInfo {
+            ecn: Some(crate::EcnCodepoint::Ect0),
+            segment_size: Some(1452),
+            src_ip: Some("::ffff:127.0.0.2".parse().unwrap()),
+        };
+        let len = cmsg::encode_send(&mut buf.0, true, info);
         // SAFETY: a zeroed msghdr is valid; it is then pointed at `buf`,
         // which outlives every use below, with its true length. The CMSG_*
         // functions only do pointer arithmetic within [control,
@@ -344,7 +355,23 @@ mod tests {
             assert_eq!((*second).cmsg_level, libc::SOL_UDP);
             assert_eq!((*second).cmsg_type, libc::UDP_SEGMENT);
             assert_eq!(libc::CMSG_DATA(second).cast::<u16>().read_unaligned(), 1452);
-            assert!(libc::CMSG_NXTHDR(&hdr, second).is_null());
+            let third = libc::CMSG_NXTHDR(&hdr, second);
+            assert!(!third.is_null());
+            assert_eq!((*third).cmsg_level, libc::IPPROTO_IPV6);
+            assert_eq!((*third).cmsg_type, libc::IPV6_PKTINFO);
+            assert_eq!(
+                (*third).cmsg_len as usize,
+                libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as c_uint) as usize
+            );
+            let info = libc::CMSG_DATA(third)
+                .cast::<libc::in6_pktinfo>()
+                .read_unaligned();
+            assert_eq!(
+                Ipv6Addr::from(info.ipi6_addr.s6_addr),
+                "::ffff:127.0.0.2".parse::<Ipv6Addr>().unwrap()
+            );
+            assert_eq!(info.ipi6_ifindex, 0);
+            assert!(libc::CMSG_NXTHDR(&hdr, third).is_null());
         }
     }
 

@@ -97,6 +97,7 @@ async fn gso_run(options: Options, receiver: Options) {
         ecn: None,
         contents: &contents,
         segment_size: Some(1200),
+        src_ip: None,
     };
     assert_eq!(a.send(&[t]).await.unwrap(), 1);
     let got = recv_datagrams(&b, 11).await;
@@ -208,6 +209,85 @@ async fn send_error_concerns_the_first_transmit_only() {
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(recv_datagrams(&b, 1).await[0].1, b"1");
+}
+
+/// Receives one datagram; returns its description and bytes.
+async fn recv_one(socket: &UdpSocket) -> (RecvMeta, Vec<u8>) {
+    let mut buf = vec![0u8; 65536];
+    let mut meta = [RecvMeta::default()];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        socket.recv(&mut [IoSliceMut::new(&mut buf)], &mut meta),
+    )
+    .await
+    .expect("a datagram within 5 s")
+    .unwrap();
+    assert_eq!(n, 1);
+    (meta[0], buf[..meta[0].len].to_vec())
+}
+
+/// A socket bound to `wildcard` learns which of its addresses each
+/// datagram was sent to, and answers from the one asked for (without
+/// `src_ip` the kernel picks by route, here 127.0.0.1 / ::1).
+async fn wildcard_answers_from_the_address_used(wildcard: &str, client: &str, alias: &str) {
+    let (Some(server), Some(client)) = (
+        bind(wildcard, Options::default()),
+        bind(client, Options::default()),
+    ) else {
+        return;
+    };
+    if !cfg!(target_os = "linux") {
+        assert!(!server.pktinfo());
+        return;
+    }
+    assert!(server.pktinfo(), "Linux reports destination addresses");
+    let alias: std::net::IpAddr = alias.parse().unwrap();
+    let to = SocketAddr::new(alias, server.local_addr().unwrap().port());
+    client.send(&[Transmit::new(to, b"ping")]).await.unwrap();
+    let (meta, data) = recv_one(&server).await;
+    assert_eq!(data, b"ping");
+    assert_eq!(meta.addr, client.local_addr().unwrap());
+    assert_eq!(meta.dst_ip, Some(alias), "{wildcard}");
+    let reply = Transmit {
+        src_ip: meta.dst_ip,
+        ..Transmit::new(meta.addr, b"pong")
+    };
+    server.send(&[reply]).await.unwrap();
+    let (meta, data) = recv_one(&client).await;
+    assert_eq!(data, b"pong");
+    assert_eq!(meta.addr, to, "the reply comes from the address used");
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn pktinfo_ipv4_wildcard() {
+    wildcard_answers_from_the_address_used("0.0.0.0:0", V4, "127.0.0.2").await;
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn pktinfo_dual_stack_wildcard_with_ipv4_peer() {
+    wildcard_answers_from_the_address_used("[::]:0", V4, "127.0.0.3").await;
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn pktinfo_ipv6_wildcard() {
+    // ::1 is the only IPv6 loopback address; this checks the IPv6
+    // control messages rather than a choice between addresses.
+    wildcard_answers_from_the_address_used("[::]:0", V6, "::1").await;
+}
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn portable_path_reports_no_destination() {
+    let a = bind(V4, Options::portable()).unwrap();
+    let b = bind(V4, Options::portable()).unwrap();
+    assert!(!b.pktinfo());
+    a.send(&[Transmit::new(b.local_addr().unwrap(), b"x")])
+        .await
+        .unwrap();
+    assert_eq!(recv_one(&b).await.0.dst_ip, None);
 }
 
 #[test]

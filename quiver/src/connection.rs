@@ -14,7 +14,7 @@ use quiver_proto::frame::Dir;
 use quiver_proto::{ConnectionError, ConnectionHandle, ConnectionStats, Side, VarInt};
 use rustls::pki_types::CertificateDer;
 
-use crate::shared::{ConnState, Shared, State, dir_index, now};
+use crate::shared::{ConnState, Shared, State, dir_index, now, register};
 use crate::streams::{RecvStream, SendStream};
 
 /// A counted reference to a connection: the last one closes it.
@@ -90,28 +90,55 @@ impl Connection {
     }
 
     async fn open(&self, dir: Dir) -> Result<quiver_proto::streams::StreamId, ConnectionError> {
-        poll_fn(|cx| {
-            self.0.with(|state, h| {
-                let cs = conn_state(state, h);
-                if let Some(e) = &cs.error {
-                    return Poll::Ready(Err(e.clone()));
-                }
-                let Some(conn) = state.proto.connection(h) else {
-                    return Poll::Ready(Err(conn_state(state, h).lost()));
-                };
-                if let Some(id) = conn.open_stream(dir) {
-                    // A STREAMS_BLOCKED may be due; the stream itself is
-                    // announced by its first frame.
-                    return Poll::Ready(Ok(id));
-                }
-                let cs = conn_state(state, h);
-                cs.wakers.open[dir_index(dir)].push(cx.waker().clone());
-                // open_stream may have queued STREAMS_BLOCKED.
-                state.wake_driver();
-                Poll::Pending
-            })
+        poll_fn(|cx| self.poll_open(cx, dir)).await
+    }
+
+    /// Polling form of [`open_bi`](Self::open_bi), for callers that
+    /// implement poll-based traits (such as an HTTP/3 transport adapter).
+    /// Every distinct task that polled is woken when the peer's limit
+    /// allows another stream.
+    pub fn poll_open_bi(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(SendStream, RecvStream), ConnectionError>> {
+        self.poll_open(cx, Dir::Bi).map_ok(|id| {
+            (
+                SendStream::new(self.0.clone(), id),
+                RecvStream::new(self.0.clone(), id),
+            )
         })
-        .await
+    }
+
+    /// Polling form of [`open_uni`](Self::open_uni).
+    pub fn poll_open_uni(&self, cx: &mut Context<'_>) -> Poll<Result<SendStream, ConnectionError>> {
+        self.poll_open(cx, Dir::Uni)
+            .map_ok(|id| SendStream::new(self.0.clone(), id))
+    }
+
+    fn poll_open(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Dir,
+    ) -> Poll<Result<quiver_proto::streams::StreamId, ConnectionError>> {
+        self.0.with(|state, h| {
+            let cs = conn_state(state, h);
+            if let Some(e) = &cs.error {
+                return Poll::Ready(Err(e.clone()));
+            }
+            let Some(conn) = state.proto.connection(h) else {
+                return Poll::Ready(Err(conn_state(state, h).lost()));
+            };
+            if let Some(id) = conn.open_stream(dir) {
+                // A STREAMS_BLOCKED may be due; the stream itself is
+                // announced by its first frame.
+                return Poll::Ready(Ok(id));
+            }
+            let cs = conn_state(state, h);
+            register(&mut cs.wakers.open[dir_index(dir)], cx.waker());
+            // open_stream may have queued STREAMS_BLOCKED.
+            state.wake_driver();
+            Poll::Pending
+        })
     }
 
     /// Waits for the peer to open a bidirectional stream.
@@ -130,25 +157,53 @@ impl Connection {
     }
 
     async fn accept(&self, dir: Dir) -> Result<quiver_proto::streams::StreamId, ConnectionError> {
-        poll_fn(|cx| {
-            self.0.with(|state, h| {
-                if let Some(conn) = state.proto.connection(h) {
-                    if let Some(id) = conn.accept_stream(dir) {
-                        return Poll::Ready(Ok(id));
-                    }
-                }
-                let cs = conn_state(state, h);
-                if let Some(e) = &cs.error {
-                    return Poll::Ready(Err(e.clone()));
-                }
-                if cs.drained {
-                    return Poll::Ready(Err(cs.lost()));
-                }
-                cs.wakers.accept[dir_index(dir)].push(cx.waker().clone());
-                Poll::Pending
-            })
+        poll_fn(|cx| self.poll_accept(cx, dir)).await
+    }
+
+    /// Polling form of [`accept_bi`](Self::accept_bi), for callers that
+    /// implement poll-based traits. Every distinct task polling is woken.
+    pub fn poll_accept_bi(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(SendStream, RecvStream), ConnectionError>> {
+        self.poll_accept(cx, Dir::Bi).map_ok(|id| {
+            (
+                SendStream::new(self.0.clone(), id),
+                RecvStream::new(self.0.clone(), id),
+            )
         })
-        .await
+    }
+
+    /// Polling form of [`accept_uni`](Self::accept_uni).
+    pub fn poll_accept_uni(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<RecvStream, ConnectionError>> {
+        self.poll_accept(cx, Dir::Uni)
+            .map_ok(|id| RecvStream::new(self.0.clone(), id))
+    }
+
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Dir,
+    ) -> Poll<Result<quiver_proto::streams::StreamId, ConnectionError>> {
+        self.0.with(|state, h| {
+            if let Some(conn) = state.proto.connection(h) {
+                if let Some(id) = conn.accept_stream(dir) {
+                    return Poll::Ready(Ok(id));
+                }
+            }
+            let cs = conn_state(state, h);
+            if let Some(e) = &cs.error {
+                return Poll::Ready(Err(e.clone()));
+            }
+            if cs.drained {
+                return Poll::Ready(Err(cs.lost()));
+            }
+            register(&mut cs.wakers.accept[dir_index(dir)], cx.waker());
+            Poll::Pending
+        })
     }
 
     /// Sends an unreliable datagram (RFC 9221).
@@ -165,6 +220,18 @@ impl Connection {
         })
     }
 
+    /// Starts a 1-RTT key update as soon as RFC 9001 §6 allows it (the
+    /// handshake confirmed, the current keys acknowledged); see
+    /// [`quiver_proto::Connection::force_key_update`].
+    pub fn force_key_update(&self) {
+        self.0.with(|state, h| {
+            if let Some(conn) = state.proto.connection(h) {
+                conn.force_key_update();
+                state.wake_driver();
+            }
+        });
+    }
+
     /// The largest datagram [`send_datagram`](Self::send_datagram) takes
     /// now, or `None` if the peer does not accept datagrams.
     pub fn max_datagram_size(&self) -> Option<usize> {
@@ -177,22 +244,26 @@ impl Connection {
 
     /// Waits for a datagram from the peer.
     pub async fn read_datagram(&self) -> Result<Bytes, ConnectionError> {
-        poll_fn(|cx| {
-            self.0.with(|state, h| {
-                if let Some(conn) = state.proto.connection(h) {
-                    if let Some(d) = conn.read_datagram() {
-                        return Poll::Ready(Ok(d));
-                    }
+        poll_fn(|cx| self.poll_read_datagram(cx)).await
+    }
+
+    /// Polling form of [`read_datagram`](Self::read_datagram), for callers
+    /// that implement poll-based traits. Every distinct task polling is
+    /// woken when a datagram arrives.
+    pub fn poll_read_datagram(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ConnectionError>> {
+        self.0.with(|state, h| {
+            if let Some(conn) = state.proto.connection(h) {
+                if let Some(d) = conn.read_datagram() {
+                    return Poll::Ready(Ok(d));
                 }
-                let cs = conn_state(state, h);
-                if cs.error.is_some() || cs.drained {
-                    return Poll::Ready(Err(cs.lost()));
-                }
-                cs.wakers.datagram.push(cx.waker().clone());
-                Poll::Pending
-            })
+            }
+            let cs = conn_state(state, h);
+            if cs.error.is_some() || cs.drained {
+                return Poll::Ready(Err(cs.lost()));
+            }
+            register(&mut cs.wakers.datagram, cx.waker());
+            Poll::Pending
         })
-        .await
     }
 
     /// Closes the connection at once with an application error code and

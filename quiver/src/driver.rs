@@ -2,16 +2,17 @@
 //! socket and the quiver-proto endpoint, runs its timers, and wakes the
 //! tasks waiting on connections and streams.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use quiver_proto::{ConnectionHandle, DatagramEvent};
-use quiver_udp::{BATCH_SIZE, RecvMeta, Transmit};
+use quiver_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSocket};
 use tokio::time::Sleep;
 
 use crate::shared::{Shared, State, now};
@@ -33,10 +34,21 @@ const GRO_SLOT: usize = 64 * 1024;
 const GRO_BATCH: usize = 8;
 /// The most bytes one GSO send carries (IPv4's limit on a UDP payload).
 const MAX_GSO_BYTES: usize = quiver_udp::MAX_DATAGRAM;
+/// Remote addresses whose local IP [`LocalIps`] remembers; past this the
+/// map starts over (each peer's next datagram teaches it again).
+const MAX_LOCAL_IPS: usize = 16 * 1024;
 
 /// The endpoint's driver task.
 pub(crate) struct Driver {
     shared: Arc<Shared>,
+    /// The socket in use (`State::socket` of `generation`).
+    socket: Arc<UdpSocket>,
+    generation: u64,
+    /// The socket before the last rebind, still read until the new one
+    /// receives: datagrams already on their way to the old address are
+    /// not lost.
+    prev_socket: Option<Arc<UdpSocket>>,
+    local_ips: LocalIps,
     recv_buf: Vec<u8>,
     slot: usize,
     tx: TxBatch,
@@ -56,14 +68,19 @@ impl std::fmt::Debug for Driver {
 
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (slot, slots) = if shared.socket.gro_segments() > 1 {
-            (GRO_SLOT, GRO_BATCH)
-        } else {
-            (SLOT, BATCH_SIZE)
+        let (socket, generation) = {
+            let state = shared.lock();
+            (state.socket.clone(), state.socket_generation)
         };
-        let gso = shared.socket.max_gso_segments();
+        let (slot, slots) = buffer_shape(&socket);
+        let gso = socket.max_gso_segments();
+        let local_ips = LocalIps::for_socket(&socket);
         Self {
             shared,
+            socket,
+            generation,
+            prev_socket: None,
+            local_ips,
             recv_buf: vec![0; slot * slots],
             slot,
             tx: TxBatch::new(gso),
@@ -73,14 +90,53 @@ impl Driver {
         }
     }
 
-    /// Reads what the socket has and hands it to the endpoint; true if
+    /// Takes the socket `Endpoint::rebind` installed, if any: the old one
+    /// is kept for reading until the new one receives, and datagrams
+    /// gathered for sending go out of the new one.
+    fn adopt_socket(&mut self, state: &State) {
+        if state.socket_generation == self.generation {
+            return;
+        }
+        self.generation = state.socket_generation;
+        let old = std::mem::replace(&mut self.socket, state.socket.clone());
+        self.prev_socket = Some(old);
+        let (slot, slots) = buffer_shape(&self.socket);
+        if slot != self.slot {
+            self.slot = slot;
+            self.recv_buf = vec![0; slot * slots];
+        }
+        // The addresses learnt belong to the old socket.
+        self.local_ips = LocalIps::for_socket(&self.socket);
+        tracing::debug!(local = ?self.socket.local_addr().ok(), "driver moved to a new socket");
+    }
+
+    /// Reads what the sockets have and hands it to the endpoint; true if
     /// more may be waiting. The system calls run without the lock, so
     /// handles are not held up by them.
     fn recv(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        if let Some(prev) = self.prev_socket.clone() {
+            // Whatever the old socket still gets (its errors no longer
+            // matter: it is on its way out).
+            if let Ok(more) = self.recv_from(cx, &prev, RECV_ROUNDS) {
+                if more {
+                    cx.waker().wake_by_ref();
+                }
+            }
+        }
+        let socket = self.socket.clone();
+        self.recv_from(cx, &socket, RECV_ROUNDS)
+    }
+
+    fn recv_from(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &Arc<UdpSocket>,
+        rounds: usize,
+    ) -> io::Result<bool> {
         let shared = self.shared.clone();
-        let socket = &shared.socket;
+        let current = Arc::ptr_eq(socket, &self.socket);
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
-        for _ in 0..RECV_ROUNDS {
+        for _ in 0..rounds {
             let mut bufs: Vec<IoSliceMut<'_>> = self
                 .recv_buf
                 .chunks_mut(self.slot)
@@ -90,12 +146,23 @@ impl Driver {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(n)) => {
                     drop(bufs);
+                    if current && self.prev_socket.take().is_some() {
+                        tracing::debug!("new socket receives: old one closed");
+                    }
                     let mut state = shared.lock();
                     let time = now();
                     for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(self.slot)) {
+                        if current {
+                            self.local_ips.learn(m);
+                        }
                         let stride = m.stride.max(1);
+                        // RFC 9000 §13.4.1: the codepoint goes to the core,
+                        // which reports it back in ACK frames.
+                        let ecn = m
+                            .ecn
+                            .and_then(|e| quiver_proto::EcnCodepoint::from_bits(e.bits()));
                         for datagram in buf[..m.len].chunks_mut(stride) {
-                            handle_datagram(&mut state, time, m.addr, datagram);
+                            handle_datagram(&mut state, time, m.addr, ecn, datagram);
                         }
                     }
                 }
@@ -114,7 +181,7 @@ impl Driver {
     /// without it.
     fn send(&mut self, cx: &mut Context<'_>) -> bool {
         let shared = self.shared.clone();
-        let socket = &shared.socket;
+        let socket = self.socket.clone();
         for _ in 0..SEND_ROUNDS {
             if self.tx.is_empty() {
                 let mut state = shared.lock();
@@ -131,7 +198,7 @@ impl Driver {
                     dirty.extend_from_slice(proto.timed_out());
                 }
                 self.tx.gso_segments = socket.max_gso_segments();
-                self.tx.fill(&mut state, time);
+                self.tx.fill(&mut state, time, &self.local_ips);
                 if self.tx.is_empty() {
                     return false;
                 }
@@ -149,6 +216,66 @@ impl Driver {
             }
         }
         true
+    }
+}
+
+/// Receive buffer size and count for a socket: large slots with GRO.
+fn buffer_shape(socket: &UdpSocket) -> (usize, usize) {
+    if socket.gro_segments() > 1 {
+        (GRO_SLOT, GRO_BATCH)
+    } else {
+        (SLOT, BATCH_SIZE)
+    }
+}
+
+/// For a socket bound to a wildcard address (`0.0.0.0`, `[::]`): per
+/// remote address, the local IP its last datagram arrived on
+/// ([`RecvMeta::dst_ip`], from `IP_PKTINFO`), which replies to it are sent
+/// from ([`Transmit::src_ip`]). Without it the kernel picks the source by
+/// route, and a peer that wrote to another of our addresses (a second
+/// address on the interface, an alias, a NAT's public side) sees answers
+/// from an address it never contacted, which a client must discard (RFC
+/// 9000 §9.6 concerns only a server's preferred address; other addresses
+/// are unknown paths). The proto `Transmit` has no source field, so the
+/// runtime keeps the mapping, by remote address: all connections of one
+/// peer address share it, and a path probe to a new peer address goes out
+/// with what its datagrams taught. Inactive (empty) for sockets bound to
+/// one address, and when the platform cannot report destinations.
+#[derive(Debug, Default)]
+struct LocalIps {
+    active: bool,
+    map: HashMap<SocketAddr, IpAddr>,
+}
+
+impl LocalIps {
+    fn for_socket(socket: &UdpSocket) -> Self {
+        let wildcard = socket.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+        Self {
+            active: wildcard && socket.pktinfo(),
+            map: HashMap::new(),
+        }
+    }
+
+    fn learn(&mut self, meta: &RecvMeta) {
+        let Some(ip) = meta.dst_ip.filter(|_| self.active) else {
+            return;
+        };
+        if self.map.get(&meta.addr) == Some(&ip) {
+            return;
+        }
+        if self.map.len() >= MAX_LOCAL_IPS && !self.map.contains_key(&meta.addr) {
+            // Bounded: a flood of spoofed sources must not grow it. The
+            // capacity stays, so refilling does not allocate.
+            self.map.clear();
+        }
+        self.map.insert(meta.addr, ip);
+    }
+
+    fn source_for(&self, destination: SocketAddr) -> Option<IpAddr> {
+        if !self.active {
+            return None;
+        }
+        self.map.get(&destination).copied()
     }
 }
 
@@ -174,8 +301,14 @@ fn is_icmp_errno(_code: i32) -> bool {
     false
 }
 
-fn handle_datagram(state: &mut State, time: Instant, from: SocketAddr, datagram: &mut [u8]) {
-    match state.proto.handle(time, from, datagram) {
+fn handle_datagram(
+    state: &mut State,
+    time: Instant,
+    from: SocketAddr,
+    ecn: Option<quiver_proto::EcnCodepoint>,
+    datagram: &mut [u8],
+) {
+    match state.proto.handle_ecn(time, from, ecn, datagram) {
         DatagramEvent::Connection(h) => {
             if state.dirty.last() != Some(&h) {
                 state.dirty.push(h);
@@ -203,7 +336,11 @@ impl Future for Driver {
         let mut again = false;
         for _ in 0..4 {
             // Wakes from here on are seen at the end of the pass.
-            shared.lock().driver_woken = false;
+            {
+                let mut state = shared.lock();
+                state.driver_woken = false;
+                this.adopt_socket(&state);
+            }
             match this.recv(cx) {
                 Ok(more) => again |= more,
                 Err(e) => {
@@ -306,6 +443,11 @@ struct TxBatch {
 #[derive(Debug, Clone, Copy)]
 struct Run {
     destination: SocketAddr,
+    /// The local address to send from ([`LocalIps`]).
+    source: Option<IpAddr>,
+    /// The ECN codepoint the core asked for (one per run: it is per IP
+    /// header, so per datagram of a GSO batch alike).
+    ecn: Option<quiver_proto::EcnCodepoint>,
     start: usize,
     end: usize,
     segment: usize,
@@ -328,7 +470,7 @@ impl TxBatch {
         self.sent >= self.runs.len()
     }
 
-    fn fill(&mut self, state: &mut State, time: Instant) {
+    fn fill(&mut self, state: &mut State, time: Instant, local_ips: &LocalIps) {
         self.buf.clear();
         self.runs.clear();
         self.sent = 0;
@@ -341,6 +483,7 @@ impl TxBatch {
             if let Some(run) = self.runs.last_mut() {
                 if !run.closed
                     && run.destination == t.destination
+                    && run.ecn == t.ecn
                     && run.end == start
                     && t.size <= run.segment
                     && run.count < self.gso_segments
@@ -354,6 +497,8 @@ impl TxBatch {
             }
             self.runs.push(Run {
                 destination: t.destination,
+                source: local_ips.source_for(t.destination),
+                ecn: t.ecn,
                 start,
                 end,
                 segment: t.size,
@@ -368,9 +513,12 @@ impl TxBatch {
             .iter()
             .map(|r| Transmit {
                 destination: r.destination,
-                ecn: None,
+                ecn: r
+                    .ecn
+                    .and_then(|e| quiver_udp::EcnCodepoint::from_bits(e.bits())),
                 contents: &self.buf[r.start..r.end],
                 segment_size: (r.count > 1).then_some(r.segment),
+                src_ip: r.source,
             })
             .collect()
     }

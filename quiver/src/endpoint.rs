@@ -78,7 +78,7 @@ impl Endpoint {
             server.map(|s| Arc::new(s.inner)),
             random_seed()?,
         );
-        let shared = Shared::new(State::new(proto), socket);
+        let shared = Shared::new(State::new(proto, socket));
         let driver = Driver::new(shared.clone());
         tokio::spawn(driver);
         Ok(Self { shared })
@@ -97,9 +97,73 @@ impl Endpoint {
             .set_server_config(config.map(|s| Arc::new(s.inner)));
     }
 
-    /// The socket's local address.
+    /// The socket's local address (after [`rebind`](Self::rebind), the
+    /// new socket's).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.socket.local_addr()
+        let socket = self.shared.lock().socket.clone();
+        socket.local_addr()
+    }
+
+    /// Moves the endpoint to another UDP socket, e.g. after the host's
+    /// address changed or to a new port, and tells every client connection
+    /// it has migrated: each moves to a fresh connection ID from the
+    /// server, restarts congestion control and validates the new path
+    /// (RFC 9000 §9.2–§9.5, [`quiver_proto::Connection::migrate`]). The
+    /// server sees the client at the new address.
+    ///
+    /// The socket gets the features the old one had (batched or
+    /// portable); see [`rebind_with`](Self::rebind_with) to choose. Must be
+    /// called within a tokio runtime. Datagrams still in flight to the old
+    /// address are read until the new socket receives its first one;
+    /// sends already handed to the old socket may be lost (QUIC recovers
+    /// them).
+    ///
+    /// Connections whose handshake is not confirmed cannot migrate (RFC
+    /// 9000 §9: "MUST NOT initiate connection migration before the
+    /// handshake is confirmed"): they carry on from the new socket as they
+    /// are, and the server may not follow. Server connections are left
+    /// alone (a server does not migrate; clients talking to it from an
+    /// address they did not use will drop its packets). A peer that sent
+    /// `disable_active_migration` may drop our packets from the new
+    /// address.
+    ///
+    /// All connections of an endpoint share its socket, so one connection
+    /// cannot move alone: give a connection that must move its own
+    /// endpoint, and rebind that.
+    pub fn rebind(&self, socket: std::net::UdpSocket) -> io::Result<()> {
+        let batched = self.shared.lock().socket.is_batched();
+        let options = if batched {
+            quiver_udp::Options::default()
+        } else {
+            quiver_udp::Options::portable()
+        };
+        self.rebind_with(quiver_udp::UdpSocket::from_std_with(socket, options)?)
+    }
+
+    /// [`rebind`](Self::rebind) onto a socket of the caller's making.
+    pub fn rebind_with(&self, socket: quiver_udp::UdpSocket) -> io::Result<()> {
+        let local = socket.local_addr()?;
+        let mut state = self.shared.lock();
+        state.socket = Arc::new(socket);
+        state.socket_generation += 1;
+        tracing::debug!(%local, "endpoint rebound");
+        let time = now();
+        let handles: Vec<_> = state.conns.keys().copied().collect();
+        for h in handles {
+            let Some(conn) = state.proto.connection(h) else {
+                continue;
+            };
+            let result = conn.migrate(time);
+            if let Some(cs) = state.conns.get(&h) {
+                cs.span.in_scope(|| match result {
+                    Ok(()) => tracing::debug!(%local, "migrated"),
+                    Err(e) => tracing::debug!(error = %e, "not migrating"),
+                });
+            }
+            state.process_connection(h);
+        }
+        state.wake_driver();
+        Ok(())
     }
 
     /// Connects to `addr` with the default client configuration,

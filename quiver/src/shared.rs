@@ -24,14 +24,12 @@ pub(crate) fn now() -> Instant {
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
-    pub(crate) socket: quiver_udp::UdpSocket,
 }
 
 impl Shared {
-    pub(crate) fn new(state: State, socket: quiver_udp::UdpSocket) -> Arc<Self> {
+    pub(crate) fn new(state: State) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(state),
-            socket,
         })
     }
 
@@ -46,6 +44,11 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) proto: quiver_proto::Endpoint,
+    /// The UDP socket. The driver keeps its own reference and takes the
+    /// new one when `socket_generation` changes (`Endpoint::rebind`).
+    pub(crate) socket: Arc<quiver_udp::UdpSocket>,
+    /// Bumped by every rebind.
+    pub(crate) socket_generation: u64,
     pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
@@ -68,9 +71,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(proto: quiver_proto::Endpoint) -> Self {
+    pub(crate) fn new(proto: quiver_proto::Endpoint, socket: quiver_udp::UdpSocket) -> Self {
         Self {
             proto,
+            socket: Arc::new(socket),
+            socket_generation: 0,
             conns: HashMap::new(),
             incoming: VecDeque::new(),
             dirty: Vec::new(),
@@ -199,6 +204,15 @@ pub(crate) struct Wakers {
     pub(crate) read: HashMap<StreamId, Waker>,
     pub(crate) write: HashMap<StreamId, Waker>,
     pub(crate) stopped: HashMap<StreamId, Waker>,
+}
+
+/// Adds `waker` to `list` unless a waker there already wakes the same
+/// task: poll-based callers poll again and again, and the list is only
+/// drained by an event.
+pub(crate) fn register(list: &mut Vec<Waker>, waker: &Waker) {
+    if !list.iter().any(|w| w.will_wake(waker)) {
+        list.push(waker.clone());
+    }
 }
 
 pub(crate) fn dir_index(dir: Dir) -> usize {

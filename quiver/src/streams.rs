@@ -126,6 +126,17 @@ impl SendStream {
         Ok(())
     }
 
+    /// Polling form of [`write`](Self::write), for callers that implement
+    /// poll-based traits and want the typed [`WriteError`] (the
+    /// [`AsyncWrite`] impl wraps it in an [`io::Error`]).
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<Result<usize, WriteError>> {
+        self.poll_write_inner(cx, buf)
+    }
+
     fn poll_write_inner(
         &mut self,
         cx: &mut Context<'_>,
@@ -177,6 +188,30 @@ impl SendStream {
             conn.finish(id).map_err(|_| ClosedStream)?;
             state.wake_driver();
             Ok(())
+        });
+        if r.is_ok() {
+            self.done = true;
+        }
+        r
+    }
+
+    /// Like [`finish`](Self::finish), but tells a stream the peer asked us
+    /// to stop sending (STOP_SENDING) apart from one already finished or
+    /// reset: `Ok(None)` when the end was queued, `Ok(Some(code))` when
+    /// the peer had stopped the stream with `code` (there is nothing left
+    /// to finish; quinn's `finish` reports this as success).
+    pub fn try_finish(&mut self) -> Result<Option<VarInt>, ClosedStream> {
+        let id = self.id;
+        let r = self.conn.with(|state, h| {
+            let conn = state.proto.connection(h).ok_or(ClosedStream)?;
+            match conn.finish(id) {
+                Ok(()) => {
+                    state.wake_driver();
+                    Ok(None)
+                }
+                Err(ps::FinishError::Stopped(code)) => Ok(Some(code)),
+                Err(_) => Err(ClosedStream),
+            }
         });
         if r.is_ok() {
             self.done = true;
@@ -315,6 +350,17 @@ impl RecvStream {
             out.extend_from_slice(&chunk[..n]);
         }
         Ok(out)
+    }
+
+    /// Polling form of [`read`](Self::read), for callers that implement
+    /// poll-based traits and want the typed [`ReadError`] (the
+    /// [`AsyncRead`] impl wraps it in an [`io::Error`]).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<Option<usize>, ReadError>> {
+        self.poll_read_inner(cx, buf)
     }
 
     fn poll_read_inner(

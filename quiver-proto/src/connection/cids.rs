@@ -125,6 +125,37 @@ impl CidState {
         self.pending_new.push(seq);
     }
 
+    /// Registers the server's preferred-address ID, which is sequence
+    /// number 1 (RFC 9000 §5.1.1) and announced in the transport
+    /// parameter, not with NEW_CONNECTION_ID.
+    pub(crate) fn issue_preferred(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
+        debug_assert_eq!(self.next_local_seq, 1, "issued before any other");
+        let seq = self.next_local_seq;
+        self.next_local_seq += 1;
+        self.local.insert(
+            seq,
+            IssuedCid {
+                cid,
+                reset_token: Some(reset_token),
+            },
+        );
+    }
+
+    /// Moves to the peer's ID `cid` (one it gave us) and retires the one in
+    /// use. Returns false when `cid` is not among the peer's IDs.
+    pub(crate) fn switch_remote_to(&mut self, cid: &ConnectionId) -> bool {
+        let Some((&seq, _)) = self.remote.iter().find(|(_, c)| c.cid == *cid) else {
+            return false;
+        };
+        if seq != self.active_remote {
+            let old = self.active_remote;
+            self.active_remote = seq;
+            self.remote.remove(&old);
+            self.pending_retire.push(old);
+        }
+        true
+    }
+
     /// The NEW_CONNECTION_ID frame for our ID `seq`, if still issued.
     pub(crate) fn new_cid_frame(&self, seq: u64) -> Option<NewConnectionId> {
         let c = self.local.get(&seq)?;
@@ -247,6 +278,23 @@ impl CidState {
             .with_frame(0x18));
         }
         Ok(())
+    }
+
+    /// Moves to the peer's next unused connection ID and retires the one
+    /// in use (RFC 9000 §9.5: a new path uses a connection ID not used on
+    /// any other). Returns false, changing nothing, when the peer has
+    /// given us no spare ID.
+    pub(crate) fn rotate_remote(&mut self) -> bool {
+        let Some((&next, _)) = self.remote.range(self.active_remote + 1..).next() else {
+            return false;
+        };
+        let old = self.active_remote;
+        self.active_remote = next;
+        self.remote.remove(&old);
+        // Not counted against MAX_PENDING_RETIREMENTS: each rotation
+        // consumes an ID the peer issued within our limit.
+        self.pending_retire.push(old);
+        true
     }
 
     fn queue_retire(&mut self, seq: u64) -> Result<(), TransportError> {

@@ -13,11 +13,16 @@
 mod cids;
 mod close;
 mod crypto_stream;
+mod ecn;
 mod error;
+mod key_update;
 mod keys;
+mod migration;
 mod mtud;
+mod paths;
 mod recovery;
 mod recv;
+mod replay;
 mod send;
 mod sent;
 mod spaces;
@@ -38,6 +43,7 @@ use self::cids::CidState;
 use self::close::CloseState;
 pub use self::error::ConnectionError;
 use self::keys::OneRttKeys;
+pub use self::migration::MigrateError;
 use self::spaces::{PacketSpace, SpaceId};
 use self::timers::{Timer, TimerTable};
 use crate::config::{EndpointConfig, TransportConfig};
@@ -85,6 +91,9 @@ pub struct Transmit {
     pub destination: SocketAddr,
     /// Bytes written at the end of the caller's buffer.
     pub size: usize,
+    /// The ECN codepoint to send it with (RFC 9000 §13.4); `None` is
+    /// Not-ECT.
+    pub ecn: Option<crate::EcnCodepoint>,
 }
 
 /// Counters for the application and for tests.
@@ -102,8 +111,31 @@ pub struct ConnectionStats {
     pub packets_sent: u64,
     /// Packets declared lost.
     pub packets_lost: u64,
-    /// Received packets dropped (undecryptable, duplicate, malformed).
+    /// Received packets dropped (undecryptable, duplicate, malformed, or
+    /// from an address we do not accept).
     pub packets_dropped: u64,
+    /// Times the connection moved to another path (RFC 9000 §9): the
+    /// peer's new address, a fallback, or our own move.
+    pub migrations: u64,
+    /// Times the path stopped carrying our datagram size and we fell back
+    /// to 1200 bytes (RFC 8899 §4.3).
+    pub pmtu_black_holes: u64,
+    /// Packets sent marked ECT(0) (RFC 9000 §13.4).
+    pub ecn_marked_sent: u64,
+    /// Datagrams received with an ECN codepoint (ECT(0), ECT(1) or CE).
+    pub ecn_marked_received: u64,
+    /// Datagrams received marked ECN-CE.
+    pub ecn_ce_received: u64,
+    /// Congestion events from increases of the peer's ECN-CE count
+    /// (RFC 9002 §7.1).
+    pub ecn_ce_events: u64,
+    /// Whether ECN marking is off on the current path: validation failed
+    /// (RFC 9000 §13.4.2.2) or the configuration disabled it.
+    pub ecn_failed: bool,
+    /// 1-RTT key updates, started by either side (RFC 9001 §6).
+    pub key_updates: u64,
+    /// Received packets that failed authentication (RFC 9001 §6.6).
+    pub authentication_failures: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,11 +163,28 @@ pub struct Connection {
     one_rtt: Option<OneRttKeys>,
     handshake_complete: bool,
     handshake_confirmed: bool,
-    /// RFC 9000 §8.1: until the peer's address is validated a server sends
-    /// at most three times what it received.
-    address_validated: bool,
-    anti_amplification_received: u64,
-    anti_amplification_sent: u64,
+    /// The active path (RFC 9000 §9): where non-probing packets go, with
+    /// its validation state and anti-amplification budget (§8.1). Its
+    /// congestion state is `rtt`, `cc`, `pacer`, `max_udp_payload` and
+    /// `mtud` below.
+    path: paths::Path,
+    /// Paths besides the active one: probed, kept to fall back to, or
+    /// probed by the peer.
+    others: paths::OtherPaths,
+    /// Where the datagram being processed came from.
+    rx_remote: SocketAddr,
+    /// ECN validation of the active path (RFC 9000 §13.4.2).
+    ecn: ecn::EcnValidation,
+    /// The ECN codepoint of the datagram being processed.
+    rx_ecn: Option<crate::EcnCodepoint>,
+    /// Whether the datagram being written is marked ECT(0).
+    tx_ecn: bool,
+    /// The application asked for a key update (RFC 9001 §6.1).
+    key_update_requested: bool,
+    /// Client: the server's preferred address while we validate it.
+    preferred_path: Option<SocketAddr>,
+    /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
+    rng: rand_chacha::ChaCha20Rng,
 
     rtt: RttEstimator,
     cc: Box<dyn Controller>,
@@ -148,7 +197,6 @@ pub struct Connection {
     /// Path MTU discovery, from handshake confirmation on.
     mtud: Option<mtud::MtuDiscovery>,
 
-    remote: SocketAddr,
     cids: CidState,
     /// The client's first Destination Connection ID (RFC 9000 §7.3).
     orig_dst_cid: ConnectionId,
@@ -193,8 +241,6 @@ pub struct Connection {
     /// The Source CID of the peer's first Initial (or Retry), which its
     /// initial_source_connection_id must match (RFC 9000 §7.3).
     peer_initial_src_cid: Option<ConnectionId>,
-    /// PATH_RESPONSE payloads owed (RFC 9000 §8.2.2).
-    path_responses: Vec<[u8; 8]>,
     /// Raw frame bytes to send as they are (test hook for misbehaviour).
     raw_frames: Vec<(SpaceId, Vec<u8>)>,
     /// Plaintext of every packet sent, when enabled (test observation).
@@ -231,6 +277,8 @@ pub(crate) struct ConnectionParams {
     pub(crate) orig_dst_cid: ConnectionId,
     pub(crate) address_validated: bool,
     pub(crate) now: Instant,
+    /// Seeds the connection's own random generator.
+    pub(crate) rng_seed: [u8; 32],
     /// The Initial keys, when the caller already derived them (a server
     /// did, to read the first Initial).
     pub(crate) initial_keys: Option<crate::crypto::Keys>,
@@ -264,9 +312,17 @@ impl Connection {
             one_rtt: None,
             handshake_complete: false,
             handshake_confirmed: false,
-            address_validated: p.address_validated || p.side.is_client(),
-            anti_amplification_received: 0,
-            anti_amplification_sent: 0,
+            // A client knows the address it chose (RFC 9000 §8.1 limits
+            // only the server before it validates the client).
+            path: paths::Path::new(p.remote, p.address_validated || p.side.is_client()),
+            others: paths::OtherPaths::default(),
+            rx_remote: p.remote,
+            ecn: ecn::EcnValidation::new(p.config.ecn),
+            rx_ecn: None,
+            tx_ecn: false,
+            key_update_requested: false,
+            preferred_path: None,
+            rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),
             cc,
             pacer: Pacer::new(),
@@ -275,7 +331,6 @@ impl Connection {
             pto_count: 0,
             max_udp_payload: mtu,
             mtud: None,
-            remote: p.remote,
             cids: CidState::new(p.local_cid, p.local_reset_token, p.remote_cid),
             orig_dst_cid: p.orig_dst_cid,
             retry_src_cid: None,
@@ -303,7 +358,6 @@ impl Connection {
             received_server_initial: false,
             peer_sent_one_rtt: false,
             peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),
-            path_responses: Vec::new(),
             raw_frames: Vec::new(),
             sent_log: None,
             config: p.config,
@@ -328,7 +382,12 @@ impl Connection {
 
     /// The peer's address.
     pub fn remote_address(&self) -> SocketAddr {
-        self.remote
+        self.path.remote
+    }
+
+    /// Whether the peer's current address is validated (RFC 9000 §8).
+    pub fn is_path_validated(&self) -> bool {
+        self.path.validated
     }
 
     /// The current RTT estimate.
@@ -338,7 +397,10 @@ impl Connection {
 
     /// Counters.
     pub fn stats(&self) -> ConnectionStats {
-        self.stats
+        ConnectionStats {
+            ecn_failed: self.ecn.state == ecn::EcnState::Failed,
+            ..self.stats
+        }
     }
 
     /// The largest UDP payload this connection sends now: 1200 at first,
@@ -410,6 +472,11 @@ impl Connection {
         }
     }
 
+    /// The server's preferred-address connection ID (RFC 9000 §9.6.1).
+    pub(crate) fn issue_preferred_address_cid(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
+        self.cids.issue_preferred(cid, reset_token);
+    }
+
     /// A new connection ID from the endpoint, to announce to the peer.
     pub(crate) fn issue_cid(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
         self.cids.issue(cid, reset_token);
@@ -470,6 +537,12 @@ impl Connection {
                 }
                 Timer::Pacing => {}
                 Timer::CloseProbe => self.on_close_probe_timeout(now),
+                Timer::PathValidation => {
+                    self.on_path_timer(now);
+                    if self.state == State::Drained {
+                        return;
+                    }
+                }
             }
         }
     }

@@ -65,6 +65,7 @@ impl Connection {
             );
         }
         let s = self.space_mut(space);
+        let largest_increased = s.largest_acked.is_none_or(|l| largest > l);
         s.largest_acked = Some(s.largest_acked.map_or(largest, |l| l.max(largest)));
 
         // The records go through a buffer the connection keeps, so an ACK
@@ -107,7 +108,20 @@ impl Connection {
             );
         }
 
-        // Process ECN information if present: not used yet (no ECN marking).
+        // RFC 9002 Appendix A.7: process ECN information; RFC 9000
+        // §13.4.2.1 validates it against what we marked.
+        let newly_marked = newly_acked.iter().filter(|(_, p)| p.ecn).count() as u64;
+        let ce_increase = self
+            .ecn
+            .on_ack(space, ack.ecn(), newly_marked, largest_increased);
+        if ce_increase > 0 {
+            // RFC 9002 §7.1, Appendix B.7: "If the ECN-CE count increased,
+            // OnCongestionEvent(sent_time of the largest acknowledged)".
+            let (_, largest_new) = newly_acked.last().expect("non-empty");
+            self.stats.ecn_ce_events += 1;
+            self.cc
+                .on_congestion_event(now, largest_new.time_sent, false, 0);
+        }
 
         let app_limited = self.bytes_in_flight < self.cc.window() / 2;
         for (pn, packet) in newly_acked.drain(..) {
@@ -125,20 +139,21 @@ impl Connection {
                     &self.rtt,
                 );
             }
-            if packet.mtu_probe {
-                if let Some(size) = self.mtud.as_mut().and_then(|m| m.on_acked(pn)) {
-                    tracing::debug!(size, "path MTU raised");
-                    self.max_udp_payload = size;
-                    self.cc.set_max_datagram_size(size);
-                }
+            // Acknowledged large packets also clear black-hole suspicion.
+            if let Some(size) = self.mtud.as_mut().and_then(|m| m.on_acked(pn, packet.size)) {
+                tracing::debug!(size, "path MTU raised");
+                self.max_udp_payload = size;
+                self.cc.set_max_datagram_size(size);
             }
             if let Some(largest_ack) = packet.largest_ack {
                 self.space_mut(space).on_ack_of_ack(largest_ack);
             }
             if space == SpaceId::ApplicationData {
                 if let Some(keys) = &mut self.one_rtt {
-                    if keys.first_pn_in_phase.is_some_and(|first| pn >= first) {
+                    if keys.first_pn_in_phase.is_some_and(|first| pn >= first) && !keys.phase_acked
+                    {
                         keys.phase_acked = true;
+                        keys.phase_acked_at = Some(now);
                     }
                 }
             }
@@ -216,12 +231,18 @@ impl Connection {
     fn on_packets_lost(&mut self, now: Instant, space: SpaceId, lost: Vec<SentPacket>) {
         self.stats.packets_lost += lost.len() as u64;
         let mut lost_bytes = 0;
+        let mut smallest_lost = u16::MAX;
         let mut latest_sent: Option<Instant> = None;
         let mut earliest_eliciting: Option<Instant> = None;
         let mut latest_eliciting: Option<Instant> = None;
+        let marked_lost = lost.iter().filter(|p| p.ecn).count() as u64;
+        if marked_lost > 0 {
+            self.ecn.on_marked_lost(marked_lost);
+        }
         for p in &lost {
             if p.in_flight {
                 lost_bytes += u64::from(p.size);
+                smallest_lost = smallest_lost.min(p.size);
                 latest_sent = latest_sent.max(Some(p.time_sent));
             }
             if p.ack_eliciting {
@@ -233,6 +254,15 @@ impl Connection {
             }
         }
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(lost_bytes);
+        if space == SpaceId::ApplicationData
+            && latest_sent.is_some()
+            && self
+                .mtud
+                .as_mut()
+                .is_some_and(|m| m.on_loss_event(smallest_lost))
+        {
+            self.on_pmtu_black_hole();
+        }
         if let Some(sent_time) = latest_sent {
             // RFC 9002 §7.6.2: persistent congestion needs a prior RTT
             // sample; the check that no packet between was acknowledged is
@@ -264,6 +294,16 @@ impl Connection {
         for p in lost {
             self.on_retransmits_lost(space, p.retransmits);
         }
+    }
+
+    /// RFC 8899 §4.3: the path no longer carries our datagram size: back
+    /// to the 1200 bytes every QUIC path carries (RFC 9000 §14), searching
+    /// again from there.
+    fn on_pmtu_black_hole(&mut self) {
+        tracing::debug!(from = self.max_udp_payload, "PMTU black hole: back to 1200");
+        self.stats.pmtu_black_holes += 1;
+        self.max_udp_payload = super::mtud::BASE_PLPMTU;
+        self.cc.set_max_datagram_size(super::mtud::BASE_PLPMTU);
     }
 
     /// What a newly acknowledged packet carried is delivered.
@@ -315,7 +355,7 @@ impl Connection {
         }
         // RFC 9002 §6.2.2.1: a server blocked by the anti-amplification
         // limit must not arm the PTO.
-        if !self.address_validated && self.amplification_budget() == 0 {
+        if !self.path.validated && self.amplification_budget() == 0 {
             self.timers.stop(Timer::LossDetection);
             return;
         }
@@ -427,6 +467,11 @@ impl Connection {
                 .requeue_unacked();
         }
         self.pto_count += 1;
+        if space == SpaceId::ApplicationData
+            && self.mtud.as_mut().is_some_and(|m| m.on_pto(self.pto_count))
+        {
+            self.on_pmtu_black_hole();
+        }
         self.set_loss_detection_timer(now);
         if self.pto_count == 1 {
             tracing::trace!(?space, "probe timeout");

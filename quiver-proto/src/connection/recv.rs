@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::migration::RxPath;
+
 use bytes::Bytes;
 
 use super::spaces::SpaceId;
@@ -13,7 +15,7 @@ use crate::crypto::{Level, TlsOutput};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed, PartialPacket};
 use crate::packet::{PacketType, TruncatedPacketNumber};
-use crate::{ConnectionId, TransportError, TransportErrorCode};
+use crate::{ConnectionId, TransportError, TransportErrorCode, VarInt};
 
 /// Packets and frames of one decrypted packet, summarised for ACK logic.
 struct Decrypted {
@@ -26,15 +28,29 @@ struct Decrypted {
 impl Connection {
     /// Processes a datagram routed to this connection. `data` is modified
     /// in place (protection is removed where it lies).
-    pub(crate) fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
+    pub(crate) fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<crate::EcnCodepoint>,
+        data: &mut [u8],
+    ) {
         if self.state == State::Drained {
             return;
         }
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        if !self.address_validated {
-            self.anti_amplification_received += data.len() as u64;
+        let Some(rx) = self.rx_path(now, remote, data.len()) else {
+            self.stats.packets_dropped += 1;
+            return;
+        };
+        self.rx_remote = remote;
+        self.rx_ecn = ecn;
+        self.stats.ecn_marked_received += u64::from(ecn.is_some());
+        if ecn == Some(crate::EcnCodepoint::Ce) {
+            self.stats.ecn_ce_received += 1;
         }
+        let datagram_len = data.len();
         let cid_len = self.endpoint_config.local_cid_len;
         let mut offset = 0;
         let mut first_dst: Option<ConnectionId> = None;
@@ -52,7 +68,8 @@ impl Connection {
             }
             let end = offset + parsed.len;
             let is_short = !parsed.is_long();
-            let handled = self.handle_packet(now, remote, &parsed, &mut data[offset..end]);
+            let handled =
+                self.handle_packet(now, rx, datagram_len, &parsed, &mut data[offset..end]);
             if !handled && is_short && end == data.len() {
                 self.check_stateless_reset(now, &data[offset..end]);
             }
@@ -69,7 +86,8 @@ impl Connection {
     fn handle_packet(
         &mut self,
         now: Instant,
-        remote: SocketAddr,
+        rx: RxPath,
+        datagram_len: usize,
         p: &PartialPacket,
         packet: &mut [u8],
     ) -> bool {
@@ -98,6 +116,17 @@ impl Connection {
             return false;
         }
         if p.version.is_some_and(|v| v != self.version) {
+            self.stats.packets_dropped += 1;
+            return false;
+        }
+        if p.is_long() && self.peer_src_cid_fixed() && Some(p.src_cid) != self.peer_initial_src_cid
+        {
+            // RFC 9000 §7.2: "Once a client has received a valid Initial
+            // packet from the server, it MUST discard any subsequent packet
+            // it receives on that connection with a different Source
+            // Connection ID", and a server: "if subsequent Initial packets
+            // include a different Source Connection ID, they MUST be
+            // discarded".
             self.stats.packets_dropped += 1;
             return false;
         }
@@ -146,7 +175,12 @@ impl Connection {
         self.last_activity = Some(now);
         self.idle_restarted_by_send = false;
         self.reset_idle_timer(now);
-        let _ = remote;
+        // RFC 9000 §9.3: only the highest-numbered non-probing packet moves
+        // us to a new peer address.
+        let largest = self
+            .space(d.space)
+            .largest_received
+            .is_none_or(|(l, _)| d.pn > l);
 
         if self.side.is_client() && p.ty == PacketType::Initial && !self.received_server_initial {
             // RFC 9000 §7.2: the client switches its Destination CID to the
@@ -174,7 +208,7 @@ impl Connection {
             // Initial: its address is validated. RFC 9001 §4.9.1: "a server
             // MUST discard Initial keys when it first successfully processes
             // a Handshake packet".
-            self.address_validated = true;
+            self.path.validated = true;
             self.discard_space(now, SpaceId::Initial);
         }
 
@@ -189,7 +223,12 @@ impl Connection {
             }
             return true;
         }
-        match self.process_payload(now, p, d.space, payload) {
+        self.on_authenticated(now, rx, datagram_len);
+        let result = self.process_payload(now, p, d.space, payload);
+        if let Ok((_, non_probing)) = result {
+            self.after_packet_from(now, rx, p.dst_cid, largest, non_probing);
+        }
+        match result.map(|(ack_eliciting, _)| ack_eliciting) {
             // The packet may have completed the handshake and discarded its
             // own space: then there is nothing left to acknowledge.
             Ok(ack_eliciting) if !self.space(d.space).discarded => {
@@ -199,14 +238,38 @@ impl Connection {
                     SpaceId::ApplicationData => self.config.max_ack_delay,
                     _ => std::time::Duration::ZERO,
                 };
-                self.space_mut(d.space)
-                    .on_packet_received(now, d.pn, ack_eliciting, max_ack_delay);
+                let ecn = self.rx_ecn;
+                let space = self.space_mut(d.space);
+                space.on_packet_received(now, d.pn, ack_eliciting, max_ack_delay);
+                // RFC 9000 §13.4.1: each processed packet of the datagram
+                // counts its IP header's codepoint in its own space.
+                if let Some(cp) = ecn {
+                    let i = match cp {
+                        crate::EcnCodepoint::Ect0 => 0,
+                        crate::EcnCodepoint::Ect1 => 1,
+                        crate::EcnCodepoint::Ce => 2,
+                    };
+                    space.ecn_received[i] += 1;
+                    space.ecn_seen = true;
+                }
             }
             Ok(_) => {}
             Err(e) => self.on_transport_error(now, e),
         }
         self.drain_tls(now);
         true
+    }
+
+    /// Whether the peer's Source Connection ID is settled by a valid
+    /// Initial it sent (RFC 9000 §7.2), so long-header packets carrying
+    /// another one are discarded.
+    fn peer_src_cid_fixed(&self) -> bool {
+        if self.side.is_client() {
+            self.received_server_initial
+        } else {
+            let initial = self.space(SpaceId::Initial);
+            initial.largest_received.is_some() || initial.discarded
+        }
     }
 
     /// Removes header and packet protection in place.
@@ -222,7 +285,10 @@ impl Connection {
             let header_len = p.pn_offset + pn_len;
             let largest = self.space(space).largest_received.map(|(pn, _)| pn);
             let pn = expand(packet, p.pn_offset, pn_len, largest);
-            let payload_len = keys.remote.packet.open(pn, packet, header_len).ok()?;
+            let Ok(payload_len) = keys.remote.packet.open(pn, packet, header_len) else {
+                self.on_authentication_failure(now);
+                return None;
+            };
             return Some(Decrypted {
                 space,
                 pn,
@@ -244,7 +310,13 @@ impl Connection {
         let pn = expand(packet, p.pn_offset, pn_len, largest.map(|(pn, _)| pn));
         let phase = header::key_phase(packet[0]);
         if phase == keys.key_phase {
-            let payload_len = keys.remote.open(pn, packet, header_len).ok()?;
+            let Ok(payload_len) = keys.remote.open(pn, packet, header_len) else {
+                self.on_authentication_failure(now);
+                return None;
+            };
+            let pto = self.pto_duration(SpaceId::ApplicationData);
+            let keys = self.one_rtt.as_mut()?;
+            keys.on_current_phase_received(pn, now + 3 * pto);
             return Some(Decrypted {
                 space,
                 pn,
@@ -252,18 +324,29 @@ impl Connection {
                 payload_len,
             });
         }
-        // A different phase: an older packet under the previous keys, or the
-        // peer updating keys (RFC 9001 §6.3).
-        let older = largest.is_some_and(|(l, _)| pn < l);
-        if older {
+        // The other phase bit: a packet older than the current phase under
+        // the previous keys (RFC 9001 §6.5), including the peer's packets
+        // sent before it saw an update we started; or the peer updating
+        // keys (§6.3).
+        if keys.is_previous_phase(pn) {
             let (prev, _) = keys.previous_remote.as_ref()?;
-            let payload_len = prev.open(pn, packet, header_len).ok()?;
+            let Ok(payload_len) = prev.open(pn, packet, header_len) else {
+                self.on_authentication_failure(now);
+                return None;
+            };
             return Some(Decrypted {
                 space,
                 pn,
                 header_len,
                 payload_len,
             });
+        }
+        if keys
+            .first_remote_pn_in_phase
+            .is_some_and(|first| pn < first)
+        {
+            // Older than the current phase, and its keys are gone.
+            return None;
         }
         if !confirmed || !keys.phase_acked {
             // RFC 9001 §6.1: no update before confirmation; §6.2: the peer
@@ -275,14 +358,21 @@ impl Connection {
                     now,
                     TransportError::key_update_error("key update before it was allowed"),
                 );
+            } else {
+                self.on_authentication_failure(now);
             }
             return None;
         }
-        let payload_len = keys.next_remote().open(pn, packet, header_len).ok()?;
+        let Ok(payload_len) = keys.next_remote().open(pn, packet, header_len) else {
+            self.on_authentication_failure(now);
+            return None;
+        };
         let pto = self.pto_duration(SpaceId::ApplicationData);
         let keys = self.one_rtt.as_mut()?;
         // RFC 9001 §6.5: keep the old keys about three PTOs for reordering.
-        keys.update(now + 3 * pto);
+        keys.update(Some(now + 3 * pto));
+        keys.on_current_phase_received(pn, now + 3 * pto);
+        self.stats.key_updates += 1;
         tracing::debug!(key_phase = keys.key_phase, "peer updated keys");
         Some(Decrypted {
             space,
@@ -293,17 +383,19 @@ impl Connection {
     }
 
     /// Processes the frames of an authenticated packet. Returns whether it
-    /// was ack-eliciting.
+    /// was ack-eliciting, and whether it carried a non-probing frame
+    /// (RFC 9000 §9.1).
     fn process_payload(
         &mut self,
         now: Instant,
         p: &PartialPacket,
         space: SpaceId,
         payload: &[u8],
-    ) -> Result<bool, TransportError> {
+    ) -> Result<(bool, bool), TransportError> {
         // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
         frame::check_not_empty(payload)?;
         let mut ack_eliciting = false;
+        let mut non_probing = false;
         // A Reader rather than `frame::Iter`: the DATAGRAM size check below
         // needs each frame's encoded length.
         let mut r = Reader::new(payload);
@@ -341,6 +433,7 @@ impl Connection {
                 }
             }
             ack_eliciting |= f.is_ack_eliciting();
+            non_probing |= !super::migration::is_probing(&f);
             // Errors naming a frame name this one: give its received type.
             self.process_frame(now, p, space, f)
                 .map_err(|e| match e.frame_type {
@@ -351,7 +444,7 @@ impl Connection {
                 break;
             }
         }
-        Ok(ack_eliciting)
+        Ok((ack_eliciting, non_probing))
     }
 
     fn process_frame(
@@ -415,16 +508,10 @@ impl Connection {
                         .push_back(EndpointEvent::RetireCid(cid));
                 }
             }
-            Frame::PathChallenge(c) => {
-                // RFC 9000 §8.2.2: answer with PATH_RESPONSE echoing the data.
-                self.path_responses.push(c.0);
-                if self.path_responses.len() > 4 {
-                    self.path_responses.remove(0);
-                }
-            }
-            Frame::PathResponse(_) => {
-                // We send no PATH_CHALLENGE yet (no migration): ignore.
-            }
+            // RFC 9000 §8.2.2: answer with PATH_RESPONSE echoing the data,
+            // on the path it came on.
+            Frame::PathChallenge(c) => self.on_path_challenge(c.0),
+            Frame::PathResponse(r) => self.on_path_response(now, r.0),
             Frame::ConnectionClose(c) => {
                 let code = c.code();
                 let reason = Bytes::copy_from_slice(c.reason);
@@ -576,6 +663,20 @@ impl Connection {
             if let Some(token) = params.stateless_reset_token {
                 self.cids.set_initial_remote_reset_token(token);
             }
+            // RFC 9000 §5.1.1: "the sequence number of the connection ID
+            // supplied in the preferred_address transport parameter is 1".
+            if let Some(pa) = &params.preferred_address {
+                let frame = crate::frame::NewConnectionId {
+                    sequence: VarInt::from_u32(1),
+                    retire_prior_to: VarInt::ZERO,
+                    id: pa.connection_id,
+                    reset_token: pa.stateless_reset_token,
+                };
+                let limit = self.local_params.active_connection_id_limit;
+                self.cids
+                    .on_new_cid(&frame, limit)
+                    .map_err(|_| tp_err("preferred_address connection ID rejected"))?;
+            }
         }
         if params.max_udp_payload_size < u64::from(self.max_udp_payload) {
             self.max_udp_payload = params.max_udp_payload_size.max(1200) as u16;
@@ -601,6 +702,7 @@ impl Connection {
             self.mtud = Some(super::mtud::MtuDiscovery::new(
                 self.max_udp_payload,
                 upper.min(peer_max),
+                self.config.mtu_raise_interval,
             ));
         }
         // RFC 9001 §4.9.2: "An endpoint MUST discard its Handshake keys when
@@ -608,6 +710,7 @@ impl Connection {
         self.discard_space(now, SpaceId::Initial);
         self.discard_space(now, SpaceId::Handshake);
         self.events.push_back(Event::HandshakeConfirmed);
+        self.start_preferred_address_probe(now);
         self.set_loss_detection_timer(now);
     }
 

@@ -1,6 +1,7 @@
 //! Sending: packet assembly into datagrams (RFC 9000 §12.2, §13, §14),
 //! packet protection applied in place in the caller's buffer.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::sent::{Retransmits, SentPacket};
@@ -8,7 +9,9 @@ use super::spaces::SpaceId;
 use super::timers::Timer;
 use super::{Connection, State, Transmit};
 use crate::VarInt;
-use crate::frame::{self, DatagramHeader, FrameType, PathResponse, RetireConnectionId};
+use crate::frame::{
+    self, DatagramHeader, FrameType, PathChallenge, PathResponse, RetireConnectionId,
+};
 use crate::packet::header::{Header, PartialEncode};
 use crate::packet::{PacketType, TruncatedPacketNumber};
 
@@ -30,6 +33,11 @@ struct OpenPacket {
     retransmits: Retransmits,
     largest_ack: Option<u64>,
     mtu_probe: bool,
+    /// A path probe (PATH_CHALLENGE / PATH_RESPONSE): not counted in
+    /// flight, so probing a path does not touch the active path's
+    /// congestion control (RFC 9000 §9.4: "A sender can make exceptions
+    /// for probe packets").
+    path_probe: bool,
 }
 
 impl Connection {
@@ -39,13 +47,34 @@ impl Connection {
     /// [`Connection::poll_timeout`] for when there may be).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         let start = buf.len();
+        let mut destination = self.path.remote;
+        // RFC 9000 §13.4: the active path's datagrams carry ECT(0) while it
+        // is being tested or has passed validation; probes to other paths
+        // and closes are not marked.
+        self.tx_ecn = false;
         let size = match self.state {
             State::Drained => return None,
             State::Closing | State::Draining => self.write_close_datagram(now, buf),
-            State::Handshake | State::Established => match self.write_mtu_probe(now, buf) {
-                0 => self.write_datagram(now, buf),
-                n => n,
-            },
+            State::Handshake | State::Established => {
+                let mut size = 0;
+                if let Some(remote) = self.path_probe_due(now) {
+                    self.tx_ecn = remote == self.path.remote && self.ecn.marking();
+                    size = self.write_path_probe(now, buf, remote);
+                    if size > 0 {
+                        destination = remote;
+                    }
+                }
+                if size == 0 {
+                    self.tx_ecn = self.ecn.marking();
+                }
+                if size == 0 {
+                    size = self.write_mtu_probe(now, buf);
+                }
+                if size == 0 {
+                    size = self.write_datagram(now, buf);
+                }
+                size
+            }
         };
         if size == 0 {
             buf.truncate(start);
@@ -53,26 +82,89 @@ impl Connection {
         }
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += size as u64;
-        if !self.address_validated {
-            self.anti_amplification_sent += size as u64;
+        if let Some(path) = self.path_mut(destination) {
+            path.on_sent(size);
         }
         Some(Transmit {
-            destination: self.remote,
+            destination,
             size,
+            ecn: self.tx_ecn.then_some(crate::EcnCodepoint::Ect0),
         })
     }
 
-    /// RFC 9000 §8.1: what an unvalidated server may still send.
+    /// RFC 9000 §8.1, §9.3.1: what may still be sent to the active path's
+    /// address before it is validated.
     pub(crate) fn amplification_budget(&self) -> u64 {
-        if self.address_validated {
-            return u64::MAX;
+        self.path.budget()
+    }
+
+    /// A datagram probing the path to `remote` (RFC 9000 §8.2): a due
+    /// PATH_CHALLENGE and the PATH_RESPONSEs owed there, expanded to 1200
+    /// bytes unless that path's anti-amplification budget forbids it
+    /// (§8.2.1, §8.2.2). Returns 0 when the budget leaves no room.
+    fn write_path_probe(&mut self, now: Instant, buf: &mut Vec<u8>, remote: SocketAddr) -> usize {
+        let Some(path) = self.path_mut(remote) else {
+            return 0;
+        };
+        let budget = usize::try_from(path.budget()).unwrap_or(usize::MAX);
+        let dst_cid = path.dst_cid;
+        let challenge = path
+            .challenge
+            .filter(|c| c.next_send.is_none_or(|t| t <= now))
+            .map(|c| c.data);
+        let max = MIN_INITIAL_DATAGRAM.min(budget);
+        let overhead = self.header_overhead(SpaceId::ApplicationData) + TAG_LEN;
+        if max < overhead + 9 + 3 {
+            return 0;
         }
-        (3 * self.anti_amplification_received).saturating_sub(self.anti_amplification_sent)
+        // Answers on the active path are ordinary packets for congestion
+        // control (RFC 9000 §8.2.2: a PATH_RESPONSE may be delayed when
+        // "constrained by congestion control"), so a peer flooding us with
+        // PATH_CHALLENGEs gets no more than the window allows. Our own
+        // challenges, and anything on other paths, are probes outside it
+        // (§9.4), so validating a new path never waits for data in flight
+        // on the old one.
+        let congestion_controlled = remote == self.path.remote && challenge.is_none();
+        if congestion_controlled && self.bytes_in_flight + max as u64 > self.cc.window() {
+            return 0;
+        }
+        let start = buf.len();
+        let mut p = self.open_packet_to(SpaceId::ApplicationData, buf, dst_cid);
+        p.path_probe = !congestion_controlled;
+        let limit = start + max - TAG_LEN;
+        if let Some(data) = challenge {
+            // §8.2.1: "SHOULD NOT send multiple PATH_CHALLENGE frames in a
+            // single packet".
+            frame::Frame::PathChallenge(PathChallenge(data)).encode(buf);
+            p.ack_eliciting = true;
+        }
+        let path = self.path_mut(remote).expect("found above");
+        // §8.2.2: one PATH_RESPONSE per challenge, never repeated.
+        while buf.len() + 9 <= limit {
+            if path.responses.is_empty() {
+                break;
+            }
+            let data = path.responses.remove(0);
+            frame::Frame::PathResponse(PathResponse(data)).encode(buf);
+            p.ack_eliciting = true;
+        }
+        if challenge.is_some() {
+            self.on_challenge_sent(now, remote);
+        }
+        self.seal_packet(now, buf, p, Some(start + max));
+        buf.len() - start
     }
 
     fn max_datagram_len(&self) -> usize {
         let mtu = usize::from(self.max_udp_payload);
-        mtu.min(usize::try_from(self.amplification_budget()).unwrap_or(usize::MAX))
+        let mut budget = self.amplification_budget();
+        if self.path.challenge.is_some() && self.path.limited && !self.path.validated {
+            // Keep room for the next PATH_CHALLENGE: on a new path still
+            // limited to 3× what it received, data must not use up the
+            // budget that validating it needs (RFC 9000 §9.3.1).
+            budget = budget.saturating_sub(super::migration::MIN_PROBE_BUDGET);
+        }
+        mtu.min(usize::try_from(budget).unwrap_or(usize::MAX))
     }
 
     /// The close packets, one per space the peer may read (§10.2.3),
@@ -154,7 +246,12 @@ impl Connection {
     /// A path MTU probe, when one is due (RFC 9000 §14.4): a 1-RTT packet of
     /// PING and PADDING of the size being tried, alone in its datagram.
     fn write_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
-        let Some(size) = self.mtud.as_ref().and_then(|m| m.next_probe()) else {
+        // Not on a path still limited to 3× what it received (a new peer
+        // address): the budget is for validating it (RFC 9000 §9.3.1).
+        if !self.path.validated {
+            return 0;
+        }
+        let Some(size) = self.mtud.as_mut().and_then(|m| m.next_probe(now)) else {
             return 0;
         };
         // Probes consume congestion window like any packet (§14.4).
@@ -176,6 +273,10 @@ impl Connection {
 
     /// A datagram of ordinary packets, coalesced in space order.
     fn write_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+        self.maybe_update_keys(now);
+        if self.state != State::Handshake && self.state != State::Established {
+            return 0;
+        }
         let start = buf.len();
         let max = self.max_datagram_len();
         if max < MIN_PACKET_ROOM + TAG_LEN {
@@ -266,7 +367,6 @@ impl Connection {
         let cwnd_open = self.data_allowed;
         self.ping_pending
             || self.handshake_done_pending
-            || !self.path_responses.is_empty()
             || !self.cids.pending_new.is_empty()
             || !self.cids.pending_retire.is_empty()
             || (cwnd_open && self.handshake_complete && !self.datagrams_out.is_empty())
@@ -275,10 +375,20 @@ impl Connection {
     }
 
     fn open_packet(&mut self, space: SpaceId, buf: &mut Vec<u8>) -> OpenPacket {
+        self.open_packet_to(space, buf, None)
+    }
+
+    /// Opens a packet to `dst_cid`, or to the active connection ID.
+    fn open_packet_to(
+        &mut self,
+        space: SpaceId,
+        buf: &mut Vec<u8>,
+        dst_cid: Option<crate::ConnectionId>,
+    ) -> OpenPacket {
         let largest_acked = self.space(space).largest_acked;
         let pn = self.space_mut(space).take_pn();
         let number = TruncatedPacketNumber::encode(pn, largest_acked);
-        let dst_cid = self.cids.remote_cid();
+        let dst_cid = dst_cid.unwrap_or_else(|| self.cids.remote_cid());
         let src_cid = self
             .cids
             .initial_local()
@@ -324,6 +434,7 @@ impl Connection {
             retransmits: Retransmits::default(),
             largest_ack: None,
             mtu_probe: false,
+            path_probe: false,
         }
     }
 
@@ -345,14 +456,6 @@ impl Connection {
             p.ack_eliciting = true;
         }
         if space == SpaceId::ApplicationData {
-            while let Some(data) = self.path_responses.first().copied() {
-                if buf.len() + 9 > limit {
-                    break;
-                }
-                frame::Frame::PathResponse(PathResponse(data)).encode(buf);
-                self.path_responses.remove(0);
-                p.ack_eliciting = true;
-            }
             if self.handshake_done_pending && buf.len() < limit {
                 FrameType::HANDSHAKE_DONE.to_varint().encode(buf);
                 self.handshake_done_pending = false;
@@ -481,17 +584,24 @@ impl Connection {
         };
         let delay = VarInt::from_u64(delay).unwrap_or(VarInt::MAX);
         // Drop old ranges until the frame fits.
+        // RFC 9000 §13.4.1: "the endpoint MUST provide feedback about ECN
+        // markings it receives", once it has seen any.
+        let ecn = s.ecn_seen.then(|| frame::EcnCounts {
+            ect0: VarInt::from_u64(s.ecn_received[0]).unwrap_or(VarInt::MAX),
+            ect1: VarInt::from_u64(s.ecn_received[1]).unwrap_or(VarInt::MAX),
+            ce: VarInt::from_u64(s.ecn_received[2]).unwrap_or(VarInt::MAX),
+        });
         let ranges = s.ack_ranges();
         let mut count = ranges.clone().count();
         while count > 1
-            && buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, None) > limit
+            && buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, ecn) > limit
         {
             count -= 1;
         }
-        if buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, None) > limit {
+        if buf.len() + frame::ack_encoded_len(ranges.clone().take(count), delay, ecn) > limit {
             return;
         }
-        frame::encode_ack(ranges.take(count), delay, None, buf);
+        frame::encode_ack(ranges.take(count), delay, ecn, buf);
         p.largest_ack = Some(largest);
         self.space_mut(p.space).on_ack_sent();
     }
@@ -530,7 +640,10 @@ impl Connection {
         let pn_offset = p.header.pn_offset - p.header.start;
         let sealed = match p.space {
             SpaceId::ApplicationData => {
-                let keys = self.one_rtt.as_ref().expect("1-RTT keys checked");
+                let keys = self.one_rtt.as_mut().expect("1-RTT keys checked");
+                // RFC 9001 §6.6: "Endpoints MUST count the number of
+                // encrypted packets for each set of keys."
+                keys.sent_in_phase += 1;
                 keys.local.seal(p.pn, packet, header_len).is_ok()
                     && keys.local_header.apply(packet, pn_offset).is_ok()
             }
@@ -547,7 +660,12 @@ impl Connection {
             // Close packets are not tracked for loss (RFC 9000 §10.2.1).
             return;
         }
-        let in_flight = p.ack_eliciting || pad_to.is_some();
+        let in_flight = !p.path_probe && (p.ack_eliciting || pad_to.is_some());
+        if self.tx_ecn {
+            self.stats.ecn_marked_sent += 1;
+            let pto = self.pto_duration(p.space);
+            self.ecn.on_marked_sent(now, p.space, pto);
+        }
         self.on_packet_sent(
             now,
             p.space,
@@ -555,10 +673,11 @@ impl Connection {
             SentPacket {
                 time_sent: now,
                 size,
-                ack_eliciting: p.ack_eliciting,
+                ack_eliciting: p.ack_eliciting && !p.path_probe,
                 in_flight,
                 largest_ack: p.largest_ack,
                 mtu_probe: p.mtu_probe,
+                ecn: self.tx_ecn,
                 retransmits: p.retransmits,
             },
         );

@@ -21,6 +21,8 @@ pub(crate) struct SentPacket {
     pub(crate) largest_ack: Option<u64>,
     /// A path MTU probe: its loss is not congestion (RFC 9000 §14.4).
     pub(crate) mtu_probe: bool,
+    /// Sent marked ECT(0) (RFC 9000 §13.4.2.1 validates reports by it).
+    pub(crate) ecn: bool,
     pub(crate) retransmits: Retransmits,
 }
 
@@ -143,6 +145,7 @@ mod tests {
             in_flight: true,
             largest_ack: None,
             mtu_probe: false,
+            ecn: false,
             retransmits: Retransmits::default(),
         }
     }

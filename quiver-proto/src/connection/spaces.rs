@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::crypto_stream::{CryptoRecv, CryptoSend};
+use super::replay::ReplayWindow;
 use super::sent::SentPackets;
 use crate::crypto::Keys;
 use crate::range_set::RangeSet;
@@ -42,7 +43,11 @@ pub(crate) struct PacketSpace {
 
     // Receiving.
     pub(crate) crypto_recv: CryptoRecv,
+    /// What we acknowledge; may forget ranges the peer saw acknowledged.
     pub(crate) received: RangeSet,
+    /// What we processed, for duplicate detection (never forgets inside
+    /// its window, RFC 9000 §12.3).
+    pub(crate) processed: ReplayWindow,
     pub(crate) largest_received: Option<(u64, Instant)>,
     /// Ack-eliciting packets received since the last ACK we sent.
     pub(crate) unacked_eliciting: u32,
@@ -50,6 +55,10 @@ pub(crate) struct PacketSpace {
     pub(crate) ack_pending: bool,
     /// Send an ACK in the next packet regardless of thresholds.
     pub(crate) ack_immediately: bool,
+    /// ECN codepoints of the packets processed (ECT(0), ECT(1), CE), for
+    /// ACK frames (RFC 9000 §13.4.1); reported once any was seen.
+    pub(crate) ecn_received: [u64; 3],
+    pub(crate) ecn_seen: bool,
     /// When a delayed ACK becomes due.
     pub(crate) ack_deadline: Option<Instant>,
 }
@@ -69,11 +78,14 @@ impl PacketSpace {
             crypto_send: CryptoSend::default(),
             crypto_recv: CryptoRecv::default(),
             received: RangeSet::with_max_ranges(MAX_ACK_RANGES),
+            processed: ReplayWindow::default(),
             largest_received: None,
             unacked_eliciting: 0,
             ack_pending: false,
             ack_immediately: false,
             ack_deadline: None,
+            ecn_received: [0; 3],
+            ecn_seen: false,
         }
     }
 
@@ -84,19 +96,13 @@ impl PacketSpace {
         pn
     }
 
-    /// Whether `pn` was already received (a duplicate to drop, RFC 9000
+    /// Whether `pn` was already processed (a duplicate to drop, RFC 9000
     /// §12.3: "A receiver MUST discard a newly unprotected packet unless it
     /// is certain that it has not processed another packet with the same
-    /// packet number").
+    /// packet number"). Independent of the ACK ranges, which forget what
+    /// the peer saw acknowledged (§13.2.4).
     pub(crate) fn is_duplicate(&self, pn: u64) -> bool {
-        if self.received.contains(pn) {
-            return true;
-        }
-        // Below the oldest range we still track we cannot tell: drop.
-        match self.received.min() {
-            Some(min) => pn < min && self.received.len() >= MAX_ACK_RANGES,
-            None => false,
-        }
+        self.processed.is_duplicate(pn)
     }
 
     /// Records a received packet for acknowledgment (RFC 9000 §13.2).
@@ -111,6 +117,7 @@ impl PacketSpace {
             .largest_received
             .is_some_and(|(largest, _)| pn < largest || pn > largest + 1);
         self.received.insert_one(pn);
+        self.processed.insert(pn);
         if self
             .largest_received
             .is_none_or(|(largest, _)| pn > largest)

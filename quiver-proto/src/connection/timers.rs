@@ -18,9 +18,11 @@ pub(crate) enum Timer {
     Pacing,
     /// A closing client before confirmation sends its close again.
     CloseProbe,
+    /// RFC 9000 §8.2: resend a PATH_CHALLENGE or abandon a validation.
+    PathValidation,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 impl Timer {
     const ALL: [Timer; COUNT] = [
@@ -30,6 +32,7 @@ impl Timer {
         Timer::Close,
         Timer::Pacing,
         Timer::CloseProbe,
+        Timer::PathValidation,
     ];
 }
 

@@ -25,6 +25,8 @@ pub struct Incoming {
     /// A valid Retry token: the client's address is validated.
     pub(crate) retry: Option<RetryToken>,
     datagram: Vec<u8>,
+    /// The ECN codepoint the datagram arrived with.
+    pub(crate) ecn: Option<crate::EcnCodepoint>,
     /// The server's Initial keys for this attempt (RFC 9001 §5.2), derived
     /// once for the checks here and handed to the connection.
     keys: Keys,
@@ -49,6 +51,7 @@ impl Incoming {
             src_cid,
             retry,
             datagram,
+            ecn: None,
             keys,
         }
     }

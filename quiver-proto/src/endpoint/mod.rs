@@ -141,6 +141,9 @@ pub struct Endpoint {
     config: Arc<EndpointConfig>,
     server: Option<Arc<ServerConfig>>,
     rng: ChaCha20Rng,
+    /// The ECN codepoint of the datagram being handled, for an `Incoming`
+    /// made from it.
+    rx_ecn: Option<crate::EcnCodepoint>,
     cid_generator: Box<dyn CidGenerator>,
     connections: Connections,
     next_handle: usize,
@@ -183,6 +186,7 @@ impl Endpoint {
             config,
             server,
             rng,
+            rx_ecn: None,
             connections: Connections::new(hash_seed),
             next_handle: 0,
             routes: HashMap::with_hasher(hash_seed),
@@ -265,7 +269,9 @@ impl Endpoint {
         self.rng.fill_bytes(&mut dcid);
         let dcid = ConnectionId::new(&dcid).expect("16 bytes");
         let local_cid = self.new_cid();
-        let params = config.transport.transport_parameters(local_cid);
+        let mut params = config.transport.transport_parameters(local_cid);
+        // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
+        params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
         let tls = TlsSession::client(&config.crypto, config.version, server_name, &params)?;
         let handle = self.next_handle();
         let conn = Connection::new(ConnectionParams {
@@ -282,6 +288,7 @@ impl Endpoint {
             orig_dst_cid: dcid,
             address_validated: true,
             now,
+            rng_seed: self.rng.random(),
             initial_keys: None,
         });
         self.routes.insert(local_cid, handle);
@@ -291,7 +298,21 @@ impl Endpoint {
 
     /// Processes a received datagram. `data` is modified in place.
     pub fn handle(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) -> DatagramEvent {
+        self.handle_ecn(now, remote, None, data)
+    }
+
+    /// Processes a received datagram that carried the ECN codepoint `ecn`
+    /// (RFC 9000 §13.4.1: the counts go back to the peer in ACK frames).
+    /// `data` is modified in place.
+    pub fn handle_ecn(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<crate::EcnCodepoint>,
+        data: &mut [u8],
+    ) -> DatagramEvent {
         self.token_key(now);
+        self.rx_ecn = ecn;
         let cid_len = self.config.local_cid_len;
         let Some(dst) = header::first_dst_cid(data, cid_len) else {
             return DatagramEvent::Handled;
@@ -304,7 +325,7 @@ impl Endpoint {
                 .copied();
             if let Some(handle) = handle {
                 if let Some(conn) = self.connections.get_mut(handle) {
-                    conn.handle_datagram(now, remote, data);
+                    conn.handle_datagram(now, remote, ecn, data);
                     self.maintain(handle);
                     return DatagramEvent::Connection(handle);
                 }
@@ -422,7 +443,7 @@ impl Endpoint {
             valid
         };
         let id = IncomingId(self.next_incoming);
-        let incoming = Incoming::new(
+        let mut incoming = Incoming::new(
             id,
             remote,
             version,
@@ -431,6 +452,7 @@ impl Endpoint {
             retry,
             data.to_vec(),
         );
+        incoming.ecn = self.rx_ecn;
         if !incoming.starts_crypto_stream() {
             // Undecryptable, or no ClientHello bytes at offset 0 (a probe
             // whose twin was lost): nothing to start a handshake from, and
@@ -536,6 +558,8 @@ impl Endpoint {
         let local_cid = self.new_cid();
         let token = reset_token(&self.config.reset_key, &local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
+        // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
+        params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
         // RFC 9000 §7.3: after a Retry, original_destination_connection_id
         // is the client's first DCID (from the token) and
         // retry_source_connection_id the Retry's Source CID.
@@ -547,6 +571,21 @@ impl Endpoint {
             None => params.original_destination_connection_id = Some(incoming.orig_dst_cid),
         }
         params.stateless_reset_token = Some(token);
+        // RFC 9000 §9.6.1: the preferred address with its own connection
+        // ID (sequence number 1, §5.1.1) and reset token.
+        let preferred_cid = (self.config.preferred_address_v4.is_some()
+            || self.config.preferred_address_v6.is_some())
+        .then(|| {
+            let cid = self.new_cid();
+            let token = reset_token(&self.config.reset_key, &cid);
+            params.preferred_address = Some(crate::transport_params::PreferredAddress {
+                address_v4: self.config.preferred_address_v4,
+                address_v6: self.config.preferred_address_v6,
+                connection_id: cid,
+                stateless_reset_token: token,
+            });
+            (cid, token)
+        });
         let address_validated = incoming.remote_address_validated();
         let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
         let handle = self.next_handle();
@@ -554,6 +593,9 @@ impl Endpoint {
         let remote = incoming.remote;
         let remote_cid = incoming.src_cid;
         let orig_dst_cid = incoming.orig_dst_cid;
+        // RFC 9000 §13.4.1: the first datagram's codepoint is counted too,
+        // or a peer that marked it would fail our ACKs' validation.
+        let ecn = incoming.ecn;
         let (mut datagram, initial_keys) = incoming.into_parts();
         let mut conn = Connection::new(ConnectionParams {
             side: Side::Server,
@@ -571,14 +613,24 @@ impl Endpoint {
             orig_dst_cid,
             address_validated,
             now,
+            rng_seed: self.rng.random(),
             initial_keys: Some(initial_keys),
         });
-        conn.handle_datagram(now, remote, &mut datagram);
+        if let Some((cid, token)) = preferred_cid {
+            conn.issue_preferred_address_cid(cid, token);
+        }
+        conn.handle_datagram(now, remote, ecn, &mut datagram);
         self.routes.insert(local_cid, handle);
+        if let Some((cid, _)) = preferred_cid {
+            self.routes.insert(cid, handle);
+        }
         let initial_cid = conn.orig_dst_cid();
         self.initial_routes.insert(initial_cid, handle);
         let slot = self.connections.insert(handle, conn);
         slot.cids.push(local_cid);
+        if let Some((cid, _)) = preferred_cid {
+            slot.cids.push(cid);
+        }
         slot.initial_cid = Some(initial_cid);
         self.maintain(handle);
         Ok(handle)
@@ -591,6 +643,7 @@ impl Endpoint {
             return Some(Transmit {
                 destination,
                 size: data.len(),
+                ecn: None,
             });
         }
         // Each connection in the queue is asked once at most; one that

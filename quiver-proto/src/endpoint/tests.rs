@@ -221,3 +221,102 @@ fn unknown_version_gets_version_negotiation() {
     pair.server.handle(pair.now, pair.client_addr, &mut small);
     assert!(server_datagrams(&mut pair.server, pair.now).is_empty());
 }
+
+/// An Initial packet as `sender` would protect it with the Initial keys of
+/// `odcid`, carrying `frames`.
+fn forge_initial(
+    odcid: &ConnectionId,
+    sender: Side,
+    dst_cid: ConnectionId,
+    src_cid: ConnectionId,
+    pn: u64,
+    frames: &[u8],
+) -> Vec<u8> {
+    let keys = initial_keys(crate::Version::V1, odcid, sender);
+    let mut buf = Vec::new();
+    let encoded = header::Header::Initial {
+        version: crate::Version::V1,
+        dst_cid,
+        src_cid,
+        token: &[],
+        number: TruncatedPacketNumber::with_len(pn, 4),
+    }
+    .encode(&mut buf);
+    buf.extend_from_slice(frames);
+    let tag = keys.local.packet.tag_len();
+    buf.resize(buf.len() + tag, 0);
+    let payload_and_tag = buf.len() - encoded.header_end();
+    assert!(encoded.finish(&mut buf, payload_and_tag));
+    keys.local
+        .packet
+        .seal(pn, &mut buf, encoded.header_end())
+        .unwrap();
+    keys.local
+        .header
+        .apply(&mut buf, encoded.pn_offset)
+        .unwrap();
+    buf
+}
+
+/// RFC 9000 §7.2: once the client has taken the server's Source CID from
+/// a valid Initial, a later packet with another Source CID is discarded,
+/// even one that authenticates (Initial keys are public).
+#[test]
+fn client_discards_server_packets_with_another_source_cid() {
+    // CONNECTION_CLOSE (transport), PROTOCOL_VIOLATION, no frame type, no
+    // reason: if processed it would end the connection.
+    const CLOSE: [u8; 4] = [0x1c, 0x0a, 0x00, 0x00];
+    for (change_src, closes) in [(false, true), (true, false)] {
+        let mut pair = Pair::new();
+        let client = pair.connect();
+        let mut first = client_datagrams(&mut pair).remove(0);
+        let odcid = first_dcid(&first);
+        pair.server.handle(pair.now, pair.client_addr, &mut first);
+        let id = pair.server.poll_incoming().unwrap().id();
+        pair.server.accept(pair.now, id).unwrap();
+        let mut reply = server_datagrams(&mut pair.server, pair.now).remove(0);
+        let Ok(Parsed::Packet(p)) = header::decode(&reply, 8) else {
+            panic!("server reply")
+        };
+        pair.client.handle(pair.now, pair.server_addr, &mut reply);
+        let src_cid = if change_src {
+            ConnectionId::new(&[0xee; 8]).unwrap()
+        } else {
+            p.src_cid
+        };
+        let mut forged = forge_initial(&odcid, Side::Server, p.dst_cid, src_cid, 50, &CLOSE);
+        pair.client.handle(pair.now, pair.server_addr, &mut forged);
+        let conn = pair.client.connection(client).unwrap();
+        assert_eq!(conn.is_closed(), closes, "source CID changed: {change_src}");
+    }
+}
+
+/// RFC 9000 §7.2: "if subsequent Initial packets include a different
+/// Source Connection ID, they MUST be discarded" (the server side).
+#[test]
+fn server_discards_client_initials_with_another_source_cid() {
+    const CLOSE: [u8; 4] = [0x1c, 0x0a, 0x00, 0x00];
+    for (change_src, closes) in [(false, true), (true, false)] {
+        let mut pair = Pair::new();
+        pair.connect();
+        let mut first = client_datagrams(&mut pair).remove(0);
+        let Ok(Parsed::Packet(p)) = header::decode(&first, 8) else {
+            panic!("client Initial")
+        };
+        pair.server.handle(pair.now, pair.client_addr, &mut first);
+        let id = pair.server.poll_incoming().unwrap().id();
+        let handle = pair.server.accept(pair.now, id).unwrap();
+        let _ = server_datagrams(&mut pair.server, pair.now);
+        let src_cid = if change_src {
+            ConnectionId::new(&[0xee; 8]).unwrap()
+        } else {
+            p.src_cid
+        };
+        let mut forged = forge_initial(&p.dst_cid, Side::Client, p.dst_cid, src_cid, 50, &CLOSE);
+        // Padded to 1200 bytes as a client's Initial datagram must be.
+        forged.resize(1200, 0);
+        pair.server.handle(pair.now, pair.client_addr, &mut forged);
+        let conn = pair.server.connection(handle).unwrap();
+        assert_eq!(conn.is_closed(), closes, "source CID changed: {change_src}");
+    }
+}

@@ -1,0 +1,134 @@
+//! ECN (RFC 9000 §13.4, RFC 9002 §7.1): packets are marked ECT(0), the
+//! peer's counts come back in ACK frames and are validated, CE marks are a
+//! congestion signal, and paths that bleach or mangle marks turn marking
+//! off.
+
+use std::time::Duration;
+
+use quiver_sim::quic::{AppConfig, Pair, SendPlan, SharedApp};
+use quiver_sim::{LinkConfig, Seed, for_each_seed};
+
+const MB: u64 = 1_000_000;
+
+/// A download of `len` bytes; runs until it completes and returns the
+/// client's app.
+fn download(pair: &mut Pair, len: u64) -> SharedApp {
+    pair.server_app(AppConfig {
+        send: vec![SendPlan::uni(len)],
+        ..AppConfig::default()
+    });
+    let r = pair.client_app(AppConfig::default());
+    pair.connect_and_wait(Duration::from_secs(10));
+    let done = pair.run_until(Duration::from_secs(60), |_| {
+        r.borrow().streams_finished() == 1
+    });
+    assert!(done, "download incomplete: {}", r.borrow().bytes_received());
+    r.borrow().assert_intact();
+    r
+}
+
+fn link() -> LinkConfig {
+    LinkConfig {
+        delay: Duration::from_millis(10),
+        bandwidth: Some(2_500_000),
+        ..LinkConfig::default()
+    }
+}
+
+/// On a clean path both sides mark every packet after validation, and
+/// neither sees a CE or fails validation.
+#[test]
+fn packets_are_marked_and_validation_passes_on_a_clean_path() {
+    for_each_seed(5, |seed| {
+        let mut pair = Pair::new(seed, link());
+        download(&mut pair, MB);
+        let server = pair.server_conn().stats();
+        assert!(!server.ecn_failed, "{server:?}");
+        // Nearly every packet is marked: all but those sent between the
+        // testing period and the first validating ACK.
+        assert!(
+            server.ecn_marked_sent * 10 >= server.packets_sent * 9,
+            "{} of {} marked",
+            server.ecn_marked_sent,
+            server.packets_sent
+        );
+        assert_eq!(server.ecn_ce_events, 0);
+    });
+}
+
+/// RFC 9002 §7.1: CE marks are congestion: the sender backs off (CE
+/// events, a smaller window than on the unmarked path) without losing
+/// anything, and the download completes.
+#[test]
+fn ce_marks_are_a_congestion_signal() {
+    for_each_seed(5, |seed| {
+        let marking = LinkConfig {
+            ce_rate: 0.02,
+            ..link()
+        };
+        let mut pair = Pair::new(seed, marking);
+        download(&mut pair, 2 * MB);
+        let server = pair.server_conn().stats();
+        assert!(!server.ecn_failed, "{server:?}");
+        assert!(server.ecn_ce_events > 0, "{server:?}");
+        let client = pair.client_conn(quiver_proto::ConnectionHandle(0)).stats();
+        assert!(client.ecn_ce_received > 0, "{client:?}");
+    });
+}
+
+/// RFC 9000 §13.4.2.1: a middlebox that clears the ECN field makes the
+/// peer report no counts: validation fails and marking stops.
+#[test]
+fn a_bleaching_path_fails_validation() {
+    for_each_seed(5, |seed| {
+        let bleach = LinkConfig {
+            ecn_bleach: true,
+            ..link()
+        };
+        let mut pair = Pair::new(seed, bleach);
+        download(&mut pair, MB);
+        let server = pair.server_conn().stats();
+        assert!(server.ecn_failed, "{server:?}");
+        assert!(server.ecn_marked_sent <= 20, "{server:?}");
+    });
+}
+
+/// Appendix A.4: a middlebox that sets CE on everything fails validation
+/// rather than halving the window every round trip.
+#[test]
+fn a_path_marking_everything_ce_fails_validation() {
+    for_each_seed(5, |seed| {
+        let all_ce = LinkConfig {
+            ce_rate: 1.0,
+            ..link()
+        };
+        let mut pair = Pair::new(seed, all_ce);
+        download(&mut pair, MB);
+        let server = pair.server_conn().stats();
+        assert!(server.ecn_failed, "{server:?}");
+        assert_eq!(server.ecn_ce_events, 0, "{server:?}");
+    });
+}
+
+/// With ECN off in the configuration nothing is marked, but received
+/// marks are still reported (RFC 9000 §13.4.1: "Even if an endpoint does
+/// not set an ECT field in packets it sends, the endpoint MUST provide
+/// feedback").
+#[test]
+fn ecn_off_marks_nothing_yet_reports() {
+    let off = quiver_proto::TransportConfig {
+        ecn: false,
+        ..Default::default()
+    };
+    let mut pair = Pair::with_configs(
+        Seed::from_env_or(1),
+        link(),
+        off,
+        quiver_proto::TransportConfig::default(),
+    );
+    download(&mut pair, MB);
+    let client = pair.client_conn(quiver_proto::ConnectionHandle(0)).stats();
+    assert_eq!(client.ecn_marked_sent, 0);
+    let server = pair.server_conn().stats();
+    assert!(!server.ecn_failed, "the client reported: {server:?}");
+}
