@@ -56,6 +56,9 @@ pub struct Args {
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
+    /// Congestion controller (default: quiver's default).
+    #[arg(long, value_enum)]
+    cc: Option<common::Cc>,
 }
 
 fn parse_code(s: &str) -> Result<VarInt, String> {
@@ -107,7 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         identity,
         &alpns,
         args.keylog,
-        quiver::TransportConfig::default(),
+        common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;
     let (endpoint, local) = common::bind_server(config, args.listen)?;
     if let Some((cert_pem, key_pem)) = generated {
