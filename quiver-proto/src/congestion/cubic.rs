@@ -108,6 +108,21 @@ pub struct Cubic {
     app_limited_since: Option<Instant>,
     /// When the last in-flight packet was sent.
     last_sent: Option<Instant>,
+    /// RFC 9438 §4.9.2: the state saved before the last reduction, to
+    /// restore if its losses prove spurious.
+    undo: Option<Undo>,
+}
+
+/// RFC 9438 §4.9.2's `undo_*` variables.
+#[derive(Debug, Clone, Copy)]
+struct Undo {
+    cwnd: u64,
+    cwnd_prior: u64,
+    ssthresh: u64,
+    w_max: f64,
+    k: f64,
+    epoch: Option<Instant>,
+    w_est: f64,
 }
 
 impl Cubic {
@@ -132,6 +147,7 @@ impl Cubic {
             w_max_from_epoch: false,
             app_limited_since: None,
             last_sent: None,
+            undo: None,
         };
         cubic.window = cubic.initial_window();
         cubic
@@ -319,6 +335,27 @@ impl Controller for Cubic {
         self.congestion_avoidance(now, bytes, rtt);
     }
 
+    fn on_spurious_congestion_event(&mut self) {
+        // RFC 9438 §4.9.2: "Once the previously declared packet loss is
+        // confirmed to be spurious, CUBIC MAY restore the original values of
+        // the above-mentioned variables ... if the current cwnd is lower
+        // than cwnd_prior".
+        let Some(u) = self.undo.take() else {
+            return;
+        };
+        if self.window < self.cwnd_prior {
+            self.window = u.cwnd;
+            self.cwnd_prior = u.cwnd_prior;
+            self.ssthresh = u.ssthresh;
+            self.w_max = u.w_max;
+            self.k = u.k;
+            self.epoch = u.epoch;
+            self.w_est = u.w_est;
+            self.carry = 0.0;
+            self.recovery_start_time = None;
+        }
+    }
+
     fn on_congestion_event(
         &mut self,
         now: Instant,
@@ -328,6 +365,18 @@ impl Controller for Cubic {
     ) {
         // RFC 9002 §7.3.2: one reduction per recovery period.
         if !self.in_recovery(sent_time) {
+            // RFC 9438 §4.9.2: "a CUBIC implementation MAY save the current
+            // value of the following variables before the congestion
+            // window is reduced".
+            self.undo = Some(Undo {
+                cwnd: self.window,
+                cwnd_prior: self.cwnd_prior,
+                ssthresh: self.ssthresh,
+                w_max: self.w_max,
+                k: self.k,
+                epoch: self.epoch,
+                w_est: self.w_est,
+            });
             self.recovery_start_time = Some(now);
             // RFC 9406 §4.2: "If loss or ECN marking is observed at any time
             // during standard slow start or CSS, enter congestion

@@ -382,3 +382,27 @@ fn max_datagram_size_change() {
     assert_eq!(cc.window(), 14_520);
     assert_eq!(cc.minimum_window(), 2_904);
 }
+
+/// RFC 9438 §4.9.2: a reduction whose losses prove spurious is undone (the
+/// window, W_max and the rest come back), once.
+#[test]
+fn a_spurious_reduction_is_undone() {
+    let mut f = Flow::new(config(false, true), ms(20));
+    for _ in 0..6 {
+        f.round(false);
+    }
+    f.loss();
+    for _ in 0..3 {
+        f.round(false);
+    }
+    let before = f.cc.window();
+    let w_max = f.cc.w_max;
+    f.loss();
+    assert!(f.cc.window() < before);
+    f.cc.on_spurious_congestion_event();
+    assert_eq!(f.cc.window(), before);
+    assert_eq!(f.cc.w_max, w_max);
+    // Nothing saved any more: a second call changes nothing.
+    f.cc.on_spurious_congestion_event();
+    assert_eq!(f.cc.window(), before);
+}
