@@ -53,8 +53,10 @@ pub async fn connection(
                             let answered = respond(&method, path, &mut stream, &root).await;
                             drain(&mut stream).await;
                             match answered {
-                                Ok(what) if verbose => eprintln!("{remote}: {line}: {what}"),
-                                Err(e) if verbose => eprintln!("{remote}: {line}: {e}"),
+                                Ok(what) if verbose => {
+                                    eprintln!("{remote}: HTTP/3 {line}: {what}")
+                                }
+                                Err(e) if verbose => eprintln!("{remote}: HTTP/3 {line}: {e}"),
                                 _ => {}
                             }
                         }
@@ -164,7 +166,7 @@ async fn drain(stream: &mut Stream) {
 }
 
 /// The protocols `quiver serve` offers without `--alpn`, in order of
-/// preference.
+/// preference: a client offering both (as `quiver get` does) gets HTTP/3.
 pub fn default_alpns() -> [&'static [u8]; 2] {
-    [common::HQ_ALPN.as_bytes(), common::H3_ALPN.as_bytes()]
+    [common::H3_ALPN.as_bytes(), common::HQ_ALPN.as_bytes()]
 }
