@@ -32,7 +32,7 @@ pub async fn connection(
     remote: SocketAddr,
     verbose: bool,
 ) {
-    let mut h3 = match h3::server::Connection::new(quiver_h3::Connection::new(conn)).await {
+    let mut h3 = match h3::server::Connection::new(quiver_h3::Connection::new(conn.clone())).await {
         Ok(h3) => h3,
         Err(e) => {
             if verbose {
@@ -68,7 +68,12 @@ pub async fn connection(
             Ok(None) => return,
             Err(e) => {
                 if verbose && !e.is_h3_no_error() {
-                    eprintln!("{remote}: {e}");
+                    // quiver's wording of the end when there is one (a
+                    // browser closes with the transport's NO_ERROR).
+                    match conn.close_reason() {
+                        Some(c) => eprintln!("{remote}: {}", common::describe_connection_error(&c)),
+                        None => eprintln!("{remote}: {e}"),
+                    }
                 }
                 return;
             }
