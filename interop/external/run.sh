@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # quiver against independent QUIC implementations that are not in this
 # repository, both directions, on loopback:
-#   - aioquic (PyPI), over HTTP/0.9 (ALPN hq-interop) with aioquic_peer.py;
+#   - aioquic (PyPI), over HTTP/0.9 (ALPN hq-interop) with aioquic_peer.py
+#     and over HTTP/3 (ALPN h3, aioquic.h3) with aioquic_h3.py;
 #   - ngtcp2 (Debian's ngtcp2-client/ngtcp2-server: gtlsclient/gtlsserver,
-#     which speak HTTP/3 only: gtlsclient downloads from `quiver serve`
-#     over HTTP/3; against gtlsserver, whose HTTP/3 `quiver get` does not
-#     speak, only the handshake and the close are checked).
+#     which speak HTTP/3 only, downloading from `quiver serve` and serving
+#     `quiver get`).
 #
 #   bash interop/external/run.sh            # everything it can install
 #   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh
@@ -165,6 +165,34 @@ aioquic_cases() {
         pass "quiver get -> aioquic closing after hello" "${took}s: $line"
     else fail "quiver get -> aioquic closing after hello" "rc $rc, ${took}s: $line"; fi
     stop
+
+    # HTTP/3 both ways (aioquic.h3, aioquic_h3.py).
+    local h3="$venv/bin/python $ROOT/interop/external/aioquic_h3.py"
+    serve && out=$WORK/h1 && mkdir -p "$out" && url="https://localhost:$PORT"
+    line=$($h3 client --ca "$CERT" --out "$out" "$url/1k.bin" "$url/1m.bin" "$url/10m.bin")
+    if [[ $line == ok* ]] && same_files "$out" 1k.bin 1m.bin 10m.bin &&
+        grep -q ": HTTP/3 GET /10m.bin: 200" "$WORK/serve.log"; then
+        pass "aioquic h3 client -> quiver: HTTP/3, 3 files, checksums" "$line"
+    else fail "aioquic h3 client -> quiver: HTTP/3, 3 files, checksums" "$line"; fi
+    line=$($h3 client --ca "$CERT" --out "$out" "$url/missing")
+    if [ "$line" = "status /missing 404" ]; then pass "aioquic h3 client -> quiver: missing file is 404" "$line"
+    else fail "aioquic h3 client -> quiver: missing file is 404" "$line"; fi
+    stop
+
+    $h3 server --listen "127.0.0.1:$PORT" --root "$WORK/www" --cert "$CERT" --key "$KEY" \
+        >"$WORK/aioquic.log" 2>&1 &
+    SERVER=$!
+    wait_udp "$PORT"
+    url="https://localhost:$PORT" && out=$WORK/h2 && mkdir -p "$out"
+    if line=$("$QUIVER" get --json --ca "$CERT" --out "$out" "$url/1k.bin" "$url/1m.bin" "$url/10m.bin" 2>&1) &&
+        [[ $line == *'"protocol":"h3"'* ]] && same_files "$out" 1k.bin 1m.bin 10m.bin; then
+        pass "quiver get -> aioquic h3: HTTP/3, 3 files, checksums" "$(cut -c1-60 <<<"$line")..."
+    else fail "quiver get -> aioquic h3: HTTP/3, 3 files, checksums" "$line"; fi
+    line=$("$QUIVER" get --ca "$CERT" --out "$out" "$url/missing" 2>&1)
+    if [ $? -ne 0 ] && [ "$line" = "error: /missing: HTTP 404 Not Found" ]; then
+        pass "quiver get -> aioquic h3: missing file" "$line"
+    else fail "quiver get -> aioquic h3: missing file" "$line"; fi
+    stop
 }
 
 ngtcp2_cases() {
@@ -211,16 +239,22 @@ ngtcp2_cases() {
     else fail "ngtcp2 client -> quiver: key update"; fi
     stop
 
-    # quiver get against gtlsserver (HTTP/3): the handshake completes and
-    # the server's close for a request that is not HTTP/3 is reported.
-    gtlsserver --timeout=5s -d "$WORK/www" 127.0.0.1 "$PORT" "$KEY" "$CERT" >"$WORK/gts.log" 2>&1 &
+    # quiver get against gtlsserver over HTTP/3: three files, each whole,
+    # and a missing one, which gtlsserver answers with 404.
+    gtlsserver -q --timeout=5s -d "$WORK/www" 127.0.0.1 "$PORT" "$KEY" "$CERT" >"$WORK/gts.log" 2>&1 &
     SERVER=$!
     wait_udp "$PORT"
-    line=$("$QUIVER" get --alpn h3 --ca "$CERT" --timeout 5 --out "$WORK" "https://localhost:$PORT/1k.bin" 2>&1)
-    if grep -q "QUIC handshake has completed\|handshake completed" "$WORK/gts.log" &&
-        [[ $line == "error: connection closed by peer: "* || $line == "error: "*"stream reset"* ]]; then
-        pass "quiver get -> ngtcp2: handshake, close reported" "$line"
-    else fail "quiver get -> ngtcp2: handshake, close reported" "$line"; fi
+    mkdir -p "$WORK/gts-dl"
+    local url="https://localhost:$PORT"
+    if line=$("$QUIVER" get --json --ca "$CERT" --timeout 5 --out "$WORK/gts-dl" \
+        "$url/1k.bin" "$url/1m.bin" "$url/10m.bin" 2>&1) &&
+        [[ $line == *'"protocol":"h3"'* ]] && same_files "$WORK/gts-dl" 1k.bin 1m.bin 10m.bin; then
+        pass "quiver get -> ngtcp2: HTTP/3, 3 files, checksums" "$(cut -c1-60 <<<"$line")..."
+    else fail "quiver get -> ngtcp2: HTTP/3, 3 files, checksums" "$line"; fi
+    line=$("$QUIVER" get --ca "$CERT" --timeout 5 --out "$WORK/gts-dl" "$url/missing" 2>&1)
+    if [ $? -ne 0 ] && [ "$line" = "error: /missing: HTTP 404 Not Found" ]; then
+        pass "quiver get -> ngtcp2: missing file" "$line"
+    else fail "quiver get -> ngtcp2: missing file" "$line"; fi
     stop
 }
 

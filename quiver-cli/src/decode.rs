@@ -233,7 +233,10 @@ fn frame_summary(f: &Frame<'_>) -> String {
         Frame::Padding(n) => format!("PADDING x{n}"),
         Frame::Crypto(c) => {
             let mut s = format!("CRYPTO offset {} len {}", c.offset, c.data.len());
-            if let Some(hello) = tls_handshake_type(c.data) {
+            // Only offset 0 surely starts a message: a client may split its
+            // ClientHello into frames in any order (Chromium does), and the
+            // first byte of a piece means nothing.
+            if let Some(hello) = tls_handshake_type(c.data).filter(|_| c.offset.into_inner() == 0) {
                 let _ = write!(s, " ({hello})");
             }
             s
@@ -337,5 +340,18 @@ mod tests {
     fn garbage_is_reported_not_panicked_on() {
         let out = describe(&[0xc0, 1, 2], 8, None);
         assert!(out.contains("unreadable header"), "{out}");
+    }
+
+    #[test]
+    fn only_offset_zero_is_named_as_a_tls_message() {
+        let crypto = |offset: u32, data: &'static [u8]| {
+            frame_summary(&Frame::Crypto(frame::Crypto {
+                offset: quiver_proto::VarInt::from_u32(offset),
+                data,
+            }))
+        };
+        assert_eq!(crypto(0, &[1, 0]), "CRYPTO offset 0 len 2 (ClientHello)");
+        // A piece of a ClientHello that happens to start with 2.
+        assert_eq!(crypto(1319, &[2, 0]), "CRYPTO offset 1319 len 2");
     }
 }

@@ -23,8 +23,9 @@ fn percent_decode(part: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The file `path` names under `root`, if it is a regular file there
-/// (`..` and symbolic links out of the root are refused).
+/// The file `path` names under `root`, if it is a regular file there, or
+/// the `index.html` of the directory it names (as `/` in a browser);
+/// `..` and symbolic links out of the root are refused.
 pub fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     let path = path.split(['?', '#']).next()?;
     let mut file = root.to_path_buf();
@@ -38,7 +39,10 @@ pub fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
             p => file.push(p),
         }
     }
-    let file = file.canonicalize().ok()?;
+    let mut file = file.canonicalize().ok()?;
+    if file.is_dir() {
+        file = file.join("index.html").canonicalize().ok()?;
+    }
     (file.starts_with(root) && file.is_file()).then_some(file)
 }
 
@@ -64,6 +68,9 @@ mod tests {
         assert_eq!(resolve(&root, "/f%zz"), None);
         assert_eq!(resolve(&root, "/"), None);
         assert_eq!(resolve(&root, "/missing"), None);
+        std::fs::write(root.join("index.html"), b"x").unwrap();
+        assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
+        assert_eq!(resolve(&root, ""), Some(root.join("index.html")));
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(dir.join("secret"), root.join("link")).unwrap();

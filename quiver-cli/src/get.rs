@@ -1,8 +1,9 @@
-//! `quiver get`: downloads over HTTP/0.9 (ALPN `hq-interop`), every URL
-//! on its own stream of one connection, all at once.
+//! `quiver get`: downloads every URL of one server on one connection,
+//! all at once: over HTTP/3 (ALPN `h3`, `get_h3.rs`) when the server
+//! offers it, else over HTTP/0.9 (ALPN `hq-interop`, `get_hq.rs`).
 
 use std::collections::HashSet;
-use std::io::Write as _;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,12 +11,15 @@ use tokio::time::Instant;
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quiver::{ReadError, VarInt};
+use quiver::VarInt;
+use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::common::{self, HQ_ALPN, Url};
+use crate::common::{self, H3_ALPN, HQ_ALPN, Url};
+use crate::{get_h3, get_hq};
 
-/// Download files over HTTP/0.9 on QUIC (ALPN hq-interop).
+/// Download files over HTTP/3 (ALPN h3) or HTTP/0.9 (ALPN hq-interop) on
+/// QUIC.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Trust the certificates in this PEM file (instead of the system's).
@@ -33,9 +37,10 @@ pub struct Args {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
-    /// Application protocol to offer.
-    #[arg(long, default_value = HQ_ALPN)]
-    alpn: String,
+    /// Application protocol to offer (only this one); without it, h3 and
+    /// hq-interop. `h3` is spoken as HTTP/3, any other as HTTP/0.9.
+    #[arg(long)]
+    alpn: Option<String>,
     /// Seconds to wait for the handshake, and for the server when it falls
     /// silent (the idle timeout).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
@@ -53,9 +58,71 @@ pub struct Args {
     /// (RFC 9001 §6; the QUIC interop runner's keyupdate case).
     #[arg(long)]
     key_update: bool,
+    /// Print one JSON line on stdout, on success and on failure: the
+    /// protocol, bytes, seconds and each file's outcome.
+    #[arg(long)]
+    json: bool,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
+}
+
+/// A file saved whole.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Its size.
+    pub bytes: u64,
+    /// The HTTP status (HTTP/3 only).
+    pub status: Option<u16>,
+}
+
+/// A file that could not be saved.
+#[derive(Debug)]
+pub struct Failed {
+    /// The `error:` line, without the prefix.
+    pub error: String,
+    /// The HTTP status, if a response came (HTTP/3 only).
+    pub status: Option<u16>,
+}
+
+impl Failed {
+    /// A failure without a status.
+    pub fn new(error: String) -> Self {
+        Self {
+            error,
+            status: None,
+        }
+    }
+}
+
+/// The `--json` line.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    ok: bool,
+    /// The negotiated ALPN (`h3`, `hq-interop`), once connected.
+    protocol: Option<String>,
+    /// Files saved whole, and their bytes.
+    saved: usize,
+    bytes: u64,
+    seconds: f64,
+    /// The `error:` line's text, when it failed.
+    error: Option<String>,
+    files: Vec<FileReport>,
+}
+
+/// One URL's outcome in the `--json` line.
+#[derive(Debug, Serialize)]
+struct FileReport {
+    url: String,
+    /// Where it is (or would have been) saved.
+    file: PathBuf,
+    ok: bool,
+    /// The HTTP status (HTTP/3 only).
+    status: Option<u16>,
+    bytes: u64,
+    /// Why it was not saved (`not fetched` when another file failed
+    /// first or the connection never came up).
+    error: Option<String>,
 }
 
 /// Parses the URLs: all must name one server, and no two may be saved to
@@ -109,8 +176,12 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         quiver::ClientConfig::with_native_roots()
             .map_err(|e| anyhow!("{e}; use --ca PEM or --insecure"))?
     };
+    let alpns: Vec<&[u8]> = match &args.alpn {
+        Some(alpn) => vec![alpn.as_bytes()],
+        None => vec![H3_ALPN.as_bytes(), HQ_ALPN.as_bytes()],
+    };
     builder
-        .alpn_protocols(&[args.alpn.as_bytes()])
+        .alpn_protocols(&alpns)
         .keylog(args.keylog)
         .transport(quiver::TransportConfig {
             migrate_to_preferred_address: !args.no_migrate,
@@ -120,17 +191,55 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         .map_err(|e| anyhow!("TLS configuration: {e}"))
 }
 
-/// Downloads every URL; the error is the one line to print.
+/// Downloads every URL; the error is the one line to print. With
+/// `--json` the JSON line is printed in both cases.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut report = Report::default();
+    let result = download(&args, &mut report).await;
+    report.seconds = start.elapsed().as_secs_f64();
+    report.ok = result.is_ok();
+    report.error = result.as_ref().err().map(ToString::to_string);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| anyhow!("internal error: {e}"))?
+        );
+    } else if result.is_ok() {
+        println!(
+            "saved {} file{}, {} bytes in {:.3} s ({})",
+            report.saved,
+            if report.saved == 1 { "" } else { "s" },
+            report.bytes,
+            report.seconds,
+            common::throughput(report.bytes, report.seconds)
+        );
+    }
+    result
+}
+
+/// Connects and fetches, filling `report` as it goes.
+async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         bail!("--timeout must be a positive number of seconds");
     }
     let timeout = Duration::from_secs_f64(args.timeout);
     let plan = plan(&args.urls, &args.out)?;
-    let config = client_config(&args, timeout)?;
+    report.files = plan
+        .iter()
+        .zip(&args.urls)
+        .map(|((_, file), url)| FileReport {
+            url: url.clone(),
+            file: file.clone(),
+            ok: false,
+            status: None,
+            bytes: 0,
+            error: Some("not fetched".to_owned()),
+        })
+        .collect();
+    let config = client_config(args, timeout)?;
     let (host, port) = (plan[0].0.host.clone(), plan[0].0.port);
     let server_name = args.server_name.clone().unwrap_or_else(|| host.clone());
-    let start = Instant::now();
     let addr = common::resolve(&host, port, timeout).await?;
     let endpoint = common::bind_client(addr)?;
     let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
@@ -138,58 +247,86 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Held until the handshake is confirmed (RFC 9001 §6.1).
         conn.force_key_update();
     }
+    let alpn = conn.alpn_protocol().unwrap_or_default();
+    report.protocol = Some(String::from_utf8_lossy(&alpn).into_owned());
+    let h3 = alpn == H3_ALPN.as_bytes();
 
     let progress = progress_bar(plan.len());
     let mut tasks = JoinSet::new();
-    for (url, file) in plan.iter().cloned() {
-        tasks.spawn(fetch(conn.clone(), url.path, file, progress.clone()));
-    }
-    let mut total = 0u64;
-    let mut done = 0;
     let mut failure = None;
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok(Ok(n)) => {
-                total += n;
-                done += 1;
-                progress.set_message(format!("{done}/{} files", plan.len()));
+    let mut driver = None;
+    if h3 {
+        match get_h3::start(&conn).await {
+            Ok((requests, task)) => {
+                driver = Some(task);
+                for (i, (url, file)) in plan.iter().cloned().enumerate() {
+                    let fetch =
+                        get_h3::fetch(requests.clone(), conn.clone(), url, file, progress.clone());
+                    tasks.spawn(async move { (i, fetch.await) });
+                }
             }
-            Ok(Err(e)) => {
-                failure = Some(e);
-                break;
-            }
+            Err(e) => failure = Some(e),
+        }
+    } else {
+        for (i, (url, file)) in plan.iter().cloned().enumerate() {
+            let fetch = get_hq::fetch(conn.clone(), url.path, file, progress.clone());
+            tasks.spawn(async move { (i, fetch.await) });
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = match joined {
+            Ok(r) => r,
             Err(e) => {
                 failure = Some(format!("internal error: {e}"));
                 break;
             }
+        };
+        let entry = &mut report.files[i];
+        match result {
+            Ok(fetched) => {
+                (entry.ok, entry.status, entry.bytes) = (true, fetched.status, fetched.bytes);
+                entry.error = None;
+                report.saved += 1;
+                report.bytes += fetched.bytes;
+                progress.set_message(format!("{}/{} files", report.saved, plan.len()));
+            }
+            Err(failed) => {
+                entry.status = failed.status;
+                entry.error = Some(failed.error.clone());
+                failure = Some(failed.error);
+                break;
+            }
         }
     }
+    // Unfinished downloads remove their `.part` files as they drop.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     progress.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
     // A connection the peer already ended has nothing left to send: exit at
     // once. Otherwise give our CONNECTION_CLOSE a moment to go out and
     // the peer's retransmissions an answer (RFC 9000 §10.2.1).
     let ended = conn.close_reason().is_some();
-    conn.close(VarInt::from_u32(0), b"");
+    let code = if h3 { get_h3::CLOSE_CODE } else { 0 };
+    conn.close(VarInt::from_u32(code), b"");
     drop(conn);
+    if let Some(driver) = driver {
+        driver.abort();
+    }
     if !ended {
         let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     }
-    if let Some(e) = failure {
-        bail!("{e}");
+    match failure {
+        Some(e) => bail!("{e}"),
+        None => Ok(()),
     }
-    println!(
-        "saved {} file{}, {total} bytes in {seconds:.3} s ({})",
-        plan.len(),
-        if plan.len() == 1 { "" } else { "s" },
-        common::throughput(total, seconds)
-    );
-    Ok(())
 }
 
+/// The progress bar, on stderr when it is a terminal; hidden otherwise
+/// (a pipe or a log gets nothing from it).
 fn progress_bar(files: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} {bytes} ({bytes_per_sec}) {msg}")
@@ -198,75 +335,6 @@ fn progress_bar(files: usize) -> ProgressBar {
     bar.set_message(format!("0/{files} files"));
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
-}
-
-/// Fetches `path` into `file`, via `file.part` renamed when complete.
-/// Returns the bytes saved, or the error line.
-async fn fetch(
-    conn: quiver::Connection,
-    path: String,
-    file: PathBuf,
-    progress: ProgressBar,
-) -> Result<u64, String> {
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| common::describe_connection_error(&e))?;
-    send.write_all(format!("GET {path}\r\n").as_bytes())
-        .await
-        .map_err(|e| common::describe_write_error(&path, &e))?;
-    send.finish()
-        .map_err(|_| format!("{path}: request stream closed"))?;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut part = file.clone().into_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let mut out = std::io::BufWriter::with_capacity(
-        256 * 1024,
-        std::fs::File::create(&part)
-            .map_err(|e| format!("cannot create {}: {e}", part.display()))?,
-    );
-    let result = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut saved = 0u64;
-        loop {
-            match recv.read(&mut buf).await {
-                Ok(Some(n)) => {
-                    out.write_all(&buf[..n])
-                        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-                    saved += n as u64;
-                    progress.inc(n as u64);
-                }
-                Ok(None) => break,
-                Err(ReadError::Reset(code)) if saved > 0 => {
-                    return Err(format!(
-                        "server failed to send {path}: stream reset {:#x} after {saved} bytes",
-                        code.into_inner()
-                    ));
-                }
-                Err(e) => return Err(common::describe_read_error(&path, &e)),
-            }
-        }
-        out.flush()
-            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-        Ok(saved)
-    }
-    .await;
-    drop(out);
-    match result {
-        Ok(saved) => {
-            std::fs::rename(&part, &file)
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-            Ok(saved)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e)
-        }
-    }
 }
 
 #[cfg(test)]

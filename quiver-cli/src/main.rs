@@ -9,7 +9,10 @@ mod decode;
 mod demo;
 mod files;
 mod get;
+mod get_h3;
+mod get_hq;
 mod perf;
+mod save;
 mod serve;
 mod serve_h3;
 
@@ -29,7 +32,8 @@ enum Command {
     /// Serve files over HTTP/0.9 (ALPN hq-interop) and HTTP/3 (ALPN h3) on
     /// QUIC.
     Serve(serve::Args),
-    /// Download files over HTTP/0.9 on QUIC, one stream per URL.
+    /// Download files over HTTP/3 (ALPN h3) or HTTP/0.9 (ALPN hq-interop)
+    /// on QUIC, one stream per URL.
     Get(get::Args),
     /// Throughput and handshake-rate benchmark (ALPN perf).
     Perf(perf::Args),

@@ -32,7 +32,7 @@ pub async fn connection(
     remote: SocketAddr,
     verbose: bool,
 ) {
-    let mut h3 = match h3::server::Connection::new(quiver_h3::Connection::new(conn)).await {
+    let mut h3 = match h3::server::Connection::new(quiver_h3::Connection::new(conn.clone())).await {
         Ok(h3) => h3,
         Err(e) => {
             if verbose {
@@ -53,8 +53,10 @@ pub async fn connection(
                             let answered = respond(&method, path, &mut stream, &root).await;
                             drain(&mut stream).await;
                             match answered {
-                                Ok(what) if verbose => eprintln!("{remote}: {line}: {what}"),
-                                Err(e) if verbose => eprintln!("{remote}: {line}: {e}"),
+                                Ok(what) if verbose => {
+                                    eprintln!("{remote}: HTTP/3 {line}: {what}")
+                                }
+                                Err(e) if verbose => eprintln!("{remote}: HTTP/3 {line}: {e}"),
                                 _ => {}
                             }
                         }
@@ -66,7 +68,12 @@ pub async fn connection(
             Ok(None) => return,
             Err(e) => {
                 if verbose && !e.is_h3_no_error() {
-                    eprintln!("{remote}: {e}");
+                    // quiver's wording of the end when there is one (a
+                    // browser closes with the transport's NO_ERROR).
+                    match conn.close_reason() {
+                        Some(c) => eprintln!("{remote}: {}", common::describe_connection_error(&c)),
+                        None => eprintln!("{remote}: {e}"),
+                    }
                 }
                 return;
             }
@@ -164,7 +171,7 @@ async fn drain(stream: &mut Stream) {
 }
 
 /// The protocols `quiver serve` offers without `--alpn`, in order of
-/// preference.
+/// preference: a client offering both (as `quiver get` does) gets HTTP/3.
 pub fn default_alpns() -> [&'static [u8]; 2] {
-    [common::HQ_ALPN.as_bytes(), common::H3_ALPN.as_bytes()]
+    [common::H3_ALPN.as_bytes(), common::HQ_ALPN.as_bytes()]
 }

@@ -291,6 +291,8 @@ fn missing_file_fails_with_the_reset() {
     let server = serve(root.path(), &[]);
     let result = run(&[
         "get",
+        "--alpn",
+        "hq-interop",
         "--insecure",
         "--out",
         out.path().to_str().unwrap(),
@@ -305,7 +307,13 @@ fn missing_file_fails_with_the_reset() {
     assert!(!out.path().join("missing").exists());
     assert!(!out.path().join("missing.part").exists());
     // Nothing outside the root.
-    let result = run(&["get", "--insecure", &url(server.port, "%2e%2e/etc/passwd")]);
+    let result = run(&[
+        "get",
+        "--alpn",
+        "hq-interop",
+        "--insecure",
+        &url(server.port, "%2e%2e/etc/passwd"),
+    ]);
     assert!(
         one_error_line(&result).starts_with("error: no such file"),
         "{}",
@@ -743,6 +751,149 @@ fn serves_files_over_http3() {
         .await
         .expect("HTTP/3 requests within the deadline");
     });
+}
+
+/// The `--json` line of a `quiver get` run, parsed.
+fn json_line(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    assert_eq!(text.lines().count(), 1, "one line on stdout: {text:?}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+/// `quiver get` offers h3 and hq-interop and `quiver serve` prefers h3:
+/// several files over HTTP/3 on one connection, each with its status in
+/// the `--json` line; a missing file fails the run with its status.
+#[test]
+fn get_over_http3_with_json() {
+    let root = TempDir::new("h3get-root");
+    let out = TempDir::new("h3get-out");
+    let sizes = [0, 1, 5000, 1_000_000];
+    for (i, &len) in sizes.iter().enumerate() {
+        std::fs::write(
+            root.path().join(format!("g{i}")),
+            content(len, 40 + i as u32),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(root.path().join("d")).unwrap();
+    std::fs::write(root.path().join("d/index.html"), b"<p>index</p>").unwrap();
+    let server = serve(root.path(), &[]);
+    let out_dir = out.path().to_str().unwrap();
+    let mut urls: Vec<String> = (0..sizes.len())
+        .map(|i| url(server.port, &format!("g{i}")))
+        .collect();
+    urls.push(url(server.port, "d/"));
+    let mut args = vec!["get", "--insecure", "--json", "--out", out_dir];
+    args.extend(urls.iter().map(String::as_str));
+    let result = run(&args);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(stderr(&result), "");
+    let report = json_line(&result);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["protocol"], "h3", "{report}");
+    assert_eq!(report["saved"], 5, "{report}");
+    let total = sizes.iter().sum::<usize>() + 12;
+    assert_eq!(report["bytes"], total, "{report}");
+    assert!(report["seconds"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["error"].is_null(), "{report}");
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 5);
+    for (i, &len) in sizes.iter().enumerate() {
+        assert_eq!(files[i]["url"], urls[i].as_str());
+        assert_eq!(files[i]["ok"], true);
+        assert_eq!(files[i]["status"], 200);
+        assert_eq!(files[i]["bytes"], len);
+        let got = std::fs::read(out.path().join(format!("g{i}"))).unwrap();
+        assert_eq!(sha256(&got), sha256(&content(len, 40 + i as u32)), "g{i}");
+    }
+    assert_eq!(
+        std::fs::read(out.path().join("d/index.html")).unwrap(),
+        b"<p>index</p>"
+    );
+
+    // Without --json: the summary line; a missing file is its status.
+    let result = run(&["get", "--insecure", "--out", out_dir, &urls[2]]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stdout(&result).starts_with("saved 1 file, 5000 bytes in "),
+        "{}",
+        stdout(&result)
+    );
+    let missing = url(server.port, "missing");
+    let result = run(&["get", "--insecure", "--out", out_dir, &urls[1], &missing]);
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(
+        one_error_line(&result),
+        "error: /missing: HTTP 404 Not Found"
+    );
+    assert_eq!(stdout(&result), "");
+    assert!(!out.path().join("missing").exists());
+    assert!(!out.path().join("missing.part").exists());
+
+    // With --json, the failure is in the line too, and still one error line.
+    let result = run(&["get", "--insecure", "--json", "--out", out_dir, &missing]);
+    assert_eq!(
+        one_error_line(&result),
+        "error: /missing: HTTP 404 Not Found"
+    );
+    let report = json_line(&result);
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["error"], "/missing: HTTP 404 Not Found", "{report}");
+    assert_eq!(report["files"][0]["status"], 404, "{report}");
+    assert_eq!(report["files"][0]["ok"], false, "{report}");
+
+    // A failure before any request: the line says so.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let result = run(&[
+        "get",
+        "--insecure",
+        "--json",
+        "--timeout",
+        "0.5",
+        &url(port, "x"),
+    ]);
+    assert_eq!(one_error_line(&result), "error: timed out");
+    let report = json_line(&result);
+    assert_eq!(report["error"], "timed out", "{report}");
+    assert!(report["protocol"].is_null(), "{report}");
+    assert_eq!(report["files"][0]["error"], "not fetched", "{report}");
+}
+
+/// `--alpn hq-interop` still speaks HTTP/0.9 to the same server.
+#[test]
+fn get_with_alpn_hq_interop() {
+    let root = TempDir::new("hqget-root");
+    let out = TempDir::new("hqget-out");
+    for i in 0..3 {
+        std::fs::write(
+            root.path().join(format!("h{i}")),
+            content(70_000 * i, i as u32),
+        )
+        .unwrap();
+    }
+    let server = serve(root.path(), &["--verbose"]);
+    let urls: Vec<String> = (0..3).map(|i| url(server.port, &format!("h{i}"))).collect();
+    let mut args = vec![
+        "get",
+        "--insecure",
+        "--alpn",
+        "hq-interop",
+        "--json",
+        "--out",
+    ];
+    args.push(out.path().to_str().unwrap());
+    args.extend(urls.iter().map(String::as_str));
+    let result = run(&args);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let report = json_line(&result);
+    assert_eq!(report["protocol"], "hq-interop", "{report}");
+    assert_eq!(report["saved"], 3, "{report}");
+    for i in 0..3 {
+        assert!(report["files"][i]["status"].is_null(), "{report}");
+        let got = std::fs::read(out.path().join(format!("h{i}"))).unwrap();
+        assert_eq!(got, content(70_000 * i, i as u32), "h{i}");
+    }
 }
 
 // ------------------------------------------------ NAT rebinding (relay)
