@@ -285,6 +285,12 @@ fn buffer_len(socket: &UdpSocket) -> usize {
 /// client at its preferred address", approximated: the driver cannot tell
 /// probing packets apart).
 ///
+/// A pass reads the original socket before the preferred ones, so when
+/// a client's probe to the preferred address and its datagrams to the
+/// original one are read together, the reply (with the PATH_RESPONSE,
+/// which RFC 9000 §8.2.2 wants on the probe's path) leaves from the
+/// preferred address.
+///
 /// Only routes other than the default (socket 0, no source IP) are
 /// stored; inactive (empty, no lookups) for an endpoint with one socket
 /// bound to one address, or when the platform cannot report
