@@ -7,7 +7,11 @@
 //! transport settings.
 //!
 //! `cargo run --release -p quiver-bench [-- --size 1GiB --streams 8 --handshakes 1000]`
-//! (`--only quiver` or `--only quinn` and `--no-bulk` to profile one part)
+//! (`--only quiver` or `--only quinn` and `--no-bulk` to profile one part).
+//!
+//! With `--impair delay=10ms,loss=5%,reorder=5% --size 4MB --runs 5
+//! [--cc newreno,cubic]`, only a download through a seeded impairing relay
+//! (`relay.rs`), every run and the medians (`impaired.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,13 +23,19 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+mod impaired;
+mod relay;
+
+use impaired::Controller;
+use relay::{Impairment, Relay};
+
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 const ALPN: &[u8] = b"perf";
 
 /// quiver against quinn on loopback.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Bytes per bulk test (suffixes k, M, G, KiB, MiB, GiB).
+    /// Bytes per bulk test (suffixes k, M, G, KB, MB, GB, KiB, MiB, GiB).
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     size: u64,
     /// Streams of the parallel test.
@@ -51,6 +61,20 @@ struct Args {
     /// steadier than wall time on a busy machine.
     #[arg(long)]
     cpu: bool,
+    /// Run only a download of `--size` on one stream through a seeded
+    /// impairing UDP relay, `--runs` times per stack, and print every run,
+    /// the medians and their ratios: `delay=10ms,jitter=2ms,loss=5%,
+    /// burst=1%:25%[:LOSS_IN_BAD],reorder=5%,reorder_delay=10ms,
+    /// rate=50Mbit,queue=64KB` (each direction; any subset).
+    #[arg(long, value_name = "SPEC", value_parser = Impairment::parse)]
+    impair: Option<Impairment>,
+    /// quiver's congestion controllers, comma-separated (`newreno`,
+    /// `cubic`); each is a column of its own. Default: quiver's default.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = Controller::parse)]
+    cc: Vec<Controller>,
+    /// The relay's seed for the first run of `--impair` (run i: seed + i).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -59,9 +83,9 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     let n: u64 = digits.parse().map_err(|_| format!("{s:?}: not a size"))?;
     let unit: u64 = match suffix {
         "" => 1,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
+        "k" | "kB" | "KB" => 1_000,
+        "M" | "MB" => 1_000_000,
+        "G" | "GB" => 1_000_000_000,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
@@ -96,6 +120,20 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().expect("valid address")
 }
 
+/// With `path` (an impairment and a seed), starts a relay towards `*addr`
+/// and points `*addr` at it; the relay runs until dropped.
+async fn via(
+    addr: &mut SocketAddr,
+    path: Option<(&Impairment, u64)>,
+) -> anyhow::Result<Option<Relay>> {
+    let Some((imp, seed)) = path else {
+        return Ok(None);
+    };
+    let relay = Relay::start(*addr, imp, seed).await?;
+    *addr = relay.addr();
+    Ok(Some(relay))
+}
+
 /// The quiver side.
 mod quiver_side {
     use super::*;
@@ -108,16 +146,23 @@ mod quiver_side {
         pub addr: SocketAddr,
     }
 
-    pub fn pair(id: &Identity) -> anyhow::Result<Pair> {
+    /// `cc`: the congestion controller of both ends (`None`: the default).
+    pub fn pair(id: &Identity, cc: Option<&Controller>) -> anyhow::Result<Pair> {
+        let mut transport = quiver::TransportConfig::default();
+        if let Some(cc) = cc {
+            transport.congestion = cc.factory();
+        }
         let server_config =
             quiver::ServerConfig::with_single_cert(vec![id.cert.clone()], id.key.clone_key())
                 .alpn_protocols(&[ALPN])
+                .transport(transport.clone())
                 .build()?;
         let server = Endpoint::server(server_config, loopback())?;
         let mut client = Endpoint::client(loopback())?;
         client.set_default_client_config(
             quiver::ClientConfig::with_root_certificates(id.roots())
                 .alpn_protocols(&[ALPN])
+                .transport(transport)
                 .build()?,
         );
         let addr = server.local_addr()?;
@@ -153,9 +198,17 @@ mod quiver_side {
         Ok(p.client.connect(p.addr, "localhost")?.await?)
     }
 
-    /// Seconds to download `size` bytes over `streams` streams.
-    pub async fn bulk(id: &Identity, size: u64, streams: u64) -> anyhow::Result<f64> {
-        let p = pair(id)?;
+    /// Seconds to download `size` bytes over `streams` streams, through an
+    /// impairing relay if `path` is given.
+    pub async fn bulk(
+        id: &Identity,
+        size: u64,
+        streams: u64,
+        cc: Option<&Controller>,
+        path: Option<(&Impairment, u64)>,
+    ) -> anyhow::Result<f64> {
+        let mut p = pair(id, cc)?;
+        let relay = via(&mut p.addr, path).await?;
         let conn = connect(&p).await?;
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -181,6 +234,9 @@ mod quiver_side {
             r??;
         }
         let seconds = start.elapsed().as_secs_f64();
+        if let Some(r) = &relay {
+            eprintln!("  relay: {}", r.counters().summary());
+        }
         conn.close(VarInt::from_u32(0), b"");
         p.server.close(VarInt::from_u32(0), b"");
         Ok(seconds)
@@ -188,7 +244,7 @@ mod quiver_side {
 
     /// Seconds for `n` handshakes one after the other.
     pub async fn handshakes(id: &Identity, n: u64) -> anyhow::Result<f64> {
-        let p = pair(id)?;
+        let p = pair(id, None)?;
         let start = Instant::now();
         for _ in 0..n {
             let conn = connect(&p).await?;
@@ -275,14 +331,17 @@ mod quinn_side {
         Ok(p.client.connect(p.addr, "localhost")?.await?)
     }
 
-    /// Seconds to download `size` bytes over `streams` streams.
+    /// Seconds to download `size` bytes over `streams` streams, through an
+    /// impairing relay if `path` is given.
     pub async fn bulk(
         id: &Identity,
         size: u64,
         streams: u64,
         fixed_mtu: bool,
+        path: Option<(&Impairment, u64)>,
     ) -> anyhow::Result<f64> {
-        let p = pair(id, fixed_mtu)?;
+        let mut p = pair(id, fixed_mtu)?;
+        let relay = via(&mut p.addr, path).await?;
         let conn = connect(&p).await?;
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -308,6 +367,9 @@ mod quinn_side {
             r??;
         }
         let seconds = start.elapsed().as_secs_f64();
+        if let Some(r) = &relay {
+            eprintln!("  relay: {}", r.counters().summary());
+        }
         conn.close(0u32.into(), b"");
         p.server.close(0u32.into(), b"");
         Ok(seconds)
@@ -386,6 +448,8 @@ fn size_name(bytes: u64) -> String {
         format!("{} GiB", bytes >> 30)
     } else if bytes % (1 << 20) == 0 {
         format!("{} MiB", bytes >> 20)
+    } else if bytes % 1_000_000 == 0 {
+        format!("{} MB", bytes / 1_000_000)
     } else {
         format!("{bytes} bytes")
     }
@@ -394,6 +458,19 @@ fn size_name(bytes: u64) -> String {
 async fn run(args: Args) -> anyhow::Result<()> {
     let id = Identity::new();
     PRINT_CPU.store(args.cpu, std::sync::atomic::Ordering::Relaxed);
+    if let Some(impairment) = &args.impair {
+        let plan = impaired::Plan {
+            impairment,
+            size: args.size,
+            runs: args.runs,
+            seed: args.seed,
+            controllers: &args.cc,
+            quiver: args.only.as_deref().is_none_or(|o| o == "quiver"),
+            quinn: args.only.as_deref().is_none_or(|o| o == "quinn"),
+        };
+        return impaired::run(&id, &plan).await;
+    }
+    let cc = args.cc.first();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "loopback, one process, {cpus} CPUs ({}), quinn 0.11.12, best of {} run(s)",
@@ -422,17 +499,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut n = f64::NAN;
         let mut f = f64::NAN;
         if quiver {
-            q = best(args.runs, || quiver_side::bulk(&id, size, streams))
-                .await
-                .context("quiver bulk")?;
+            q = best(args.runs, || {
+                quiver_side::bulk(&id, size, streams, cc, None)
+            })
+            .await
+            .context("quiver bulk")?;
         }
         if quinn {
-            n = best(args.runs, || quinn_side::bulk(&id, size, streams, false))
-                .await
-                .context("quinn bulk")?;
-            f = best(args.runs, || quinn_side::bulk(&id, size, streams, true))
-                .await
-                .context("quinn bulk, fixed MTU")?;
+            n = best(args.runs, || {
+                quinn_side::bulk(&id, size, streams, false, None)
+            })
+            .await
+            .context("quinn bulk")?;
+            f = best(args.runs, || {
+                quinn_side::bulk(&id, size, streams, true, None)
+            })
+            .await
+            .context("quinn bulk, fixed MTU")?;
         }
         println!(
             "| {name} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} | {:.2} Gbit/s | {:.2} |",

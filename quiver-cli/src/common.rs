@@ -210,11 +210,44 @@ pub async fn connect(
     }
 }
 
-/// Transport settings whose idle timeout is `idle`.
-pub fn transport(idle: Duration) -> quiver::TransportConfig {
-    quiver::TransportConfig {
-        max_idle_timeout: Some(idle),
-        ..Default::default()
+/// Transport settings whose idle timeout is `idle`, with the congestion
+/// controller `cc` (`None`: the default).
+pub fn transport(idle: Duration, cc: Option<Cc>) -> quiver::TransportConfig {
+    with_cc(
+        quiver::TransportConfig {
+            max_idle_timeout: Some(idle),
+            ..Default::default()
+        },
+        cc,
+    )
+}
+
+/// `transport` with the congestion controller `cc` (`None`: unchanged).
+pub fn with_cc(mut transport: quiver::TransportConfig, cc: Option<Cc>) -> quiver::TransportConfig {
+    if let Some(cc) = cc {
+        transport.congestion = cc.factory();
+    }
+    transport
+}
+
+/// A congestion controller for `--cc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cc {
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406).
+    Cubic,
+    /// NewReno (RFC 9002 §7.3).
+    #[value(name = "newreno")]
+    NewReno,
+}
+
+impl Cc {
+    /// The controller's factory for `TransportConfig::congestion`.
+    pub fn factory(self) -> std::sync::Arc<dyn quiver::proto::congestion::ControllerFactory> {
+        use quiver::proto::congestion::{CubicConfig, NewRenoConfig};
+        match self {
+            Self::Cubic => std::sync::Arc::new(CubicConfig::default()),
+            Self::NewReno => std::sync::Arc::new(NewRenoConfig::default()),
+        }
     }
 }
 

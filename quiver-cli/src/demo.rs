@@ -27,7 +27,12 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(10);
     let (identity, _, _) = common::self_signed()?;
-    let config = common::server_config(identity, &[PERF_ALPN], false, common::transport(timeout))?;
+    let config = common::server_config(
+        identity,
+        &[PERF_ALPN],
+        false,
+        common::transport(timeout, None),
+    )?;
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
     let (server, addr) = common::bind_server(config, loopback)?;
     println!(
@@ -49,7 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
 
     let client = common::bind_client(addr)?;
-    let config = perf::client_config(false, timeout)?;
+    let config = perf::client_config(false, timeout, None)?;
     let start = Instant::now();
     let conn = common::connect(&client, &config, addr, "localhost", timeout).await?;
     let handshake = start.elapsed();

@@ -40,6 +40,10 @@ pub struct Args {
     /// silent (the idle timeout).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    /// Congestion controller (default: quiver's default); it governs what
+    /// this client sends, the requests.
+    #[arg(long, value_enum)]
+    cc: Option<common::Cc>,
     /// Stay on the server's original address even when it offers a
     /// preferred address (RFC 9000 §9.6; by default the client validates
     /// the preferred address and moves there after the handshake).
@@ -114,7 +118,7 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         .keylog(args.keylog)
         .transport(quiver::TransportConfig {
             migrate_to_preferred_address: !args.no_migrate,
-            ..common::transport(timeout)
+            ..common::transport(timeout, args.cc)
         })
         .build()
         .map_err(|e| anyhow!("TLS configuration: {e}"))

@@ -51,6 +51,10 @@ struct ServerArgs {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
+    /// Congestion controller of the data this server sends (default:
+    /// quiver's default).
+    #[arg(long, value_enum)]
+    cc: Option<common::Cc>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +83,10 @@ struct ClientArgs {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
+    /// Congestion controller of the data this client sends (default:
+    /// quiver's default).
+    #[arg(long, value_enum)]
+    cc: Option<common::Cc>,
 }
 
 /// Runs `quiver perf server` or `quiver perf client`.
@@ -95,7 +103,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         identity,
         &[PERF_ALPN],
         args.keylog,
-        quiver::TransportConfig::default(),
+        common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;
     let (endpoint, local) = common::bind_server(config, args.listen)?;
     println!("perf server listening on {local}");
@@ -144,11 +152,15 @@ async fn send_zeros(send: &mut SendStream, mut n: u64) -> anyhow::Result<()> {
 }
 
 /// Client settings for perf: any certificate is accepted.
-pub fn client_config(keylog: bool, timeout: Duration) -> anyhow::Result<quiver::ClientConfig> {
+pub fn client_config(
+    keylog: bool,
+    timeout: Duration,
+    cc: Option<common::Cc>,
+) -> anyhow::Result<quiver::ClientConfig> {
     quiver::ClientConfig::insecure()
         .alpn_protocols(&[PERF_ALPN])
         .keylog(keylog)
-        .transport(common::transport(timeout))
+        .transport(common::transport(timeout, cc))
         .build()
         .map_err(|e| anyhow!("TLS configuration: {e}"))
 }
@@ -221,7 +233,7 @@ async fn client(args: ClientArgs) -> anyhow::Result<()> {
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
         .ok_or_else(|| anyhow!("--connect {:?}: expected HOST:PORT", args.connect))?;
     let addr = common::resolve(host, port, timeout).await?;
-    let config = client_config(args.keylog, timeout)?;
+    let config = client_config(args.keylog, timeout, args.cc)?;
     let endpoint = common::bind_client(addr)?;
     if let Some(n) = args.handshakes {
         let start = Instant::now();

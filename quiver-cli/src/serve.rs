@@ -63,6 +63,9 @@ pub struct Args {
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
+    /// Congestion controller (default: quiver's default).
+    #[arg(long, value_enum)]
+    cc: Option<common::Cc>,
 }
 
 fn parse_code(s: &str) -> Result<VarInt, String> {
@@ -114,7 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         identity,
         &alpns,
         args.keylog,
-        quiver::TransportConfig::default(),
+        common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;
     let (endpoint, local, preferred) = match args.preferred_address {
         Some(preferred) => {

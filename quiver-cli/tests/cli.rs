@@ -519,6 +519,59 @@ fn perf_transfer_and_handshakes() {
 }
 
 #[test]
+fn congestion_controller_is_chosen_with_cc() {
+    // serve and get.
+    let root = TempDir::new("cc-root");
+    let out = TempDir::new("cc-out");
+    std::fs::write(root.path().join("f"), content(500_000, 7)).unwrap();
+    for (server_cc, client_cc) in [("newreno", "cubic"), ("cubic", "newreno")] {
+        let server = serve(root.path(), &["--cc", server_cc]);
+        let out_dir = out.path().join(server_cc);
+        let get = run(&[
+            "get",
+            "--insecure",
+            "--cc",
+            client_cc,
+            "--out",
+            out_dir.to_str().unwrap(),
+            &url(server.port, "f"),
+        ]);
+        assert!(get.status.success(), "{}", stderr(&get));
+        let got = std::fs::read(out_dir.join("f")).unwrap();
+        assert_eq!(sha256(&got), sha256(&content(500_000, 7)));
+    }
+    // perf, both ends.
+    let server = start(&["perf", "server", "--cc", "newreno"]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let bulk = run(&[
+        "perf",
+        "client",
+        "--connect",
+        &addr,
+        "--cc",
+        "cubic",
+        "--download",
+        "1M",
+        "--upload",
+        "100k",
+    ]);
+    assert!(bulk.status.success(), "{}", stderr(&bulk));
+    assert!(
+        stdout(&bulk).contains("\"bytes\":1100000,"),
+        "{}",
+        stdout(&bulk)
+    );
+    // An unknown controller is refused by the argument parser.
+    let bad = run(&["perf", "client", "--connect", &addr, "--cc", "bbr"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid value 'bbr'"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn demo_runs() {
     let result = run(&["demo", "--size", "1M"]);
     assert!(result.status.success(), "{}", stderr(&result));

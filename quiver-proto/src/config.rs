@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::congestion::{ControllerFactory, NewRenoConfig};
+use crate::congestion::{ControllerFactory, CubicConfig};
 use crate::transport_params::TransportParameters;
 use crate::{ConnectionId, VarInt, Version};
 
@@ -58,7 +58,9 @@ pub struct TransportConfig {
     /// How long a completed path MTU search holds before probing upwards
     /// again (RFC 8899 §5.1.1 PMTU_RAISE_TIMER: 600 s by default).
     pub mtu_raise_interval: Duration,
-    /// Congestion controller.
+    /// Congestion controller: [`CubicConfig`] (CUBIC with HyStart++) by
+    /// default; [`NewRenoConfig`](crate::congestion::NewRenoConfig), or any [`ControllerFactory`] of the
+    /// application's.
     pub congestion: Arc<dyn ControllerFactory>,
     /// A client moves to the server's preferred address once the
     /// handshake is confirmed and the new path is validated (RFC 9000
@@ -99,7 +101,7 @@ impl Default for TransportConfig {
             max_udp_payload_size: 1200,
             mtu_discovery_upper_bound: Some(1452),
             mtu_raise_interval: Duration::from_secs(600),
-            congestion: Arc::new(NewRenoConfig::default()),
+            congestion: Arc::new(CubicConfig::default()),
             migrate_to_preferred_address: true,
             ecn: true,
             key_update_interval: None,

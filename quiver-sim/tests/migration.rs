@@ -506,3 +506,39 @@ fn a_migration_to_a_dead_address_is_abandoned() {
         pair.net.run_for(Duration::from_millis(100));
     });
 }
+
+/// RFC 9000 §5.1.2, §9.5: after a NAT rebinding to a new address under an
+/// unchanged connection ID, the server moves the client to fresh IDs
+/// (Retire Prior To): within a few round trips the client's packets carry
+/// an ID never used on the old path, and the old ones are retired.
+#[test]
+fn a_rebinding_to_a_new_address_rotates_the_servers_connection_ids() {
+    for_each_seed(5, |seed| {
+        let mut pair = Pair::new(seed, link());
+        let (_, r) = download(&mut pair, 4 * MB);
+        let cids: Rc<RefCell<BTreeMap<SocketAddr, Vec<Vec<u8>>>>> = Rc::default();
+        let sink = cids.clone();
+        pair.net.set_tap(move |d| {
+            if d.dst == SERVER_ADDR && d.data[0] & 0x80 == 0 {
+                let mut map = sink.borrow_mut();
+                let seen = map.entry(d.src).or_default();
+                let cid = d.data[1..9].to_vec();
+                if seen.last() != Some(&cid) {
+                    seen.push(cid);
+                }
+            }
+        });
+        pair.net.run_for(Duration::from_millis(300));
+        let new_addr = loopback(12, 5000);
+        rebind_nat(&mut pair, new_addr);
+        finish(&mut pair, &r, 4 * MB, Duration::from_secs(60));
+        let cids = cids.borrow();
+        let old = &cids[&CLIENT_ADDR];
+        let new = &cids[&new_addr];
+        let last = new.last().unwrap();
+        assert!(
+            !old.contains(last),
+            "the client still uses an ID from the old path: old {old:?} new {new:?}"
+        );
+    });
+}

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quiver_proto::{ConnectionHandle, DatagramEvent};
 use quiver_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSocket};
@@ -19,10 +19,16 @@ use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
 const RECV_ROUNDS: usize = 8;
-/// Driver passes between dispatches to every connection (a safety net:
-/// connections that received datagrams or ran timers are dispatched in
-/// every pass).
-const SWEEP_EVERY: u32 = 64;
+/// Connections the sweep dispatches to per pass. The sweep is a safety net
+/// (connections that received datagrams or ran timers are dispatched in
+/// every pass, and handle calls dispatch their own) that visits every
+/// connection in turn, a bounded share per pass: any datagram, junk
+/// included, makes a pass, so a sweep of all connections at once (as every
+/// 64 passes used to be) let junk buy work growing with the number of
+/// connections (issue 13).
+const SWEEP_PER_PASS: usize = 32;
+/// A new round of the sweep starts at most this often.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Send batches per pass before yielding.
 const SEND_ROUNDS: usize = 8;
 /// Receive buffer per datagram without GRO: room for any datagram a
@@ -59,10 +65,10 @@ pub(crate) struct Driver {
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
-    /// Passes left before the next dispatch to every connection (a
-    /// safety net; events come from datagrams, timers and handle calls,
-    /// and handle calls dispatch their own).
-    sweep_in: u32,
+    /// Connections the current round of the sweep has still to visit.
+    sweep: Vec<ConnectionHandle>,
+    /// When the next round of the sweep may start.
+    next_sweep: Instant,
 }
 
 impl std::fmt::Debug for Driver {
@@ -98,7 +104,8 @@ impl Driver {
             tx: TxBatch::new(),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
-            sweep_in: SWEEP_EVERY,
+            sweep: Vec::new(),
+            next_sweep: now() + SWEEP_INTERVAL,
         }
     }
 
@@ -245,6 +252,29 @@ impl Driver {
             }
         }
         true
+    }
+}
+
+impl Driver {
+    /// The sweep's share of this pass: [`SWEEP_PER_PASS`] connections of
+    /// the current round, starting a new round (a list of every connection,
+    /// made once per round, so once per many passes) when the last one is
+    /// done and [`SWEEP_INTERVAL`] has passed.
+    fn sweep_some(&mut self, state: &mut State) {
+        if self.sweep.is_empty() {
+            let t = now();
+            if t < self.next_sweep {
+                return;
+            }
+            self.next_sweep = t + SWEEP_INTERVAL;
+            self.sweep.extend(state.conns.keys().copied());
+        }
+        for _ in 0..SWEEP_PER_PASS {
+            let Some(h) = self.sweep.pop() else {
+                break;
+            };
+            state.process_connection(h);
+        }
     }
 }
 
@@ -452,14 +482,8 @@ impl Future for Driver {
             process_dirty(&mut shared.lock());
             again |= this.send(cx);
             let mut state = shared.lock();
-            this.sweep_in = this.sweep_in.saturating_sub(1);
-            if this.sweep_in == 0 {
-                this.sweep_in = SWEEP_EVERY;
-                state.dirty.clear();
-                process_all(&mut state);
-            } else {
-                process_dirty(&mut state);
-            }
+            process_dirty(&mut state);
+            this.sweep_some(&mut state);
             // Timer for the earliest protocol deadline.
             let deadline = state.proto.poll_timeout();
             if deadline != this.timer_deadline {
@@ -499,14 +523,6 @@ fn process_dirty(state: &mut State) {
     if state.dirty.is_empty() {
         // Keep the allocation.
         state.dirty = dirty;
-    }
-}
-
-/// Dispatches every connection's events.
-fn process_all(state: &mut State) {
-    let handles: Vec<ConnectionHandle> = state.conns.keys().copied().collect();
-    for h in handles {
-        state.process_connection(h);
     }
 }
 

@@ -125,14 +125,16 @@ impl State {
         let Some(cs) = self.conns.get_mut(&handle) else {
             return;
         };
-        let Some(conn) = self.proto.connection(handle) else {
-            return;
-        };
+        // Events and reads only: no visit of the connection follows (the
+        // sweep of the driver comes here for every connection in turn).
         let span = cs.span.clone();
         let _span = span.enter();
-        while let Some(event) = conn.poll() {
+        while let Some(event) = self.proto.poll_event(handle) {
             cs.on_event(event);
         }
+        let Some(conn) = self.proto.connection_ref(handle) else {
+            return;
+        };
         cs.stats = conn.stats();
         cs.rtt = conn.rtt();
         cs.remote = conn.remote_address();

@@ -1,5 +1,11 @@
 //! Congestion control (RFC 9002 §7): the [`Controller`] trait the connection
-//! drives, [`NewReno`] (§7.3, Appendix B) and a [`Pacer`] (§7.7).
+//! drives, [`NewReno`] (§7.3, Appendix B), [`Cubic`] (RFC 9438) with
+//! [`HyStart`]++ (RFC 9406), and a [`Pacer`] (§7.7).
+//!
+//! The controller is chosen per connection through
+//! [`crate::TransportConfig::congestion`], an `Arc<dyn ControllerFactory>`:
+//! [`NewRenoConfig`], [`CubicConfig`], or any type of the application's that
+//! implements [`ControllerFactory`].
 //!
 //! # Division of labour
 //! The **caller** (the connection's loss recovery) tracks `bytes_in_flight`:
@@ -20,9 +26,13 @@
 //! §7.5: "Probe packets MUST NOT be blocked by the congestion controller" —
 //! enforcing both is the caller's job.
 
+mod cubic;
+pub mod hystart;
 mod new_reno;
 mod pacer;
 
+pub use cubic::{ALPHA_CUBIC, BETA_CUBIC, C as CUBIC_C, Cubic, CubicConfig};
+pub use hystart::HyStart;
 pub use new_reno::{NewReno, NewRenoConfig};
 pub use pacer::Pacer;
 
@@ -73,6 +83,12 @@ pub trait Controller: Send + Debug {
         is_persistent_congestion: bool,
         lost_bytes: u64,
     );
+
+    /// Every loss behind the last congestion response turned out to be
+    /// reordering: the peer acknowledged each packet declared lost (RFC
+    /// 8985 §6.2 spurious retransmission). A controller that saved its
+    /// state when it reacted restores it; the default ignores this.
+    fn on_spurious_congestion_event(&mut self) {}
 
     /// The path's maximum datagram size changed (e.g. after path MTU
     /// discovery, RFC 9002 §7.2).

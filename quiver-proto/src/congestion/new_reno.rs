@@ -54,6 +54,9 @@ pub struct NewReno {
     /// Bytes acknowledged in congestion avoidance since the window last
     /// grew (the byte counting of RFC 3465 §2.1 that Appendix B.5 points to).
     bytes_acked: u64,
+    /// Window and slow start threshold before the last reduction, to
+    /// restore if it proves spurious.
+    undo: Option<(u64, u64)>,
 }
 
 impl NewReno {
@@ -69,6 +72,7 @@ impl NewReno {
             ssthresh: u64::MAX,
             recovery_start_time: None,
             bytes_acked: 0,
+            undo: None,
         };
         // RFC 9002 §7.3: "QUIC begins every connection in slow start with the
         // congestion window set to an initial value."
@@ -149,6 +153,17 @@ impl Controller for NewReno {
         }
     }
 
+    fn on_spurious_congestion_event(&mut self) {
+        // RFC 8985 §6.2 / RFC 9002 §7: the reduction answered losses that
+        // were reordering; restore the window (and leave recovery, so it
+        // grows again at once).
+        if let Some((window, ssthresh)) = self.undo.take() {
+            self.window = self.window.max(window);
+            self.ssthresh = ssthresh;
+            self.recovery_start_time = None;
+        }
+    }
+
     fn on_congestion_event(
         &mut self,
         now: Instant,
@@ -160,6 +175,7 @@ impl Controller for NewReno {
         // stays in it and does not reenter it": no reaction to a packet sent
         // before the current recovery period started (Appendix B.6).
         if !self.in_recovery(sent_time) {
+            self.undo = Some((self.window, self.ssthresh));
             self.recovery_start_time = Some(now);
             // RFC 9002 §7.3.2: "On entering a recovery period, a sender MUST
             // set the slow start threshold to half the value of the

@@ -1,7 +1,7 @@
 //! Connection IDs (RFC 9000 §5.1): those we issued and those the peer
 //! issued to us, with NEW_CONNECTION_ID and RETIRE_CONNECTION_ID.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::frame::NewConnectionId;
 use crate::{ConnectionId, TransportError, VarInt};
@@ -22,11 +22,35 @@ pub(crate) struct IssuedCid {
     pub(crate) reset_token: Option<[u8; 16]>,
 }
 
+/// A change in the peer reset tokens the endpoint should check, for its
+/// table of tokens (see `endpoint::reset_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenChange {
+    /// A connection ID of the peer's is now in use: check its token.
+    Check([u8; 16]),
+    /// That connection ID was retired: stop checking its token.
+    Stop([u8; 16]),
+}
+
+/// Connection IDs of both sides.
+///
+/// Stateless reset tokens (RFC 9000 §10.3.1) are checked only for the
+/// peer's IDs "in use": an ID counts as used from the moment it becomes the
+/// Destination Connection ID of our packets ([`CidState::remote_cid`]),
+/// and stops when it is retired (§10.3.1: "An endpoint MUST NOT check for
+/// any stateless reset tokens associated with connection IDs it has not
+/// used or for connection IDs that have been retired"). Spare IDs the peer
+/// issued but we have not switched to are not checked. Changes of the
+/// active ID and dropped IDs are caught up with in `poll_token_change`
+/// whatever made them (`mark_used` and `forget` report them at once).
 #[derive(Debug)]
 pub(crate) struct CidState {
     /// Ours, by sequence number, not yet retired by the peer.
     local: BTreeMap<u64, IssuedCid>,
     next_local_seq: u64,
+    /// Our IDs below this sequence number are to be retired by the peer
+    /// (the Retire Prior To we send, RFC 9000 §5.1.2).
+    local_retire_prior_to: u64,
     /// Issued but not yet announced (NEW_CONNECTION_ID to send).
     pub(crate) pending_new: Vec<u64>,
     /// The peer's, by sequence number, not retired by us.
@@ -35,6 +59,11 @@ pub(crate) struct CidState {
     remote_retire_prior_to: u64,
     /// RETIRE_CONNECTION_ID frames to send.
     pub(crate) pending_retire: Vec<u64>,
+    /// The peer's IDs in use (sequence, reset token) whose tokens are
+    /// checked: at most the IDs we hold, so active_connection_id_limit.
+    checked: Vec<(u64, [u8; 16])>,
+    /// Changes of `checked` for the endpoint's token table.
+    token_changes: VecDeque<TokenChange>,
 }
 
 impl CidState {
@@ -46,11 +75,14 @@ impl CidState {
         let mut s = Self {
             local: BTreeMap::new(),
             next_local_seq: 1,
+            local_retire_prior_to: 0,
             pending_new: Vec::new(),
             remote: BTreeMap::new(),
             active_remote: 0,
             remote_retire_prior_to: 0,
             pending_retire: Vec::new(),
+            checked: Vec::new(),
+            token_changes: VecDeque::new(),
         };
         // Sequence 0 is the one in the handshake (RFC 9000 §5.1.1); its
         // reset token, for the server, goes in transport parameters.
@@ -90,6 +122,51 @@ impl CidState {
         if let Some(entry) = self.remote.get_mut(&0) {
             entry.reset_token = Some(token);
         }
+        if self.active_remote == 0 {
+            self.mark_used(0);
+        }
+    }
+
+    /// The peer's ID `seq` is the one our packets go to: its token, if it
+    /// has one, is checked from now on (RFC 9000 §10.3.1).
+    fn mark_used(&mut self, seq: u64) {
+        let Some(token) = self.remote.get(&seq).and_then(|c| c.reset_token) else {
+            return;
+        };
+        if self.checked.iter().any(|(s, _)| *s == seq) {
+            return;
+        }
+        self.checked.push((seq, token));
+        self.token_changes.push_back(TokenChange::Check(token));
+    }
+
+    /// Drops the peer's ID `seq` (retired by us): its token is no longer
+    /// checked (RFC 9000 §10.3.1).
+    fn forget(&mut self, seq: u64) {
+        self.remote.remove(&seq);
+        if let Some(i) = self.checked.iter().position(|(s, _)| *s == seq) {
+            let (_, token) = self.checked.swap_remove(i);
+            self.token_changes.push_back(TokenChange::Stop(token));
+        }
+    }
+
+    /// The next change of the checked tokens for the endpoint. First
+    /// catches up with changes made without `mark_used` or `forget`: the
+    /// active ID is used, and IDs no longer held are retired. A few
+    /// entries at most (the IDs we hold), so it costs next to nothing.
+    pub(crate) fn poll_token_change(&mut self) -> Option<TokenChange> {
+        let mut i = 0;
+        while i < self.checked.len() {
+            let (seq, token) = self.checked[i];
+            if self.remote.get(&seq).and_then(|c| c.reset_token) == Some(token) {
+                i += 1;
+            } else {
+                self.checked.swap_remove(i);
+                self.token_changes.push_back(TokenChange::Stop(token));
+            }
+        }
+        self.mark_used(self.active_remote);
+        self.token_changes.pop_front()
     }
 
     /// Our handshake connection ID.
@@ -97,17 +174,29 @@ impl CidState {
         self.local.get(&0).map(|c| c.cid)
     }
 
-    /// Every reset token the peer gave us, for stateless reset detection.
+    /// The peer's reset tokens to check: those of its IDs in use and not
+    /// retired (RFC 9000 §10.3.1).
     pub(crate) fn remote_reset_tokens(&self) -> impl Iterator<Item = [u8; 16]> + '_ {
-        self.remote.values().filter_map(|c| c.reset_token)
+        self.checked.iter().map(|(_, t)| *t)
     }
 
     /// How many more IDs the endpoint should issue to us, given the peer's
     /// active_connection_id_limit.
     pub(crate) fn wanted(&self, peer_limit: u64) -> u64 {
-        peer_limit
-            .min(MAX_ISSUED)
-            .saturating_sub(self.local.len() as u64)
+        // IDs being retired do not count: RFC 9000 §5.1.1 lets an endpoint
+        // "temporarily exceed a peer's limit if the NEW_CONNECTION_ID frame
+        // also requires the retirement of any excess".
+        let live = self.local.range(self.local_retire_prior_to..).count() as u64;
+        peer_limit.min(MAX_ISSUED).saturating_sub(live)
+    }
+
+    /// Asks the peer to stop using every ID of ours issued so far (RFC
+    /// 9000 §5.1.2, Retire Prior To) in favour of fresh ones, which the
+    /// endpoint issues next. Used after the peer's address changed under
+    /// an unchanged ID (a NAT rebinding): the ID seen on both paths stops
+    /// linking them from then on (§9.5).
+    pub(crate) fn rotate_local(&mut self) {
+        self.local_retire_prior_to = self.next_local_seq;
     }
 
     /// Registers a new local ID; it will be announced with
@@ -158,10 +247,16 @@ impl CidState {
 
     /// The NEW_CONNECTION_ID frame for our ID `seq`, if still issued.
     pub(crate) fn new_cid_frame(&self, seq: u64) -> Option<NewConnectionId> {
+        // An ID being retired is not announced again (and its frame would
+        // carry a Retire Prior To above its own sequence number, which
+        // §19.15 makes a FRAME_ENCODING_ERROR).
+        if seq < self.local_retire_prior_to {
+            return None;
+        }
         let c = self.local.get(&seq)?;
         Some(NewConnectionId {
             sequence: VarInt::from_u64_unchecked(seq),
-            retire_prior_to: VarInt::ZERO,
+            retire_prior_to: VarInt::from_u64_unchecked(self.local_retire_prior_to),
             id: c.cid,
             reset_token: c.reset_token.unwrap_or_default(),
         })
@@ -248,13 +343,25 @@ impl CidState {
                 .range(..retire_prior_to)
                 .map(|(s, _)| *s)
                 .collect();
+            // Refused before anything changes: failing halfway would leave
+            // the active ID retired and `remote_cid` without an entry (a
+            // panic when the close is addressed).
+            if self.pending_retire.len() + retired.len() > MAX_PENDING_RETIREMENTS {
+                return Err(TransportError::connection_id_limit_error(
+                    "too many connection IDs retired at once",
+                )
+                .with_frame(0x18));
+            }
             for s in retired {
-                self.remote.remove(&s);
+                self.forget(s);
                 self.queue_retire(s)?;
             }
             if !self.remote.contains_key(&self.active_remote) {
                 match self.remote.keys().next() {
-                    Some(&next) => self.active_remote = next,
+                    Some(&next) => {
+                        self.active_remote = next;
+                        self.mark_used(next);
+                    }
                     None => return Err(err("every connection ID retired")),
                 }
             }
@@ -266,7 +373,8 @@ impl CidState {
         if self.remote[&self.active_remote].reset_token.is_none() && seq != self.active_remote {
             let old = self.active_remote;
             self.active_remote = seq;
-            self.remote.remove(&old);
+            self.mark_used(seq);
+            self.forget(old);
             self.queue_retire(old)?;
         }
         // §5.1.1: more than active_connection_id_limit active IDs is a
@@ -384,6 +492,40 @@ mod tests {
         assert_eq!(s.on_retire(1, &cid(1)).unwrap(), None);
     }
 
+    /// An active ID changed, or an ID dropped, without `mark_used` or
+    /// `forget` is still caught up with.
+    #[test]
+    fn token_changes_follow_any_switch_of_the_active_id() {
+        let mut s = state();
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        while s.poll_token_change().is_some() {}
+        // A switch the way other code may make one.
+        s.active_remote = 1;
+        s.remote.remove(&0);
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Stop([2; 16])));
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([3; 16])));
+        assert_eq!(s.poll_token_change(), None);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
+    }
+
+    /// Retirements beyond what may be owed at once are a
+    /// CONNECTION_ID_LIMIT_ERROR (RFC 9000 §5.1.2), and the ID in use stays
+    /// valid for the close.
+    #[test]
+    fn too_many_retirements_at_once_keep_the_active_id() {
+        let mut s = state();
+        let mut err = None;
+        for seq in 1..100 {
+            if let Err(e) = s.on_new_cid(&new_cid(seq, seq, seq as u8), 4) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.expect("limit reached");
+        assert_eq!(err.code, TransportErrorCode::CONNECTION_ID_LIMIT_ERROR);
+        let _ = s.remote_cid();
+    }
+
     /// The handshake ID of a client has no reset token: the server moves to
     /// the first issued ID that has one and retires the old one.
     #[test]
@@ -392,6 +534,28 @@ mod tests {
         s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
         assert_eq!(s.remote_cid(), cid(3));
         assert_eq!(s.pending_retire, vec![0]);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([3; 16])));
+        assert_eq!(s.poll_token_change(), None);
+    }
+
+    /// RFC 9000 §10.3.1: "An endpoint MUST NOT check for any stateless
+    /// reset tokens associated with connection IDs it has not used or for
+    /// connection IDs that have been retired."
+    #[test]
+    fn only_tokens_of_used_unretired_ids_are_checked() {
+        let mut s = state();
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([2; 16])));
+        // A spare ID is not used yet: its token is not checked.
+        s.on_new_cid(&new_cid(1, 0, 3), 4).unwrap();
+        assert_eq!(s.poll_token_change(), None);
+        assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[2; 16]]);
+        // Retiring the ID in use moves to the spare one.
+        s.on_new_cid(&new_cid(2, 1, 4), 4).unwrap();
+        assert_eq!(s.remote_cid(), cid(3));
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Stop([2; 16])));
+        assert_eq!(s.poll_token_change(), Some(TokenChange::Check([3; 16])));
+        assert_eq!(s.poll_token_change(), None);
         assert_eq!(s.remote_reset_tokens().collect::<Vec<_>>(), vec![[3; 16]]);
     }
 }

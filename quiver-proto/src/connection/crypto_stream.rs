@@ -15,6 +15,13 @@ use crate::{TransportError, VarInt};
 /// because certificate chains are often larger.
 pub(crate) const MAX_CRYPTO_BUFFER: u64 = 64 * 1024;
 
+/// Out-of-order CRYPTO frames held at most per packet number space. A
+/// flight of [`MAX_CRYPTO_BUFFER`] bytes in full packets is some 55 frames,
+/// and clients that scatter their ClientHello in small frames use a few
+/// dozen; each held frame costs a map entry and an allocation, so the
+/// bytes bound alone would let one-byte frames cost some 64 Ki of them.
+const MAX_CRYPTO_FRAGMENTS: usize = 512;
+
 /// The sending half: every byte handed over by TLS, kept until the space is
 /// discarded (a handshake is a few kilobytes), with the ranges that still
 /// need to go out.
@@ -133,6 +140,16 @@ impl CryptoRecv {
                 return Ok(());
             }
         }
+        // RFC 9000 §7.5: "an endpoint MAY ... close the connection with a
+        // CRYPTO_BUFFER_EXCEEDED error code" when it cannot buffer more;
+        // counted in frames as well as bytes (§21.7: "limiting the size of
+        // tracking data structures").
+        if self.chunks.len() >= MAX_CRYPTO_FRAGMENTS && !self.chunks.contains_key(&start) {
+            return Err(TransportError::crypto_buffer_exceeded(
+                "CRYPTO data in too many fragments",
+            )
+            .with_frame(0x06));
+        }
         // Bound memory by what may be outstanding, duplicates included.
         if self.buffered + data.len() as u64 > 2 * MAX_CRYPTO_BUFFER {
             return Err(
@@ -203,6 +220,23 @@ mod tests {
         let mut rx = CryptoRecv::default();
         let err = rx.on_frame(&frame(MAX_CRYPTO_BUFFER, b"x")).unwrap_err();
         assert_eq!(err.code, crate::TransportErrorCode::CRYPTO_BUFFER_EXCEEDED);
+    }
+
+    /// One-byte CRYPTO frames with gaps between them are cut off by count,
+    /// far below the byte bound.
+    #[test]
+    fn too_many_crypto_fragments_is_crypto_buffer_exceeded() {
+        let mut rx = CryptoRecv::default();
+        for i in 0..MAX_CRYPTO_FRAGMENTS as u64 {
+            rx.on_frame(&frame(2 * i + 1, b"x")).unwrap();
+        }
+        // A repeat of a held offset is no new fragment.
+        rx.on_frame(&frame(1, b"xy")).unwrap();
+        let err = rx
+            .on_frame(&frame(2 * MAX_CRYPTO_FRAGMENTS as u64 + 1, b"x"))
+            .unwrap_err();
+        assert_eq!(err.code, crate::TransportErrorCode::CRYPTO_BUFFER_EXCEEDED);
+        assert_eq!(rx.chunks.len(), MAX_CRYPTO_FRAGMENTS);
     }
 
     #[test]

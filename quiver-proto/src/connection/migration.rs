@@ -172,6 +172,13 @@ impl Connection {
         if intentional && !self.cids.rotate_remote() {
             tracing::debug!("peer migrated but gave us no spare connection ID");
         }
+        if !intentional && !port_only {
+            // A NAT rebinding to a new address under the same connection
+            // ID: our policy is to move the peer to fresh IDs of ours so
+            // that one ID does not link the two paths any longer (§9.5).
+            // Port-only changes (the common NAT timeout) keep them.
+            self.cids.rotate_local();
+        }
         // §9.3: "MUST initiate path validation ... if validation is not
         // already underway".
         if !self.path.validated && self.path.challenge.is_none() {

@@ -22,6 +22,7 @@ mod mtud;
 mod paths;
 mod recovery;
 mod recv;
+mod reorder;
 mod replay;
 mod send;
 mod sent;
@@ -69,7 +70,9 @@ pub enum Event {
         /// Why.
         reason: ConnectionError,
     },
-    /// A DATAGRAM frame arrived (read it with [`Connection::read_datagram`]).
+    /// DATAGRAM frames arrived: read them with [`Connection::read_datagram`]
+    /// until it returns `None`. Raised when the first one arrives while none
+    /// waits unread, not for each.
     DatagramReceived,
     /// Something happened on a stream.
     Stream(crate::streams::StreamEvent),
@@ -82,6 +85,11 @@ pub(crate) enum EndpointEvent {
     RetireCid(ConnectionId),
     /// The connection is gone: free its state.
     Drained,
+    /// Check datagrams that route nowhere against this peer reset token
+    /// (RFC 9000 §10.3.1): one of the peer's connection IDs is in use.
+    ResetToken([u8; 16]),
+    /// Stop checking this token: its connection ID was retired.
+    RetireResetToken([u8; 16]),
 }
 
 /// A datagram to send.
@@ -136,6 +144,11 @@ pub struct ConnectionStats {
     pub key_updates: u64,
     /// Received packets that failed authentication (RFC 9001 §6.6).
     pub authentication_failures: u64,
+    /// Packets declared lost that were acknowledged later (reordered).
+    pub spurious_losses: u64,
+    /// Congestion responses undone because every loss behind them proved
+    /// spurious.
+    pub congestion_undos: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +194,8 @@ pub struct Connection {
     tx_ecn: bool,
     /// The application asked for a key update (RFC 9001 §6.1).
     key_update_requested: bool,
+    /// Reordering allowance and recent losses (RFC 8985 §6.2).
+    reordering: reorder::Reordering,
     /// Client: the server's preferred address while we validate it.
     preferred_path: Option<SocketAddr>,
     /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
@@ -321,6 +336,7 @@ impl Connection {
             rx_ecn: None,
             tx_ecn: false,
             key_update_requested: false,
+            reordering: reorder::Reordering::default(),
             preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),
@@ -491,7 +507,12 @@ impl Connection {
     }
 
     pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
-        self.endpoint_events.pop_front()
+        self.endpoint_events.pop_front().or_else(|| {
+            self.cids.poll_token_change().map(|c| match c {
+                cids::TokenChange::Check(t) => EndpointEvent::ResetToken(t),
+                cids::TokenChange::Stop(t) => EndpointEvent::RetireResetToken(t),
+            })
+        })
     }
 
     /// When [`Connection::handle_timeout`] should next be called.

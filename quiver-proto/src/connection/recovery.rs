@@ -10,7 +10,7 @@ use super::{Connection, State};
 use crate::TransportError;
 use crate::frame::Ack;
 use crate::recovery::{
-    detect_lost, establishes_persistent_congestion, loss_delay, persistent_congestion_duration,
+    establishes_persistent_congestion, loss_delay, persistent_congestion_duration,
 };
 
 impl Connection {
@@ -123,6 +123,27 @@ impl Connection {
                 .on_congestion_event(now, largest_new.time_sent, false, 0);
         }
 
+        // RFC 8985: packets we declared lost and the peer acknowledges now
+        // were only reordered; all of an episode's losses so: undo.
+        if space == SpaceId::ApplicationData {
+            let mut spurious = 0;
+            let mut undo = false;
+            for range in ack.ranges() {
+                let s = self.reordering.on_ack_range(range);
+                spurious += s.packets;
+                undo |= s.undo;
+            }
+            if spurious > 0 {
+                self.stats.spurious_losses += u64::from(spurious);
+            }
+            if undo {
+                self.stats.congestion_undos += 1;
+                self.cc.on_spurious_congestion_event();
+            }
+            let (_, largest_new) = newly_acked.last().expect("non-empty");
+            self.reordering.on_acked_sent_at(largest_new.time_sent);
+        }
+
         let app_limited = self.bytes_in_flight < self.cc.window() / 2;
         for (pn, packet) in newly_acked.drain(..) {
             if packet.ack_eliciting {
@@ -188,13 +209,25 @@ impl Connection {
         let Some(largest_acked) = self.space(space).largest_acked else {
             return;
         };
-        let delay = loss_delay(&self.rtt);
+        // The application space's thresholds adapt to the reordering seen
+        // (RFC 8985 §6.2, `reorder.rs`); the handshake spaces keep RFC
+        // 9002's.
+        let (delay, packet_threshold) = if space == SpaceId::ApplicationData {
+            let r = &self.reordering;
+            (
+                crate::recovery::loss_delay_with(&self.rtt, r.time_eighths, 8),
+                r.packet_threshold,
+            )
+        } else {
+            (loss_delay(&self.rtt), crate::recovery::PACKET_THRESHOLD)
+        };
         let mut lost_pns: Vec<u64> = Vec::new();
         let s = self.space_mut(space);
-        let loss_time = detect_lost(
+        let loss_time = crate::recovery::detect_lost_with(
             now,
             largest_acked,
             delay,
+            packet_threshold,
             // Only packets sent before the largest acknowledged can be lost;
             // skipping the rest keeps this O(losses) per ACK instead of
             // O(packets in flight).
@@ -220,6 +253,9 @@ impl Connection {
                 let s = self.space_mut(space);
                 s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
                 continue;
+            }
+            if space == SpaceId::ApplicationData && p.in_flight {
+                self.reordering.on_lost(now, pn);
             }
             lost.push(p);
         }

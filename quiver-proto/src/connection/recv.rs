@@ -546,8 +546,13 @@ impl Connection {
                     );
                 }
                 // Bounded buffer: drop the oldest (RFC 9221 §5 lets a
-                // receiver drop datagrams).
-                while self.datagrams_in_bytes + d.data.len() > self.config.datagram_receive_buffer
+                // receiver drop datagrams). Each held datagram also costs a
+                // queue entry and an allocation, so their number is bounded
+                // too: otherwise empty or one-byte DATAGRAM frames would fit
+                // millions of entries in the byte budget.
+                let max_held = (self.config.datagram_receive_buffer / DATAGRAM_ENTRY_COST).max(1);
+                while (self.datagrams_in_bytes + d.data.len() > self.config.datagram_receive_buffer
+                    || self.datagrams_in.len() >= max_held)
                     && !self.datagrams_in.is_empty()
                 {
                     if let Some(old) = self.datagrams_in.pop_front() {
@@ -555,9 +560,14 @@ impl Connection {
                     }
                 }
                 if d.data.len() <= self.config.datagram_receive_buffer {
+                    // One event while datagrams wait unread, not one each:
+                    // the event queue of an application that does not read
+                    // them would grow with every frame.
+                    if self.datagrams_in.is_empty() {
+                        self.events.push_back(Event::DatagramReceived);
+                    }
                     self.datagrams_in_bytes += d.data.len();
                     self.datagrams_in.push_back(Bytes::copy_from_slice(d.data));
-                    self.events.push_back(Event::DatagramReceived);
                 }
             }
             Frame::Stream(_)
@@ -834,6 +844,11 @@ impl Connection {
         self.timers.set(super::timers::Timer::Close, now + 3 * pto);
     }
 }
+
+/// What a held datagram is charged, bytes of budget per queue entry, for
+/// the bound on how many are held: about what a `Bytes` entry and a small
+/// allocation cost.
+const DATAGRAM_ENTRY_COST: usize = 64;
 
 fn expand(packet: &[u8], pn_offset: usize, pn_len: usize, largest: Option<u64>) -> u64 {
     TruncatedPacketNumber::from_wire(&packet[pn_offset..pn_offset + pn_len]).expand(largest)

@@ -37,6 +37,20 @@ pub(crate) fn streams_config(config: &TransportConfig) -> StreamsConfig {
 }
 
 impl Connection {
+    /// Received stream data held for reassembly: page bytes and
+    /// out-of-order pieces, for tests that check a peer cannot grow them
+    /// without bound.
+    #[doc(hidden)]
+    pub fn recv_reassembly_for_test(&self) -> (usize, usize) {
+        (self.streams.recv_buffered(), self.streams.recv_fragments())
+    }
+
+    /// Streams held (open in at least one direction), for tests.
+    #[doc(hidden)]
+    pub fn stream_count_for_test(&self) -> usize {
+        self.streams.stream_count()
+    }
+
     pub(crate) fn streams_on_frame(
         &mut self,
         _now: Instant,

@@ -17,6 +17,7 @@ mod cid_generator;
 mod hash;
 mod incoming;
 mod reset;
+mod reset_tokens;
 mod schedule;
 mod stateless;
 mod token;
@@ -24,7 +25,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,7 @@ pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
 use self::hash::SeededState;
 pub use self::incoming::{Incoming, IncomingId};
 use self::reset::reset_token;
+use self::reset_tokens::ResetTokens;
 use self::schedule::Connections;
 use self::token::{RetryToken, TokenKey};
 use crate::config::{EndpointConfig, TransportConfig};
@@ -152,7 +154,14 @@ pub struct Endpoint {
     /// Client-chosen Destination CIDs of Initials → connection, so
     /// retransmitted Initials reach the connection they created.
     initial_routes: HashMap<ConnectionId, ConnectionHandle>,
+    /// Peer reset tokens in use → connection, for datagrams that route
+    /// nowhere (RFC 9000 §10.3.1).
+    reset_tokens: ResetTokens,
     incoming: VecDeque<Incoming>,
+    /// (client's first DCID, address) of each pending attempt, so a
+    /// retransmitted Initial is recognised in one look-up (client-chosen
+    /// keys: std's SipHash).
+    incoming_keys: HashSet<(ConnectionId, SocketAddr)>,
     next_incoming: u64,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Retry token key; its time origin is the first input's `now`.
@@ -178,6 +187,7 @@ impl Endpoint {
         let mut rng = ChaCha20Rng::from_seed(rng_seed);
         let generator_seed: [u8; 32] = rng.random();
         let hash_seed = SeededState::new(rng.random());
+        let reset_tokens = ResetTokens::new(&config.reset_key, hash_seed);
         Self {
             cid_generator: Box::new(RandomCidGenerator::new(
                 config.local_cid_len,
@@ -191,7 +201,9 @@ impl Endpoint {
             next_handle: 0,
             routes: HashMap::with_hasher(hash_seed),
             initial_routes: HashMap::new(),
+            reset_tokens,
             incoming: VecDeque::new(),
+            incoming_keys: HashSet::new(),
             next_incoming: 0,
             stateless: VecDeque::new(),
             token_key: None,
@@ -219,6 +231,21 @@ impl Endpoint {
         self.connections.get_mut(handle)
     }
 
+    /// The connection behind `handle`, to read only: unlike
+    /// [`Endpoint::connection`] it does not mark the connection for a visit,
+    /// so looking at many connections costs nothing later.
+    pub fn connection_ref(&self, handle: ConnectionHandle) -> Option<&Connection> {
+        self.connections.get(handle)
+    }
+
+    /// The connection's next event for the application
+    /// ([`Connection::poll`]), without marking it for a visit: taking events
+    /// changes nothing it sends or waits for. For a runtime that checks many
+    /// connections for events.
+    pub fn poll_event(&mut self, handle: ConnectionHandle) -> Option<crate::Event> {
+        self.connections.slot_untouched(handle)?.conn.poll()
+    }
+
     /// Handles of every connection.
     pub fn connection_handles(&self) -> Vec<ConnectionHandle> {
         let mut v: Vec<_> = self.connections.handles().collect();
@@ -226,22 +253,37 @@ impl Endpoint {
         v
     }
 
+    /// Sizes of the routing tables: our connection IDs, client Initial
+    /// IDs, peer reset tokens. For tests that check a peer cannot grow them.
+    #[doc(hidden)]
+    pub fn table_sizes_for_test(&self) -> (usize, usize, usize) {
+        (
+            self.routes.len(),
+            self.initial_routes.len(),
+            self.reset_tokens.len(),
+        )
+    }
+
     /// Frees a connection's state. Call it once a connection reported
     /// [`crate::Event::ConnectionLost`] and is drained (or to drop one
     /// abruptly).
     pub fn remove(&mut self, handle: ConnectionHandle) -> Option<Connection> {
         let slot = self.connections.remove(handle)?;
-        self.unroute(handle, slot.cids, slot.initial_cid);
+        self.unroute(handle, slot.cids, slot.initial_cid, slot.reset_tokens);
         Some(slot.conn)
     }
 
-    /// Stops routing a connection's IDs to it.
+    /// Stops routing a connection's IDs and peer reset tokens to it.
     fn unroute(
         &mut self,
         handle: ConnectionHandle,
         cids: Vec<ConnectionId>,
         initial_cid: Option<ConnectionId>,
+        reset_tokens: Vec<[u8; 16]>,
     ) {
+        for token in &reset_tokens {
+            self.reset_tokens.remove(token, handle);
+        }
         for cid in cids {
             if self.routes.get(&cid) == Some(&handle) {
                 self.routes.remove(&cid);
@@ -332,19 +374,22 @@ impl Endpoint {
             }
         }
         // RFC 9000 §10.3.1: a datagram that routes nowhere may be a stateless
-        // reset for one of our connections with this peer ("MUST treat any
-        // packet ending in a valid stateless reset token as a Stateless
-        // Reset"). A reset has the short header form (§10.3: "Header Form
-        // (1) = 0"), so a datagram starting with a long header is none.
+        // reset for one of our connections ("the comparison MUST be
+        // performed when the first packet in an incoming datagram ... cannot
+        // be associated with a connection"). A reset has the short header
+        // form (§10.3: "Header Form (1) = 0"), so a datagram starting with a
+        // long header is none. One look-up in the token table, whatever the
+        // number of connections; the connection confirms in constant time
+        // (the table is keyed by token alone: see `reset_tokens`).
         let short_header = data[0] & 0x80 == 0;
         let reset = short_header
-            .then(|| {
+            .then(|| self.reset_tokens.lookup(data))
+            .flatten()
+            .filter(|h| {
                 self.connections
-                    .iter()
-                    .find(|(_, c)| c.remote_address() == remote && c.is_stateless_reset(data))
-                    .map(|(h, _)| h)
-            })
-            .flatten();
+                    .slot_untouched(*h)
+                    .is_some_and(|s| s.conn.is_stateless_reset(data))
+            });
         if let Some(handle) = reset {
             if let Some(conn) = self.connections.get_mut(handle) {
                 conn.on_stateless_reset(now);
@@ -409,11 +454,7 @@ impl Endpoint {
             return DatagramEvent::Handled;
         }
         // A retransmitted Initial of an attempt still awaiting a decision.
-        if self
-            .incoming
-            .iter()
-            .any(|i| i.orig_dst_cid == p.dst_cid && i.remote == remote)
-        {
+        if self.incoming_keys.contains(&(p.dst_cid, remote)) {
             return DatagramEvent::Handled;
         }
         let version = p.version.unwrap_or(Version::V1);
@@ -460,6 +501,8 @@ impl Endpoint {
             return DatagramEvent::Handled;
         }
         self.next_incoming += 1;
+        self.incoming_keys
+            .insert((incoming.orig_dst_cid, incoming.remote));
         self.incoming.push_back(incoming);
         DatagramEvent::NewConnection(id)
     }
@@ -477,12 +520,15 @@ impl Endpoint {
 
     /// Drops a pending attempt without answering.
     pub fn ignore(&mut self, id: IncomingId) {
-        self.incoming.retain(|i| i.id() != id);
+        self.take_incoming(id);
     }
 
     fn take_incoming(&mut self, id: IncomingId) -> Option<Incoming> {
         let pos = self.incoming.iter().position(|i| i.id() == id)?;
-        self.incoming.remove(pos)
+        let incoming = self.incoming.remove(pos)?;
+        self.incoming_keys
+            .remove(&(incoming.orig_dst_cid, incoming.remote));
+        Some(incoming)
     }
 
     /// Refuses a pending attempt: a CONNECTION_CLOSE with CONNECTION_REFUSED
@@ -517,7 +563,7 @@ impl Endpoint {
         if self.incoming[pos].remote_address_validated() {
             return Err(RetryError::AlreadyValidated);
         }
-        let incoming = self.incoming.remove(pos).expect("position found");
+        let incoming = self.take_incoming(id).ok_or(RetryError::Unknown)?;
         let retry_src_cid = self.new_cid();
         let token = self.token_key(now).issue(
             now,
@@ -701,12 +747,24 @@ impl Endpoint {
                     slot.cids.retain(|c| *c != cid);
                 }
                 EndpointEvent::Drained => drained = true,
+                EndpointEvent::ResetToken(token) => {
+                    if self.reset_tokens.insert(&token, handle)
+                        && !slot.reset_tokens.contains(&token)
+                    {
+                        slot.reset_tokens.push(token);
+                    }
+                }
+                EndpointEvent::RetireResetToken(token) => {
+                    self.reset_tokens.remove(&token, handle);
+                    slot.reset_tokens.retain(|t| *t != token);
+                }
             }
         }
         if drained {
             let cids = std::mem::take(&mut slot.cids);
             let initial_cid = slot.initial_cid.take();
-            self.unroute(handle, cids, initial_cid);
+            let reset_tokens = std::mem::take(&mut slot.reset_tokens);
+            self.unroute(handle, cids, initial_cid, reset_tokens);
             return;
         }
         let wanted = slot.conn.cids_wanted();

@@ -34,6 +34,9 @@ pub(super) struct Slot {
     pub(super) cids: Vec<ConnectionId>,
     /// The client's first Destination CID routed to it (server).
     pub(super) initial_cid: Option<ConnectionId>,
+    /// Peer reset tokens the endpoint checks for it (a few: those of the
+    /// peer's connection IDs in use).
+    pub(super) reset_tokens: Vec<[u8; 16]>,
 }
 
 /// The endpoint's connections with their send queue and timers.
@@ -71,6 +74,7 @@ impl Connections {
                 deadline: None,
                 cids: Vec::new(),
                 initial_cid: None,
+                reset_tokens: Vec::new(),
             },
         );
         self.touch(handle);
@@ -87,8 +91,9 @@ impl Connections {
         self.map.keys().copied()
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (ConnectionHandle, &Connection)> + '_ {
-        self.map.iter().map(|(h, s)| (*h, &s.conn))
+    /// The connection, to read.
+    pub(super) fn get(&self, handle: ConnectionHandle) -> Option<&Connection> {
+        self.map.get(&handle).map(|s| &s.conn)
     }
 
     /// The connection without touching it: for reads, and for changes

@@ -9,7 +9,10 @@ use crate::crypto::initial_keys;
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed};
 use crate::packet::{PacketType, TruncatedPacketNumber};
-use crate::{ConnectionError, ConnectionId, Endpoint, EndpointConfig, Side, TransportErrorCode};
+use crate::{
+    ConnectionError, ConnectionId, DatagramEvent, Endpoint, EndpointConfig, Side,
+    TransportErrorCode,
+};
 
 /// Client → server datagrams currently queued.
 fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
@@ -220,6 +223,69 @@ fn unknown_version_gets_version_negotiation() {
     let mut small = d[..100].to_vec();
     pair.server.handle(pair.now, pair.client_addr, &mut small);
     assert!(server_datagrams(&mut pair.server, pair.now).is_empty());
+}
+
+/// RFC 9000 §10.3.1: a datagram that routes nowhere is checked against the
+/// peer reset tokens of connection IDs in use, through one table: the token
+/// of the server ID the client sends to resets the client, from any address
+/// (the table is keyed by token alone, so a reset after a NAT rebinding
+/// counts); the tokens of spare IDs the client never used do not ("MUST NOT
+/// check for any stateless reset tokens associated with connection IDs it
+/// has not used").
+#[test]
+fn stateless_reset_tokens_are_checked_only_for_ids_in_use() {
+    let mut pair = Pair::new();
+    let client = pair.connect();
+    pair.drive();
+    let server = pair.server.connection_handles()[0];
+    // Each side checks the one token of the peer ID it sends to.
+    assert_eq!(pair.client.reset_tokens.len(), 1);
+    assert_eq!(pair.server.reset_tokens.len(), 1);
+    let server_cids = pair
+        .server
+        .connections
+        .slot_untouched(server)
+        .unwrap()
+        .cids
+        .clone();
+    assert!(server_cids.len() > 1, "the server issued spare IDs");
+    let server_key = [3u8; 32]; // Pair's server EndpointConfig
+    let reset_for = |cid: &ConnectionId| {
+        let mut d = vec![0x41u8; 40];
+        d[24..].copy_from_slice(&crate::endpoint::reset::reset_token(&server_key, cid));
+        d
+    };
+    // Spare IDs: not checked.
+    for cid in &server_cids[1..] {
+        let mut d = reset_for(cid);
+        assert_eq!(
+            pair.client.handle(pair.now, pair.server_addr, &mut d),
+            DatagramEvent::Handled
+        );
+    }
+    assert!(
+        pair.client
+            .connection(client)
+            .unwrap()
+            .close_reason()
+            .is_none()
+    );
+    // The ID in use (the handshake one), from an address never seen.
+    let mut d = reset_for(&server_cids[0]);
+    let elsewhere = "192.0.2.7:999".parse().unwrap();
+    assert_eq!(
+        pair.client.handle(pair.now, elsewhere, &mut d),
+        DatagramEvent::Connection(client)
+    );
+    assert_eq!(
+        pair.client.connection(client).unwrap().close_reason(),
+        Some(&ConnectionError::Reset)
+    );
+    // Removing the connection withdraws its tokens.
+    pair.client.remove(client);
+    assert_eq!(pair.client.reset_tokens.len(), 0);
+    pair.server.remove(server);
+    assert_eq!(pair.server.reset_tokens.len(), 0);
 }
 
 /// An Initial packet as `sender` would protect it with the Initial keys of

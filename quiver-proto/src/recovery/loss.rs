@@ -10,6 +10,12 @@ use super::{GRANULARITY, PACKET_THRESHOLD, RttEstimator, TIME_THRESHOLD};
 /// `max(kTimeThreshold * max(smoothed_rtt, latest_rtt), kGranularity)`
 pub fn loss_delay(rtt: &RttEstimator) -> Duration {
     let (num, den) = TIME_THRESHOLD;
+    loss_delay_with(rtt, num, den)
+}
+
+/// [`loss_delay`] with the time threshold `num / den` instead of RFC 9002's
+/// 9/8 (a sender that has seen reordering may widen it, RFC 8985 §6.2).
+pub fn loss_delay_with(rtt: &RttEstimator, num: u32, den: u32) -> Duration {
     let rtt = rtt.smoothed_rtt().max(rtt.latest_rtt());
     // RFC 9002 §6.1.2: "this time threshold MUST be set to at least the
     // local timer granularity".
@@ -39,6 +45,30 @@ pub fn detect_lost<I, F>(
     largest_acked: u64,
     loss_delay: Duration,
     unacked: I,
+    on_lost: F,
+) -> Option<Instant>
+where
+    I: IntoIterator<Item = (u64, Instant)>,
+    F: FnMut(u64),
+{
+    detect_lost_with(
+        now,
+        largest_acked,
+        loss_delay,
+        PACKET_THRESHOLD,
+        unacked,
+        on_lost,
+    )
+}
+
+/// [`detect_lost`] with `packet_threshold` instead of RFC 9002's 3 (a
+/// sender that has seen reordering may raise it, RFC 8985 §6.2).
+pub fn detect_lost_with<I, F>(
+    now: Instant,
+    largest_acked: u64,
+    loss_delay: Duration,
+    packet_threshold: u64,
+    unacked: I,
     mut on_lost: F,
 ) -> Option<Instant>
 where
@@ -59,7 +89,7 @@ where
         // declare an earlier packet lost if it was sent a threshold amount of
         // time in the past."
         let by_time = lost_send_time.is_some_and(|t| time_sent <= t);
-        let by_count = largest_acked - pn >= PACKET_THRESHOLD;
+        let by_count = largest_acked - pn >= packet_threshold;
         if by_time || by_count {
             on_lost(pn);
         } else {

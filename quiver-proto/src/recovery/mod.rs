@@ -9,7 +9,7 @@ mod loss;
 mod pto;
 mod rtt;
 
-pub use loss::{detect_lost, loss_delay};
+pub use loss::{detect_lost, detect_lost_with, loss_delay, loss_delay_with};
 pub use pto::{establishes_persistent_congestion, persistent_congestion_duration, pto_duration};
 pub use rtt::RttEstimator;
 

@@ -15,6 +15,15 @@
 //! Bytes that were already received are simply written again (RFC 9000
 //! §2.2: "The data at a given offset MUST NOT change if it is sent multiple
 //! times"), which costs no memory; bytes below the read offset are dropped.
+//!
+//! Bookkeeping is one range per *fragment* (data received above a gap),
+//! a few tens of bytes each, which a peer sending one byte per gap could
+//! otherwise multiply without end (RFC 9000 §21.7, "Stream Fragmentation
+//! and Reassembly Attacks": "QUIC deployments SHOULD provide mitigations
+//! ... limiting the size of tracking data structures"). The stream layer
+//! caps fragments per stream (`MAX_FRAGMENTS_PER_STREAM`) and per
+//! connection, so memory is at most the flow-control credit (pages), a
+//! page per stream for rounding, and a bounded number of ranges.
 
 use std::collections::VecDeque;
 
@@ -73,6 +82,16 @@ impl Assembler {
     /// Whether every byte of `0..end` has arrived.
     pub(super) fn has_all(&self, end: u64) -> bool {
         end == 0 || self.received.contains_range(0..end)
+    }
+
+    /// Ranges received above a gap: out-of-order pieces not yet joined
+    /// to the in-order data.
+    pub(super) fn fragments(&self) -> usize {
+        let ranges = self.received.len();
+        match self.received.first() {
+            Some(r) if r.start == 0 => ranges - 1,
+            _ => ranges,
+        }
     }
 
     /// Memory held for data, in bytes (whole pages; spare pages aside).
@@ -200,6 +219,20 @@ mod tests {
         assert!(!a.insert(base + 100, &more[100..]));
         assert!(a.insert(base, &more[..100]));
         assert_eq!(read_all(&mut a), more);
+    }
+
+    #[test]
+    fn fragments_count_pieces_above_gaps() {
+        let mut a = Assembler::new();
+        assert_eq!(a.fragments(), 0);
+        a.insert(10, b"x");
+        a.insert(20, b"x");
+        a.insert(21, b"x"); // joins its neighbour
+        assert_eq!(a.fragments(), 2);
+        a.insert(0, &[0; 10]); // fills the first gap
+        assert_eq!(a.fragments(), 1);
+        a.clear();
+        assert_eq!(a.fragments(), 0);
     }
 
     #[test]

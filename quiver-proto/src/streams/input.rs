@@ -2,7 +2,9 @@
 //! each checked against the stream states and limits.
 
 use super::id::dir_index;
-use super::{StreamEvent, StreamId, StreamsState};
+use super::{
+    MAX_FRAGMENTS_PER_CONNECTION, MAX_FRAGMENTS_PER_STREAM, StreamEvent, StreamId, StreamsState,
+};
 use crate::TransportError;
 use crate::frame::{
     DataBlocked, Dir, FrameType, MaxData, MaxStreamData, MaxStreams, ResetStream, StopSending,
@@ -136,7 +138,24 @@ impl StreamsState {
             .get_mut(&id)
             .and_then(|e| e.recv.as_mut())
             .expect("checked part");
+        let before = recv.fragments();
         let delta = recv.on_data(offset, frame.data, frame.fin);
+        let after = recv.fragments();
+        self.recount_fragments(before, after);
+        // RFC 9000 §21.7: "QUIC deployments SHOULD provide mitigations for
+        // stream fragmentation attacks ... limiting the size of tracking data
+        // structures", and §21.9: to "excessive quantities of any
+        // non-productive packets ... Endpoints MAY respond ... with a
+        // connection error". No code names the condition; PROTOCOL_VIOLATION
+        // is the one for errors "not covered by more specific error codes"
+        // (§20.1). The limit is checked right after the one range that
+        // crossed it was added, so the state never grows further.
+        if after > MAX_FRAGMENTS_PER_STREAM || self.recv_fragments > MAX_FRAGMENTS_PER_CONNECTION {
+            return Err(
+                TransportError::protocol_violation("stream data in too many fragments")
+                    .with_frame(ty.value()),
+            );
+        }
         self.credit_discarded(delta.discarded);
         if delta.readable {
             self.notify_readable(id);
@@ -167,7 +186,10 @@ impl StreamsState {
             .get_mut(&id)
             .and_then(|e| e.recv.as_mut())
             .expect("checked part");
+        let before = recv.fragments();
         let delta = recv.on_reset(frame.error_code, final_size);
+        let after = recv.fragments();
+        self.recount_fragments(before, after);
         // RFC 9000 §4.5: "The receiver MUST use the final size of the stream
         // to account for all bytes sent on the stream in its connection-level
         // flow controller": the unread bytes up to it are credited back.

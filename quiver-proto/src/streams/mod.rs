@@ -35,6 +35,10 @@
 //!   stream is bounded by its advertised window, and the memory of all
 //!   streams by the connection window (which counts the highest offset
 //!   received on each stream, RFC 9000 §4.1).
+//! - **Fragmented data closes the connection**: more than
+//!   [`MAX_FRAGMENTS_PER_STREAM`] out-of-order pieces on one stream, or
+//!   [`MAX_FRAGMENTS_PER_CONNECTION`] on all, is a PROTOCOL_VIOLATION (RFC 9000 §21.7, §21.9), so the
+//!   bookkeeping of gaps stays bounded however the peer spreads its bytes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -63,6 +67,19 @@ use flow_control::{RecvWindow, SendCredit};
 use id::dir_index;
 use recv::RecvStream;
 use send::SendStream;
+
+/// Out-of-order pieces of stream data a connection may hold on all its
+/// streams before it closes with PROTOCOL_VIOLATION (RFC 9000 §21.7). Each
+/// costs a range of bookkeeping (a few tens of bytes); a sender leaves one
+/// gap per packet lost or reordered in flight, far fewer than this even at
+/// the largest windows auto-tuning reaches (64 MiB is some 50,000 packets
+/// of 1,200 bytes, which would need a third of them missing at once).
+pub const MAX_FRAGMENTS_PER_CONNECTION: usize = 16_384;
+
+/// Out-of-order pieces one stream may hold (PROTOCOL_VIOLATION past it). A
+/// sender leaves a gap per lost or reordered packet in flight; thousands
+/// of them on one stream are not a network's doing.
+pub const MAX_FRAGMENTS_PER_STREAM: usize = 4096;
 
 /// Stream and flow-control settings of one endpoint.
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]
@@ -266,6 +283,10 @@ pub struct StreamsState {
     data_blocked_pending: bool,
     local_limits: InitialLimits,
     peer_limits: InitialLimits,
+    /// Out-of-order pieces held on all streams, at most
+    /// [`MAX_FRAGMENTS_PER_CONNECTION`] (plus the one that crosses it and
+    /// closes the connection).
+    recv_fragments: usize,
     reset_pending: BTreeSet<StreamId>,
     stop_pending: BTreeMap<StreamId, VarInt>,
     max_stream_data_pending: BTreeSet<StreamId>,
@@ -316,6 +337,7 @@ impl StreamsState {
             data_blocked_pending: false,
             local_limits: InitialLimits::from_params(local),
             peer_limits: InitialLimits::default(),
+            recv_fragments: 0,
             reset_pending: BTreeSet::new(),
             stop_pending: BTreeMap::new(),
             max_stream_data_pending: BTreeSet::new(),
@@ -473,7 +495,10 @@ impl StreamsState {
             .recv
             .as_mut()
             .ok_or(StreamError::UnknownStream)?;
+        let before = recv.fragments();
         let (send_stop, discarded) = recv.stop(code).ok_or(StreamError::ClosedStream)?;
+        let after = recv.fragments();
+        self.recount_fragments(before, after);
         if send_stop {
             self.stop_pending.insert(id, code);
         }
@@ -511,6 +536,18 @@ impl StreamsState {
     /// Streams currently held (open in at least one direction).
     pub fn stream_count(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Out-of-order pieces held on all streams (kept up to date, not
+    /// counted on each call).
+    pub fn recv_fragments(&self) -> usize {
+        self.recv_fragments
+    }
+
+    /// Updates the connection's count of out-of-order pieces after one
+    /// stream's went from `before` to `after`.
+    fn recount_fragments(&mut self, before: usize, after: usize) {
+        self.recv_fragments = self.recv_fragments.saturating_sub(before) + after;
     }
 
     /// Bytes held for received, unread data on all streams.
@@ -611,7 +648,9 @@ impl StreamsState {
         if !(send_done && recv_done) {
             return;
         }
-        self.streams.remove(&id);
+        if let Some(recv) = self.streams.remove(&id).and_then(|e| e.recv) {
+            self.recount_fragments(recv.fragments(), 0);
+        }
         if id.initiator() != self.side {
             let d = dir_index(id.dir());
             self.remote_credit[d] += 1;

@@ -84,6 +84,11 @@ impl RecvStream {
         self.assembler.allocated()
     }
 
+    /// Out-of-order pieces held (see [`Assembler::fragments`]).
+    pub(super) fn fragments(&self) -> usize {
+        self.assembler.fragments()
+    }
+
     /// Checks a STREAM frame covering `offset..end` against the final size
     /// and the stream window, changing nothing. Returns by how much the
     /// highest received offset grows (what the connection window is

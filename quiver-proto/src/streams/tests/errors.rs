@@ -288,3 +288,60 @@ fn data_after_stop_sending_still_counts_against_flow_control() {
     let err = stream(&mut pair.server, id, window, 1, false).unwrap_err();
     assert_eq!(err.code, TransportErrorCode::FLOW_CONTROL_ERROR);
 }
+
+/// RFC 9000 §21.7: one byte per gap on one stream is cut off at the
+/// per-stream cap with PROTOCOL_VIOLATION, and the count stays bounded.
+#[test]
+fn too_many_fragments_on_one_stream_is_a_protocol_violation() {
+    let mut pair = Pair::default_pair();
+    let id = StreamId::new(Side::Client, Dir::Uni, 0);
+    for i in 0..MAX_FRAGMENTS_PER_STREAM as u64 {
+        stream(&mut pair.server, id, 2 * i + 1, 1, false).unwrap();
+    }
+    assert_eq!(pair.server.recv_fragments(), MAX_FRAGMENTS_PER_STREAM);
+    let err = stream(
+        &mut pair.server,
+        id,
+        2 * MAX_FRAGMENTS_PER_STREAM as u64 + 1,
+        1,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(err.code, TransportErrorCode::PROTOCOL_VIOLATION);
+    assert!(err.frame_type.is_some_and(|t| (0x08..=0x0f).contains(&t)));
+}
+
+/// The per-connection cap holds across streams, and filled gaps, resets
+/// and stops give their fragments back.
+#[test]
+fn fragments_are_capped_per_connection_and_given_back() {
+    let mut pair = Pair::default_pair();
+    let per_stream = MAX_FRAGMENTS_PER_CONNECTION / 8;
+    let uni = |i| StreamId::new(Side::Client, Dir::Uni, i);
+    // Filling a stream's gaps and reading it gives its fragments back.
+    stream(&mut pair.server, uni(0), 1, 1, false).unwrap();
+    stream(&mut pair.server, uni(0), 3, 1, false).unwrap();
+    assert_eq!(pair.server.recv_fragments(), 2);
+    stream(&mut pair.server, uni(0), 0, 4, false).unwrap();
+    assert_eq!(pair.server.recv_fragments(), 0);
+    // A reset and a stop give theirs back.
+    stream(&mut pair.server, uni(1), 1, 1, false).unwrap();
+    reset(&mut pair.server, uni(1), 2).unwrap();
+    stream(&mut pair.server, uni(2), 1, 1, false).unwrap();
+    pair.server.stop(uni(2), v(0)).unwrap();
+    assert_eq!(pair.server.recv_fragments(), 0);
+    let mut total = 0;
+    for s in 3..12 {
+        for i in 0..per_stream as u64 {
+            let r = stream(&mut pair.server, uni(s), 2 * i + 1, 1, false);
+            if total == MAX_FRAGMENTS_PER_CONNECTION {
+                assert_eq!(code(r), TransportErrorCode::PROTOCOL_VIOLATION);
+                assert!(pair.server.recv_fragments() <= MAX_FRAGMENTS_PER_CONNECTION + 1);
+                return;
+            }
+            r.unwrap();
+            total += 1;
+        }
+    }
+    panic!("never capped");
+}

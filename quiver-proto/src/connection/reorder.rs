@@ -1,0 +1,246 @@
+//! Reordering-tolerant loss detection (RFC 9002 §6.1 thresholds made
+//! adaptive as RACK, RFC 8985 §6.2, does) and undoing the congestion
+//! response to losses that prove spurious.
+//!
+//! A packet declared lost and acknowledged afterwards was reordered, not
+//! lost. The first such packet turns the packet threshold off (loss by
+//! time alone, as RACK judges it), and each widens the time threshold by a
+//! quarter of an RTT, up to twice the RTT. After [`DECAY_EPISODES`] loss episodes without a spurious loss the
+//! allowance returns to RFC 9002's defaults (RFC 8985 §6.2: "reo_wnd_mult
+//! ... reset ... after 16 loss recoveries").
+//!
+//! A loss *episode* runs from the first loss after the last episode until
+//! a packet sent after that loss is acknowledged (the span of one
+//! congestion response, RFC 9002 §7.3.2). When every packet lost in the
+//! episode turns out to have arrived, the controller is told to undo its
+//! response ([`crate::congestion::Controller::on_spurious_congestion_event`]).
+//!
+//! Memory is bounded: at most [`MAX_RECORDS`] recently lost packets are
+//! remembered.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::recovery::PACKET_THRESHOLD;
+
+/// Lost packets remembered for spotting a late acknowledgment.
+const MAX_RECORDS: usize = 256;
+/// The packet threshold once reordering is seen: loss by time only.
+const TIME_ONLY: u64 = u64::MAX;
+/// RFC 9002 §6.1.2's kTimeThreshold is 9/8; adaptation may reach 2.
+const DEFAULT_TIME_EIGHTHS: u32 = 9;
+const MAX_TIME_EIGHTHS: u32 = 16;
+/// Episodes without a spurious loss before the allowance resets.
+const DECAY_EPISODES: u32 = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Lost {
+    pn: u64,
+    episode: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Episode {
+    id: u64,
+    /// When its first loss was declared.
+    start: Instant,
+    lost: u32,
+    spurious: u32,
+    undone: bool,
+    ended: bool,
+}
+
+/// What a late acknowledgment of lost packets calls for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spurious {
+    /// Lost packets found acknowledged.
+    pub(crate) packets: u32,
+    /// Every loss of the current episode proved spurious: undo the
+    /// congestion response.
+    pub(crate) undo: bool,
+}
+
+/// Loss history and reordering allowance of the application data space.
+#[derive(Debug, Clone)]
+pub(crate) struct Reordering {
+    lost: VecDeque<Lost>,
+    episode: Option<Episode>,
+    next_episode: u64,
+    episodes_without_spurious: u32,
+    /// The packet threshold in force (RFC 9002 §6.1.1: 3 by default).
+    pub(crate) packet_threshold: u64,
+    /// The time threshold in force, in eighths of an RTT (§6.1.2: 9).
+    pub(crate) time_eighths: u32,
+}
+
+impl Default for Reordering {
+    fn default() -> Self {
+        Self {
+            lost: VecDeque::new(),
+            episode: None,
+            next_episode: 0,
+            episodes_without_spurious: 0,
+            packet_threshold: PACKET_THRESHOLD,
+            time_eighths: DEFAULT_TIME_EIGHTHS,
+        }
+    }
+}
+
+impl Reordering {
+    /// In-flight packet `pn` was declared lost.
+    pub(crate) fn on_lost(&mut self, now: Instant, pn: u64) {
+        let episode = match &mut self.episode {
+            Some(e) if !e.ended => e,
+            _ => {
+                if self.episode.is_some_and(|e| e.spurious == 0) {
+                    self.episodes_without_spurious += 1;
+                    if self.episodes_without_spurious >= DECAY_EPISODES {
+                        self.packet_threshold = PACKET_THRESHOLD;
+                        self.time_eighths = DEFAULT_TIME_EIGHTHS;
+                        self.episodes_without_spurious = 0;
+                    }
+                }
+                let id = self.next_episode;
+                self.next_episode += 1;
+                self.episode.insert(Episode {
+                    id,
+                    start: now,
+                    lost: 0,
+                    spurious: 0,
+                    undone: false,
+                    ended: false,
+                })
+            }
+        };
+        episode.lost += 1;
+        let record = Lost {
+            pn,
+            episode: episode.id,
+        };
+        if self.lost.len() >= MAX_RECORDS {
+            self.lost.pop_front();
+        }
+        // Losses are declared in ascending order within a batch; keep the
+        // list sorted across batches too.
+        let at = self.lost.partition_point(|l| l.pn < pn);
+        self.lost.insert(at, record);
+    }
+
+    /// A packet sent at `sent_time` was acknowledged: the episode ends once
+    /// a packet sent after it began is (RFC 9002 §7.3.2).
+    pub(crate) fn on_acked_sent_at(&mut self, sent_time: Instant) {
+        if let Some(e) = &mut self.episode {
+            if sent_time > e.start {
+                e.ended = true;
+            }
+        }
+    }
+
+    /// An ACK acknowledged the packet numbers in `range`: any of them we
+    /// declared lost were only late.
+    pub(crate) fn on_ack_range(&mut self, range: std::ops::RangeInclusive<u64>) -> Spurious {
+        let mut out = Spurious::default();
+        if self.lost.is_empty() {
+            return out;
+        }
+        let from = self.lost.partition_point(|l| l.pn < *range.start());
+        let to = self.lost.partition_point(|l| l.pn <= *range.end());
+        if from == to {
+            return out;
+        }
+        for l in self.lost.drain(from..to) {
+            out.packets += 1;
+            // RFC 8985 §6.2: once reordering is seen, loss is judged by
+            // time alone ("RACK ... does not use a fixed packet-count
+            // threshold"): a packet-count threshold lags behind a reordering
+            // distance that grows with the sending rate.
+            self.packet_threshold = TIME_ONLY;
+            if let Some(e) = &mut self.episode {
+                if e.id == l.episode {
+                    e.spurious += 1;
+                    if e.spurious >= e.lost && !e.undone {
+                        e.undone = true;
+                        out.undo = true;
+                    }
+                }
+            }
+        }
+        self.time_eighths = (self.time_eighths + 2).min(MAX_TIME_EIGHTHS);
+        self.episodes_without_spurious = 0;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t0() -> Instant {
+        crate::connection::tests::epoch()
+    }
+
+    #[test]
+    fn a_late_ack_of_a_lost_packet_widens_the_thresholds() {
+        let mut r = Reordering::default();
+        r.on_lost(t0(), 10);
+        let s = r.on_ack_range(10..=10);
+        assert_eq!(s.packets, 1);
+        assert!(s.undo, "the only loss of the episode was spurious");
+        assert_eq!(r.packet_threshold, TIME_ONLY);
+        assert_eq!(r.time_eighths, 11);
+    }
+
+    #[test]
+    fn undo_only_when_every_loss_of_the_episode_was_spurious() {
+        let mut r = Reordering::default();
+        r.on_lost(t0(), 10);
+        r.on_lost(t0(), 11);
+        assert!(!r.on_ack_range(10..=10).undo);
+        assert!(r.on_ack_range(11..=11).undo);
+        // Once only.
+        r.on_lost(t0(), 12);
+        assert!(!r.on_ack_range(12..=12).undo);
+    }
+
+    #[test]
+    fn a_new_episode_starts_after_a_later_packet_is_acknowledged() {
+        let mut r = Reordering::default();
+        r.on_lost(t0(), 10);
+        r.on_acked_sent_at(t0() + Duration::from_millis(1));
+        r.on_lost(t0() + Duration::from_millis(5), 20);
+        // The first episode's loss proving spurious does not undo the new
+        // episode's response.
+        assert!(!r.on_ack_range(10..=10).undo);
+        assert!(r.on_ack_range(20..=20).undo);
+    }
+
+    #[test]
+    fn thresholds_are_capped_and_decay() {
+        let mut r = Reordering::default();
+        for i in 0..20 {
+            r.on_lost(t0(), 1000 + i);
+            r.on_ack_range(1000 + i..=1000 + i);
+        }
+        assert_eq!(r.packet_threshold, TIME_ONLY);
+        assert_eq!(r.time_eighths, MAX_TIME_EIGHTHS);
+        let mut t = t0();
+        for i in 0..=DECAY_EPISODES as u64 {
+            r.on_lost(t, 9000 + i);
+            t += Duration::from_millis(1);
+            r.on_acked_sent_at(t);
+        }
+        r.on_lost(t, 99_000);
+        assert_eq!(r.packet_threshold, PACKET_THRESHOLD);
+        assert_eq!(r.time_eighths, DEFAULT_TIME_EIGHTHS);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut r = Reordering::default();
+        for pn in 0..10_000 {
+            r.on_lost(t0(), pn);
+        }
+        assert!(r.lost.len() <= MAX_RECORDS);
+    }
+}
