@@ -4,8 +4,9 @@
 #   - aioquic (PyPI), over HTTP/0.9 (ALPN hq-interop) with aioquic_peer.py
 #     and over HTTP/3 (ALPN h3, aioquic.h3) with aioquic_h3.py;
 #   - ngtcp2 (Debian's ngtcp2-client/ngtcp2-server: gtlsclient/gtlsserver,
-#     which speak HTTP/3 only, downloading from `quiver serve` and serving
-#     `quiver get`).
+#     which speak HTTP/3 only: gtlsclient downloads from `quiver serve`,
+#     also moving to `quiver serve --preferred-address`, and `quiver get`
+#     downloads from gtlsserver).
 #
 #   bash interop/external/run.sh            # everything it can install
 #   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh
@@ -238,6 +239,38 @@ ngtcp2_cases() {
         pass "ngtcp2 client -> quiver: key update"
     else fail "ngtcp2 client -> quiver: key update"; fi
     stop
+
+    # The server's preferred address (RFC 9000 §9.6) on another loopback
+    # address: gtlsclient moves there by default, validating the path,
+    # and then gets nearly every packet from it (its log names the peer
+    # address of each packet; --no-quic-dump keeps the log small); with
+    # --no-preferred-addr it stays. The file arrives whole either way.
+    local pref n_pref n_orig
+    for mode in moves stays; do
+        serve --alpn h3 --preferred-address 127.0.0.2:0
+        pref=""
+        for _ in $(seq 100); do
+            pref=$(sed -n 's/^preferred address: //p' "$WORK/serve.log")
+            [ -n "$pref" ] && break
+            sleep 0.05
+        done
+        rm -rf "$WORK/gt-pa" && mkdir -p "$WORK/gt-pa"
+        timeout 20 gtlsclient --no-quic-dump --no-http-dump --timeout=5s --exit-on-all-streams-close \
+            $([ $mode = stays ] && echo --no-preferred-addr) --download="$WORK/gt-pa" \
+            127.0.0.1 "$PORT" "https://127.0.0.1:$PORT/10m.bin" >"$log" 2>&1
+        n_pref=$(grep -c "^Received packet: .* remote=\[${pref%:*}\]:${pref##*:} " "$log")
+        n_orig=$(grep -c "^Received packet: .* remote=\[127.0.0.1\]:$PORT " "$log")
+        line="$n_orig packets from the original address, $n_pref from the preferred ${pref:-(none printed)}"
+        if [ -z "$pref" ] || ! same_files "$WORK/gt-pa" 10m.bin; then
+            fail "ngtcp2 client -> quiver --preferred-address: $mode" "${pref:+file differs; }$line"
+        elif [ $mode = moves ] && grep -q "path has been validated" "$log" &&
+            [ "$n_pref" -gt $((n_orig * 4)) ]; then
+            pass "ngtcp2 client -> quiver --preferred-address: moves" "$line"
+        elif [ $mode = stays ] && [ "$n_pref" = 0 ] && [ "$n_orig" -gt 0 ]; then
+            pass "ngtcp2 client -> quiver --preferred-address: stays" "$line"
+        else fail "ngtcp2 client -> quiver --preferred-address: $mode" "$line"; fi
+        stop
+    done
 
     # quiver get against gtlsserver over HTTP/3: three files, each whole,
     # and a missing one, which gtlsserver answers with 404.

@@ -126,6 +126,46 @@ pub fn bind_server(
     Ok((endpoint, local))
 }
 
+/// Binds a server endpoint on `addr` that also listens on `preferred` and
+/// advertises it as its preferred address (RFC 9000 §9.6); returns it with
+/// both local addresses.
+pub fn bind_server_with_preferred_address(
+    config: quiver::ServerConfig,
+    addr: SocketAddr,
+    preferred: SocketAddr,
+) -> anyhow::Result<(quiver::Endpoint, SocketAddr, SocketAddr)> {
+    if preferred.ip().is_unspecified() {
+        bail!("--preferred-address {preferred}: name one IP address, not a wildcard");
+    }
+    let socket =
+        quiver::udp::UdpSocket::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    let preferred_socket = quiver::udp::UdpSocket::bind(preferred)
+        .map_err(|e| anyhow!("cannot listen on {preferred}: {e}"))?;
+    // The stateless-reset and token key: secret, from the system's
+    // secure random source (through rustls's provider).
+    let mut seed = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut seed)
+        .map_err(|_| anyhow!("no secure random source"))?;
+    let endpoint = quiver::Endpoint::with_preferred_addresses(
+        quiver::EndpointConfig::new(seed),
+        config,
+        socket,
+        vec![preferred_socket],
+    )
+    .map_err(|e| anyhow!("cannot listen on {preferred}: {e}"))?;
+    let local = endpoint
+        .local_addr()
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    let preferred = endpoint
+        .preferred_addresses()
+        .ok()
+        .and_then(|a| a.first().copied())
+        .ok_or_else(|| anyhow!("cannot listen on {preferred}"))?;
+    Ok((endpoint, local, preferred))
+}
+
 /// A client endpoint of the address family of `remote`.
 pub fn bind_client(remote: SocketAddr) -> anyhow::Result<quiver::Endpoint> {
     let local: SocketAddr = if remote.is_ipv4() {

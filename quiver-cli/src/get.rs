@@ -54,6 +54,10 @@ pub struct Args {
     /// the preferred address and moves there after the handshake).
     #[arg(long)]
     no_migrate: bool,
+    /// Print on stderr the server's address once connected and, at the
+    /// end, whether the connection moved to its preferred address.
+    #[arg(short, long)]
+    verbose: bool,
     /// Start a 1-RTT key update as soon as the handshake is confirmed
     /// (RFC 9001 §6; the QUIC interop runner's keyupdate case).
     #[arg(long)]
@@ -243,6 +247,9 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let addr = common::resolve(&host, port, timeout).await?;
     let endpoint = common::bind_client(addr)?;
     let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
+    if args.verbose {
+        eprintln!("connected to {addr}");
+    }
     if args.key_update {
         // Held until the handshake is confirmed (RFC 9001 §6.1).
         conn.force_key_update();
@@ -302,6 +309,14 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     progress.finish_and_clear();
+    if args.verbose {
+        // The client moves only to a preferred address the server offered
+        // (RFC 9000 §9.6).
+        match conn.remote_address() {
+            now if now == addr => eprintln!("server address unchanged: {addr}"),
+            now => eprintln!("moved to the server's preferred address {now}"),
+        }
+    }
     // A connection the peer already ended has nothing left to send: exit at
     // once. Otherwise give our CONNECTION_CLOSE a moment to go out and
     // the peer's retransmissions an answer (RFC 9000 §10.2.1).

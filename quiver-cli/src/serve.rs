@@ -28,6 +28,13 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4433")]
     listen: SocketAddr,
+    /// Also listen on ADDR (e.g. 127.0.0.1:4434 or [::1]:4434; port 0
+    /// picks one) and offer it to clients as the server's preferred
+    /// address (RFC 9000 §9.6): clients that accept it move there after
+    /// the handshake. Clients move only within the address family they
+    /// connected with.
+    #[arg(long, value_name = "ADDR")]
+    preferred_address: Option<SocketAddr>,
     /// Directory whose files are served (nothing outside it is).
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -112,13 +119,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;
-    let (endpoint, local) = common::bind_server(config, args.listen)?;
+    let (endpoint, local, preferred) = match args.preferred_address {
+        Some(preferred) => {
+            let (endpoint, local, preferred) =
+                common::bind_server_with_preferred_address(config, args.listen, preferred)?;
+            (endpoint, local, Some(preferred))
+        }
+        None => {
+            let (endpoint, local) = common::bind_server(config, args.listen)?;
+            (endpoint, local, None)
+        }
+    };
     if let Some((cert_pem, key_pem)) = generated {
         let (cert, _key) = common::write_self_signed(&cert_pem, &key_pem)?;
         println!(
             "certificate: {} (self-signed for localhost and 127.0.0.1)",
             cert.display()
         );
+    }
+    if let Some(preferred) = preferred {
+        println!("preferred address: {preferred}");
     }
     println!("listening on {local}, serving {}", root.display());
     let root: Arc<Path> = root.into();

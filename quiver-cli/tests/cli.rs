@@ -64,6 +64,8 @@ struct Server {
     child: Child,
     port: u16,
     cert: Option<PathBuf>,
+    /// The address `serve --preferred-address` printed.
+    preferred: Option<String>,
 }
 
 impl Drop for Server {
@@ -88,6 +90,7 @@ fn start(args: &[&str]) -> Server {
         child,
         port: 0,
         cert: None,
+        preferred: None,
     };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -106,6 +109,9 @@ fn start(args: &[&str]) -> Server {
             .expect("server prints its address");
         if let Some(rest) = line.strip_prefix("certificate: ") {
             server.cert = Some(PathBuf::from(rest.split(' ').next().unwrap()));
+        }
+        if let Some(rest) = line.strip_prefix("preferred address: ") {
+            server.preferred = Some(rest.to_owned());
         }
         if let Some(i) = line.find("listening on 127.0.0.1:") {
             let rest = &line[i + "listening on 127.0.0.1:".len()..];
@@ -225,6 +231,47 @@ fn files_arrive_whole_over_one_connection() {
     assert_eq!(sha256(&nested), sha256(&content(5000, 99)));
     let keys = std::fs::read_to_string(&keylog).unwrap();
     assert!(keys.contains("CLIENT_HANDSHAKE_TRAFFIC_SECRET"), "{keys}");
+}
+
+/// `serve --preferred-address` on another loopback address: `get` moves
+/// there after the handshake (RFC 9000 §9.6) and the file arrives whole;
+/// with `--no-migrate` it stays on the address it connected to.
+#[test]
+fn preferred_address_is_offered_and_taken() {
+    let root = TempDir::new("preferred-root");
+    let out = TempDir::new("preferred-out");
+    let data = content(3_000_000, 7);
+    std::fs::write(root.path().join("big"), &data).unwrap();
+    let server = serve(root.path(), &["--preferred-address", "127.0.0.2:0"]);
+    let preferred = server
+        .preferred
+        .clone()
+        .expect("serve prints its preferred address");
+    assert!(preferred.starts_with("127.0.0.2:"), "{preferred}");
+    for (flags, want) in [
+        (
+            &[][..],
+            format!("moved to the server's preferred address {preferred}"),
+        ),
+        (
+            &["--no-migrate"][..],
+            format!("server address unchanged: 127.0.0.1:{}", server.port),
+        ),
+    ] {
+        let dir = out
+            .path()
+            .join(if flags.is_empty() { "moved" } else { "stayed" });
+        let mut args = vec!["get", "-v", "--insecure", "--out", dir.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let link = url(server.port, "big");
+        args.push(&link);
+        let result = run(&args);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let err = stderr(&result);
+        assert!(err.lines().any(|l| l == want), "{flags:?}: {err}");
+        let got = std::fs::read(dir.join("big")).unwrap();
+        assert_eq!(sha256(&got), sha256(&data), "{flags:?}");
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The driver: one task per endpoint that moves datagrams between the
-//! socket and the quiver-proto endpoint, runs its timers, and wakes the
+//! sockets and the quiver-proto endpoint, runs its timers, and wakes the
 //! tasks waiting on connections and streams.
 
 use std::collections::HashMap;
@@ -40,23 +40,28 @@ const GRO_SLOT: usize = 64 * 1024;
 const GRO_BATCH: usize = 8;
 /// The most bytes one GSO send carries (IPv4's limit on a UDP payload).
 const MAX_GSO_BYTES: usize = quiver_udp::MAX_DATAGRAM;
-/// Remote addresses whose local IP [`LocalIps`] remembers; past this the
-/// map starts over (each peer's next datagram teaches it again).
-const MAX_LOCAL_IPS: usize = 16 * 1024;
+/// Remote addresses whose route [`Routes`] remembers; past this the map
+/// starts over (each peer's next datagram teaches it again).
+const MAX_ROUTES: usize = 16 * 1024;
 
 /// The endpoint's driver task.
 pub(crate) struct Driver {
     shared: Arc<Shared>,
-    /// The socket in use (`State::socket` of `generation`).
+    /// The socket in use (`State::socket` of `generation`): socket 0 of
+    /// [`Routes`].
     socket: Arc<UdpSocket>,
     generation: u64,
+    /// The sockets on a server's preferred addresses (`State::preferred`):
+    /// sockets 1.. of [`Routes`].
+    preferred: Vec<Arc<UdpSocket>>,
     /// The socket before the last rebind, still read until the new one
     /// receives: datagrams already on their way to the old address are
     /// not lost.
     prev_socket: Option<Arc<UdpSocket>>,
-    local_ips: LocalIps,
+    routes: Routes,
+    /// Receive buffers, shaped per socket ([`buffer_shape`]); as large as
+    /// the largest shape of any socket the driver has read.
     recv_buf: Vec<u8>,
-    slot: usize,
     tx: TxBatch,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Instant>,
@@ -74,22 +79,29 @@ impl std::fmt::Debug for Driver {
 
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (socket, generation) = {
+        let (socket, generation, preferred) = {
             let state = shared.lock();
-            (state.socket.clone(), state.socket_generation)
+            (
+                state.socket.clone(),
+                state.socket_generation,
+                state.preferred.clone(),
+            )
         };
-        let (slot, slots) = buffer_shape(&socket);
-        let gso = socket.max_gso_segments();
-        let local_ips = LocalIps::for_socket(&socket);
+        let buf_len = std::iter::once(&socket)
+            .chain(&preferred)
+            .map(|s| buffer_len(s))
+            .max()
+            .unwrap_or(0);
+        let routes = Routes::new(&socket, &preferred);
         Self {
             shared,
             socket,
             generation,
+            preferred,
             prev_socket: None,
-            local_ips,
-            recv_buf: vec![0; slot * slots],
-            slot,
-            tx: TxBatch::new(gso),
+            routes,
+            recv_buf: vec![0; buf_len],
+            tx: TxBatch::new(),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             timer_deadline: None,
             sweep: Vec::new(),
@@ -107,13 +119,13 @@ impl Driver {
         self.generation = state.socket_generation;
         let old = std::mem::replace(&mut self.socket, state.socket.clone());
         self.prev_socket = Some(old);
-        let (slot, slots) = buffer_shape(&self.socket);
-        if slot != self.slot {
-            self.slot = slot;
-            self.recv_buf = vec![0; slot * slots];
+        // Never shrinks: the old socket is still read with its shape.
+        let len = buffer_len(&self.socket);
+        if len > self.recv_buf.len() {
+            self.recv_buf.resize(len, 0);
         }
-        // The addresses learnt belong to the old socket.
-        self.local_ips = LocalIps::for_socket(&self.socket);
+        // The routes learnt on socket 0 belong to the old socket.
+        self.routes.primary_replaced(&self.socket);
         tracing::debug!(local = ?self.socket.local_addr().ok(), "driver moved to a new socket");
     }
 
@@ -124,43 +136,51 @@ impl Driver {
         if let Some(prev) = self.prev_socket.clone() {
             // Whatever the old socket still gets (its errors no longer
             // matter: it is on its way out).
-            if let Ok(more) = self.recv_from(cx, &prev, RECV_ROUNDS) {
+            if let Ok(more) = self.recv_from(cx, &prev, None, RECV_ROUNDS) {
                 if more {
                     cx.waker().wake_by_ref();
                 }
             }
         }
         let socket = self.socket.clone();
-        self.recv_from(cx, &socket, RECV_ROUNDS)
+        let mut more = self.recv_from(cx, &socket, Some(0), RECV_ROUNDS)?;
+        for i in 0..self.preferred.len() {
+            let socket = self.preferred[i].clone();
+            more |= self.recv_from(cx, &socket, Some(i + 1), RECV_ROUNDS)?;
+        }
+        Ok(more)
     }
 
+    /// Reads `socket`, number `index` of [`Routes`] (`None` for the socket
+    /// before a rebind, which teaches no routes).
     fn recv_from(
         &mut self,
         cx: &mut Context<'_>,
         socket: &Arc<UdpSocket>,
+        index: Option<usize>,
         rounds: usize,
     ) -> io::Result<bool> {
         let shared = self.shared.clone();
-        let current = Arc::ptr_eq(socket, &self.socket);
+        let (slot, slots) = buffer_shape(socket);
+        let slots = slots.min(self.recv_buf.len() / slot);
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         for _ in 0..rounds {
-            let mut bufs: Vec<IoSliceMut<'_>> = self
-                .recv_buf
-                .chunks_mut(self.slot)
+            let mut bufs: Vec<IoSliceMut<'_>> = self.recv_buf[..slot * slots]
+                .chunks_mut(slot)
                 .map(IoSliceMut::new)
                 .collect();
             match socket.poll_recv(cx, &mut bufs, &mut meta) {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(n)) => {
                     drop(bufs);
-                    if current && self.prev_socket.take().is_some() {
+                    if index == Some(0) && self.prev_socket.take().is_some() {
                         tracing::debug!("new socket receives: old one closed");
                     }
                     let mut state = shared.lock();
                     let time = now();
-                    for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(self.slot)) {
-                        if current {
-                            self.local_ips.learn(m);
+                    for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(slot)) {
+                        if let Some(index) = index {
+                            self.routes.learn(index, m);
                         }
                         let stride = m.stride.max(1);
                         // RFC 9000 §13.4.1: the codepoint goes to the core,
@@ -188,7 +208,6 @@ impl Driver {
     /// without it.
     fn send(&mut self, cx: &mut Context<'_>) -> bool {
         let shared = self.shared.clone();
-        let socket = self.socket.clone();
         for _ in 0..SEND_ROUNDS {
             if self.tx.is_empty() {
                 let mut state = shared.lock();
@@ -204,14 +223,24 @@ impl Driver {
                     let State { proto, dirty, .. } = &mut *state;
                     dirty.extend_from_slice(proto.timed_out());
                 }
-                self.tx.gso_segments = socket.max_gso_segments();
-                self.tx.fill(&mut state, time, &self.local_ips);
+                // One limit for all sockets (they were bound alike; one
+                // may have lost GSO to an error since).
+                self.tx.gso_segments = std::iter::once(&self.socket)
+                    .chain(&self.preferred)
+                    .map(|s| s.max_gso_segments())
+                    .min()
+                    .unwrap_or(1);
+                self.tx.fill(&mut state, time, &self.routes);
                 if self.tx.is_empty() {
                     return false;
                 }
             }
             while !self.tx.is_empty() {
-                let transmits = self.tx.transmits();
+                let (index, transmits) = self.tx.transmits();
+                let socket = match index {
+                    0 => &self.socket,
+                    i => &self.preferred[i - 1],
+                };
                 match socket.poll_send(cx, &transmits) {
                     Poll::Pending => return false, // woken when writable
                     Poll::Ready(Ok(n)) => self.tx.advance(n.max(1)),
@@ -258,55 +287,122 @@ fn buffer_shape(socket: &UdpSocket) -> (usize, usize) {
     }
 }
 
-/// For a socket bound to a wildcard address (`0.0.0.0`, `[::]`): per
-/// remote address, the local IP its last datagram arrived on
-/// ([`RecvMeta::dst_ip`], from `IP_PKTINFO`), which replies to it are sent
-/// from ([`Transmit::src_ip`]). Without it the kernel picks the source by
-/// route, and a peer that wrote to another of our addresses (a second
-/// address on the interface, an alias, a NAT's public side) sees answers
-/// from an address it never contacted, which a client must discard (RFC
-/// 9000 §9.6 concerns only a server's preferred address; other addresses
-/// are unknown paths). The proto `Transmit` has no source field, so the
-/// runtime keeps the mapping, by remote address: all connections of one
-/// peer address share it, and a path probe to a new peer address goes out
-/// with what its datagrams taught. Inactive (empty) for sockets bound to
-/// one address, and when the platform cannot report destinations.
-#[derive(Debug, Default)]
-struct LocalIps {
-    active: bool,
-    map: HashMap<SocketAddr, IpAddr>,
+/// The receive buffer bytes `socket` reads into.
+fn buffer_len(socket: &UdpSocket) -> usize {
+    let (slot, slots) = buffer_shape(socket);
+    slot * slots
 }
 
-impl LocalIps {
-    fn for_socket(socket: &UdpSocket) -> Self {
-        let wildcard = socket.local_addr().is_ok_and(|a| a.ip().is_unspecified());
-        Self {
-            active: wildcard && socket.pktinfo(),
+/// Where replies to each remote address leave from: the socket its last
+/// datagram arrived on (0: the endpoint's socket, 1..: the sockets on a
+/// server's preferred addresses) and, for a socket bound to a wildcard
+/// address (`0.0.0.0`, `[::]`), the local IP it arrived on
+/// ([`RecvMeta::dst_ip`], from `IP_PKTINFO`), sent from with
+/// [`Transmit::src_ip`].
+///
+/// The proto `Transmit` has no source, so the runtime keeps this, by
+/// remote address: all connections of one peer address share it, and a
+/// path probe to a new peer address goes out with what its datagrams
+/// taught. Without the local IP the kernel picks the source by route, and
+/// a peer that wrote to another of our addresses (a second address on the
+/// interface, an alias, a NAT's public side) sees answers from an address
+/// it never contacted, which a client must discard (RFC 9000 §9). Without
+/// the socket, a client that moved to the server's preferred address
+/// would still be answered from the original one; with it, a client is
+/// answered from the original address until it reaches us at the
+/// preferred one (§9.6.3: "The server MUST send non-probing packets from
+/// its original address until it receives a non-probing packet from the
+/// client at its preferred address", approximated: the driver cannot tell
+/// probing packets apart).
+///
+/// A pass reads the original socket before the preferred ones, so when
+/// a client's probe to the preferred address and its datagrams to the
+/// original one are read together, the reply (with the PATH_RESPONSE,
+/// which RFC 9000 §8.2.2 wants on the probe's path) leaves from the
+/// preferred address.
+///
+/// Only routes other than the default (socket 0, no source IP) are
+/// stored; inactive (empty, no lookups) for an endpoint with one socket
+/// bound to one address, or when the platform cannot report
+/// destinations.
+#[derive(Debug, Default)]
+struct Routes {
+    /// Per socket: bound to a wildcard address, with destinations
+    /// reported, so the local IP is learnt.
+    learn_ip: Vec<bool>,
+    active: bool,
+    map: HashMap<SocketAddr, Route>,
+}
+
+/// Where datagrams to one remote address leave from.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Route {
+    /// Index of the socket ([`Routes`]).
+    socket: usize,
+    /// The local IP to send from, for a socket bound to a wildcard address.
+    ip: Option<IpAddr>,
+}
+
+impl Routes {
+    fn new(socket: &UdpSocket, preferred: &[Arc<UdpSocket>]) -> Self {
+        let mut routes = Self {
+            learn_ip: std::iter::once(socket)
+                .chain(preferred.iter().map(|s| &**s))
+                .map(learns_ip)
+                .collect(),
+            active: false,
             map: HashMap::new(),
-        }
+        };
+        routes.active = routes.learn_ip.len() > 1 || routes.learn_ip[0];
+        routes
     }
 
-    fn learn(&mut self, meta: &RecvMeta) {
-        let Some(ip) = meta.dst_ip.filter(|_| self.active) else {
-            return;
-        };
-        if self.map.get(&meta.addr) == Some(&ip) {
+    /// `Endpoint::rebind` replaced socket 0 with `socket`: what was learnt
+    /// of the old one no longer applies.
+    fn primary_replaced(&mut self, socket: &UdpSocket) {
+        self.learn_ip[0] = learns_ip(socket);
+        self.active = self.learn_ip.len() > 1 || self.learn_ip[0];
+        self.map.retain(|_, r| r.socket != 0);
+    }
+
+    /// A datagram `meta` arrived on socket `index`.
+    fn learn(&mut self, index: usize, meta: &RecvMeta) {
+        if !self.active {
             return;
         }
-        if self.map.len() >= MAX_LOCAL_IPS && !self.map.contains_key(&meta.addr) {
+        let route = Route {
+            socket: index,
+            ip: meta.dst_ip.filter(|_| self.learn_ip[index]),
+        };
+        match self.map.get(&meta.addr) {
+            Some(r) if *r == route => return,
+            None if route == Route::default() => return,
+            Some(_) if route == Route::default() => {
+                self.map.remove(&meta.addr);
+                return;
+            }
+            _ => {}
+        }
+        if self.map.len() >= MAX_ROUTES && !self.map.contains_key(&meta.addr) {
             // Bounded: a flood of spoofed sources must not grow it. The
             // capacity stays, so refilling does not allocate.
             self.map.clear();
         }
-        self.map.insert(meta.addr, ip);
+        self.map.insert(meta.addr, route);
     }
 
-    fn source_for(&self, destination: SocketAddr) -> Option<IpAddr> {
+    fn route_to(&self, destination: SocketAddr) -> Route {
         if !self.active {
-            return None;
+            return Route::default();
         }
-        self.map.get(&destination).copied()
+        self.map.get(&destination).copied().unwrap_or_default()
     }
+}
+
+/// Whether a socket is bound to a wildcard address and reports the
+/// address each datagram was sent to.
+fn learns_ip(socket: &UdpSocket) -> bool {
+    socket.local_addr().is_ok_and(|a| a.ip().is_unspecified()) && socket.pktinfo()
 }
 
 fn is_transient(e: &io::Error) -> bool {
@@ -459,8 +555,8 @@ struct TxBatch {
 #[derive(Debug, Clone, Copy)]
 struct Run {
     destination: SocketAddr,
-    /// The local address to send from ([`LocalIps`]).
-    source: Option<IpAddr>,
+    /// The socket and local address to send from ([`Routes`]).
+    route: Route,
     /// The ECN codepoint the core asked for (one per run: it is per IP
     /// header, so per datagram of a GSO batch alike).
     ecn: Option<quiver_proto::EcnCodepoint>,
@@ -473,12 +569,12 @@ struct Run {
 }
 
 impl TxBatch {
-    fn new(gso_segments: usize) -> Self {
+    fn new() -> Self {
         Self {
             buf: Vec::with_capacity(BATCH_SIZE * 1500),
             runs: Vec::with_capacity(BATCH_SIZE),
             sent: 0,
-            gso_segments,
+            gso_segments: 1,
         }
     }
 
@@ -486,7 +582,7 @@ impl TxBatch {
         self.sent >= self.runs.len()
     }
 
-    fn fill(&mut self, state: &mut State, time: Instant, local_ips: &LocalIps) {
+    fn fill(&mut self, state: &mut State, time: Instant, routes: &Routes) {
         self.buf.clear();
         self.runs.clear();
         self.sent = 0;
@@ -513,7 +609,7 @@ impl TxBatch {
             }
             self.runs.push(Run {
                 destination: t.destination,
-                source: local_ips.source_for(t.destination),
+                route: routes.route_to(t.destination),
                 ecn: t.ecn,
                 start,
                 end,
@@ -524,9 +620,13 @@ impl TxBatch {
         }
     }
 
-    fn transmits(&self) -> Vec<Transmit<'_>> {
-        self.runs[self.sent..]
+    /// The runs not yet sent that leave from the same socket as the first
+    /// of them, with that socket's index.
+    fn transmits(&self) -> (usize, Vec<Transmit<'_>>) {
+        let socket = self.runs[self.sent].route.socket;
+        let transmits = self.runs[self.sent..]
             .iter()
+            .take_while(|r| r.route.socket == socket)
             .map(|r| Transmit {
                 destination: r.destination,
                 ecn: r
@@ -534,12 +634,95 @@ impl TxBatch {
                     .and_then(|e| quiver_udp::EcnCodepoint::from_bits(e.bits())),
                 contents: &self.buf[r.start..r.end],
                 segment_size: (r.count > 1).then_some(r.segment),
-                src_ip: r.source,
+                src_ip: r.route.ip,
             })
-            .collect()
+            .collect();
+        (socket, transmits)
     }
 
     fn advance(&mut self, n: usize) {
         self.sent = (self.sent + n).min(self.runs.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket(addr: &str) -> Arc<UdpSocket> {
+        Arc::new(UdpSocket::bind(addr.parse().unwrap()).unwrap())
+    }
+
+    fn from(addr: &str, dst_ip: Option<IpAddr>) -> RecvMeta {
+        RecvMeta {
+            addr: addr.parse().unwrap(),
+            dst_ip,
+            ..RecvMeta::default()
+        }
+    }
+
+    // Sockets register with tokio's reactor: the tests run in a runtime.
+    #[tokio::test]
+    async fn one_socket_on_one_address_keeps_no_routes() {
+        let mut routes = Routes::new(&socket("127.0.0.1:0"), &[]);
+        routes.learn(0, &from("127.0.0.9:1", Some([127, 0, 0, 1].into())));
+        assert!(routes.map.is_empty());
+        assert_eq!(
+            routes.route_to("127.0.0.9:1".parse().unwrap()),
+            Route::default()
+        );
+    }
+
+    /// Replies leave from the socket the remote last reached; only routes
+    /// other than the default are stored.
+    #[tokio::test]
+    async fn replies_follow_the_socket_last_reached() {
+        let mut routes = Routes::new(&socket("127.0.0.1:0"), &[socket("127.0.0.2:0")]);
+        let peer: SocketAddr = "127.0.0.9:1".parse().unwrap();
+        let dst = Some(IpAddr::from([127, 0, 0, 2]));
+        routes.learn(0, &from("127.0.0.9:1", None));
+        assert!(routes.map.is_empty());
+        routes.learn(1, &from("127.0.0.9:1", dst));
+        // A socket bound to one address needs no source IP.
+        let preferred = Route {
+            socket: 1,
+            ip: None,
+        };
+        assert_eq!(routes.route_to(peer), preferred);
+        assert_eq!(
+            routes.route_to("127.0.0.9:2".parse().unwrap()),
+            Route::default()
+        );
+        routes.learn(0, &from("127.0.0.9:1", None));
+        assert_eq!(routes.route_to(peer), Route::default());
+        assert!(routes.map.is_empty());
+        // A rebind forgets what socket 0 taught, not the others.
+        routes.learn(1, &from("127.0.0.9:1", dst));
+        routes.primary_replaced(&socket("127.0.0.1:0"));
+        assert_eq!(routes.route_to(peer), preferred);
+    }
+
+    #[test]
+    fn runs_are_sent_per_socket() {
+        let mut tx = TxBatch::new();
+        tx.buf.extend_from_slice(&[0; 30]);
+        let run = |socket, start| Run {
+            destination: "127.0.0.9:1".parse().unwrap(),
+            route: Route { socket, ip: None },
+            ecn: None,
+            start,
+            end: start + 10,
+            segment: 10,
+            count: 1,
+            closed: false,
+        };
+        tx.runs = vec![run(0, 0), run(0, 10), run(1, 20)];
+        let (socket, transmits) = tx.transmits();
+        assert_eq!((socket, transmits.len()), (0, 2));
+        tx.advance(2);
+        let (socket, transmits) = tx.transmits();
+        assert_eq!((socket, transmits.len()), (1, 1));
+        tx.advance(1);
+        assert!(tx.is_empty());
     }
 }

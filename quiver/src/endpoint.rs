@@ -1,5 +1,5 @@
-//! The endpoint: one UDP socket, its connections, and the task that
-//! drives them.
+//! The endpoint: its UDP socket (and a server's sockets on its preferred
+//! addresses), its connections, and the task that drives them.
 
 use std::future::{IntoFuture, poll_fn};
 use std::io;
@@ -39,7 +39,9 @@ pub enum ConnectError {
     Config(#[from] quiver_proto::endpoint::ConnectError),
 }
 
-/// A QUIC endpoint on one UDP socket: a client, a server, or both.
+/// A QUIC endpoint on one UDP socket (a server may add sockets on its
+/// preferred addresses: [`Endpoint::with_preferred_addresses`]): a
+/// client, a server, or both.
 ///
 /// Cheap to clone. The driver task keeps running while a clone, or a
 /// connection that has not drained, remains.
@@ -66,19 +68,116 @@ impl Endpoint {
         Self::with_config(EndpointConfig::new(random_seed()?), server, socket)
     }
 
+    /// A server endpoint bound to `addr` that also listens on `preferred`
+    /// and offers it to every client as its preferred address (RFC 9000
+    /// §9.6): a client that accepts it (a quiver client does unless
+    /// [`TransportConfig::migrate_to_preferred_address`] is off) validates
+    /// it once the handshake is confirmed and moves its traffic there.
+    ///
+    /// `preferred` must name one IP address (not `0.0.0.0` or `[::]`: a
+    /// client needs an address to send to); its port may be 0, and the
+    /// port the system picks is the one advertised (see
+    /// [`preferred_addresses`](Self::preferred_addresses)). Its family
+    /// sets the IPv4 or the IPv6 preferred address; a client moves only
+    /// within the family it connected with. Use
+    /// [`with_preferred_addresses`](Self::with_preferred_addresses) for
+    /// both families or explicit endpoint settings.
+    ///
+    /// [`TransportConfig::migrate_to_preferred_address`]: crate::TransportConfig::migrate_to_preferred_address
+    pub fn server_with_preferred_address(
+        config: ServerConfig,
+        addr: SocketAddr,
+        preferred: SocketAddr,
+    ) -> io::Result<Self> {
+        let socket = quiver_udp::UdpSocket::bind(addr)?;
+        let preferred = quiver_udp::UdpSocket::bind(preferred)?;
+        Self::with_preferred_addresses(
+            EndpointConfig::new(random_seed()?),
+            config,
+            socket,
+            vec![preferred],
+        )
+    }
+
+    /// A server endpoint on `socket` that also receives on each socket of
+    /// `preferred` (at most one IPv4 and one IPv6) and advertises their
+    /// addresses as its preferred addresses (RFC 9000 §9.6), by family:
+    /// `config.preferred_address_v4`/`_v6` when set (an address that
+    /// reaches that socket another way, e.g. a NAT's public side), else
+    /// the socket's own address.
+    ///
+    /// The driver reads every socket. Each datagram goes out of the socket
+    /// its destination last reached us on (per remote address; the
+    /// original socket for a peer not seen elsewhere), so a client that
+    /// moved to the preferred address is answered from it, and one that
+    /// did not is answered from the original address (§9.6.3). The
+    /// quiver-proto core routes by connection ID and knows neither which
+    /// socket a datagram arrived on nor which one a packet leaves from:
+    /// while a client only *probes* the preferred address, replies sent
+    /// right after its probe leave from the preferred address until its
+    /// next datagram to the original one arrives.
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] if a preferred socket is
+    /// bound to an unspecified IP, two share a family, or one is the
+    /// endpoint's own address. [`rebind`](Self::rebind) replaces only
+    /// `socket`.
+    pub fn with_preferred_addresses(
+        mut config: EndpointConfig,
+        server: ServerConfig,
+        socket: quiver_udp::UdpSocket,
+        preferred: Vec<quiver_udp::UdpSocket>,
+    ) -> io::Result<Self> {
+        let local = socket.local_addr()?;
+        let (mut v4, mut v6) = (None, None);
+        for s in &preferred {
+            let invalid = |why: &str| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("preferred address: {why}"),
+                )
+            };
+            let addr = s.local_addr()?;
+            if addr.ip().is_unspecified() {
+                return Err(invalid("bound to an unspecified IP"));
+            }
+            if addr == local {
+                return Err(invalid("the endpoint's own address"));
+            }
+            match preferred_address(addr) {
+                SocketAddr::V4(a) if v4.is_none() => v4 = Some(a),
+                SocketAddr::V6(a) if v6.is_none() => v6 = Some(a),
+                _ => return Err(invalid("two sockets of one address family")),
+            }
+        }
+        config.preferred_address_v4 = config.preferred_address_v4.or(v4);
+        config.preferred_address_v6 = config.preferred_address_v6.or(v6);
+        Self::build(config, Some(server), socket, preferred)
+    }
+
     /// An endpoint with explicit endpoint settings (keep `reset_key` secret
     /// and stable across restarts for stateless resets to keep working).
+    /// A preferred address set in `config` is advertised but not listened
+    /// on: see [`with_preferred_addresses`](Self::with_preferred_addresses).
     pub fn with_config(
         config: EndpointConfig,
         server: Option<ServerConfig>,
         socket: quiver_udp::UdpSocket,
+    ) -> io::Result<Self> {
+        Self::build(config, server, socket, Vec::new())
+    }
+
+    fn build(
+        config: EndpointConfig,
+        server: Option<ServerConfig>,
+        socket: quiver_udp::UdpSocket,
+        preferred: Vec<quiver_udp::UdpSocket>,
     ) -> io::Result<Self> {
         let proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
             random_seed()?,
         );
-        let shared = Shared::new(State::new(proto, socket));
+        let shared = Shared::new(State::new(proto, socket, preferred));
         let driver = Driver::new(shared.clone());
         tokio::spawn(driver);
         Ok(Self { shared })
@@ -102,6 +201,15 @@ impl Endpoint {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         let socket = self.shared.lock().socket.clone();
         socket.local_addr()
+    }
+
+    /// The local addresses of the sockets on the server's preferred
+    /// addresses ([`with_preferred_addresses`](Self::with_preferred_addresses)),
+    /// which are the advertised ones unless the endpoint configuration
+    /// named others; empty for other endpoints.
+    pub fn preferred_addresses(&self) -> io::Result<Vec<SocketAddr>> {
+        let sockets = self.shared.lock().preferred.clone();
+        sockets.iter().map(|s| s.local_addr()).collect()
     }
 
     /// Moves the endpoint to another UDP socket, e.g. after the host's
@@ -129,7 +237,8 @@ impl Endpoint {
     ///
     /// All connections of an endpoint share its socket, so one connection
     /// cannot move alone: give a connection that must move its own
-    /// endpoint, and rebind that.
+    /// endpoint, and rebind that. The sockets on a server's preferred
+    /// addresses stay as they are.
     pub fn rebind(&self, socket: std::net::UdpSocket) -> io::Result<()> {
         let batched = self.shared.lock().socket.is_batched();
         let options = if batched {
@@ -474,6 +583,18 @@ impl IntoFuture for Incoming {
 
     fn into_future(self) -> Connecting {
         self.accept()
+    }
+}
+
+/// The address to advertise for a socket bound to `addr`: an
+/// IPv4-mapped IPv6 address is the IPv4 address clients use.
+fn preferred_address(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(ip) => SocketAddr::from((ip, a.port())),
+            None => addr,
+        },
+        v4 => v4,
     }
 }
 

@@ -49,6 +49,10 @@ pub(crate) struct State {
     pub(crate) socket: Arc<quiver_udp::UdpSocket>,
     /// Bumped by every rebind.
     pub(crate) socket_generation: u64,
+    /// Sockets on the server's preferred addresses (RFC 9000 §9.6), read
+    /// and sent from alongside `socket`; fixed when the endpoint is made
+    /// (a rebind replaces only `socket`).
+    pub(crate) preferred: Vec<Arc<quiver_udp::UdpSocket>>,
     pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
@@ -71,11 +75,16 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(proto: quiver_proto::Endpoint, socket: quiver_udp::UdpSocket) -> Self {
+    pub(crate) fn new(
+        proto: quiver_proto::Endpoint,
+        socket: quiver_udp::UdpSocket,
+        preferred: Vec<quiver_udp::UdpSocket>,
+    ) -> Self {
         Self {
             proto,
             socket: Arc::new(socket),
             socket_generation: 0,
+            preferred: preferred.into_iter().map(Arc::new).collect(),
             conns: HashMap::new(),
             incoming: VecDeque::new(),
             dirty: Vec::new(),
