@@ -49,6 +49,12 @@ pub struct Args {
     /// (RFC 9001 §6; the QUIC interop runner's keyupdate case).
     #[arg(long)]
     key_update: bool,
+    /// QUIC versions, separated by commas (`v1`, `v2`): start in the first
+    /// and offer them all, most preferred first, in version_information
+    /// (RFC 9368): the server may switch to another (compatible
+    /// negotiation) or answer with Version Negotiation, and we follow.
+    #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
+    versions: Option<common::Versions>,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -104,6 +110,10 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
     } else {
         quiver::ClientConfig::with_native_roots()
             .map_err(|e| anyhow!("{e}; use --ca PEM or --insecure"))?
+    };
+    let builder = match args.versions.as_ref().map(|v| v.0.as_slice()) {
+        Some(versions) => builder.version(versions[0]).available_versions(versions),
+        None => builder,
     };
     builder
         .alpn_protocols(&[args.alpn.as_bytes()])
@@ -168,6 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // once. Otherwise give our CONNECTION_CLOSE a moment to go out and
     // the peer's retransmissions an answer (RFC 9000 §10.2.1).
     let ended = conn.close_reason().is_some();
+    let version = conn.version();
     conn.close(VarInt::from_u32(0), b"");
     drop(conn);
     if !ended {
@@ -182,6 +193,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if plan.len() == 1 { "" } else { "s" },
         common::throughput(total, seconds)
     );
+    if let Some(version) = version {
+        println!("QUIC version: {version:?}");
+    }
     Ok(())
 }
 

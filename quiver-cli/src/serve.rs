@@ -53,6 +53,11 @@ pub struct Args {
     /// hq-interop and h3. `h3` is served as HTTP/3, any other as HTTP/0.9.
     #[arg(long)]
     alpn: Option<String>,
+    /// QUIC versions to accept, separated by commas, in our order of
+    /// preference (`v2,v1` upgrades v1 clients that offer v2, RFC 9368
+    /// §2.3); default `v1,v2`. Others get Version Negotiation.
+    #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
+    versions: Option<common::Versions>,
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -109,7 +114,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.keylog,
         quiver::TransportConfig::default(),
     )?;
-    let (endpoint, local) = common::bind_server(config, args.listen)?;
+    let (endpoint, local) = common::bind_server_with_versions(
+        config,
+        args.listen,
+        args.versions.as_ref().map(|v| v.0.as_slice()),
+    )?;
     if let Some((cert_pem, key_pem)) = generated {
         let (cert, _key) = common::write_self_signed(&cert_pem, &key_pem)?;
         println!(
