@@ -9,8 +9,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use quiver_proto::packet::header::{self, Parsed};
-use quiver_proto::{ConnectionError, TransportConfig, TransportErrorCode, Version};
-use quiver_sim::quic::{AppConfig, CLIENT_ADDR, Pair, SERVER_ADDR, SendPlan};
+use quiver_proto::{ConnectionError, Endpoint, TransportConfig, TransportErrorCode, Version};
+use quiver_sim::quic::{Admission, AppConfig, CLIENT_ADDR, Pair, SERVER_ADDR, SendPlan};
 use quiver_sim::{LinkConfig, Seed, Verdict, for_each_seed};
 
 const LIMIT: Duration = Duration::from_secs(25);
@@ -120,6 +120,144 @@ fn compatible_upgrade_from_v1_to_v2() {
         assert!(client[first_v2..].iter().all(|&v| v == V2), "{client:x?}");
         assert!(client[..first_v2].iter().all(|&v| v == V1), "{client:x?}");
     });
+}
+
+/// RFC 9369 §4.1: the server "MUST NOT discard its original version
+/// Initial receive keys until it successfully processes a Handshake packet
+/// with the negotiated version": with its first flight lost, the client
+/// repeats its v1 Initial, which the server (already in v2) still reads.
+#[test]
+fn server_reads_original_version_initials_after_switching() {
+    let mut pair = pair(
+        Seed::from_env_or(11),
+        LinkConfig::default(),
+        &[Version::V2, Version::V1],
+        Version::V1,
+        &[Version::V1, Version::V2],
+    );
+    pair.net.set_filter(|d| {
+        if d.src == SERVER_ADDR && d.index < 2 {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let seen = tap(&mut pair);
+    let (client, _) = pair.connect_and_wait(LIMIT);
+    assert_eq!(pair.client_conn(client).version(), Version::V2);
+    let seen = seen.borrow();
+    let v1_from_client = seen
+        .iter()
+        .filter(|s| s.from_client && s.version == Some(V1))
+        .count();
+    assert!(v1_from_client >= 2, "{seen:?}");
+    // Each of them was read, none dropped for its version.
+    let stats = pair.server_conn().stats();
+    assert_eq!(stats.packets_dropped, 0, "{stats:?}");
+}
+
+/// RFC 9369 §4.1: "If the server sends a Retry packet, it MUST use the
+/// original version", and the client's Initial with the token stays in
+/// it; the server then upgrades as before, with Initial keys from the
+/// Retry's Source Connection ID.
+#[test]
+fn compatible_upgrade_after_retry() {
+    let mut pair = pair(
+        Seed::from_env_or(8),
+        LinkConfig::default(),
+        &[Version::V2, Version::V1],
+        Version::V1,
+        &[Version::V1, Version::V2],
+    );
+    pair.server().admission = Admission::Manual;
+    pair.server().set_app(move |ep: &mut Endpoint, now| {
+        while let Some((id, ok)) = ep
+            .poll_incoming()
+            .map(|i| (i.id(), i.remote_address_validated()))
+        {
+            if ok {
+                ep.accept(now, id).unwrap();
+            } else {
+                ep.retry(now, id).unwrap();
+            }
+        }
+    });
+    let seen = tap(&mut pair);
+    let client = pair.connect();
+    assert!(pair.run_handshake(client, LIMIT));
+    assert_eq!(pair.client_conn(client).version(), Version::V2);
+    let seen = seen.borrow();
+    // The Retry: the server's first datagram, a v1 long header (type 0b11).
+    let retry = seen.iter().find(|s| !s.from_client).unwrap();
+    assert_eq!((retry.version, retry.first_byte & 0x30), (Some(V1), 0x30));
+    let client_versions: Vec<_> = seen
+        .iter()
+        .filter(|s| s.from_client)
+        .filter_map(|s| s.version)
+        .collect();
+    assert_eq!(
+        client_versions[..2],
+        [V1, V1],
+        "first Initial and the one with the token"
+    );
+}
+
+/// A key update after the upgrade uses v2's "quicv2 ku" label (RFC 9369
+/// §3.3.2) on both sides: data keeps flowing across it.
+#[test]
+fn key_update_after_compatible_upgrade() {
+    let mut pair = pair(
+        Seed::from_env_or(9),
+        LinkConfig::default(),
+        &[Version::V2, Version::V1],
+        Version::V1,
+        &[Version::V1, Version::V2],
+    );
+    let app = pair.client_app(AppConfig {
+        send: vec![SendPlan::bi(200_000)],
+        echo: true,
+        ..AppConfig::default()
+    });
+    pair.server_app(AppConfig {
+        echo: true,
+        ..AppConfig::default()
+    });
+    let (client, _) = pair.connect_and_wait(LIMIT);
+    pair.client_conn(client).force_key_update();
+    let done = pair.run_until(Duration::from_secs(30), |_| {
+        app.borrow().bytes_received() >= 200_000
+    });
+    assert!(done, "echo incomplete after a key update");
+    app.borrow().assert_intact();
+    assert_eq!(pair.client_conn(client).version(), Version::V2);
+    assert!(pair.client_conn(client).stats().key_updates >= 1);
+    assert!(pair.server_conn().stats().key_updates >= 1);
+}
+
+/// The other direction (RFC 9369 §4.1: "the same requirements in either
+/// direction"): a client starting in v2 that also offers v1 is moved to v1
+/// by a server preferring v1.
+#[test]
+fn compatible_negotiation_from_v2_to_v1() {
+    let mut pair = pair(
+        Seed::from_env_or(10),
+        LinkConfig::default(),
+        &[Version::V1, Version::V2],
+        Version::V2,
+        &[Version::V2, Version::V1],
+    );
+    let seen = tap(&mut pair);
+    let (client, _) = pair.connect_and_wait(LIMIT);
+    assert_eq!(pair.client_conn(client).version(), Version::V1);
+    assert_eq!(pair.server_conn().version(), Version::V1);
+    let seen = seen.borrow();
+    assert_eq!(seen[0].version, Some(V2));
+    assert!(
+        seen.iter()
+            .filter(|s| !s.from_client)
+            .filter_map(|s| s.version)
+            .all(|v| v == V1)
+    );
 }
 
 /// A v1-only server keeps a client that prefers v2 (and offers it) in v1:

@@ -185,6 +185,11 @@ impl Connection {
     /// The keys to read a packet of `version` in `space` with.
     pub(super) fn read_keys(&self, space: SpaceId, version: Option<Version>) -> Option<&Keys> {
         if space == SpaceId::Initial && version.is_some_and(|v| v != self.version) {
+            // Gone with the negotiated version's Initial keys (RFC 9001
+            // §4.9.1: on the first Handshake packet processed).
+            if self.space(space).discarded {
+                return None;
+            }
             return self.vn.original_initial.as_ref();
         }
         self.space(space).keys.as_ref()
@@ -322,5 +327,107 @@ impl Connection {
     pub(super) fn clear_quic_bit(&mut self) -> bool {
         use rand::Rng;
         self.peer_params.as_ref().is_some_and(|p| p.grease_quic_bit) && self.rng.random_ratio(1, 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: u32 = 1;
+    const V2: u32 = 0x6b33_43cf;
+    const RESERVED: u32 = 0x1a2a_3a4a;
+
+    #[test]
+    fn select_follows_our_preference() {
+        // RFC 9368 §2.1: a version we support from the server's list.
+        let both = [Version::V2, Version::V1];
+        assert_eq!(select(&both, [V1, V2].into_iter()), Some(Version::V2));
+        assert_eq!(select(&both, [RESERVED, V1].into_iter()), Some(Version::V1));
+        assert_eq!(select(&[Version::V1], [V2, RESERVED].into_iter()), None);
+        assert_eq!(select(&both, [].into_iter()), None);
+    }
+
+    #[test]
+    fn version_information_lists_the_chosen_version() {
+        // RFC 9368 §3: the client's Chosen Version "MUST be included".
+        let vi = version_information(Version::V2, &[Version::V1]);
+        assert_eq!(vi.chosen_version, V2);
+        assert_eq!(vi.available_versions, [V2, V1]);
+        let vi = version_information(Version::V1, &[Version::V2, Version::V1]);
+        assert_eq!(vi.available_versions, [V2, V1]);
+    }
+
+    #[test]
+    fn v1_and_v2_are_compatible_both_ways() {
+        // RFC 9369 §4.
+        for a in Version::SUPPORTED {
+            for b in Version::SUPPORTED {
+                assert!(compatible(a, b));
+            }
+        }
+    }
+
+    fn params(vi: Option<(u32, &[u32])>) -> TransportParameters {
+        TransportParameters {
+            version_information: vi.map(|(chosen_version, available)| VersionInformation {
+                chosen_version,
+                available_versions: available.to_vec(),
+            }),
+            ..TransportParameters::default()
+        }
+    }
+
+    fn code(r: Result<(), TransportError>) -> Option<TransportErrorCode> {
+        r.err().map(|e| e.code)
+    }
+
+    const VNE: Option<TransportErrorCode> = Some(TransportErrorCode::VERSION_NEGOTIATION_ERROR);
+
+    /// RFC 9368 §4, the client's checks of the server's Version Information.
+    #[test]
+    fn client_validates_the_servers_version_information() {
+        let mut pair = crate::connection::tests::Pair::new();
+        let handle = pair.connect();
+        let conn = pair.client.connection(handle).unwrap();
+        assert_eq!(conn.vn.available, [Version::V1]);
+        let check = |c: &Connection, vi| code(c.validate_version_information(&params(vi)));
+        assert_eq!(check(conn, Some((V1, &[V1, V2]))), None);
+        // "MAY" complete without it when no Version Negotiation happened.
+        assert_eq!(check(conn, None), None);
+        // A Chosen Version we did not offer.
+        assert_eq!(check(conn, Some((V2, &[V2]))), VNE);
+        // Offered, but not the version in use.
+        conn.vn.available = vec![Version::V1, Version::V2];
+        assert_eq!(check(conn, Some((V2, &[V2]))), VNE);
+
+        // After Version Negotiation, with v2 preferred: the attempt in v1
+        // passes only if the server does not support v2.
+        conn.vn.available = vec![Version::V2, Version::V1];
+        conn.vn.after_vn = true;
+        assert_eq!(check(conn, None), VNE, "missing after VN");
+        assert_eq!(check(conn, Some((V1, &[]))), VNE, "empty after VN");
+        assert_eq!(check(conn, Some((V1, &[V1]))), None);
+        assert_eq!(check(conn, Some((V1, &[V1, RESERVED]))), None);
+        assert_eq!(check(conn, Some((V1, &[V2, V1]))), VNE, "downgrade");
+    }
+
+    /// RFC 9368 §4, the server's check of the client's Chosen Version.
+    #[test]
+    fn server_validates_the_clients_chosen_version() {
+        let mut pair = crate::connection::tests::Pair::new();
+        pair.connect();
+        pair.drive();
+        let handle = pair.server.connection_handles()[0];
+        let conn = pair.server.connection(handle).unwrap();
+        let check = |c: &Connection, vi| code(c.validate_version_information(&params(vi)));
+        assert_eq!(check(conn, Some((V1, &[V1]))), None);
+        assert_eq!(check(conn, None), None, "servers MAY go on without it");
+        assert_eq!(check(conn, Some((V2, &[V2, V1]))), VNE);
+        // Our own, sent in the handshake: chosen v1, every version we
+        // support.
+        let ours = conn.local_params.version_information.clone().unwrap();
+        assert_eq!(ours.chosen_version, V1);
+        assert_eq!(ours.available_versions, [V1, V2]);
     }
 }
