@@ -137,6 +137,19 @@ impl Endpoint {
     /// is simply no upgrade.
     pub(super) fn negotiated_version(&self, incoming: &Incoming) -> Version {
         let original = incoming.version;
+        // When the client's version comes first among those its first
+        // flight converts to, it wins whatever the client offers (its
+        // list must hold it, §3): no need to decrypt and parse again.
+        let compatible_ours = || {
+            self.config
+                .supported_versions
+                .iter()
+                .copied()
+                .filter(move |v| compatible(original, *v))
+        };
+        if compatible_ours().next() == Some(original) {
+            return original;
+        }
         let Some(raw) = incoming
             .client_hello()
             .and_then(|ch| ch.quic_transport_parameters)
@@ -155,11 +168,8 @@ impl Endpoint {
         if vi.chosen_version != original.number() {
             return original;
         }
-        self.config
-            .supported_versions
-            .iter()
-            .copied()
-            .find(|v| vi.available_versions.contains(&v.number()) && compatible(original, *v))
+        compatible_ours()
+            .find(|v| vi.available_versions.contains(&v.number()))
             .unwrap_or(original)
     }
 
