@@ -374,6 +374,16 @@ fn forged_version_negotiation_downgrade_is_detected() {
             "server {server:?}: {reason:?}"
         );
         assert!(!pair.client_conn(client).is_handshake_complete());
+        // The server hears why.
+        pair.run_until(Duration::from_secs(2), |p| {
+            p.server_conn().close_reason().is_some()
+        });
+        let reason = pair.server_conn().close_reason().cloned();
+        assert_eq!(
+            transport_code(reason.as_ref()),
+            Some(TransportErrorCode::VERSION_NEGOTIATION_ERROR),
+            "server {server:?}: {reason:?}"
+        );
     }
 }
 
