@@ -133,6 +133,7 @@ pub fn bind_server_with_preferred_address(
     config: quiver::ServerConfig,
     addr: SocketAddr,
     preferred: SocketAddr,
+    versions: Option<&[quiver::proto::Version]>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr, SocketAddr)> {
     if preferred.ip().is_unspecified() {
         bail!("--preferred-address {preferred}: name one IP address, not a wildcard");
@@ -148,8 +149,12 @@ pub fn bind_server_with_preferred_address(
         .secure_random
         .fill(&mut seed)
         .map_err(|_| anyhow!("no secure random source"))?;
+    let mut endpoint_config = quiver::EndpointConfig::new(seed);
+    if let Some(versions) = versions {
+        endpoint_config.supported_versions = versions.to_vec();
+    }
     let endpoint = quiver::Endpoint::with_preferred_addresses(
-        quiver::EndpointConfig::new(seed),
+        endpoint_config,
         config,
         socket,
         vec![preferred_socket],
@@ -164,6 +169,63 @@ pub fn bind_server_with_preferred_address(
         .and_then(|a| a.first().copied())
         .ok_or_else(|| anyhow!("cannot listen on {preferred}"))?;
     Ok((endpoint, local, preferred))
+}
+
+/// Like [`bind_server`], with the QUIC versions to accept in our order of
+/// preference (RFC 9368 §2.3: a client offering several gets the first of
+/// ours it lists); `None` keeps the default (v1, then v2).
+pub fn bind_server_with_versions(
+    config: quiver::ServerConfig,
+    addr: SocketAddr,
+    versions: Option<&[quiver::proto::Version]>,
+) -> anyhow::Result<(quiver::Endpoint, SocketAddr)> {
+    let Some(versions) = versions else {
+        return bind_server(config, addr);
+    };
+    let mut reset_key = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut reset_key)
+        .map_err(|_| anyhow!("no secure random source"))?;
+    let mut endpoint_config = quiver::proto::EndpointConfig::new(reset_key);
+    endpoint_config.supported_versions = versions.to_vec();
+    let socket =
+        quiver::udp::UdpSocket::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    let endpoint = quiver::Endpoint::with_config(endpoint_config, Some(config), socket)
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = endpoint
+        .local_addr()
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+    Ok((endpoint, local))
+}
+
+/// A `--versions` list, in order (a newtype so that clap takes it as one
+/// value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions(pub Vec<quiver::proto::Version>);
+
+/// Parses `--versions`: QUIC versions separated by commas, each `v1`,
+/// `v2` or a wire number (`0x6b3343cf`), without repeats.
+pub fn parse_versions(s: &str) -> Result<Versions, String> {
+    use quiver::proto::Version;
+    let mut versions = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let number = match part.to_ascii_lowercase().as_str() {
+            "v1" | "1" => Some(Version::V1.number()),
+            "v2" => Some(Version::V2.number()),
+            other => other
+                .strip_prefix("0x")
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok()),
+        };
+        let version = number
+            .and_then(Version::from_number)
+            .ok_or_else(|| format!("unknown QUIC version {part:?} (v1 or v2)"))?;
+        if versions.contains(&version) {
+            return Err(format!("QUIC version {part} listed twice"));
+        }
+        versions.push(version);
+    }
+    Ok(Versions(versions))
 }
 
 /// A client endpoint of the address family of `remote`.

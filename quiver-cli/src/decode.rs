@@ -93,7 +93,11 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 pub fn describe(datagram: &[u8], cid_len: usize, odcid: Option<&ConnectionId>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "datagram: {} bytes", datagram.len());
-    for (i, item) in Packets::new(datagram, cid_len).enumerate() {
+    // A greased QUIC bit (RFC 9287) is shown, not rejected.
+    for (i, item) in Packets::new(datagram, cid_len)
+        .accept_fixed_bit_zero(true)
+        .enumerate()
+    {
         let packet = match item {
             Ok(p) => p,
             Err(e) => {

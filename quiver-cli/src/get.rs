@@ -66,6 +66,12 @@ pub struct Args {
     /// protocol, bytes, seconds and each file's outcome.
     #[arg(long)]
     json: bool,
+    /// QUIC versions, separated by commas (`v1`, `v2`): start in the first
+    /// and offer them all, most preferred first, in version_information
+    /// (RFC 9368): the server may switch to another (compatible
+    /// negotiation) or answer with Version Negotiation, and we follow.
+    #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
+    versions: Option<common::Versions>,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -112,6 +118,8 @@ struct Report {
     /// The `error:` line's text, when it failed.
     error: Option<String>,
     files: Vec<FileReport>,
+    /// The QUIC version the connection ended in (`V1`, `V2`).
+    version: Option<String>,
 }
 
 /// One URL's outcome in the `--json` line.
@@ -180,6 +188,10 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         quiver::ClientConfig::with_native_roots()
             .map_err(|e| anyhow!("{e}; use --ca PEM or --insecure"))?
     };
+    let builder = match args.versions.as_ref().map(|v| v.0.as_slice()) {
+        Some(versions) => builder.version(versions[0]).available_versions(versions),
+        None => builder,
+    };
     let alpns: Vec<&[u8]> = match &args.alpn {
         Some(alpn) => vec![alpn.as_bytes()],
         None => vec![H3_ALPN.as_bytes(), HQ_ALPN.as_bytes()],
@@ -218,6 +230,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             report.seconds,
             common::throughput(report.bytes, report.seconds)
         );
+        if let Some(version) = &report.version {
+            println!("QUIC version: {version}");
+        }
     }
     result
 }
@@ -321,6 +336,7 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     // once. Otherwise give our CONNECTION_CLOSE a moment to go out and
     // the peer's retransmissions an answer (RFC 9000 §10.2.1).
     let ended = conn.close_reason().is_some();
+    report.version = conn.version().map(|v| format!("{v:?}"));
     let code = if h3 { get_h3::CLOSE_CODE } else { 0 };
     conn.close(VarInt::from_u32(code), b"");
     drop(conn);

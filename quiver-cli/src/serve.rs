@@ -60,6 +60,11 @@ pub struct Args {
     /// hq-interop and h3. `h3` is served as HTTP/3, any other as HTTP/0.9.
     #[arg(long)]
     alpn: Option<String>,
+    /// QUIC versions to accept, separated by commas, in our order of
+    /// preference (`v2,v1` upgrades v1 clients that offer v2, RFC 9368
+    /// §2.3); default `v1,v2`. Others get Version Negotiation.
+    #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
+    versions: Option<common::Versions>,
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -119,14 +124,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
     )?;
+    let versions = args.versions.as_ref().map(|v| v.0.as_slice());
     let (endpoint, local, preferred) = match args.preferred_address {
         Some(preferred) => {
-            let (endpoint, local, preferred) =
-                common::bind_server_with_preferred_address(config, args.listen, preferred)?;
+            let (endpoint, local, preferred) = common::bind_server_with_preferred_address(
+                config,
+                args.listen,
+                preferred,
+                versions,
+            )?;
             (endpoint, local, Some(preferred))
         }
         None => {
-            let (endpoint, local) = common::bind_server(config, args.listen)?;
+            let (endpoint, local) =
+                common::bind_server_with_versions(config, args.listen, versions)?;
             (endpoint, local, None)
         }
     };

@@ -409,6 +409,46 @@ fn retry_then_transfer() {
     );
 }
 
+/// `--versions` on both ends (RFC 9368): a server preferring v2 upgrades a
+/// client starting in v1 that offers v2 (compatible negotiation); a server
+/// accepting only v1 answers a client starting in v2 with Version
+/// Negotiation, and the client retries in v1.
+#[test]
+fn versions_are_negotiated() {
+    let root = TempDir::new("versions-root");
+    std::fs::write(root.path().join("v"), content(50_000, 9)).unwrap();
+    for (serve_versions, get_versions, expect) in [
+        ("v2,v1", "v1,v2", "V2"),
+        ("v1", "v2,v1", "V1"),
+        ("v1,v2", "v1,v2", "V1"),
+        ("v1,v2", "v2", "V2"),
+    ] {
+        let out = TempDir::new("versions-out");
+        let server = serve(root.path(), &["--versions", serve_versions]);
+        let result = run(&[
+            "get",
+            "--insecure",
+            "--versions",
+            get_versions,
+            "--out",
+            out.path().to_str().unwrap(),
+            &url(server.port, "v"),
+        ]);
+        assert!(result.status.success(), "{}", stderr(&result));
+        assert!(
+            stdout(&result).contains(&format!("QUIC version: {expect}")),
+            "serve {serve_versions}, get {get_versions}: {}",
+            stdout(&result)
+        );
+        assert_eq!(
+            std::fs::read(out.path().join("v")).unwrap(),
+            content(50_000, 9)
+        );
+    }
+    let bad = run(&["get", "--versions", "v3", &url(1, "x")]);
+    assert!(!bad.status.success());
+}
+
 #[test]
 fn certificate_is_verified_against_ca() {
     let root = TempDir::new("ca-root");

@@ -79,6 +79,10 @@ pub struct TransportConfig {
     /// closes with AEAD_LIMIT_REACHED (RFC 9001 §6.6); `None` is the
     /// AEAD's integrity limit.
     pub aead_integrity_limit: Option<u64>,
+    /// Advertise grease_quic_bit (RFC 9287 §3): accept packets whose QUIC
+    /// bit is 0. Packets to a peer that advertised it get the bit cleared
+    /// at random once its parameters are known (§3.1). On by default.
+    pub grease_quic_bit: bool,
 }
 
 impl Default for TransportConfig {
@@ -106,6 +110,7 @@ impl Default for TransportConfig {
             ecn: true,
             key_update_interval: None,
             aead_integrity_limit: None,
+            grease_quic_bit: true,
         }
     }
 }
@@ -128,6 +133,7 @@ impl TransportConfig {
             active_connection_id_limit: self.active_connection_id_limit,
             max_datagram_frame_size: self.max_datagram_frame_size,
             initial_source_connection_id: Some(initial_src_cid),
+            grease_quic_bit: self.grease_quic_bit,
             ..TransportParameters::default()
         }
     }
@@ -142,7 +148,10 @@ pub struct EndpointConfig {
     /// address-validation tokens. Keep it secret and stable across restarts
     /// when tokens must survive them.
     pub reset_key: [u8; 32],
-    /// Versions we accept as a server and offer in Version Negotiation.
+    /// Versions we accept as a server and offer in Version Negotiation and
+    /// version_information, in our order of preference: a server switches
+    /// a client to the first one the client offers that its first flight
+    /// converts to (RFC 9368 §2.3). v1 first by default.
     pub supported_versions: Vec<Version>,
     /// Largest UDP payload we accept (max_udp_payload_size).
     pub max_udp_payload_size: VarInt,

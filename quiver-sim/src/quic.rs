@@ -196,6 +196,7 @@ impl TestPki {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),
             version: quiver_proto::Version::V1,
+            available_versions: Vec::new(),
         }
     }
 }

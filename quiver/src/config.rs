@@ -82,6 +82,7 @@ pub struct ClientConfigBuilder {
     client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     transport: TransportConfig,
     version: Version,
+    available_versions: Vec<Version>,
 }
 
 impl ClientConfigBuilder {
@@ -93,6 +94,7 @@ impl ClientConfigBuilder {
             client_auth: None,
             transport: TransportConfig::default(),
             version: Version::V1,
+            available_versions: Vec::new(),
         }
     }
 
@@ -132,6 +134,16 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// The versions offered in version_information, most preferred first
+    /// (RFC 9368 §3; default: none but the start version, which is always
+    /// offered): the server may switch to one of them (compatible
+    /// negotiation), and a Version Negotiation packet makes the client
+    /// retry in the first it lists.
+    pub fn available_versions(mut self, versions: &[Version]) -> Self {
+        self.available_versions = versions.to_vec();
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let mut builder = match self.verification {
@@ -151,6 +163,7 @@ impl ClientConfigBuilder {
                 crypto: Arc::new(crypto),
                 transport: Arc::new(self.transport),
                 version: self.version,
+                available_versions: self.available_versions,
             },
         })
     }

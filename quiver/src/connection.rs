@@ -318,6 +318,13 @@ impl Connection {
         })
     }
 
+    /// The QUIC version in use (after version negotiation, RFC 9368);
+    /// `None` once the connection's state is freed.
+    pub fn version(&self) -> Option<quiver_proto::Version> {
+        self.0
+            .with(|state, h| state.proto.connection(h).map(|c| c.version()))
+    }
+
     /// The peer's address.
     pub fn remote_address(&self) -> SocketAddr {
         self.0.with(|state, h| match state.proto.connection(h) {

@@ -29,6 +29,7 @@ mod sent;
 mod spaces;
 mod streams_glue;
 mod timers;
+pub(crate) mod version;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -260,6 +261,8 @@ pub struct Connection {
     raw_frames: Vec<(SpaceId, Vec<u8>)>,
     /// Plaintext of every packet sent, when enabled (test observation).
     sent_log: Option<Vec<LoggedPacket>>,
+    /// Version negotiation (RFC 9368): see `version.rs`.
+    vn: version::VersionState,
 }
 
 /// The plaintext of a packet this connection sent (see
@@ -297,6 +300,8 @@ pub(crate) struct ConnectionParams {
     /// The Initial keys, when the caller already derived them (a server
     /// did, to read the first Initial).
     pub(crate) initial_keys: Option<crate::crypto::Keys>,
+    /// Version negotiation state (RFC 9368).
+    pub(crate) vn: version::VersionState,
 }
 
 impl Connection {
@@ -376,6 +381,7 @@ impl Connection {
             peer_initial_src_cid: p.side.is_server().then_some(p.remote_cid),
             raw_frames: Vec::new(),
             sent_log: None,
+            vn: p.vn,
             config: p.config,
         };
         conn.reset_idle_timer(p.now);

@@ -55,7 +55,11 @@ impl Connection {
         let mut offset = 0;
         let mut first_dst: Option<ConnectionId> = None;
         while offset < data.len() {
-            let parsed = match header::decode(&data[offset..], cid_len) {
+            // RFC 9287 §3: "An endpoint that advertises the grease_quic_bit
+            // transport parameter MUST accept packets with the QUIC Bit set
+            // to a value of 0."
+            let grease = self.local_params.grease_quic_bit;
+            let parsed = match header::decode_with(&data[offset..], cid_len, grease) {
                 Ok(Parsed::Packet(p)) => p,
                 Ok(Parsed::UnsupportedVersion(_)) | Err(_) => {
                     self.stats.packets_dropped += 1;
@@ -115,10 +119,12 @@ impl Connection {
             // the converted close we started draining on (§10.2.3).
             return false;
         }
-        if p.version.is_some_and(|v| v != self.version) {
+        // RFC 9369 §4.1: packets of another version are dropped, except
+        // the original version's Initials and a client's switch.
+        let Ok(switched) = self.accept_packet_version(p) else {
             self.stats.packets_dropped += 1;
             return false;
-        }
+        };
         if p.is_long() && self.peer_src_cid_fixed() && Some(p.src_cid) != self.peer_initial_src_cid
         {
             // RFC 9000 §7.2: "Once a client has received a valid Initial
@@ -154,6 +160,9 @@ impl Connection {
         // budget.
         self.on_packet_while_closed();
         let Some(d) = self.decrypt(now, p, packet) else {
+            if let Some(undo) = switched {
+                self.undo_version_switch(undo);
+            }
             self.stats.packets_dropped += 1;
             return false;
         };
@@ -280,7 +289,7 @@ impl Connection {
             _ => SpaceId::ApplicationData,
         };
         if space != SpaceId::ApplicationData {
-            let keys = self.space(space).keys.as_ref()?;
+            let keys = self.read_keys(space, p.version)?;
             let pn_len = keys.remote.header.remove(packet, p.pn_offset).ok()?;
             let header_len = p.pn_offset + pn_len;
             let largest = self.space(space).largest_received.map(|(pn, _)| pn);
@@ -648,6 +657,8 @@ impl Connection {
         params: crate::transport_params::TransportParameters,
     ) -> Result<(), TransportError> {
         let tp_err = TransportError::transport_parameter_error;
+        // RFC 9368 §4, required by RFC 9369 §4.
+        self.validate_version_information(&params)?;
         // RFC 9000 §7.3: "An endpoint MUST treat the absence of the
         // initial_source_connection_id transport parameter from either
         // endpoint ... as a connection error of type
@@ -746,16 +757,11 @@ impl Connection {
         {
             return;
         }
-        let mut versions = header::version_negotiation_versions(&packet[p.pn_offset..]);
         // §6.2: "A client MUST discard a Version Negotiation packet that
-        // lists the QUIC version selected by the client."
-        if versions.any(|v| v == self.version.number()) {
-            return;
-        }
-        self.on_fatal(ConnectionError::VersionMismatch);
-        self.state = State::Drained;
-        self.timers.stop_all();
-        self.endpoint_events.push_back(EndpointEvent::Drained);
+        // lists the QUIC version selected by the client"; otherwise a new
+        // attempt in a version we share, or none (`version.rs`).
+        let versions = header::version_negotiation_versions(&packet[p.pn_offset..]);
+        self.on_version_list(versions);
     }
 
     /// RFC 9000 §17.2.5.2: a client handles at most one Retry.

@@ -425,6 +425,10 @@ impl Connection {
             ),
         };
         let header = header.encode(buf);
+        // RFC 9287 §3.1: the QUIC bit is not covered by header protection.
+        if self.clear_quic_bit() {
+            buf[header.start] &= !crate::packet::header::FIXED_BIT;
+        }
         OpenPacket {
             space,
             ty,

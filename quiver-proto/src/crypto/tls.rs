@@ -29,6 +29,7 @@ use crate::{Side, TransportError, TransportErrorCode, Version};
 mod client_hello;
 #[cfg(test)]
 mod tests;
+mod version_switch;
 
 pub use client_hello::{ClientHelloInfo, client_hello_length, parse_client_hello};
 
@@ -152,6 +153,9 @@ pub struct TlsSession {
     client_hello_prefix: Option<Vec<u8>>,
     /// Set once the handshake has failed; every later read returns it.
     failure: Option<Failure>,
+    /// Client offering other versions: what a switch needs (see
+    /// [`set_version`](Self::set_version)).
+    switch: Option<version_switch::VersionSwitch>,
 }
 
 impl TlsSession {
@@ -177,6 +181,43 @@ impl TlsSession {
             params,
         )?;
         Ok(Self::from_connection(conn.into(), Side::Client, version))
+    }
+
+    /// Like [`client`](Self::client), for a client that offers other
+    /// versions compatible with `version` (RFC 9368 §2.3) and may have to
+    /// [`set_version`](Self::set_version) once it sees the server's.
+    pub fn client_offering(
+        config: &ClientConfig,
+        version: Version,
+        server_name: &str,
+        params: &TransportParameters,
+    ) -> Result<Self, ConfigError> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| ConfigError::InvalidServerName(server_name.to_owned()))?;
+        let params = encode_params(Side::Client, params)?;
+        let (rustls_config, switch) = version_switch::VersionSwitch::new(config.rustls(), version);
+        let conn = rustls::quic::ClientConnection::new(
+            rustls_config,
+            rustls_version(version),
+            name,
+            params,
+        )?;
+        let mut session = Self::from_connection(conn.into(), Side::Client, version);
+        session.switch = Some(switch);
+        Ok(session)
+    }
+
+    /// Client: moves the handshake to `version` before the ServerHello is
+    /// read, so that the Handshake and 1-RTT keys are derived with its
+    /// labels (RFC 9369 §3.3.2, §4.1). Returns false, changing nothing,
+    /// if the session was not made by
+    /// [`client_offering`](Self::client_offering) or Handshake keys exist.
+    pub fn set_version(&mut self, version: Version) -> bool {
+        if self.switch.is_none() || self.handshake_keys {
+            return false;
+        }
+        self.version = version;
+        true
     }
 
     /// Starts a server handshake carrying `params` (RFC 9001 §8.2); feed it
@@ -207,6 +248,7 @@ impl TlsSession {
             peer_params: None,
             client_hello_prefix: (side == Side::Server).then(Vec::new),
             failure: None,
+            switch: None,
         };
         // A resuming client already has the remembered parameters (RFC 9000
         // §7.4.1); they were validated when first received, and a failure
@@ -445,19 +487,55 @@ impl TlsSession {
                 Some(KeyChange::Handshake { keys }) => {
                     self.write_level = Level::Handshake;
                     self.handshake_keys = true;
-                    self.pending
-                        .push_back(TlsOutput::HandshakeKeys(keys.into()));
+                    let keys = match self.switched() {
+                        Some((switch, suite)) => switch.handshake_keys(suite, self.version),
+                        None => Some(keys.into()),
+                    };
+                    self.push_keys(keys.map(TlsOutput::HandshakeKeys));
                 }
                 Some(KeyChange::OneRtt { keys, next }) => {
                     self.write_level = Level::OneRtt;
-                    self.pending.push_back(TlsOutput::OneRttKeys {
-                        keys: keys.into(),
-                        update: next.into(),
-                    });
+                    let out = match self.switched() {
+                        Some((switch, suite)) => switch.one_rtt_keys(suite, self.version),
+                        None => Some((keys.into(), next.into())),
+                    };
+                    self.push_keys(
+                        out.map(|(keys, update)| TlsOutput::OneRttKeys { keys, update }),
+                    );
                 }
                 // rustls returns without a key change only once its queue
                 // is empty.
                 None => return,
+            }
+        }
+    }
+}
+
+impl TlsSession {
+    /// After [`set_version`](Self::set_version) to another version than
+    /// rustls's: the switch and the negotiated suite, to derive keys with.
+    fn switched(&self) -> Option<(&version_switch::VersionSwitch, super::CipherSuite)> {
+        let switch = self.switch.as_ref()?;
+        if switch.rustls_version == self.version {
+            return None;
+        }
+        let suite = self.conn.negotiated_cipher_suite()?;
+        Some((switch, super::CipherSuite::from_rustls(suite.tls13()?)?))
+    }
+
+    /// Queues derived keys; without them (a secret was not logged, which
+    /// rustls always does) the handshake cannot go on.
+    fn push_keys(&mut self, out: Option<TlsOutput>) {
+        match out {
+            Some(out) => self.pending.push_back(out),
+            None => {
+                let _ = self.fail(
+                    TransportError::new(
+                        TransportErrorCode::crypto(ALERT_INTERNAL_ERROR),
+                        "no traffic secret for the negotiated version",
+                    ),
+                    "traffic secret missing after a version switch".to_owned(),
+                );
             }
         }
     }

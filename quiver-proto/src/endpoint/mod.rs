@@ -21,6 +21,7 @@ mod reset_tokens;
 mod schedule;
 mod stateless;
 mod token;
+mod version;
 
 #[cfg(test)]
 mod tests;
@@ -63,17 +64,27 @@ pub struct ClientConfig {
     pub crypto: Arc<crypto::ClientConfig>,
     /// Transport settings.
     pub transport: Arc<TransportConfig>,
-    /// The version to start with.
+    /// The version to start with: the Chosen Version of our first flight
+    /// (RFC 9368 §2).
     pub version: Version,
+    /// The versions we support and offer in version_information, most
+    /// preferred first (RFC 9368 §3): a server may switch the connection to
+    /// one compatible with `version` (§2.3), and a Version Negotiation
+    /// packet makes us retry in the first of them it lists (§2.1).
+    /// `version` is offered too, first if it is not in the list; empty (the
+    /// default) offers `version` alone, so no server moves us off it.
+    pub available_versions: Vec<Version>,
 }
 
 impl ClientConfig {
-    /// A client configuration with default transport settings and QUIC v1.
+    /// A client configuration with default transport settings, QUIC v1
+    /// and no other version offered.
     pub fn new(crypto: Arc<crypto::ClientConfig>) -> Self {
         Self {
             crypto,
             transport: Arc::new(TransportConfig::default()),
             version: Version::V1,
+            available_versions: Vec::new(),
         }
     }
 }
@@ -305,34 +316,14 @@ impl Endpoint {
         remote: SocketAddr,
         server_name: &str,
     ) -> Result<ConnectionHandle, ConnectError> {
-        // RFC 9000 §7.2: the first Destination CID is unpredictable and at
-        // least 8 bytes.
-        let mut dcid = [0u8; 16];
-        self.rng.fill_bytes(&mut dcid);
-        let dcid = ConnectionId::new(&dcid).expect("16 bytes");
         let local_cid = self.new_cid();
-        let mut params = config.transport.transport_parameters(local_cid);
-        // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
-        params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
-        let tls = TlsSession::client(&config.crypto, config.version, server_name, &params)?;
-        let handle = self.next_handle();
-        let conn = Connection::new(ConnectionParams {
-            side: Side::Client,
+        let attempt = version::Attempt {
             version: config.version,
-            config: config.transport.clone(),
-            endpoint_config: self.config.clone(),
-            tls,
-            local_params: params,
-            remote,
-            local_cid,
-            local_reset_token: reset_token(&self.config.reset_key, &local_cid),
-            remote_cid: dcid,
-            orig_dst_cid: dcid,
-            address_validated: true,
-            now,
-            rng_seed: self.rng.random(),
-            initial_keys: None,
-        });
+            after_vn: false,
+        };
+        let conn =
+            self.client_connection(now, config, (remote, server_name), attempt, local_cid)?;
+        let handle = self.next_handle();
         self.routes.insert(local_cid, handle);
         self.connections.insert(handle, conn).cids.push(local_cid);
         Ok(handle)
@@ -368,6 +359,7 @@ impl Endpoint {
             if let Some(handle) = handle {
                 if let Some(conn) = self.connections.get_mut(handle) {
                     conn.handle_datagram(now, remote, ecn, data);
+                    self.restart_if_asked(now, handle);
                     self.maintain(handle);
                     return DatagramEvent::Connection(handle);
                 }
@@ -397,7 +389,14 @@ impl Endpoint {
             self.maintain(handle);
             return DatagramEvent::Connection(handle);
         }
-        match header::decode(data, cid_len) {
+        // RFC 9287 §3: a server advertising grease_quic_bit accepts packets
+        // with the QUIC bit 0 (a client may clear it on its first Initials
+        // only with a NEW_TOKEN token from such a server, §3.1).
+        let grease = self
+            .server
+            .as_ref()
+            .is_some_and(|s| s.transport.grease_quic_bit);
+        match header::decode_with(data, cid_len, grease) {
             Ok(Parsed::UnsupportedVersion(u)) => {
                 self.send_version_negotiation(remote, data, &u);
                 DatagramEvent::Handled
@@ -633,9 +632,16 @@ impl Endpoint {
             (cid, token)
         });
         let address_validated = incoming.remote_address_validated();
-        let tls = TlsSession::server(&server.crypto, incoming.version, &params)?;
+        // RFC 9368 §2.3: the version to answer in, and §3: ours to send
+        // (Available Versions: every version we support).
+        let version = self.negotiated_version(&incoming);
+        params.version_information = Some(crate::connection::version::version_information(
+            version,
+            &self.config.supported_versions,
+        ));
+        let tls = TlsSession::server(&server.crypto, version, &params)?;
         let handle = self.next_handle();
-        let version = incoming.version;
+        let original = incoming.version;
         let remote = incoming.remote;
         let remote_cid = incoming.src_cid;
         let orig_dst_cid = incoming.orig_dst_cid;
@@ -643,6 +649,8 @@ impl Endpoint {
         // or a peer that marked it would fail our ACKs' validation.
         let ecn = incoming.ecn;
         let (mut datagram, initial_keys) = incoming.into_parts();
+        let (vn, initial_keys) =
+            self.server_version_state(original, version, &orig_dst_cid, initial_keys);
         let mut conn = Connection::new(ConnectionParams {
             side: Side::Server,
             version,
@@ -661,6 +669,7 @@ impl Endpoint {
             now,
             rng_seed: self.rng.random(),
             initial_keys: Some(initial_keys),
+            vn,
         });
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);

@@ -51,6 +51,7 @@ pub struct Packets<'a> {
     offset: usize,
     local_cid_len: usize,
     first_dst_cid: Option<ConnectionId>,
+    accept_fixed_bit_zero: bool,
 }
 
 impl<'a> Packets<'a> {
@@ -62,7 +63,15 @@ impl<'a> Packets<'a> {
             offset: 0,
             local_cid_len,
             first_dst_cid: None,
+            accept_fixed_bit_zero: false,
         }
+    }
+
+    /// Also reads packets whose fixed bit is 0 (RFC 9287 §3, for an
+    /// endpoint that advertised grease_quic_bit, or a wire inspector).
+    pub fn accept_fixed_bit_zero(mut self, accept: bool) -> Self {
+        self.accept_fixed_bit_zero = accept;
+        self
     }
 }
 
@@ -74,7 +83,11 @@ impl Iterator for Packets<'_> {
             return None;
         }
         let offset = self.offset;
-        let parsed = match header::decode(&self.datagram[offset..], self.local_cid_len) {
+        let parsed = match header::decode_with(
+            &self.datagram[offset..],
+            self.local_cid_len,
+            self.accept_fixed_bit_zero,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 self.offset = self.datagram.len();

@@ -158,10 +158,22 @@ fn long_type_from_bits(version: Version, first_byte: u8) -> PacketType {
 /// a short header does not encode its Destination Connection ID's length
 /// (RFC 9000 §17.3.1), so the receiver must know it.
 pub fn decode(buf: &[u8], local_cid_len: usize) -> Result<Parsed, HeaderError> {
+    decode_with(buf, local_cid_len, false)
+}
+
+/// Like [`decode`], accepting packets whose fixed bit (the QUIC Bit) is 0
+/// when `accept_fixed_bit_zero`: RFC 9287 §3, "An endpoint that advertises
+/// the grease_quic_bit transport parameter MUST accept packets with the
+/// QUIC Bit set to a value of 0."
+pub fn decode_with(
+    buf: &[u8],
+    local_cid_len: usize,
+    accept_fixed_bit_zero: bool,
+) -> Result<Parsed, HeaderError> {
     let mut r = Reader::new(buf);
     let first = r.u8()?;
     if first & LONG_HEADER_FORM == 0 {
-        return decode_short(buf, first, local_cid_len).map(Parsed::Packet);
+        return decode_short(buf, first, local_cid_len, accept_fixed_bit_zero).map(Parsed::Packet);
     }
     let version = r.u32()?;
     // RFC 8999 §5.1: connection IDs of other versions may be up to 255 bytes.
@@ -197,8 +209,9 @@ pub fn decode(buf: &[u8], local_cid_len: usize) -> Result<Parsed, HeaderError> {
         }));
     };
     // RFC 9000 §17.2: "Packets containing a zero value for this bit are not
-    // valid packets in this version and MUST be discarded."
-    if first & FIXED_BIT == 0 {
+    // valid packets in this version and MUST be discarded." (Unless we
+    // advertised grease_quic_bit, RFC 9287 §3.)
+    if first & FIXED_BIT == 0 && !accept_fixed_bit_zero {
         return Err(HeaderError::FixedBitZero);
     }
     // RFC 9000 §17.2: v1 connection IDs over 20 bytes "MUST drop the packet".
@@ -259,9 +272,15 @@ pub fn decode(buf: &[u8], local_cid_len: usize) -> Result<Parsed, HeaderError> {
     }))
 }
 
-fn decode_short(buf: &[u8], first: u8, local_cid_len: usize) -> Result<PartialPacket, HeaderError> {
-    // RFC 9000 §17.3.1: fixed bit zero "MUST be discarded".
-    if first & FIXED_BIT == 0 {
+fn decode_short(
+    buf: &[u8],
+    first: u8,
+    local_cid_len: usize,
+    accept_fixed_bit_zero: bool,
+) -> Result<PartialPacket, HeaderError> {
+    // RFC 9000 §17.3.1: fixed bit zero "MUST be discarded" (RFC 9287 §3:
+    // unless we advertised grease_quic_bit).
+    if first & FIXED_BIT == 0 && !accept_fixed_bit_zero {
         return Err(HeaderError::FixedBitZero);
     }
     let mut r = Reader::new(buf);
@@ -569,7 +588,7 @@ pub fn encode_version_negotiation(
 
 /// The versions listed in a Version Negotiation packet's tail (from
 /// [`PartialPacket::pn_offset`] to its end).
-pub fn version_negotiation_versions(tail: &[u8]) -> impl Iterator<Item = u32> + '_ {
+pub fn version_negotiation_versions(tail: &[u8]) -> impl Iterator<Item = u32> + Clone + '_ {
     tail.chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }

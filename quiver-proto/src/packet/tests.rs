@@ -347,3 +347,32 @@ proptest! {
         }
     }
 }
+
+/// RFC 9287 §3: an endpoint that advertised grease_quic_bit accepts
+/// packets whose QUIC bit is 0; others drop them (RFC 9000 §17.2).
+#[test]
+fn fixed_bit_zero_accepted_only_when_greasing() {
+    let long = [
+        &[0xc0 & !FIXED_BIT_FOR_TEST, 0, 0, 0, 1, 0, 0, 0, 0x16][..],
+        &[0u8; 0x16],
+    ]
+    .concat();
+    assert_eq!(header::decode(&long, 0), Err(HeaderError::FixedBitZero));
+    match header::decode_with(&long, 0, true).unwrap() {
+        Parsed::Packet(p) => assert_eq!(p.ty, PacketType::Initial),
+        other => panic!("{other:?}"),
+    }
+    let short = [&[0x01u8, 9, 9, 9, 9][..], &[0u8; 24]].concat();
+    assert_eq!(header::decode(&short, 4), Err(HeaderError::FixedBitZero));
+    assert!(matches!(
+        header::decode_with(&short, 4, true),
+        Ok(Parsed::Packet(p)) if p.ty == PacketType::OneRtt
+    ));
+    assert_eq!(
+        Packets::new(&short, 4).accept_fixed_bit_zero(true).count(),
+        1
+    );
+    assert!(Packets::new(&short, 4).next().unwrap().is_err());
+}
+
+const FIXED_BIT_FOR_TEST: u8 = header::FIXED_BIT;

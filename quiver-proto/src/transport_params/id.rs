@@ -66,6 +66,8 @@ parameter_ids! {
     VERSION_INFORMATION = 0x11,
     /// `max_datagram_frame_size` (RFC 9221 §3).
     MAX_DATAGRAM_FRAME_SIZE = 0x20,
+    /// `grease_quic_bit`, zero-length (RFC 9287 §3).
+    GREASE_QUIC_BIT = 0x2ab2,
 }
 
 impl TransportParameterId {
@@ -100,6 +102,7 @@ impl TransportParameterId {
         match self.0 {
             0x00..=0x11 => Some(self.0 as u32),
             0x20 => Some(0x12),
+            0x2ab2 => Some(0x13),
             _ => None,
         }
     }

@@ -157,8 +157,9 @@ impl VersionInformation {
     }
 
     fn decode(value: &[u8]) -> Result<Self, TransportError> {
-        // RFC 9368 §3: a length that is zero or not a multiple of 4 is a
-        // parsing failure, closed with TRANSPORT_PARAMETER_ERROR.
+        // RFC 9368 §4: a Version Information "too short or if its length is
+        // not divisible by four" is a parsing failure, closed with
+        // TRANSPORT_PARAMETER_ERROR in QUIC v1 (a Chosen Version needs 4).
         if value.is_empty() || value.len() % 4 != 0 {
             return Err(TransportError::transport_parameter_error(
                 "version_information length not a non-zero multiple of 4",
@@ -266,6 +267,9 @@ pub struct TransportParameters {
     /// `max_datagram_frame_size` (0x20, RFC 9221 §3). `None` when absent,
     /// which like `Some(0)` means DATAGRAM frames are not supported.
     pub max_datagram_frame_size: Option<u64>,
+    /// `grease_quic_bit` (0x2ab2, RFC 9287 §3): the sender accepts packets
+    /// whose QUIC Bit (the fixed bit, 0x40) is 0.
+    pub grease_quic_bit: bool,
 }
 
 impl Default for TransportParameters {
@@ -291,6 +295,7 @@ impl Default for TransportParameters {
             retry_source_connection_id: None,
             version_information: None,
             max_datagram_frame_size: None,
+            grease_quic_bit: false,
         }
     }
 }
@@ -471,6 +476,11 @@ impl TransportParameters {
         if let Some(size) = self.max_datagram_frame_size {
             put_varint_param(buf, Id::MAX_DATAGRAM_FRAME_SIZE, size);
         }
+        if self.grease_quic_bit {
+            // RFC 9287 §3: "The transport parameter is sent with an empty
+            // value".
+            put_header(buf, Id::GREASE_QUIC_BIT, 0);
+        }
     }
 
     /// Parses and validates the parameters sent by `side_of_sender`.
@@ -523,6 +533,17 @@ impl TransportParameters {
             .is_some_and(|cid| cid.is_empty());
         if zero_len_scid && params.preferred_address.is_some() {
             return Err(tp_error("preferred_address with zero-length connection ID"));
+        }
+        // RFC 9368 §4: "If a server receives Version Information where the
+        // Chosen Version is not included in Available Versions, it MUST
+        // treat it as a parsing failure" (§4: TRANSPORT_PARAMETER_ERROR in
+        // QUIC v1). §3: the client's list includes its Chosen Version.
+        if let (Side::Client, Some(vi)) = (side_of_sender, &params.version_information) {
+            if !vi.available_versions.contains(&vi.chosen_version) {
+                return Err(tp_error(
+                    "client version_information omits its Chosen Version",
+                ));
+            }
         }
         params.validate()?;
         Ok(params)
@@ -590,6 +611,16 @@ impl TransportParameters {
             Id::MAX_DATAGRAM_FRAME_SIZE => {
                 self.max_datagram_frame_size = Some(varint_value(value)?);
             }
+            Id::GREASE_QUIC_BIT => {
+                // RFC 9287 §3: "an endpoint that understands this transport
+                // parameter MUST treat receipt of a non-empty value of the
+                // transport parameter as a connection error of type
+                // TRANSPORT_PARAMETER_ERROR."
+                if !value.is_empty() {
+                    return Err(tp_error("grease_quic_bit is not empty"));
+                }
+                self.grease_quic_bit = true;
+            }
             // `known_bit` admits exactly the ids above.
             _ => {}
         }
@@ -653,8 +684,9 @@ impl TransportParameters {
         {
             return Err(tp_error("preferred_address with zero-length connection ID"));
         }
-        // RFC 9368 §3: a Chosen Version or any Available Version equal to
-        // zero is a parsing failure (TRANSPORT_PARAMETER_ERROR).
+        // RFC 9368 §4: "If an endpoint receives a Chosen Version equal to
+        // zero, or any Available Version equal to zero, it MUST treat it as a
+        // parsing failure" (TRANSPORT_PARAMETER_ERROR).
         if let Some(vi) = &self.version_information {
             if vi.chosen_version == 0 || vi.available_versions.contains(&0) {
                 return Err(tp_error("version_information contains version 0"));

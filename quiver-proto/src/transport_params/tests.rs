@@ -56,21 +56,21 @@ fn empty_is_defaults() {
 }
 
 const CLIENT_HEX: &str = concat!(
-    "01 04 80007530",          // max_idle_timeout 30000
-    "03 02 45c0",              // max_udp_payload_size 1472
-    "04 04 80100000",          // initial_max_data 1 MiB
-    "05 04 80040000",          // initial_max_stream_data_bidi_local 256 KiB
-    "06 04 80040000",          // initial_max_stream_data_bidi_remote
-    "07 04 80040000",          // initial_max_stream_data_uni
-    "08 01 10",                // initial_max_streams_bidi 16
-    "09 01 03",                // initial_max_streams_uni 3
-    "0a 01 08",                // ack_delay_exponent 8
-    "0b 01 0a",                // max_ack_delay 10
-    "0c 00",                   // disable_active_migration
-    "0e 01 04",                // active_connection_id_limit 4
-    "0f 04 c1c2c3c4",          // initial_source_connection_id
-    "11 08 00000001 6b3343cf", // version_information v1; [v2]
-    "20 04 8000ffff",          // max_datagram_frame_size 65535
+    "01 04 80007530",                   // max_idle_timeout 30000
+    "03 02 45c0",                       // max_udp_payload_size 1472
+    "04 04 80100000",                   // initial_max_data 1 MiB
+    "05 04 80040000",                   // initial_max_stream_data_bidi_local 256 KiB
+    "06 04 80040000",                   // initial_max_stream_data_bidi_remote
+    "07 04 80040000",                   // initial_max_stream_data_uni
+    "08 01 10",                         // initial_max_streams_bidi 16
+    "09 01 03",                         // initial_max_streams_uni 3
+    "0a 01 08",                         // ack_delay_exponent 8
+    "0b 01 0a",                         // max_ack_delay 10
+    "0c 00",                            // disable_active_migration
+    "0e 01 04",                         // active_connection_id_limit 4
+    "0f 04 c1c2c3c4",                   // initial_source_connection_id
+    "11 0c 00000001 00000001 6b3343cf", // version_information v1; [v1, v2]
+    "20 04 8000ffff",                   // max_datagram_frame_size 65535
 );
 
 fn client_params() -> TransportParameters {
@@ -90,7 +90,7 @@ fn client_params() -> TransportParameters {
         initial_source_connection_id: Some(cid("c1c2c3c4")),
         version_information: Some(VersionInformation {
             chosen_version: 1,
-            available_versions: vec![0x6b33_43cf],
+            available_versions: vec![1, 0x6b33_43cf],
         }),
         max_datagram_frame_size: Some(65535),
         ..TransportParameters::default()
@@ -497,6 +497,43 @@ fn rejects_malformed_version_information() {
 }
 
 #[test]
+fn client_chosen_version_must_be_available() {
+    // RFC 9368 §4: "If a server receives Version Information where the
+    // Chosen Version is not included in Available Versions, it MUST treat
+    // it as a parsing failure."
+    assert_tp_error(Side::Client, "11 08 00000001 6b3343cf");
+    assert_tp_error(Side::Client, "11 04 00000001");
+    // A server's Available Versions need not hold its Chosen Version.
+    let p = decode(Side::Server, "11 08 00000001 6b3343cf").unwrap();
+    assert_eq!(
+        p.version_information.unwrap().available_versions,
+        [0x6b33_43cf]
+    );
+    // Reserved versions (0x?a?a?a?a) may appear (§3).
+    assert!(decode(Side::Client, "11 0c 00000001 1a2a3a4a 00000001").is_ok());
+}
+
+#[test]
+fn grease_quic_bit() {
+    // RFC 9287 §3: sent "with an empty value"; a non-empty value is a
+    // TRANSPORT_PARAMETER_ERROR. Either side may send it.
+    for side in [Side::Client, Side::Server] {
+        let p = decode(side, "80002ab2 00").unwrap();
+        assert!(p.grease_quic_bit);
+        assert_tp_error(side, "80002ab2 01 00");
+        assert_tp_error(side, "80002ab2 00 80002ab2 00");
+        let params = TransportParameters {
+            grease_quic_bit: true,
+            ..TransportParameters::default()
+        };
+        // 0x2ab2 is a two-byte varint.
+        assert_eq!(encode(&params, side), "6ab200");
+        assert!(decode(side, "6ab2 00").unwrap().grease_quic_bit);
+    }
+    assert!(!decode(Side::Client, "").unwrap().grease_quic_bit);
+}
+
+#[test]
 fn validate_rejects_unencodable_local_values() {
     let ok = TransportParameters::default();
     assert_eq!(ok.validate(), Ok(()));
@@ -575,10 +612,15 @@ fn arb_preferred_address() -> impl Strategy<Value = PreferredAddress> {
 }
 
 fn arb_version_information() -> impl Strategy<Value = VersionInformation> {
+    // RFC 9368 §4: a client's Chosen Version is among its Available
+    // Versions; putting it there first suits both sides.
     (1u32.., proptest::collection::vec(1u32.., 0..6)).prop_map(
-        |(chosen_version, available_versions)| VersionInformation {
-            chosen_version,
-            available_versions,
+        |(chosen_version, mut available_versions)| {
+            available_versions.insert(0, chosen_version);
+            VersionInformation {
+                chosen_version,
+                available_versions,
+            }
         },
     )
 }
@@ -607,7 +649,7 @@ fn arb_params() -> impl Strategy<Value = TransportParameters> {
         proptest::option::of(arb_version_information()),
         proptest::option::of(arb_varint()),
     );
-    (a, b).prop_map(|((odcid, idle, token, udp, data, bl, br, uni), b)| {
+    (a, b, any::<bool>()).prop_map(|((odcid, idle, token, udp, data, bl, br, uni), b, gqb)| {
         let (sb, su, ade, mad, dam, pa, acl, iscid, rscid, vi, dg) = b;
         // A server with a zero-length CID may not offer a preferred address.
         let iscid = iscid.filter(|c| pa.is_none() || !c.is_empty());
@@ -631,6 +673,7 @@ fn arb_params() -> impl Strategy<Value = TransportParameters> {
             retry_source_connection_id: rscid,
             version_information: vi,
             max_datagram_frame_size: dg,
+            grease_quic_bit: gqb,
         }
     })
 }
@@ -651,7 +694,7 @@ fn as_sent_by(side: Side, p: &TransportParameters) -> TransportParameters {
 /// A sequence of parameters with ids near or at known ones and arbitrary
 /// values, to reach the per-parameter parsers more often than random bytes.
 fn arb_param_sequence() -> impl Strategy<Value = Vec<u8>> {
-    let id = prop_oneof![0u64..0x22, Just(27u64), arb_varint()];
+    let id = prop_oneof![0u64..0x22, Just(27u64), Just(0x2ab2u64), arb_varint()];
     let value = proptest::collection::vec(any::<u8>(), 0..48);
     proptest::collection::vec((id, value, any::<bool>()), 0..12).prop_map(|params| {
         let mut out = Vec::new();

@@ -120,6 +120,7 @@ fn configs() -> anyhow::Result<(ServerConfig, ClientConfig)> {
             crypto: Arc::new(client),
             transport,
             version: quiver::proto::Version::V1,
+            available_versions: Vec::new(),
         },
     ))
 }

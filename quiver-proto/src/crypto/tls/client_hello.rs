@@ -13,6 +13,8 @@ const CLIENT_HELLO: u8 = 1;
 const EXT_SERVER_NAME: u16 = 0;
 /// `application_layer_protocol_negotiation` extension (RFC 7301 §3.1).
 const EXT_ALPN: u16 = 16;
+/// `quic_transport_parameters` extension (RFC 9001 §8.2).
+const EXT_QUIC_TRANSPORT_PARAMETERS: u16 = 57;
 /// `host_name` entry of a ServerNameList (RFC 6066 §3).
 const NAME_TYPE_HOST_NAME: u8 = 0;
 /// Longest legacy_session_id (RFC 8446 §4.1.2).
@@ -26,6 +28,10 @@ pub struct ClientHelloInfo {
     /// The offered application protocols, in the client's order of
     /// preference; empty if the ALPN extension is absent.
     pub alpn: Vec<Vec<u8>>,
+    /// The raw `quic_transport_parameters` extension (RFC 9001 §8.2), for
+    /// a server choosing a version from the client's version_information
+    /// (RFC 9368 §2.3) before TLS runs; not validated here.
+    pub quic_transport_parameters: Option<Vec<u8>>,
 }
 
 /// The total length (4-byte header included) of the ClientHello at the
@@ -73,7 +79,7 @@ pub fn parse_client_hello(data: &[u8]) -> Option<ClientHelloInfo> {
     if !body.is_empty() {
         return None;
     }
-    let (mut seen_sni, mut seen_alpn) = (false, false);
+    let (mut seen_sni, mut seen_alpn, mut seen_tp) = (false, false, false);
     while !exts.is_empty() {
         let ty = exts.u16()?;
         let ext = exts.vec16()?;
@@ -91,6 +97,12 @@ pub fn parse_client_hello(data: &[u8]) -> Option<ClientHelloInfo> {
                     return None;
                 }
                 info.alpn = alpn(ext)?;
+            }
+            EXT_QUIC_TRANSPORT_PARAMETERS => {
+                if std::mem::replace(&mut seen_tp, true) {
+                    return None;
+                }
+                info.quic_transport_parameters = Some(ext.to_vec());
             }
             _ => {}
         }

@@ -596,6 +596,7 @@ fn parses_sni_and_alpn_from_rfc9001_client_hello() {
     let info = parse_client_hello(&hello).unwrap();
     assert_eq!(info.server_name.as_deref(), Some("example.com"));
     assert_eq!(info.alpn, [b"alpn".to_vec()]);
+    assert!(info.quic_transport_parameters.is_some());
     // Trailing stream bytes after the message are ignored.
     let mut longer = hello.clone();
     longer.extend_from_slice(&[0xaa; 10]);
@@ -647,6 +648,13 @@ fn parses_sni_and_alpn_from_rustls_client_hello() {
     let info = parse_client_hello(&data).unwrap();
     assert_eq!(info.server_name.as_deref(), Some("localhost"));
     assert_eq!(info.alpn, protocols(&[b"h3", b"hq-interop"]));
+    // The raw transport parameters, for a server choosing a version
+    // (RFC 9368 §2.3).
+    let raw = info.quic_transport_parameters.unwrap();
+    assert_eq!(
+        TransportParameters::decode(Side::Client, &raw).unwrap(),
+        client_params()
+    );
     assert_eq!(
         data[SESSION_ID_LEN_OFFSET], 0,
         "QUIC: empty legacy_session_id"
@@ -691,4 +699,50 @@ proptest! {
         hello.truncate(cut);
         let _ = parse_client_hello(&hello);
     }
+}
+
+/// RFC 9368 §2.3, RFC 9369 §4.1: a client that offered v2 while starting
+/// in v1 moves its handshake to v2 before reading the ServerHello of a
+/// server answering in v2; its keys (Handshake, 1-RTT, and the next key
+/// phase, "quicv2 ku") then match the server's.
+#[test]
+fn client_switches_to_the_servers_version_before_the_server_hello() {
+    let id = Identity::new("localhost");
+    let client_config = client_config(id.roots(), &[b"h3"]);
+    let c = TlsSession::client_offering(&client_config, Version::V1, "localhost", &client_params())
+        .unwrap();
+    let s = TlsSession::server(&id.server_config(&[b"h3"]), Version::V2, &server_params()).unwrap();
+    let (mut client, mut server) = (Peer::new(c), Peer::new(s));
+    deliver(&mut client, &mut server).unwrap();
+    assert!(client.tls.set_version(Version::V2));
+    assert_eq!(client.tls.version(), Version::V2);
+    run(&mut client, &mut server).unwrap();
+    assert!(!client.tls.set_version(Version::V1), "after Handshake keys");
+    let (ch, sh) = (client.handshake.unwrap(), server.handshake.unwrap());
+    assert_keys_match(&ch, &sh);
+    let (c1, mut cu) = client.one_rtt.unwrap();
+    let (s1, mut su) = server.one_rtt.unwrap();
+    assert_keys_match(&c1, &s1);
+    let (cn, sn) = (cu.next_packet_keys(), su.next_packet_keys());
+    assert_packet_keys_match(&cn.local, &sn.remote);
+    assert_packet_keys_match(&sn.local, &cn.remote);
+}
+
+/// The version's labels matter: without the switch the keys differ, and
+/// a client that offered nothing else cannot switch.
+#[test]
+fn keys_of_different_versions_do_not_match() {
+    let id = Identity::new("localhost");
+    let client_config = client_config(id.roots(), &[b"h3"]);
+    let c = TlsSession::client(&client_config, Version::V1, "localhost", &client_params()).unwrap();
+    let s = TlsSession::server(&id.server_config(&[b"h3"]), Version::V2, &server_params()).unwrap();
+    let (mut client, mut server) = (Peer::new(c), Peer::new(s));
+    assert!(!client.tls.set_version(Version::V2));
+    deliver(&mut client, &mut server).unwrap();
+    deliver(&mut server, &mut client).unwrap();
+    let (ch, sh) = (client.handshake.unwrap(), server.handshake.unwrap());
+    let header = [0x40, 1, 2, 3, 4];
+    let mut buf = [&header[..], b"payload", &[0; 16]].concat();
+    sh.local.packet.seal(1, &mut buf, header.len()).unwrap();
+    assert!(ch.remote.packet.open(1, &mut buf, header.len()).is_err());
 }
