@@ -542,3 +542,29 @@ fn a_rebinding_to_a_new_address_rotates_the_servers_connection_ids() {
         );
     });
 }
+
+/// A NAT that rebinds and drops the old mapping at once, under a client
+/// that only receives: everything in flight to the old port is lost and
+/// the client, having nothing to acknowledge, would stay silent (this
+/// stalled until the idle timeout before the silence probe). After a PTO
+/// of silence mid-transfer it probes with a PING; the server sees the new
+/// address and the download resumes (RFC 9000 §9.3).
+#[test]
+fn a_rebinding_that_drops_the_old_mapping_at_once() {
+    for_each_seed(10, |seed| {
+        let mut pair = Pair::new(seed, link());
+        let (_, r) = download(&mut pair, 2 * MB);
+        pair.net.run_for(Duration::from_millis(200));
+        let before = r.borrow().bytes_received();
+        let new_addr = loopback(2, 6100);
+        pair.net.rebind(pair.client, new_addr);
+        // Progress again within a few round trips (20 ms) plus the
+        // client's PTO and the server's path validation.
+        let resumed = pair.run_until(Duration::from_secs(1), |_| {
+            r.borrow().bytes_received() > before + 200_000
+        });
+        assert!(resumed, "stalled after the rebinding");
+        finish(&mut pair, &r, 2 * MB, Duration::from_secs(60));
+        assert_eq!(pair.server_conn().remote_address(), new_addr);
+    });
+}

@@ -19,6 +19,10 @@ use crate::recovery::RttEstimator;
 
 /// The smallest budget a probe datagram fits in: a short header with a
 /// 20-byte CID, a PATH_CHALLENGE and the AEAD tag.
+/// PINGs sent after stream data stops arriving mid-transfer (see
+/// `Connection::on_stream_data_arrived`).
+const SILENCE_PROBES: u32 = 3;
+
 pub(crate) const MIN_PROBE_BUDGET: u64 = 1 + 20 + 4 + 9 + 16;
 
 /// Where a received datagram came from.
@@ -463,6 +467,38 @@ impl Connection {
         self.ecn.restart(self.config.ecn);
         tracing::debug!(%remote, "moved to the server's preferred address");
         self.set_loss_detection_timer(now);
+    }
+
+    /// Stream data arrived (`fin`: it ended its stream). While a transfer
+    /// is under way, a silence of a PTO with nothing of ours in flight is
+    /// suspicious: the peer may be sending to an address we no longer have
+    /// (a NAT that rebound and dropped the old mapping at once), and a
+    /// receiver that only acknowledges would never tell it otherwise. A
+    /// PING then shows the peer where we are (its answer, from our new
+    /// address, moves it, RFC 9000 §9.3). At most [`SILENCE_PROBES`], with
+    /// backoff, per silence.
+    pub(crate) fn on_stream_data_arrived(&mut self, now: Instant, fin: bool) {
+        self.silence_probes = 0;
+        if fin || !self.handshake_confirmed {
+            self.timers.stop(Timer::SilenceProbe);
+            return;
+        }
+        let pto = self.pto_duration(SpaceId::ApplicationData);
+        self.timers.set(Timer::SilenceProbe, now + pto);
+    }
+
+    pub(crate) fn on_silence_probe_timeout(&mut self, now: Instant) {
+        if self.is_closed() || self.silence_probes >= SILENCE_PROBES {
+            return;
+        }
+        // Something of ours in flight gets its answer or a PTO anyway.
+        if self.space(SpaceId::ApplicationData).ack_eliciting_in_flight == 0 {
+            self.ping_pending = true;
+            self.silence_probes += 1;
+        }
+        let pto = self.pto_duration(SpaceId::ApplicationData);
+        self.timers
+            .set(Timer::SilenceProbe, now + pto * (1 << self.silence_probes));
     }
 
     /// The local address changed (the runtime rebound its socket, or the

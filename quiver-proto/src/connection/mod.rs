@@ -197,6 +197,8 @@ pub struct Connection {
     key_update_requested: bool,
     /// Reordering allowance and recent losses (RFC 8985 §6.2).
     reordering: reorder::Reordering,
+    /// PINGs sent since stream data stopped arriving mid-transfer.
+    silence_probes: u32,
     /// Client: the server's preferred address while we validate it.
     preferred_path: Option<SocketAddr>,
     /// For PATH_CHALLENGE data (RFC 9000 §8.2.1), seeded by the endpoint.
@@ -342,6 +344,7 @@ impl Connection {
             tx_ecn: false,
             key_update_requested: false,
             reordering: reorder::Reordering::default(),
+            silence_probes: 0,
             preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),
             rtt: RttEstimator::new(p.config.initial_rtt),
@@ -564,6 +567,7 @@ impl Connection {
                 }
                 Timer::Pacing => {}
                 Timer::CloseProbe => self.on_close_probe_timeout(now),
+                Timer::SilenceProbe => self.on_silence_probe_timeout(now),
                 Timer::PathValidation => {
                     self.on_path_timer(now);
                     if self.state == State::Drained {

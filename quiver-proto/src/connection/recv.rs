@@ -579,8 +579,11 @@ impl Connection {
                     self.datagrams_in.push_back(Bytes::copy_from_slice(d.data));
                 }
             }
-            Frame::Stream(_)
-            | Frame::ResetStream(_)
+            Frame::Stream(s) => {
+                self.on_stream_data_arrived(now, s.fin);
+                self.streams_on_frame(now, f)?;
+            }
+            Frame::ResetStream(_)
             | Frame::StopSending(_)
             | Frame::MaxData(_)
             | Frame::MaxStreamData(_)

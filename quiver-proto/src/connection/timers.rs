@@ -20,9 +20,11 @@ pub(crate) enum Timer {
     CloseProbe,
     /// RFC 9000 §8.2: resend a PATH_CHALLENGE or abandon a validation.
     PathValidation,
+    /// Stream data stopped arriving mid-transfer: probe the peer.
+    SilenceProbe,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 
 impl Timer {
     const ALL: [Timer; COUNT] = [
@@ -33,6 +35,7 @@ impl Timer {
         Timer::Pacing,
         Timer::CloseProbe,
         Timer::PathValidation,
+        Timer::SilenceProbe,
     ];
 }
 
