@@ -106,6 +106,14 @@ pub enum QuicLbError {
         /// The length given.
         got: usize,
     },
+    /// A nonce whose length is not the configuration's.
+    #[error("nonce of {got} octets for a configuration of {expected}")]
+    NonceLength {
+        /// The configuration's nonce length.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
     /// The ID's config rotation bits match no configuration, or are `0b111`
     /// (§4.1).
     #[error("no configuration for config rotation {0}")]
@@ -311,7 +319,10 @@ pub fn encode(
 ) -> Result<ConnectionId, QuicLbError> {
     check_server_id(config, server_id)?;
     if nonce.len() != config.nonce_len {
-        return Err(QuicLbError::NonceTooShort(nonce.len()));
+        return Err(QuicLbError::NonceLength {
+            expected: config.nonce_len,
+            got: nonce.len(),
+        });
     }
     let mut buf = [0u8; crate::MAX_CID_SIZE];
     let len = config.cid_len();

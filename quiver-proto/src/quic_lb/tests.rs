@@ -135,6 +135,21 @@ fn config_limits() {
             nonce_len: 10
         })
     );
+    let small = QuicLbConfig::new(0, 3, 4, None).unwrap();
+    assert_eq!(
+        encode(&small, &[1; 3], &[2; 5], 0).unwrap_err(),
+        NonceLength {
+            expected: 4,
+            got: 5
+        }
+    );
+    assert_eq!(
+        encode(&small, &[1; 2], &[2; 4], 0).unwrap_err(),
+        ServerIdLength {
+            expected: 3,
+            got: 2
+        }
+    );
     let max = QuicLbConfig::new(6, 15, 4, Some([1; 16])).unwrap();
     assert_eq!(max.cid_len(), crate::MAX_CID_SIZE);
     assert_eq!(
@@ -276,4 +291,72 @@ fn fits_endpoint() {
     let endpoint_config = std::sync::Arc::new(endpoint_config);
     let mut endpoint = crate::Endpoint::new(endpoint_config, None, [0; 32]);
     endpoint.set_cid_generator(Box::new(g));
+}
+
+/// End to end: a server endpoint issuing QUIC-LB IDs completes a handshake,
+/// and every Destination Connection ID the client sends it (other than its
+/// own choice in Initials) routes to the server ID at a load balancer.
+#[test]
+fn handshake_with_quic_lb_ids_routes_at_the_load_balancer() {
+    use crate::connection::tests::Pair;
+
+    let sid = [0x42, 0x17, 0x99];
+    let config = QuicLbConfig::new(2, 3, 4, Some(<[u8; 16]>::try_from(unhex(KEY)).unwrap()))
+        .unwrap()
+        .with_self_encoded_length(true);
+    assert_eq!(config.cid_len(), 8, "the Pair's server issues 8-octet IDs");
+    let mut lb = QuicLbDecoder::new();
+    lb.add(config.clone());
+    let mut pair = Pair::new();
+    pair.server.set_cid_generator(Box::new(
+        QuicLbCidGenerator::new(config, &sid, [5; 32]).unwrap(),
+    ));
+    let handle = pair.connect();
+
+    let (mut routed, mut short) = (0, 0);
+    for _ in 0..50 {
+        let mut moved = false;
+        let mut buf = Vec::new();
+        while let Some(t) = pair.client.poll_transmit(pair.now, &mut buf) {
+            let mut d = buf[buf.len() - t.size..].to_vec();
+            let dcid = if d[0] & 0x80 == 0 {
+                short += 1;
+                Some(d[1..9].to_vec())
+            } else if (d[0] >> 4) & 0x3 != 0 {
+                // A long header other than Initial: DCID after the version.
+                let len = d[5] as usize;
+                Some(d[6..6 + len].to_vec())
+            } else {
+                None
+            };
+            if let Some(dcid) = dcid {
+                assert_eq!(lb.server_id(&dcid).unwrap(), sid, "DCID {dcid:02x?}");
+                routed += 1;
+            }
+            pair.server.handle(pair.now, pair.client_addr, &mut d);
+            moved = true;
+        }
+        while let Some(id) = pair.server.poll_incoming().map(|i| i.id()) {
+            pair.server.accept(pair.now, id).unwrap();
+        }
+        buf.clear();
+        while let Some(t) = pair.server.poll_transmit(pair.now, &mut buf) {
+            let mut d = buf[buf.len() - t.size..].to_vec();
+            pair.client.handle(pair.now, pair.server_addr, &mut d);
+            moved = true;
+        }
+        if !moved {
+            pair.now += std::time::Duration::from_millis(30);
+            pair.client.handle_timeout(pair.now);
+            pair.server.handle_timeout(pair.now);
+        }
+    }
+    assert!(
+        pair.client
+            .connection(handle)
+            .unwrap()
+            .is_handshake_confirmed()
+    );
+    assert!(short > 0, "no 1-RTT packet from the client");
+    assert!(routed >= short);
 }
