@@ -32,6 +32,16 @@
 //! the generator falls back to unroutable IDs (config rotation `0b111`,
 //! length self-encoded, random bytes: §3.2, §9.6) rather than reuse one.
 //!
+//! Uniqueness is per generator: a server that restarts under the same
+//! configuration draws a new random start, so a nonce from before the
+//! restart can recur with probability about (IDs issued) / 2^(8 × nonce
+//! length) per ID. §9.6 leaves that to the configuration agent (new keys
+//! before nonces run short); keep one generator per configuration for the
+//! life of the process. The plaintext-mode permutation is the draft's
+//! four-round Feistel network, so on short nonces it is only as strong as
+//! §9.7 says that construction is; it hides the counter from observers,
+//! it is not meant to resist a key-recovery effort.
+//!
 //! # Load balancers that route on QUIC-LB IDs
 //!
 //! This copy of the draft names no implementation and no load balancer

@@ -360,3 +360,28 @@ fn handshake_with_quic_lb_ids_routes_at_the_load_balancer() {
     assert!(short > 0, "no 1-RTT packet from the client");
     assert!(routed >= short);
 }
+
+proptest::proptest! {
+    /// Any valid configuration, server ID and nonce: the load balancer gets
+    /// both back (§5.4, §5.5).
+    #[test]
+    fn encode_decode_round_trip(
+        cr in 0u8..7,
+        sid_len in 1usize..=15,
+        extra in 0usize..=14,
+        keyed in proptest::bool::ANY,
+        key in proptest::array::uniform16(proptest::num::u8::ANY),
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 19),
+        low in proptest::num::u8::ANY,
+    ) {
+        let nonce_len = 4 + extra.min(15 - sid_len);
+        let config = QuicLbConfig::new(cr, sid_len, nonce_len, keyed.then_some(key)).unwrap();
+        let (sid, nonce) = (&bytes[..sid_len], &bytes[sid_len..sid_len + nonce_len]);
+        let cid = encode(&config, sid, nonce, low).unwrap();
+        proptest::prop_assert_eq!(cid[0], cr << 5 | (low & 0x1f));
+        let mut lb = QuicLbDecoder::new();
+        lb.add(config);
+        proptest::prop_assert_eq!(lb.server_id(&cid).unwrap(), sid.to_vec());
+        proptest::prop_assert_eq!(lb.decode(&cid).unwrap(), (sid.to_vec(), nonce.to_vec()));
+    }
+}
