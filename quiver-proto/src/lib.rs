@@ -39,7 +39,8 @@ pub use connection::{
 };
 pub use ecn::EcnCodepoint;
 pub use endpoint::{
-    ClientConfig, DatagramEvent, Endpoint, Incoming, IncomingId, RetryError, ServerConfig,
+    AdmissionConfig, ClientConfig, DatagramEvent, Endpoint, EndpointStats, Incoming, IncomingId,
+    RefusedStats, RetryError, ServerConfig,
 };
 pub use error::{TransportError, TransportErrorCode};
 pub use version::Version;

@@ -181,6 +181,7 @@ impl TestPki {
         ServerConfig {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),
+            admission: Default::default(),
         }
     }
 
@@ -450,6 +451,17 @@ impl Pair {
     pub fn server_app(&mut self, config: AppConfig) -> SharedApp {
         install_app(self.server(), config)
     }
+
+    /// Like [`Pair::server_app`], driving only the server connections
+    /// `only` selects: the scripted state is keyed by stream ID, so it can
+    /// follow one connection's streams when the server has several.
+    pub fn server_app_only(
+        &mut self,
+        config: AppConfig,
+        only: impl Fn(ConnectionHandle) -> bool + 'static,
+    ) -> SharedApp {
+        install_app_filtered(self.server(), config, only)
+    }
 }
 
 // ----- a scriptable application for the scenario tests -----
@@ -617,6 +629,14 @@ impl AppState {
 pub type SharedApp = Rc<RefCell<AppState>>;
 
 fn install_app(node: &mut QuicNode, config: AppConfig) -> SharedApp {
+    install_app_filtered(node, config, |_| true)
+}
+
+fn install_app_filtered(
+    node: &mut QuicNode,
+    config: AppConfig,
+    only: impl Fn(ConnectionHandle) -> bool + 'static,
+) -> SharedApp {
     let state = Rc::new(RefCell::new(AppState {
         config,
         scratch: vec![0; 64 * 1024],
@@ -626,6 +646,9 @@ fn install_app(node: &mut QuicNode, config: AppConfig) -> SharedApp {
     node.set_app(move |endpoint, now| {
         let mut state = shared.borrow_mut();
         for handle in endpoint.connection_handles() {
+            if !only(handle) {
+                continue;
+            }
             if let Some(conn) = endpoint.connection(handle) {
                 state.drive(conn, now);
             }

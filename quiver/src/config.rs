@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use quiver_proto::crypto::{self, ConfigError};
-use quiver_proto::{TransportConfig, Version};
+use quiver_proto::{AdmissionConfig, TransportConfig, Version};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -189,6 +189,7 @@ impl ServerConfig {
             keylog: false,
             client_roots: None,
             transport: TransportConfig::default(),
+            admission: AdmissionConfig::default(),
         }
     }
 
@@ -206,6 +207,12 @@ impl ServerConfig {
     pub fn set_transport_config(&mut self, transport: TransportConfig) {
         self.inner.transport = Arc::new(transport);
     }
+
+    /// Replaces the admission limits (connections, handshakes, automatic
+    /// Retry; see [`AdmissionConfig`]).
+    pub fn set_admission_config(&mut self, admission: AdmissionConfig) {
+        self.inner.admission = admission;
+    }
 }
 
 /// Builds a [`ServerConfig`]: start from [`ServerConfig::with_single_cert`].
@@ -217,6 +224,7 @@ pub struct ServerConfigBuilder {
     keylog: bool,
     client_roots: Option<(RootCertStore, bool)>,
     transport: TransportConfig,
+    admission: AdmissionConfig,
 }
 
 impl ServerConfigBuilder {
@@ -245,6 +253,12 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Admission limits (default: [`AdmissionConfig::default`]).
+    pub fn admission(mut self, admission: AdmissionConfig) -> Self {
+        self.admission = admission;
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         let mut builder =
@@ -259,6 +273,7 @@ impl ServerConfigBuilder {
             inner: quiver_proto::ServerConfig {
                 crypto: Arc::new(builder.build()?),
                 transport: Arc::new(self.transport),
+                admission: self.admission,
             },
         })
     }

@@ -380,6 +380,12 @@ impl Endpoint {
         .await
     }
 
+    /// What admission control did with new clients and what the endpoint
+    /// holds now (see [`crate::AdmissionConfig`]).
+    pub fn stats(&self) -> crate::EndpointStats {
+        self.shared.lock().proto.stats()
+    }
+
     /// Connections not yet drained.
     pub fn open_connections(&self) -> usize {
         self.shared

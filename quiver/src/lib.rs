@@ -52,7 +52,7 @@ pub use quiver_proto::crypto::{ClientHelloInfo, ConfigError};
 pub use quiver_proto::frame::Dir;
 pub use quiver_proto::streams::StreamId;
 pub use quiver_proto::{
-    ConnectionError, ConnectionStats, EndpointConfig, Side, TransportConfig, TransportError,
-    TransportErrorCode, VarInt,
+    AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
+    Side, TransportConfig, TransportError, TransportErrorCode, VarInt,
 };
 pub use quiver_udp as udp;

@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod cid_generator;
 mod hash;
 mod incoming;
@@ -34,13 +35,15 @@ use std::time::Instant;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use self::admission::Admission;
+pub use self::admission::{AdmissionConfig, EndpointStats, RefusedStats};
 pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
 use self::hash::SeededState;
 pub use self::incoming::{Incoming, IncomingId};
 use self::reset::reset_token;
 use self::reset_tokens::ResetTokens;
 use self::schedule::Connections;
-use self::token::{RetryToken, TokenKey};
+use self::token::TokenKey;
 use crate::config::{EndpointConfig, TransportConfig};
 use crate::connection::{Connection, ConnectionHandle, ConnectionParams, EndpointEvent, Transmit};
 use crate::crypto::{self, TlsSession};
@@ -55,6 +58,8 @@ pub struct ServerConfig {
     pub crypto: Arc<crypto::ServerConfig>,
     /// Transport settings for accepted connections.
     pub transport: Arc<TransportConfig>,
+    /// Limits on connections and handshakes, automatic Retry.
+    pub admission: AdmissionConfig,
 }
 
 /// Client settings: TLS, transport and version.
@@ -95,6 +100,7 @@ impl ServerConfig {
         Self {
             crypto,
             transport: Arc::new(TransportConfig::default()),
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -180,6 +186,8 @@ pub struct Endpoint {
     /// Stateless resets sent in the current one-second window.
     resets_in_window: u32,
     reset_window_start: Option<Instant>,
+    /// Admission control: counts of connections and handshakes, per source.
+    admission: Admission,
 }
 
 /// Stateless resets sent per second at most (RFC 9000 §10.3.3 suggests
@@ -220,6 +228,7 @@ impl Endpoint {
             token_key: None,
             resets_in_window: 0,
             reset_window_start: None,
+            admission: Admission::new(hash_seed),
         }
     }
 
@@ -280,6 +289,7 @@ impl Endpoint {
     /// abruptly).
     pub fn remove(&mut self, handle: ConnectionHandle) -> Option<Connection> {
         let slot = self.connections.remove(handle)?;
+        self.admission.removed(handle);
         self.unroute(handle, slot.cids, slot.initial_cid, slot.reset_tokens);
         Some(slot.conn)
     }
@@ -482,6 +492,9 @@ impl Endpoint {
             // ignored: the address is simply not validated (§8.1.3).
             valid
         };
+        if let Some(answered) = self.admit(now, remote, p, version, retry.as_ref()) {
+            return answered;
+        }
         let id = IncomingId(self.next_incoming);
         let mut incoming = Incoming::new(
             id,
@@ -502,6 +515,7 @@ impl Endpoint {
         self.next_incoming += 1;
         self.incoming_keys
             .insert((incoming.orig_dst_cid, incoming.remote));
+        self.admission.incoming_added(incoming.remote);
         self.incoming.push_back(incoming);
         DatagramEvent::NewConnection(id)
     }
@@ -519,7 +533,9 @@ impl Endpoint {
 
     /// Drops a pending attempt without answering.
     pub fn ignore(&mut self, id: IncomingId) {
-        self.take_incoming(id);
+        if self.take_incoming(id).is_some() {
+            self.admission.stats.ignored += 1;
+        }
     }
 
     fn take_incoming(&mut self, id: IncomingId) -> Option<Incoming> {
@@ -527,6 +543,7 @@ impl Endpoint {
         let incoming = self.incoming.remove(pos)?;
         self.incoming_keys
             .remove(&(incoming.orig_dst_cid, incoming.remote));
+        self.admission.incoming_removed(incoming.remote);
         Some(incoming)
     }
 
@@ -538,6 +555,7 @@ impl Endpoint {
         let Some(incoming) = self.take_incoming(id) else {
             return;
         };
+        self.admission.stats.refused.application += 1;
         let server_cid = self.new_cid();
         let close = stateless::initial_close(
             incoming.version,
@@ -563,26 +581,14 @@ impl Endpoint {
             return Err(RetryError::AlreadyValidated);
         }
         let incoming = self.take_incoming(id).ok_or(RetryError::Unknown)?;
-        let retry_src_cid = self.new_cid();
-        let token = self.token_key(now).issue(
+        self.admission.stats.retried_by_application += 1;
+        self.send_retry(
             now,
             incoming.remote,
-            &RetryToken {
-                orig_dst_cid: incoming.orig_dst_cid,
-                retry_src_cid,
-            },
-        );
-        let unused: u8 = self.rng.random();
-        if let Some(packet) = stateless::retry(
             incoming.version,
             &incoming.orig_dst_cid,
             &incoming.src_cid,
-            &retry_src_cid,
-            &token,
-            unused,
-        ) {
-            self.queue_stateless(incoming.remote, packet);
-        }
+        );
         Ok(())
     }
 
@@ -687,6 +693,7 @@ impl Endpoint {
             slot.cids.push(cid);
         }
         slot.initial_cid = Some(initial_cid);
+        self.admission.accepted(handle, remote);
         self.maintain(handle);
         Ok(handle)
     }
@@ -769,6 +776,8 @@ impl Endpoint {
                 }
             }
         }
+        let handshake_over = slot.conn.is_handshake_complete() || slot.conn.is_closed();
+        self.admission.update(handle, handshake_over, drained);
         if drained {
             let cids = std::mem::take(&mut slot.cids);
             let initial_cid = slot.initial_cid.take();
