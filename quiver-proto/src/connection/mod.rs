@@ -1,6 +1,6 @@
 //! A QUIC connection as a sans-IO state machine.
 //!
-//! Inputs: [`Connection::handle_datagram`] (via the endpoint) and
+//! Inputs: datagrams (through `Endpoint::handle`) and
 //! [`Connection::handle_timeout`]; outputs: [`Connection::poll_transmit`],
 //! [`Connection::poll_timeout`] and [`Connection::poll`]. Time always comes
 //! in as `now`.
