@@ -6,7 +6,7 @@
 #   - ngtcp2 (Debian's ngtcp2-client/ngtcp2-server: gtlsclient/gtlsserver,
 #     which speak HTTP/3 only: gtlsclient downloads from `quiver serve`,
 #     also moving to `quiver serve --preferred-address`, and `quiver get`
-#     downloads from gtlsserver).
+#     downloads from gtlsserver, also moving to its --preferred-ipv4-addr).
 #
 #   bash interop/external/run.sh            # everything it can install
 #   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh
@@ -288,6 +288,31 @@ ngtcp2_cases() {
     if [ $? -ne 0 ] && [ "$line" = "error: /missing: HTTP 404 Not Found" ]; then
         pass "quiver get -> ngtcp2: missing file" "$line"
     else fail "quiver get -> ngtcp2: missing file" "$line"; fi
+    stop
+
+    # quiver get against gtlsserver's preferred address (RFC 9000 §9.6, the
+    # interop runner's connectionmigration case): by default it validates
+    # the preferred address after the handshake and moves there (`-v`
+    # says where it ended); with --no-migrate it stays. Files whole both
+    # ways.
+    local pa_port=$((PORT + 100))
+    gtlsserver -q --timeout=5s --preferred-ipv4-addr="127.0.0.2:$pa_port" -d "$WORK/www" \
+        127.0.0.1 "$PORT" "$KEY" "$CERT" >"$WORK/gts-pa.log" 2>&1 &
+    SERVER=$!
+    wait_udp "$PORT"
+    url="https://localhost:$PORT"
+    for mode in moves stays; do
+        rm -rf "$WORK/gts-pa" && mkdir -p "$WORK/gts-pa"
+        line=$("$QUIVER" get -v --ca "$CERT" --timeout 5 --out "$WORK/gts-pa" \
+            $([ $mode = stays ] && echo --no-migrate) "$url/1m.bin" "$url/10m.bin" 2>&1)
+        local ok=$? where
+        where=$(grep -E "preferred address|address unchanged" <<<"$line" | head -1)
+        if [ $ok -eq 0 ] && same_files "$WORK/gts-pa" 1m.bin 10m.bin &&
+            { { [ $mode = moves ] && [[ $where == *"moved to the server's preferred address 127.0.0.2:$pa_port"* ]]; } ||
+                { [ $mode = stays ] && [[ $where == *"address unchanged"* ]]; }; }; then
+            pass "quiver get -> ngtcp2 --preferred-ipv4-addr: $mode" "$where"
+        else fail "quiver get -> ngtcp2 --preferred-ipv4-addr: $mode" "$(tail -3 <<<"$line")"; fi
+    done
     stop
 }
 
