@@ -1,6 +1,7 @@
-//! The endpoint's whole datagram input: arbitrary datagrams into a server
-//! endpoint that accepts everything, and into a client endpoint with a
-//! connection in progress. Nothing may panic; everything sent back must
+//! The endpoint's whole datagram input: arbitrary datagrams, from several
+//! source addresses and with any ECN codepoint, into a server endpoint
+//! that accepts everything, and into a client endpoint with a connection
+//! in progress. Nothing may panic; everything sent back must
 //! respect the anti-amplification bound a server owes unvalidated clients.
 
 #![no_main]
@@ -68,7 +69,18 @@ fuzz_target!(|data: &[u8]| {
         let Some((&target, body)) = datagram.split_first() else { continue };
         let mut body = body.to_vec();
         let ep = if target & 1 == 0 { &mut server } else { &mut client };
-        ep.handle(now, peer, &mut body);
+        // Bits 1-2 pick the source among four addresses (the peer, a new
+        // port, a new address, a stranger), so path validation, migration
+        // and the client's unknown-server rule see hostile input too; bits
+        // 3-4 the ECN codepoint.
+        let from = match (target >> 1) & 3 {
+            0 => peer,
+            1 => "192.0.2.7:5555".parse().unwrap(),
+            2 => "198.51.100.9:4433".parse().unwrap(),
+            _ => "203.0.113.1:1".parse().unwrap(),
+        };
+        let ecn = quiver_proto::EcnCodepoint::from_bits(target >> 3);
+        ep.handle_ecn(now, from, ecn, &mut body);
         while let Some(id) = server.poll_incoming().map(|i| i.id()) {
             let _ = server.accept(now, id);
         }
@@ -76,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
         while server.poll_transmit(now, &mut out).is_some() {}
         out.clear();
         while client.poll_transmit(now, &mut out).is_some() {}
-        now += Duration::from_millis(u64::from(target >> 1));
+        now += Duration::from_millis(u64::from(target >> 5) * 40);
         server.handle_timeout(now);
         client.handle_timeout(now);
     }
