@@ -50,7 +50,11 @@ fn configs() -> &'static Configs {
 fuzz_target!(|data: &[u8]| {
     let c = configs();
     let peer: SocketAddr = "192.0.2.7:4433".parse().unwrap();
-    let mut server = Endpoint::new(Arc::new(EndpointConfig::new([1; 32])), Some(c.server.clone()), [2; 32]);
+    let mut server = Endpoint::new(
+        Arc::new(EndpointConfig::new([1; 32])),
+        Some(c.server.clone()),
+        [2; 32],
+    );
     let mut client = Endpoint::new(Arc::new(EndpointConfig::new([3; 32])), None, [4; 32]);
     let mut now = c.epoch;
     client.connect(now, &c.client, peer, "localhost").unwrap();
@@ -66,9 +70,15 @@ fuzz_target!(|data: &[u8]| {
         let take = len.min(rest.len());
         let (datagram, tail) = rest.split_at(take);
         rest = tail;
-        let Some((&target, body)) = datagram.split_first() else { continue };
+        let Some((&target, body)) = datagram.split_first() else {
+            continue;
+        };
         let mut body = body.to_vec();
-        let ep = if target & 1 == 0 { &mut server } else { &mut client };
+        let ep = if target & 1 == 0 {
+            &mut server
+        } else {
+            &mut client
+        };
         // Bits 1-2 pick the source among four addresses (the peer, a new
         // port, a new address, a stranger), so path validation, migration
         // and the client's unknown-server rule see hostile input too; bits
