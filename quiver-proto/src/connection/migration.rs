@@ -243,16 +243,25 @@ impl Connection {
         Box::new(old)
     }
 
+    /// A PMTU search from `base` up to what we allow and what the peer
+    /// accepts (RFC 9000 §14.3.1), if discovery is configured.
+    pub(crate) fn new_mtu_discovery(&self, base: u16) -> Option<super::mtud::MtuDiscovery> {
+        let upper = self.config.mtu_discovery_upper_bound?;
+        let peer_max = self.peer_params.as_ref().map_or(1200, |p| {
+            p.max_udp_payload_size.min(u64::from(u16::MAX)) as u16
+        });
+        Some(super::mtud::MtuDiscovery::new(
+            base,
+            upper.min(peer_max),
+            self.config.mtu_raise_interval,
+        ))
+    }
+
     /// Initial values for a new path (RFC 9002 Appendices A.3 and B.3);
     /// PMTU discovery starts again from the minimum.
     fn fresh_congestion(&self, now: Instant) -> PathCongestion {
         let mtu = 1200;
-        let mtud = self.config.mtu_discovery_upper_bound.map(|upper| {
-            let peer_max = self.peer_params.as_ref().map_or(1200, |p| {
-                p.max_udp_payload_size.min(u64::from(u16::MAX)) as u16
-            });
-            super::mtud::MtuDiscovery::new(mtu, upper.min(peer_max), self.config.mtu_raise_interval)
-        });
+        let mtud = self.new_mtu_discovery(mtu);
         PathCongestion {
             rtt: RttEstimator::new(self.config.initial_rtt),
             cc: self.config.congestion.build(now, mtu),

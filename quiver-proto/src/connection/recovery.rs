@@ -128,7 +128,10 @@ impl Connection {
         if space == SpaceId::ApplicationData {
             let mut spurious = 0;
             let mut undo = false;
-            for range in ack.ranges() {
+            // Nothing declared lost to find (the usual case): skip decoding
+            // the ranges again.
+            let ranges = self.reordering.has_lost().then(|| ack.ranges());
+            for range in ranges.into_iter().flatten() {
                 let s = self.reordering.on_ack_range(range);
                 spurious += s.packets;
                 undo |= s.undo;

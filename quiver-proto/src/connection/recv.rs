@@ -719,16 +719,7 @@ impl Connection {
         self.handshake_confirmed = true;
         // RFC 9000 §14.3.1: DPLPMTUD starts once the handshake is done, up
         // to what we allow and what the peer accepts.
-        if let Some(upper) = self.config.mtu_discovery_upper_bound {
-            let peer_max = self.peer_params.as_ref().map_or(1200, |p| {
-                p.max_udp_payload_size.min(u64::from(u16::MAX)) as u16
-            });
-            self.mtud = Some(super::mtud::MtuDiscovery::new(
-                self.max_udp_payload,
-                upper.min(peer_max),
-                self.config.mtu_raise_interval,
-            ));
-        }
+        self.mtud = self.new_mtu_discovery(self.max_udp_payload);
         // RFC 9001 §4.9.2: "An endpoint MUST discard its Handshake keys when
         // the TLS handshake is confirmed".
         self.discard_space(now, SpaceId::Initial);

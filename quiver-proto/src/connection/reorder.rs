@@ -126,6 +126,11 @@ impl Reordering {
         self.lost.insert(at, record);
     }
 
+    /// Whether any recently lost packet is remembered.
+    pub(crate) fn has_lost(&self) -> bool {
+        !self.lost.is_empty()
+    }
+
     /// A packet sent at `sent_time` was acknowledged: the episode ends once
     /// a packet sent after it began is (RFC 9002 §7.3.2).
     pub(crate) fn on_acked_sent_at(&mut self, sent_time: Instant) {
