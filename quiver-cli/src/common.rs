@@ -97,19 +97,44 @@ pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 }
 
 /// Server TLS settings offering the protocols in `alpn` (in order of
-/// preference), with `keylog` honouring SSLKEYLOGFILE.
+/// preference), with `keylog` honouring SSLKEYLOGFILE, accepting only
+/// `ciphers` when given.
 pub fn server_config(
     identity: Identity,
     alpn: &[&[u8]],
     keylog: bool,
     transport: quiver::TransportConfig,
+    ciphers: Option<&Ciphers>,
 ) -> anyhow::Result<quiver::ServerConfig> {
-    quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
+    let mut builder = quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
         .alpn_protocols(alpn)
         .keylog(keylog)
-        .transport(transport)
+        .transport(transport);
+    if let Some(ciphers) = ciphers {
+        builder = builder.cipher_suites(&ciphers.0);
+    }
+    builder
         .build()
         .map_err(|e| anyhow!("invalid certificate or key: {e}"))
+}
+
+/// A `--cipher` list, in order of preference (a newtype so that clap takes
+/// it as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ciphers(pub Vec<quiver::CipherSuite>);
+
+/// Parses `--cipher`: TLS 1.3 cipher suites separated by commas, each
+/// `aes128gcm`, `aes256gcm` or `chacha20` (RFC 9001 §5.3).
+pub fn parse_ciphers(s: &str) -> Result<Ciphers, String> {
+    let mut suites = Vec::new();
+    for name in s.split(',') {
+        let suite: quiver::CipherSuite = name.parse().map_err(|e| format!("{e}"))?;
+        if suites.contains(&suite) {
+            return Err(format!("{suite} is listed twice"));
+        }
+        suites.push(suite);
+    }
+    Ok(Ciphers(suites))
 }
 
 /// Binds a server endpoint and returns it with its local address, with a

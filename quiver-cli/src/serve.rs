@@ -65,6 +65,10 @@ pub struct Args {
     /// §2.3); default `v1,v2`. Others get Version Negotiation.
     #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
     versions: Option<common::Versions>,
+    /// TLS cipher suites to accept, separated by commas: `aes128gcm`,
+    /// `aes256gcm`, `chacha20` (default: all three).
+    #[arg(long, value_name = "LIST", value_parser = common::parse_ciphers)]
+    cipher: Option<common::Ciphers>,
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -123,6 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &alpns,
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
+        args.cipher.as_ref(),
     )?;
     let versions = args.versions.as_ref().map(|v| v.0.as_slice());
     let (endpoint, local, preferred) = match args.preferred_address {
@@ -217,7 +222,10 @@ async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
     let h3 = conn.alpn_protocol().as_deref() == Some(H3_ALPN.as_bytes());
     if verbose {
         let protocol = if h3 { "HTTP/3" } else { "HTTP/0.9" };
-        eprintln!("{remote}: connected ({protocol})");
+        match conn.cipher_suite() {
+            Some(suite) => eprintln!("{remote}: connected ({protocol}, {suite})"),
+            None => eprintln!("{remote}: connected ({protocol})"),
+        }
     }
     if h3 {
         return serve_h3::connection(conn, root, remote, verbose).await;

@@ -83,6 +83,7 @@ pub struct ClientConfigBuilder {
     transport: TransportConfig,
     version: Version,
     available_versions: Vec<Version>,
+    cipher_suites: Option<Vec<crypto::CipherSuite>>,
 }
 
 impl ClientConfigBuilder {
@@ -95,6 +96,7 @@ impl ClientConfigBuilder {
             transport: TransportConfig::default(),
             version: Version::V1,
             available_versions: Vec::new(),
+            cipher_suites: None,
         }
     }
 
@@ -144,6 +146,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Offers only these TLS cipher suites, most preferred first (default:
+    /// all that QUIC can use; RFC 9001 §5.3).
+    pub fn cipher_suites(mut self, suites: &[crypto::CipherSuite]) -> Self {
+        self.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let mut builder = match self.verification {
@@ -156,6 +165,9 @@ impl ClientConfigBuilder {
         }
         if let Some((chain, key)) = self.client_auth {
             builder = builder.with_client_auth_cert(chain, key);
+        }
+        if let Some(suites) = &self.cipher_suites {
+            builder = builder.cipher_suites(suites);
         }
         let crypto = builder.build()?;
         Ok(ClientConfig {
@@ -190,6 +202,7 @@ impl ServerConfig {
             client_roots: None,
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
+            cipher_suites: None,
         }
     }
 
@@ -225,6 +238,7 @@ pub struct ServerConfigBuilder {
     client_roots: Option<(RootCertStore, bool)>,
     transport: TransportConfig,
     admission: AdmissionConfig,
+    cipher_suites: Option<Vec<crypto::CipherSuite>>,
 }
 
 impl ServerConfigBuilder {
@@ -259,6 +273,13 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Accepts only these TLS cipher suites (default: all that QUIC can
+    /// use; RFC 9001 §5.3).
+    pub fn cipher_suites(mut self, suites: &[crypto::CipherSuite]) -> Self {
+        self.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         let mut builder =
@@ -268,6 +289,9 @@ impl ServerConfigBuilder {
         }
         if let Some((roots, required)) = self.client_roots {
             builder = builder.with_client_roots(roots, required);
+        }
+        if let Some(suites) = &self.cipher_suites {
+            builder = builder.cipher_suites(suites);
         }
         Ok(ServerConfig {
             inner: quiver_proto::ServerConfig {
