@@ -159,6 +159,7 @@ pub fn bind_server_with_preferred_address(
     addr: SocketAddr,
     preferred: SocketAddr,
     versions: Option<&[quiver::proto::Version]>,
+    local_cid_len: Option<usize>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr, SocketAddr)> {
     if preferred.ip().is_unspecified() {
         bail!("--preferred-address {preferred}: name one IP address, not a wildcard");
@@ -177,6 +178,9 @@ pub fn bind_server_with_preferred_address(
     let mut endpoint_config = quiver::EndpointConfig::new(seed);
     if let Some(versions) = versions {
         endpoint_config.supported_versions = versions.to_vec();
+    }
+    if let Some(len) = local_cid_len {
+        endpoint_config.local_cid_len = len;
     }
     let endpoint = quiver::Endpoint::with_preferred_addresses(
         endpoint_config,
@@ -198,22 +202,29 @@ pub fn bind_server_with_preferred_address(
 
 /// Like [`bind_server`], with the QUIC versions to accept in our order of
 /// preference (RFC 9368 §2.3: a client offering several gets the first of
-/// ours it lists); `None` keeps the default (v1, then v2).
+/// ours it lists); `None` keeps the default (v1, then v2). With
+/// `local_cid_len`, our connection IDs have that length.
 pub fn bind_server_with_versions(
     config: quiver::ServerConfig,
     addr: SocketAddr,
     versions: Option<&[quiver::proto::Version]>,
+    local_cid_len: Option<usize>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr)> {
-    let Some(versions) = versions else {
+    if versions.is_none() && local_cid_len.is_none() {
         return bind_server(config, addr);
-    };
+    }
     let mut reset_key = [0u8; 32];
     rustls::crypto::ring::default_provider()
         .secure_random
         .fill(&mut reset_key)
         .map_err(|_| anyhow!("no secure random source"))?;
     let mut endpoint_config = quiver::proto::EndpointConfig::new(reset_key);
-    endpoint_config.supported_versions = versions.to_vec();
+    if let Some(versions) = versions {
+        endpoint_config.supported_versions = versions.to_vec();
+    }
+    if let Some(len) = local_cid_len {
+        endpoint_config.local_cid_len = len;
+    }
     let socket =
         quiver::udp::UdpSocket::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
     let endpoint = quiver::Endpoint::with_config(endpoint_config, Some(config), socket)

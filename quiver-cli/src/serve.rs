@@ -14,7 +14,7 @@ use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
 use crate::common::{self, H3_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
 use crate::files::resolve;
-use crate::serve_h3;
+use crate::{serve_fleet, serve_h3};
 
 /// The longest request line read.
 const MAX_REQUEST: usize = 8 * 1024;
@@ -75,6 +75,8 @@ pub struct Args {
     /// Congestion controller (default: quiver's default).
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    #[command(flatten)]
+    fleet: serve_fleet::FleetArgs,
 }
 
 fn parse_code(s: &str) -> Result<VarInt, String> {
@@ -129,6 +131,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         common::with_cc(quiver::TransportConfig::default(), args.cc),
         args.cipher.as_ref(),
     )?;
+    let mut config = config;
+    config.set_admission_config(args.fleet.admission());
+    let cid_len = args.fleet.local_cid_len();
     let versions = args.versions.as_ref().map(|v| v.0.as_slice());
     let (endpoint, local, preferred) = match args.preferred_address {
         Some(preferred) => {
@@ -137,12 +142,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 args.listen,
                 preferred,
                 versions,
+                cid_len,
             )?;
             (endpoint, local, Some(preferred))
         }
         None => {
             let (endpoint, local) =
-                common::bind_server_with_versions(config, args.listen, versions)?;
+                common::bind_server_with_versions(config, args.listen, versions, cid_len)?;
             (endpoint, local, None)
         }
     };
@@ -155,6 +161,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(preferred) = preferred {
         println!("preferred address: {preferred}");
+    }
+    if let Some(line) = args.fleet.apply(&endpoint)? {
+        println!("{line}");
     }
     println!("listening on {local}, serving {}", root.display());
     let root: Arc<Path> = root.into();
