@@ -84,6 +84,7 @@ pub struct ClientConfigBuilder {
     version: Version,
     available_versions: Vec<Version>,
     cipher_suites: Option<Vec<crypto::CipherSuite>>,
+    kx_groups: Option<Vec<crypto::KxGroup>>,
 }
 
 impl ClientConfigBuilder {
@@ -97,6 +98,7 @@ impl ClientConfigBuilder {
             version: Version::V1,
             available_versions: Vec::new(),
             cipher_suites: None,
+            kx_groups: None,
         }
     }
 
@@ -153,6 +155,14 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Offers only these TLS key exchange groups, most preferred first
+    /// (default: the hybrid post-quantum X25519MLKEM768, then X25519,
+    /// P-256, P-384).
+    pub fn kx_groups(mut self, groups: &[crypto::KxGroup]) -> Self {
+        self.kx_groups = Some(groups.to_vec());
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let mut builder = match self.verification {
@@ -168,6 +178,9 @@ impl ClientConfigBuilder {
         }
         if let Some(suites) = &self.cipher_suites {
             builder = builder.cipher_suites(suites);
+        }
+        if let Some(groups) = &self.kx_groups {
+            builder = builder.kx_groups(groups);
         }
         let crypto = builder.build()?;
         Ok(ClientConfig {
@@ -203,6 +216,7 @@ impl ServerConfig {
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
             cipher_suites: None,
+            kx_groups: None,
         }
     }
 
@@ -239,6 +253,7 @@ pub struct ServerConfigBuilder {
     transport: TransportConfig,
     admission: AdmissionConfig,
     cipher_suites: Option<Vec<crypto::CipherSuite>>,
+    kx_groups: Option<Vec<crypto::KxGroup>>,
 }
 
 impl ServerConfigBuilder {
@@ -280,6 +295,13 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Accepts only these TLS key exchange groups, in this order of
+    /// preference (default: X25519MLKEM768, X25519, P-256, P-384).
+    pub fn kx_groups(mut self, groups: &[crypto::KxGroup]) -> Self {
+        self.kx_groups = Some(groups.to_vec());
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         let mut builder =
@@ -292,6 +314,9 @@ impl ServerConfigBuilder {
         }
         if let Some(suites) = &self.cipher_suites {
             builder = builder.cipher_suites(suites);
+        }
+        if let Some(groups) = &self.kx_groups {
+            builder = builder.kx_groups(groups);
         }
         Ok(ServerConfig {
             inner: quiver_proto::ServerConfig {

@@ -339,6 +339,12 @@ impl Connection {
             .with(|state, h| state.proto.connection(h).and_then(|c| c.cipher_suite()))
     }
 
+    /// The TLS key exchange group the handshake used, once chosen.
+    pub fn kx_group(&self) -> Option<quiver_proto::crypto::KxGroup> {
+        self.0
+            .with(|state, h| state.proto.connection(h).and_then(|c| c.kx_group()))
+    }
+
     /// The negotiated application protocol (ALPN).
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.0.with(|state, h| {

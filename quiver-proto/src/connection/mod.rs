@@ -459,6 +459,11 @@ impl Connection {
         self.tls.cipher_suite()
     }
 
+    /// The TLS key exchange group the handshake used, once chosen.
+    pub fn kx_group(&self) -> Option<crate::crypto::KxGroup> {
+        self.tls.kx_group()
+    }
+
     /// The server name the client asked for (SNI), on the server side.
     pub fn server_name(&self) -> Option<&str> {
         self.tls.server_name()

@@ -28,7 +28,19 @@ pub(crate) fn epoch() -> Instant {
 }
 
 impl Pair {
+    /// Both sides with the default key exchange (X25519MLKEM768 first: the
+    /// client's ClientHello spans two Initial datagrams).
     pub(crate) fn new() -> Self {
+        Self::with_client_groups(None)
+    }
+
+    /// A client that offers only X25519, so that its ClientHello fits one
+    /// Initial datagram: for tests that carry the first datagram by hand.
+    pub(crate) fn classical() -> Self {
+        Self::with_client_groups(Some(&[crypto::KxGroup::X25519]))
+    }
+
+    fn with_client_groups(groups: Option<&[crypto::KxGroup]>) -> Self {
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         let cert = ck.cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
@@ -38,10 +50,12 @@ impl Pair {
             .unwrap();
         let mut roots = RootCertStore::empty();
         roots.add(cert).unwrap();
-        let client_crypto = crypto::ClientConfig::with_root_certificates(roots)
-            .alpn_protocols(vec![b"test".to_vec()])
-            .build()
-            .unwrap();
+        let mut client_crypto = crypto::ClientConfig::with_root_certificates(roots)
+            .alpn_protocols(vec![b"test".to_vec()]);
+        if let Some(groups) = groups {
+            client_crypto = client_crypto.kx_groups(groups);
+        }
+        let client_crypto = client_crypto.build().unwrap();
         let server_config = Arc::new(ServerConfig::new(Arc::new(server_crypto)));
         Self {
             server_config: Some(server_config.clone()),

@@ -22,7 +22,7 @@ use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::time_provider::TimeProvider;
 use rustls::{DigitallySignedStruct, KeyLog, RootCertStore, SignatureScheme};
 
-use super::CipherSuite;
+use super::{CipherSuite, KxGroup};
 use crate::TransportError;
 
 /// The only `max_early_data_size` a QUIC server may send when it accepts
@@ -55,9 +55,11 @@ pub enum ConfigError {
     TransportParameters(TransportError),
 }
 
-/// The crypto provider every quiver configuration uses: ring's, offering
-/// only `suites` (in that order of preference) when given.
-fn provider(suites: Option<&[CipherSuite]>) -> Arc<CryptoProvider> {
+/// The crypto provider every quiver configuration uses: ring's, with the
+/// key exchange groups `groups` (default [`KxGroup::ALL`]: the hybrid
+/// X25519MLKEM768 first, from aws-lc-rs), offering only `suites` (in that
+/// order of preference) when given.
+fn provider(suites: Option<&[CipherSuite]>, groups: Option<&[KxGroup]>) -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(suites) = suites {
         provider.cipher_suites = suites
@@ -65,6 +67,11 @@ fn provider(suites: Option<&[CipherSuite]>) -> Arc<CryptoProvider> {
             .map(|suite| rustls::SupportedCipherSuite::Tls13(suite.tls13()))
             .collect();
     }
+    provider.kx_groups = groups
+        .unwrap_or(&KxGroup::ALL)
+        .iter()
+        .map(|group| group.rustls())
+        .collect();
     Arc::new(provider)
 }
 
@@ -149,6 +156,7 @@ pub struct ClientConfigBuilder {
     time_provider: Option<Arc<dyn TimeProvider>>,
     early_data: bool,
     cipher_suites: Option<Vec<CipherSuite>>,
+    kx_groups: Option<Vec<KxGroup>>,
 }
 
 impl ClientConfigBuilder {
@@ -161,7 +169,19 @@ impl ClientConfigBuilder {
             time_provider: None,
             early_data: false,
             cipher_suites: None,
+            kx_groups: None,
         }
+    }
+
+    /// Offers only these key exchange groups, most preferred first
+    /// (default [`KxGroup::ALL`]: X25519MLKEM768, with an X25519 share
+    /// beside it, then X25519, P-256, P-384). The ClientHello carries a key
+    /// share for the first (and, for the hybrid, for X25519); a server
+    /// that wants another answers with a HelloRetryRequest (RFC 8446
+    /// §4.1.4).
+    pub fn kx_groups(mut self, groups: &[KxGroup]) -> Self {
+        self.kx_groups = Some(groups.to_vec());
+        self
     }
 
     /// Offers only `suites`, most preferred first (by default all of
@@ -230,7 +250,7 @@ impl ClientConfigBuilder {
 
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
-        let provider = provider(self.cipher_suites.as_deref());
+        let provider = provider(self.cipher_suites.as_deref(), self.kx_groups.as_deref());
         let builder = match self.time_provider {
             Some(time) => rustls::ClientConfig::builder_with_details(Arc::clone(&provider), time),
             None => rustls::ClientConfig::builder_with_provider(Arc::clone(&provider)),
@@ -391,12 +411,14 @@ pub struct ServerConfigBuilder {
     time_provider: Option<Arc<dyn TimeProvider>>,
     early_data: bool,
     cipher_suites: Option<Vec<CipherSuite>>,
+    kx_groups: Option<Vec<KxGroup>>,
 }
 
 impl ServerConfigBuilder {
     fn new(cert: ServerCert) -> Self {
         Self {
             cipher_suites: None,
+            kx_groups: None,
             cert,
             client_auth: ClientAuth::None,
             alpn_protocols: Vec::new(),
@@ -454,6 +476,14 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Accepts only these key exchange groups, in this order of preference
+    /// among those the client sent a key share for (default
+    /// [`KxGroup::ALL`], the hybrid X25519MLKEM768 first).
+    pub fn kx_groups(mut self, groups: &[KxGroup]) -> Self {
+        self.kx_groups = Some(groups.to_vec());
+        self
+    }
+
     /// Issues tickets that allow 0-RTT, with `max_early_data_size`
     /// 0xffffffff as RFC 9001 §4.6.1 requires.
     ///
@@ -467,7 +497,7 @@ impl ServerConfigBuilder {
 
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
-        let provider = provider(self.cipher_suites.as_deref());
+        let provider = provider(self.cipher_suites.as_deref(), self.kx_groups.as_deref());
         let builder = match self.time_provider {
             Some(time) => rustls::ServerConfig::builder_with_details(Arc::clone(&provider), time),
             None => rustls::ServerConfig::builder_with_provider(Arc::clone(&provider)),
@@ -565,7 +595,7 @@ mod tests {
     #[test]
     fn from_rustls_rejects_partial_early_data_size() {
         let (cert, key) = self_signed();
-        let mut config = rustls::ServerConfig::builder_with_provider(provider(None))
+        let mut config = rustls::ServerConfig::builder_with_provider(provider(None, None))
             .with_protocol_versions(TLS13_ONLY)
             .unwrap()
             .with_no_client_auth()

@@ -365,6 +365,11 @@ impl TlsSession {
         super::CipherSuite::from_rustls(suite.tls13()?)
     }
 
+    /// The key exchange group the handshake used, once chosen.
+    pub fn kx_group(&self) -> Option<super::KxGroup> {
+        super::KxGroup::from_rustls(self.conn.negotiated_key_exchange_group()?)
+    }
+
     /// Server: the name the client asked for with SNI, available after the
     /// ClientHello has been read. Always `None` on a client.
     pub fn server_name(&self) -> Option<&str> {

@@ -278,7 +278,8 @@ impl Admission {
 impl Endpoint {
     /// What the endpoint did with new clients and holds now.
     pub fn stats(&self) -> EndpointStats {
-        self.admission.snapshot(self.incoming.len())
+        self.admission
+            .snapshot(self.incoming.len() + self.assembly.len())
     }
 
     /// Admission control for a new client's Initial `p` from `remote`,
@@ -293,9 +294,12 @@ impl Endpoint {
         retry: Option<&RetryToken>,
     ) -> Option<DatagramEvent> {
         let config = self.server.as_ref()?.admission;
-        let decision =
-            self.admission
-                .decide(&config, remote, retry.is_some(), self.incoming.len())?;
+        let decision = self.admission.decide(
+            &config,
+            remote,
+            retry.is_some(),
+            self.incoming.len() + self.assembly.len(),
+        )?;
         match decision {
             Ok(()) => {
                 self.admission.stats.retried_automatically += 1;

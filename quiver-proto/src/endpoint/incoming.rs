@@ -1,9 +1,10 @@
 //! A connection attempt the application has not yet decided on.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use super::token::RetryToken;
-use crate::crypto::{Keys, parse_client_hello};
+use crate::crypto::{Keys, client_hello_length, parse_client_hello};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed};
 use crate::packet::{PacketType, TruncatedPacketNumber};
@@ -25,6 +26,11 @@ pub struct Incoming {
     /// A valid Retry token: the client's address is validated.
     pub(crate) retry: Option<RetryToken>,
     datagram: Vec<u8>,
+    /// Later Initial datagrams of a ClientHello that spans several (a
+    /// post-quantum key share does), at most [`MAX_DATAGRAMS`] - 1.
+    more: Vec<Vec<u8>>,
+    /// When the first datagram arrived.
+    pub(crate) created: Instant,
     /// The ECN codepoint the datagram arrived with.
     pub(crate) ecn: Option<crate::EcnCodepoint>,
     /// The server's Initial keys for this attempt (RFC 9001 §5.2), derived
@@ -41,6 +47,7 @@ impl Incoming {
         src_cid: ConnectionId,
         retry: Option<RetryToken>,
         datagram: Vec<u8>,
+        now: Instant,
     ) -> Self {
         let keys = crate::crypto::initial_keys(version, &orig_dst_cid, crate::Side::Server);
         Self {
@@ -51,6 +58,8 @@ impl Incoming {
             src_cid,
             retry,
             datagram,
+            more: Vec::new(),
+            created: now,
             ecn: None,
             keys,
         }
@@ -78,12 +87,49 @@ impl Incoming {
         self.version
     }
 
-    /// The server name (SNI) and ALPN protocols of the ClientHello, when
-    /// the first Initial holds the whole ClientHello and it parses.
+    /// The server name (SNI) and ALPN protocols of the ClientHello, when it
+    /// parses. The endpoint reports an attempt once its whole ClientHello
+    /// is in, however many Initial datagrams it spans (or once it holds
+    /// [`MAX_DATAGRAMS`] of them).
     pub fn client_hello(&self) -> Option<crate::crypto::ClientHelloInfo> {
-        let mut copy = self.datagram.clone();
-        let crypto = first_crypto_data(&self.keys, &mut copy)?;
-        parse_client_hello(&crypto)
+        parse_client_hello(&self.crypto_prefix())
+    }
+
+    /// The Initial CRYPTO stream from offset 0, as far as it is contiguous
+    /// in the datagrams held.
+    fn crypto_prefix(&self) -> Vec<u8> {
+        let mut chunks = Vec::new();
+        for datagram in std::iter::once(&self.datagram).chain(&self.more) {
+            let mut copy = datagram.clone();
+            if let Some(list) = crypto_chunks(&self.keys, &mut copy) {
+                chunks.extend(list);
+            }
+        }
+        contiguous(chunks)
+    }
+
+    /// Whether the whole ClientHello is in (or cannot be completed here:
+    /// the datagrams held are at their bound, or the stream does not start
+    /// with a ClientHello and TLS will reject it).
+    pub(crate) fn client_hello_complete(&self) -> bool {
+        if 1 + self.more.len() >= MAX_DATAGRAMS {
+            return true;
+        }
+        let prefix = self.crypto_prefix();
+        match client_hello_length(&prefix) {
+            Some(len) => prefix.len() >= len,
+            None => prefix.len() >= 4,
+        }
+    }
+
+    /// Keeps another Initial datagram of this attempt; false when
+    /// [`MAX_DATAGRAMS`] are held already.
+    pub(crate) fn add_datagram(&mut self, data: &[u8]) -> bool {
+        if 1 + self.more.len() >= MAX_DATAGRAMS {
+            return false;
+        }
+        self.more.push(data.to_vec());
+        true
     }
 
     /// Whether the datagram's first Initial starts the client's CRYPTO
@@ -95,34 +141,27 @@ impl Incoming {
         first_crypto_data(&self.keys, &mut copy).is_some_and(|d| !d.is_empty())
     }
 
-    /// The first datagram and the Initial keys.
-    pub(crate) fn into_parts(self) -> (Vec<u8>, Keys) {
-        (self.datagram, self.keys)
+    /// The first datagram, the later ones, and the Initial keys.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<Vec<u8>>, Keys) {
+        (self.datagram, self.more, self.keys)
     }
 }
+
+/// Initial datagrams an attempt holds at most before it is reported, the
+/// ClientHello whole or not: Chromium's post-quantum ClientHello takes two;
+/// four leave room for a large certificate-compression or padding
+/// extension while bounding what one attempt costs before any decision.
+pub const MAX_DATAGRAMS: usize = 4;
 
 /// The CRYPTO bytes from offset 0 carried by the datagram's first Initial
 /// (clients may split and reorder their ClientHello across frames).
 fn first_crypto_data(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<u8>> {
-    let Ok(Parsed::Packet(p)) = header::decode(datagram, 0) else {
-        return None;
-    };
-    if p.ty != PacketType::Initial {
-        return None;
-    }
-    let packet = &mut datagram[..p.len];
-    let pn_len = keys.remote.header.remove(packet, p.pn_offset).ok()?;
-    let header_len = p.pn_offset + pn_len;
-    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
-    let len = keys.remote.packet.open(pn, packet, header_len).ok()?;
-    let payload = &packet[header_len..header_len + len];
-    let mut chunks: Vec<(u64, &[u8])> = frame::Iter::new(payload)
-        .map_while(Result::ok)
-        .filter_map(|f| match f {
-            Frame::Crypto(c) => Some((c.offset.into_inner(), c.data)),
-            _ => None,
-        })
-        .collect();
+    Some(contiguous(crypto_chunks(keys, datagram)?))
+}
+
+/// The stream from offset 0, as far as `chunks` (offset, bytes) cover it
+/// without a gap.
+fn contiguous(mut chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
     chunks.sort_unstable_by_key(|(offset, _)| *offset);
     let mut out = Vec::new();
     for (offset, data) in chunks {
@@ -135,5 +174,31 @@ fn first_crypto_data(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<u8>> {
             out.extend_from_slice(&data[(have - offset) as usize..]);
         }
     }
-    Some(out)
+    out
+}
+
+/// The CRYPTO frames (offset, bytes) of the datagram's first Initial, if
+/// it decrypts.
+fn crypto_chunks(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<(u64, Vec<u8>)>> {
+    let Ok(Parsed::Packet(p)) = header::decode(datagram, 0) else {
+        return None;
+    };
+    if p.ty != PacketType::Initial {
+        return None;
+    }
+    let packet = &mut datagram[..p.len];
+    let pn_len = keys.remote.header.remove(packet, p.pn_offset).ok()?;
+    let header_len = p.pn_offset + pn_len;
+    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
+    let len = keys.remote.packet.open(pn, packet, header_len).ok()?;
+    let payload = &packet[header_len..header_len + len];
+    Some(
+        frame::Iter::new(payload)
+            .map_while(Result::ok)
+            .filter_map(|f| match f {
+                Frame::Crypto(c) => Some((c.offset.into_inner(), c.data.to_vec())),
+                _ => None,
+            })
+            .collect(),
+    )
 }

@@ -14,6 +14,7 @@
 //! ```
 
 mod admission;
+mod assembly;
 mod cid_generator;
 mod hash;
 mod incoming;
@@ -175,7 +176,10 @@ pub struct Endpoint {
     /// nowhere (RFC 9000 §10.3.1).
     reset_tokens: ResetTokens,
     incoming: VecDeque<Incoming>,
-    /// (client's first DCID, address) of each pending attempt, so a
+    /// Attempts whose ClientHello is still arriving, not yet reported.
+    assembly: assembly::Assembly,
+    /// (client's first DCID, address) of each pending attempt (reported or
+    /// assembling), so a
     /// retransmitted Initial is recognised in one look-up (client-chosen
     /// keys: std's SipHash).
     incoming_keys: HashSet<(ConnectionId, SocketAddr)>,
@@ -222,6 +226,7 @@ impl Endpoint {
             initial_routes: HashMap::new(),
             reset_tokens,
             incoming: VecDeque::new(),
+            assembly: assembly::Assembly::default(),
             incoming_keys: HashSet::new(),
             next_incoming: 0,
             stateless: VecDeque::new(),
@@ -459,11 +464,15 @@ impl Endpoint {
         if p.dst_cid.len() < 8 {
             return DatagramEvent::Handled;
         }
-        if self.incoming.len() >= MAX_PENDING_INCOMING {
-            return DatagramEvent::Handled;
+        while let Some(expired) = self.assembly.pop_expired(now) {
+            self.forget_attempt(&expired);
         }
-        // A retransmitted Initial of an attempt still awaiting a decision.
+        // The rest of a ClientHello that spans several datagrams, or a
+        // retransmitted Initial of an attempt awaiting a decision.
         if self.incoming_keys.contains(&(p.dst_cid, remote)) {
+            return self.on_more_initial(remote, data, &p.dst_cid);
+        }
+        if self.incoming.len() + self.assembly.len() >= MAX_PENDING_INCOMING {
             return DatagramEvent::Handled;
         }
         let version = p.version.unwrap_or(Version::V1);
@@ -504,6 +513,7 @@ impl Endpoint {
             p.src_cid,
             retry,
             data.to_vec(),
+            now,
         );
         incoming.ecn = self.rx_ecn;
         if !incoming.starts_crypto_stream() {
@@ -516,8 +526,52 @@ impl Endpoint {
         self.incoming_keys
             .insert((incoming.orig_dst_cid, incoming.remote));
         self.admission.incoming_added(incoming.remote);
+        if !incoming.client_hello_complete() {
+            if let Some(evicted) = self.assembly.push(incoming) {
+                self.forget_attempt(&evicted);
+            }
+            return DatagramEvent::Handled;
+        }
         self.incoming.push_back(incoming);
         DatagramEvent::NewConnection(id)
+    }
+
+    /// Another Initial datagram of a pending attempt: kept while its
+    /// ClientHello is assembling (reported once whole); a retransmission
+    /// of a reported attempt is dropped, since accepting it will have the
+    /// client send again whatever the connection misses.
+    fn on_more_initial(
+        &mut self,
+        remote: SocketAddr,
+        data: &[u8],
+        dst_cid: &ConnectionId,
+    ) -> DatagramEvent {
+        let Some(pos) = self.assembly.position(dst_cid, remote) else {
+            return DatagramEvent::Handled;
+        };
+        let Some(incoming) = self.assembly.get_mut(pos) else {
+            return DatagramEvent::Handled;
+        };
+        incoming.add_datagram(data);
+        if !incoming.client_hello_complete() {
+            return DatagramEvent::Handled;
+        }
+        let Some(incoming) = self.assembly.remove(pos) else {
+            return DatagramEvent::Handled;
+        };
+        let id = incoming.id();
+        // Reported attempts stay in arrival order of their first datagram
+        // (ids increase), so look-ups by id can search.
+        let at = self.incoming.partition_point(|i| i.id().0 < id.0);
+        self.incoming.insert(at, incoming);
+        DatagramEvent::NewConnection(id)
+    }
+
+    /// Drops an attempt that was never reported (evicted or expired).
+    fn forget_attempt(&mut self, incoming: &Incoming) {
+        self.incoming_keys
+            .remove(&(incoming.orig_dst_cid, incoming.remote));
+        self.admission.incoming_removed(incoming.remote);
     }
 
     /// The next connection attempt awaiting a decision: answer it with
@@ -654,7 +708,7 @@ impl Endpoint {
         // RFC 9000 §13.4.1: the first datagram's codepoint is counted too,
         // or a peer that marked it would fail our ACKs' validation.
         let ecn = incoming.ecn;
-        let (mut datagram, initial_keys) = incoming.into_parts();
+        let (mut datagram, more, initial_keys) = incoming.into_parts();
         let (vn, initial_keys) =
             self.server_version_state(original, version, &orig_dst_cid, initial_keys);
         let mut conn = Connection::new(ConnectionParams {
@@ -681,6 +735,9 @@ impl Endpoint {
             conn.issue_preferred_address_cid(cid, token);
         }
         conn.handle_datagram(now, remote, ecn, &mut datagram);
+        for mut datagram in more {
+            conn.handle_datagram(now, remote, ecn, &mut datagram);
+        }
         self.routes.insert(local_cid, handle);
         if let Some((cid, _)) = preferred_cid {
             self.routes.insert(cid, handle);

@@ -63,7 +63,7 @@ fn first_dcid(datagram: &[u8]) -> ConnectionId {
 
 #[test]
 fn refusal_is_an_initial_connection_close_with_connection_refused() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let client = pair.connect();
     let mut first = client_datagrams(&mut pair).remove(0);
     let dcid = first_dcid(&first);
@@ -104,7 +104,7 @@ fn retried_initial(pair: &mut Pair, retrier: &mut Endpoint) -> (Vec<u8>, Connect
 /// RFC 9000 §8.1.2: a token the server did not issue gets INVALID_TOKEN.
 #[test]
 fn forged_retry_token_is_answered_with_invalid_token() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let client = pair.connect();
     // Another server (another secret) issues the Retry: its token is forged
     // as far as ours is concerned.
@@ -141,7 +141,7 @@ fn forged_retry_token_is_answered_with_invalid_token() {
 
 #[test]
 fn expired_retry_token_is_answered_with_invalid_token() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let _client = pair.connect();
     let mut server = std::mem::replace(
         &mut pair.server,
@@ -161,7 +161,7 @@ fn expired_retry_token_is_answered_with_invalid_token() {
 
 #[test]
 fn valid_retry_token_marks_the_attempt_validated_and_cannot_be_retried_again() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let _client = pair.connect();
     let mut server = std::mem::replace(
         &mut pair.server,
@@ -182,7 +182,7 @@ fn valid_retry_token_marks_the_attempt_validated_and_cannot_be_retried_again() {
 /// RFC 9000 §14.1: Initials in datagrams under 1200 bytes are dropped.
 #[test]
 fn short_initial_datagrams_are_dropped() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let _client = pair.connect();
     let first = client_datagrams(&mut pair).remove(0);
     // Cut the padding: a valid header and Length, but a small datagram.
@@ -200,7 +200,7 @@ fn short_initial_datagrams_are_dropped() {
 /// (and a greasing version, §6.3), with the CIDs echoed (§17.2.1).
 #[test]
 fn unknown_version_gets_version_negotiation() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let mut d = vec![0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8];
     d.extend_from_slice(&[0x11; 8]);
     d.push(4);
@@ -234,7 +234,7 @@ fn unknown_version_gets_version_negotiation() {
 /// has not used").
 #[test]
 fn stateless_reset_tokens_are_checked_only_for_ids_in_use() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let client = pair.connect();
     pair.drive();
     let server = pair.server.connection_handles()[0];
@@ -333,7 +333,7 @@ fn client_discards_server_packets_with_another_source_cid() {
     // reason: if processed it would end the connection.
     const CLOSE: [u8; 4] = [0x1c, 0x0a, 0x00, 0x00];
     for (change_src, closes) in [(false, true), (true, false)] {
-        let mut pair = Pair::new();
+        let mut pair = Pair::classical();
         let client = pair.connect();
         let mut first = client_datagrams(&mut pair).remove(0);
         let odcid = first_dcid(&first);
@@ -363,7 +363,7 @@ fn client_discards_server_packets_with_another_source_cid() {
 fn server_discards_client_initials_with_another_source_cid() {
     const CLOSE: [u8; 4] = [0x1c, 0x0a, 0x00, 0x00];
     for (change_src, closes) in [(false, true), (true, false)] {
-        let mut pair = Pair::new();
+        let mut pair = Pair::classical();
         pair.connect();
         let mut first = client_datagrams(&mut pair).remove(0);
         let Ok(Parsed::Packet(p)) = header::decode(&first, 8) else {

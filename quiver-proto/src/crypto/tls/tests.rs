@@ -366,6 +366,93 @@ fn cipher_suite_selection() {
     assert!("rc4".parse::<CipherSuite>().is_err());
 }
 
+/// Key exchange (issue: X25519MLKEM768 offered and accepted): by default
+/// both sides use the hybrid, whose ClientHello no longer fits one Initial
+/// packet; a client offering the hybrid reaches a classical server without
+/// a HelloRetryRequest (it sends an X25519 share beside it); a client whose
+/// only share the server does not take gets a HelloRetryRequest and
+/// completes (RFC 8446 §4.1.4); no common group is handshake_failure.
+#[test]
+fn key_exchange_groups() {
+    use crate::crypto::KxGroup;
+    use rustls::HandshakeKind;
+    let id = Identity::new("localhost");
+    let client_with = |groups: Option<&[KxGroup]>| {
+        let b =
+            ClientConfig::with_root_certificates(id.roots()).alpn_protocols(protocols(&[b"h3"]));
+        match groups {
+            Some(g) => b.kx_groups(g),
+            None => b,
+        }
+        .build()
+        .unwrap()
+    };
+    let server_with = |groups: Option<&[KxGroup]>| {
+        let b = ServerConfig::with_single_cert(vec![id.cert.clone()], id.key.clone_key())
+            .alpn_protocols(protocols(&[b"h3"]));
+        match groups {
+            Some(g) => b.kx_groups(g),
+            None => b,
+        }
+        .build()
+        .unwrap()
+    };
+    let classical = [KxGroup::X25519, KxGroup::Secp256r1];
+    let cases: [(
+        Option<&[KxGroup]>,
+        Option<&[KxGroup]>,
+        KxGroup,
+        HandshakeKind,
+    ); 4] = [
+        (None, None, KxGroup::X25519MlKem768, HandshakeKind::Full),
+        (None, Some(&classical), KxGroup::X25519, HandshakeKind::Full),
+        (Some(&classical), None, KxGroup::X25519, HandshakeKind::Full),
+        (
+            Some(&[KxGroup::Secp384r1, KxGroup::X25519]),
+            Some(&[KxGroup::X25519]),
+            KxGroup::X25519,
+            HandshakeKind::FullWithHelloRetryRequest,
+        ),
+    ];
+    for (client_groups, server_groups, group, kind) in cases {
+        let (mut c, mut s) = pair(&client_with(client_groups), &server_with(server_groups));
+        let hello_len: usize = c
+            .outbox
+            .iter()
+            .filter(|(l, _)| *l == Level::Initial)
+            .map(|(_, d)| d.len())
+            .sum();
+        // The hybrid's key share alone is 1216 bytes: more than one
+        // Initial packet can carry.
+        assert_eq!(
+            hello_len > 1200,
+            client_groups.is_none(),
+            "ClientHello of {hello_len} bytes"
+        );
+        run(&mut c, &mut s).unwrap();
+        assert_eq!(
+            c.tls.kx_group(),
+            Some(group),
+            "{client_groups:?} {server_groups:?}"
+        );
+        assert_eq!(s.tls.kx_group(), Some(group));
+        assert_eq!(c.tls.conn.handshake_kind(), Some(kind));
+        assert_keys_match(
+            &c.one_rtt.as_ref().unwrap().0,
+            &s.one_rtt.as_ref().unwrap().0,
+        );
+    }
+    let (mut c, mut s) = pair(
+        &client_with(Some(&[KxGroup::X25519MlKem768])),
+        &server_with(Some(&classical)),
+    );
+    let failed = run(&mut c, &mut s).unwrap_err();
+    assert_eq!(failed.side, Side::Server);
+    assert_crypto_error(&failed.error, HANDSHAKE_FAILURE);
+    assert_eq!("X25519MLKEM768".parse(), Ok(KxGroup::X25519MlKem768));
+    assert_eq!("p256".parse(), Ok(KxGroup::Secp256r1));
+}
+
 #[test]
 fn alpn_mismatch_fails_with_no_application_protocol() {
     let id = Identity::new("localhost");

@@ -18,7 +18,7 @@ use crate::{
 
 /// A pair whose server applies `admission`.
 fn pair_with(admission: AdmissionConfig) -> Pair {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let mut config: ServerConfig = (*pair.server_config().unwrap()).clone();
     config.admission = admission;
     pair.server = Endpoint::new(
