@@ -187,10 +187,22 @@ impl TestPki {
 
     /// A client configuration trusting the certificate.
     pub fn client_config(&self, transport: TransportConfig) -> ClientConfig {
+        self.client_config_with_groups(transport, &crypto::KxGroup::ALL)
+    }
+
+    /// A client configuration offering only the key exchange `groups`:
+    /// `[KxGroup::X25519]` keeps the ClientHello within one Initial
+    /// datagram (the default hybrid's key share needs two).
+    pub fn client_config_with_groups(
+        &self,
+        transport: TransportConfig,
+        groups: &[crypto::KxGroup],
+    ) -> ClientConfig {
         let mut roots = RootCertStore::empty();
         roots.add(self.cert.clone()).expect("root");
         let crypto = crypto::ClientConfig::with_root_certificates(roots)
             .alpn_protocols(vec![TEST_ALPN.to_vec()])
+            .kx_groups(groups)
             .build()
             .expect("client config");
         ClientConfig {
@@ -218,6 +230,8 @@ pub struct Pair {
     pub server: NodeId,
     /// The client's configuration, for [`Pair::connect`].
     pub client_config: ClientConfig,
+    /// The certificate both sides use.
+    pki: TestPki,
 }
 
 impl std::fmt::Debug for Pair {
@@ -325,7 +339,17 @@ impl Pair {
             client,
             server,
             client_config: pki.client_config(client_transport),
+            pki,
         }
+    }
+
+    /// Makes the client offer only the key exchange `groups` from the next
+    /// [`Pair::connect`]: `[KxGroup::X25519]` keeps its ClientHello within
+    /// one Initial datagram, for scripts that lose "every client datagram
+    /// but the first" (the default hybrid key share needs two).
+    pub fn offer_kx_groups(&mut self, groups: &[crypto::KxGroup]) {
+        let transport = (*self.client_config.transport).clone();
+        self.client_config = self.pki.client_config_with_groups(transport, groups);
     }
 
     /// The client node.

@@ -131,6 +131,14 @@ fn large_cert_pair(seed: Seed, link: LinkConfig) -> Pair {
     pair
 }
 
+/// As [`large_cert_pair`], the client offering X25519 only: its ClientHello
+/// fits its first Initial datagram.
+fn large_cert_pair_classical(seed: Seed, link: LinkConfig) -> Pair {
+    let mut pair = large_cert_pair(seed, link);
+    pair.offer_kx_groups(&[quiver_proto::crypto::KxGroup::X25519]);
+    pair
+}
+
 #[test]
 fn the_server_sends_at_most_three_times_what_it_received_before_validation() {
     let mut pair = large_cert_pair(Seed::from_env_or(1), LinkConfig::default());
@@ -160,6 +168,27 @@ fn the_amplification_limit_holds_under_random_loss() {
     });
 }
 
+/// The default ClientHello (a post-quantum key share) spans two Initial
+/// datagrams: a server that hears only the first cannot answer, so it
+/// sends nothing at all (and keeps the attempt only a bounded time).
+#[test]
+fn a_server_that_hears_half_a_client_hello_sends_nothing() {
+    for_each_seed(5, |seed| {
+        let mut pair = large_cert_pair(seed, LinkConfig::default());
+        pair.net.set_filter(|d| {
+            if d.src == CLIENT_ADDR && d.index > 0 {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
+        let client = pair.connect();
+        assert!(!pair.run_handshake(client, Duration::from_secs(30)));
+        let sent = pair.net.link_stats(SERVER_ADDR, CLIENT_ADDR).sent_bytes;
+        assert_eq!(sent, 0);
+    });
+}
+
 #[test]
 fn the_amplification_limit_holds_when_client_datagrams_are_lost_after_the_first_initial() {
     for_each_seed(30, |seed| {
@@ -185,7 +214,7 @@ fn the_amplification_limit_holds_when_client_datagrams_are_lost_after_the_first_
 #[test]
 fn a_server_that_hears_only_the_first_initial_sends_at_most_three_times_it() {
     for_each_seed(10, |seed| {
-        let mut pair = large_cert_pair(seed, LinkConfig::default());
+        let mut pair = large_cert_pair_classical(seed, LinkConfig::default());
         pair.net.set_filter(|d| {
             if d.src == CLIENT_ADDR && d.index > 0 {
                 Verdict::Drop
