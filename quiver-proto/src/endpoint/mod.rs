@@ -501,9 +501,6 @@ impl Endpoint {
             // ignored: the address is simply not validated (§8.1.3).
             valid
         };
-        if let Some(answered) = self.admit(now, remote, p, version, retry.as_ref()) {
-            return answered;
-        }
         let id = IncomingId(self.next_incoming);
         let mut incoming = Incoming::new(
             id,
@@ -518,9 +515,14 @@ impl Endpoint {
         incoming.ecn = self.rx_ecn;
         if !incoming.starts_crypto_stream() {
             // Undecryptable, or no ClientHello bytes at offset 0 (a probe
-            // whose twin was lost): nothing to start a handshake from, and
-            // the client will send its ClientHello again.
+            // whose twin was lost, or the second datagram of a ClientHello
+            // whose first one was answered with a Retry or refused):
+            // nothing to start a handshake from, and nothing to answer, so
+            // each attempt gets one answer.
             return DatagramEvent::Handled;
+        }
+        if let Some(answered) = self.admit(now, remote, p, version, incoming.retry.as_ref()) {
+            return answered;
         }
         self.next_incoming += 1;
         self.incoming_keys
