@@ -21,31 +21,37 @@ use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use quiver::rustls::pki_types::PrivateKeyDer;
+use quiver::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use quiver::{Endpoint, RecvStream, SendStream, ServerConfig, VarInt};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The application protocol: HTTP/0.9 as the QUIC interop runner uses it.
+pub const ALPN: &[u8] = b"hq-interop";
+
 /// The stream error code for a missing file (HTTP's 404).
-const NOT_FOUND: u32 = 0x194;
+pub const NOT_FOUND: u32 = 0x194;
 
 /// The longest request line read.
 const MAX_REQUEST: usize = 4096;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    let root =
-        Arc::new(PathBuf::from(args.next().unwrap_or_else(|| ".".to_owned())).canonicalize()?);
-    let listen: SocketAddr = args.next().as_deref().unwrap_or("127.0.0.1:4433").parse()?;
+/// A server endpoint on `listen` offering `hq-interop`, with a fresh
+/// self-signed certificate for "localhost" and 127.0.0.1 (returned too).
+pub fn endpoint(listen: SocketAddr) -> Result<(Endpoint, CertificateDer<'static>), Error> {
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert = generated.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let config = ServerConfig::with_single_cert(vec![generated.cert.der().clone()], key)
-        .alpn_protocols(&[b"hq-interop"])
+    let config = ServerConfig::with_single_cert(vec![cert.clone()], key)
+        .alpn_protocols(&[ALPN])
         .build()?;
-    let endpoint = Endpoint::server(config, listen)?;
-    println!("serving {} on {}", root.display(), endpoint.local_addr()?);
+    Ok((Endpoint::server(config, listen)?, cert))
+}
+
+/// Serves the files under `root` (a canonical path) until the endpoint
+/// closes: each connection, and each request, on its own task.
+pub async fn serve(endpoint: Endpoint, root: PathBuf) {
+    let root = Arc::new(root);
     while let Some(incoming) = endpoint.accept().await {
         let root = root.clone();
         tokio::spawn(async move {
@@ -62,6 +68,17 @@ async fn main() -> Result<(), Error> {
             }
         });
     }
+}
+
+#[allow(dead_code)] // The integration test includes this file as a module.
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let root = PathBuf::from(args.next().unwrap_or_else(|| ".".to_owned())).canonicalize()?;
+    let listen: SocketAddr = args.next().as_deref().unwrap_or("127.0.0.1:4433").parse()?;
+    let (endpoint, _cert) = endpoint(listen)?;
+    println!("serving {} on {}", root.display(), endpoint.local_addr()?);
+    serve(endpoint, root).await;
     Ok(())
 }
 
@@ -103,7 +120,7 @@ async fn answer(root: &Path, mut send: SendStream, mut recv: RecvStream) -> Resu
 /// The file under `root` that the request path names, or `None` when the
 /// path would leave `root` (`..`, absolute components, symbolic links
 /// pointing outside it).
-fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
+pub fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     let mut file = root.to_path_buf();
     for component in Path::new(path.trim_start_matches('/')).components() {
         match component {
