@@ -3,6 +3,8 @@
 //! configurations for quiver and plain rustls ones for quinn, and a time
 //! bound for every test.
 
+#![warn(missing_docs)]
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -25,6 +25,25 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A client sends a request and reads the response (the README shows the
+//! same lines; `examples/h3_client.rs` is a whole program):
+//!
+//! ```no_run
+//! # async fn demo(endpoint: quiver::Endpoint, addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = endpoint.connect(addr, "localhost")?.await?; // quiver::Connection
+//! let (mut driver, mut send) = h3::client::new(quiver_h3::Connection::new(conn)).await?;
+//! tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+//! let request = http::Request::get("https://localhost/index.html").body(())?;
+//! let mut stream = send.send_request(request).await?;
+//! stream.finish().await?;
+//! let response = stream.recv_response().await?; // status and headers
+//! while let Some(chunk) = stream.recv_data().await? {
+//!     // chunk: impl bytes::Buf, the body in order
+//!     # let _ = chunk;
+//! }
+//! # let _ = response; Ok(()) }
+//! ```
+//!
 //! Errors keep their meaning across the boundary (see [`error`]): a
 //! peer's CONNECTION_CLOSE with an HTTP/3 code reaches h3 as that code,
 //! RESET_STREAM and STOP_SENDING as the peer's stream code, an idle
