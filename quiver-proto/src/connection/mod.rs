@@ -29,6 +29,7 @@ mod sent;
 mod spaces;
 mod streams_glue;
 mod timers;
+mod unreachable;
 pub(crate) mod version;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ use self::close::CloseState;
 pub use self::error::ConnectionError;
 use self::keys::OneRttKeys;
 pub use self::migration::MigrateError;
+pub use self::unreachable::Unreachable;
 use self::spaces::{PacketSpace, SpaceId};
 use self::timers::{Timer, TimerTable};
 use crate::config::{EndpointConfig, TransportConfig};
