@@ -125,7 +125,13 @@ fn start_server(dirs: &Dirs, testcase: &str, port: u16, envs: &[(&str, &str)]) -
 }
 
 /// Runs the client role to completion.
-fn run_client(dirs: &Dirs, testcase: &str, port: u16, urls: &[String], envs: &[(&str, &str)]) -> Output {
+fn run_client(
+    dirs: &Dirs,
+    testcase: &str,
+    port: u16,
+    urls: &[String],
+    envs: &[(&str, &str)],
+) -> Output {
     let start = Instant::now();
     let mut child = dirs
         .command("client", testcase, port)
@@ -188,7 +194,10 @@ fn case(server_case: &str, client_case: &str, sizes: &[usize], envs: &[(&str, &s
     for (name, data) in &files {
         let got = std::fs::read(dirs.downloads.join(name))
             .unwrap_or_else(|e| panic!("{client_case}: {name} not downloaded: {e}"));
-        assert!(got == *data, "{client_case}: {name} differs from what was served");
+        assert!(
+            got == *data,
+            "{client_case}: {name} differs from what was served"
+        );
     }
     out
 }
@@ -200,7 +209,11 @@ fn stdout(out: &Output) -> String {
 #[test]
 fn handshake() {
     let out = case("handshake", "handshake", &[1024], &[]);
-    assert!(stdout(&out).contains("QUIC version: V1"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("QUIC version: V1"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -243,14 +256,23 @@ fn v2() {
     // RFC 9369 via compatible version negotiation (RFC 9368): the client
     // starts in v1 and the server picks v2.
     let out = case("v2", "v2", &[1024], &[]);
-    assert!(stdout(&out).contains("QUIC version: V2"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("QUIC version: V2"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn multiconnect() {
     // One connection per file: the summary is printed once per `get`.
     let out = case("multiconnect", "multiconnect", &[1024, 2048, 512], &[]);
-    assert_eq!(stdout(&out).matches("saved 1 file").count(), 3, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("saved 1 file").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -310,7 +332,10 @@ fn unknown_case_exits_127() {
             assert_eq!(out.status.code(), Some(127), "{testcase:?} as {role}");
         }
     }
-    let out = dirs.command("nobody", "handshake", free_port()).output().unwrap();
+    let out = dirs
+        .command("nobody", "handshake", free_port())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(127), "unknown role");
     assert!(Path::new(SCRIPT).exists());
 }

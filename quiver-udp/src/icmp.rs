@@ -134,18 +134,53 @@ mod tests {
             (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
         );
         let cases = [
-            (ip, libc::SO_EE_ORIGIN_ICMP, (3, 3), Some(IcmpKind::PortUnreachable)),
-            (ip, libc::SO_EE_ORIGIN_ICMP, (3, 1), Some(IcmpKind::HostUnreachable)),
-            (ip, libc::SO_EE_ORIGIN_ICMP, (3, 13), Some(IcmpKind::Prohibited)),
+            (
+                ip,
+                libc::SO_EE_ORIGIN_ICMP,
+                (3, 3),
+                Some(IcmpKind::PortUnreachable),
+            ),
+            (
+                ip,
+                libc::SO_EE_ORIGIN_ICMP,
+                (3, 1),
+                Some(IcmpKind::HostUnreachable),
+            ),
+            (
+                ip,
+                libc::SO_EE_ORIGIN_ICMP,
+                (3, 13),
+                Some(IcmpKind::Prohibited),
+            ),
             (ip, libc::SO_EE_ORIGIN_ICMP, (3, 4), None),
             (ip, libc::SO_EE_ORIGIN_ICMP, (11, 0), None),
             (ip, libc::SO_EE_ORIGIN_LOCAL, (0, 0), None),
-            (v6, libc::SO_EE_ORIGIN_ICMP6, (1, 4), Some(IcmpKind::PortUnreachable)),
-            (v6, libc::SO_EE_ORIGIN_ICMP6, (1, 3), Some(IcmpKind::HostUnreachable)),
-            (v6, libc::SO_EE_ORIGIN_ICMP6, (1, 1), Some(IcmpKind::Prohibited)),
+            (
+                v6,
+                libc::SO_EE_ORIGIN_ICMP6,
+                (1, 4),
+                Some(IcmpKind::PortUnreachable),
+            ),
+            (
+                v6,
+                libc::SO_EE_ORIGIN_ICMP6,
+                (1, 3),
+                Some(IcmpKind::HostUnreachable),
+            ),
+            (
+                v6,
+                libc::SO_EE_ORIGIN_ICMP6,
+                (1, 1),
+                Some(IcmpKind::Prohibited),
+            ),
             (v6, libc::SO_EE_ORIGIN_ICMP6, (2, 0), None),
             // An IPv6 socket reports ICMPv4 errors for IPv4-mapped peers.
-            (v6, libc::SO_EE_ORIGIN_ICMP, (3, 3), Some(IcmpKind::PortUnreachable)),
+            (
+                v6,
+                libc::SO_EE_ORIGIN_ICMP,
+                (3, 3),
+                Some(IcmpKind::PortUnreachable),
+            ),
         ];
         for ((level, ty), origin, icmp, want) in cases {
             let buf = control(level, ty, origin, icmp);
@@ -160,7 +195,11 @@ mod tests {
     #[test]
     fn quote_is_bounded() {
         let long = [7u8; 200];
-        let e = IcmpError::new("127.0.0.1:1".parse().unwrap(), IcmpKind::PortUnreachable, &long);
+        let e = IcmpError::new(
+            "127.0.0.1:1".parse().unwrap(),
+            IcmpKind::PortUnreachable,
+            &long,
+        );
         assert_eq!(e.quoted(), &long[..QUOTE_LEN]);
         assert!(IcmpError::default().quoted().is_empty());
     }

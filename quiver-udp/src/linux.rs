@@ -6,8 +6,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::cmsg::{self, RECV_SPACE, SEND_SPACE};
-use crate::sys::{self, RawAddr, Received, SendMsg};
 use crate::icmp::{self, IcmpError, QUOTE_LEN};
+use crate::sys::{self, RawAddr, Received, SendMsg};
 use crate::{BATCH_SIZE, MAX_DATAGRAM, Options, RecvMeta, Transmit, map_to_v6, unmap};
 
 /// The kernel's limit on segments in one GSO send (`UDP_MAX_SEGMENTS`).

@@ -337,7 +337,10 @@ async fn icmp_port_unreachable_is_reported() {
         assert!(socket.enable_icmp_errors(), "{local}");
         assert!(socket.icmp_errors());
         let payload = [0xc3u8, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0];
-        socket.send(&[Transmit::new(closed, &payload)]).await.unwrap();
+        socket
+            .send(&[Transmit::new(closed, &payload)])
+            .await
+            .unwrap();
         let mut out = [IcmpError::default(); 4];
         let n = tokio::time::timeout(Duration::from_secs(5), socket.recv_icmp_errors(&mut out))
             .await
@@ -351,7 +354,10 @@ async fn icmp_port_unreachable_is_reported() {
         // the socket goes on working both ways.
         let peer = bind(local, Options::default()).unwrap();
         let to = SocketAddr::new(closed.ip(), peer.local_addr().unwrap().port());
-        socket.send(&[Transmit::new(closed, b"again")]).await.unwrap();
+        socket
+            .send(&[Transmit::new(closed, b"again")])
+            .await
+            .unwrap();
         socket.send(&[Transmit::new(to, b"hello")]).await.unwrap();
         let (meta, data) = recv_one(&peer).await;
         assert_eq!(data, b"hello");
@@ -370,8 +376,11 @@ async fn icmp_errors_are_off_by_default() {
     let closed = closed_port("127.0.0.1").unwrap();
     socket.send(&[Transmit::new(closed, b"x")]).await.unwrap();
     let mut out = [IcmpError::default(); 1];
-    let waited =
-        tokio::time::timeout(Duration::from_millis(200), socket.recv_icmp_errors(&mut out)).await;
+    let waited = tokio::time::timeout(
+        Duration::from_millis(200),
+        socket.recv_icmp_errors(&mut out),
+    )
+    .await;
     assert!(waited.is_err());
     let portable = bind(V4, Options::portable()).unwrap();
     assert!(!portable.enable_icmp_errors());

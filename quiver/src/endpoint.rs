@@ -172,6 +172,10 @@ impl Endpoint {
         socket: quiver_udp::UdpSocket,
         preferred: Vec<quiver_udp::UdpSocket>,
     ) -> io::Result<Self> {
+        // ICMP errors end a client's handshake with a server that is not
+        // there at once (see `icmp.rs`); where the platform cannot, the
+        // handshake timeout does.
+        socket.enable_icmp_errors();
         let proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
@@ -252,6 +256,7 @@ impl Endpoint {
     /// [`rebind`](Self::rebind) onto a socket of the caller's making.
     pub fn rebind_with(&self, socket: quiver_udp::UdpSocket) -> io::Result<()> {
         let local = socket.local_addr()?;
+        socket.enable_icmp_errors();
         let mut state = self.shared.lock();
         state.socket = Arc::new(socket);
         state.socket_generation += 1;

@@ -36,6 +36,7 @@ mod config;
 mod connection;
 mod driver;
 mod endpoint;
+mod icmp;
 mod shared;
 mod streams;
 
@@ -53,6 +54,6 @@ pub use quiver_proto::frame::Dir;
 pub use quiver_proto::streams::StreamId;
 pub use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
-    Side, TransportConfig, TransportError, TransportErrorCode, VarInt,
+    Side, TransportConfig, TransportError, TransportErrorCode, Unreachable, VarInt,
 };
 pub use quiver_udp as udp;

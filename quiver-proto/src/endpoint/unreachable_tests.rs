@@ -22,18 +22,28 @@ fn first_flight_quote(pair: &mut Pair, deliver: bool) -> Vec<u8> {
 }
 
 fn reason(pair: &Pair, h: ConnectionHandle) -> Option<ConnectionError> {
-    pair.client.connection_ref(h).unwrap().close_reason().cloned()
+    pair.client
+        .connection_ref(h)
+        .unwrap()
+        .close_reason()
+        .cloned()
 }
 
 // RFC 9000 §14.2.1, §21.2: a port unreachable for the client's first
 // flight, quoting its Destination Connection ID, ends the attempt at once.
 #[test]
 fn port_unreachable_ends_the_handshake_at_once() {
-    for kind in [Unreachable::Port, Unreachable::Host, Unreachable::Prohibited] {
+    for kind in [
+        Unreachable::Port,
+        Unreachable::Host,
+        Unreachable::Prohibited,
+    ] {
         let mut pair = Pair::new();
         let h = pair.connect();
         let quote = first_flight_quote(&mut pair, false);
-        let closed = pair.client.handle_unreachable(pair.server_addr, kind, &quote);
+        let closed = pair
+            .client
+            .handle_unreachable(pair.server_addr, kind, &quote);
         assert_eq!(closed, vec![h]);
         assert_eq!(reason(&pair, h), Some(ConnectionError::Unreachable(kind)));
         let conn = pair.client.connection(h).unwrap();
@@ -97,7 +107,12 @@ fn reports_failing_validation_are_ignored() {
     assert_eq!(reason(&pair, h), None);
     // The handshake still completes.
     pair.drive();
-    assert!(pair.client.connection_ref(h).unwrap().is_handshake_complete());
+    assert!(
+        pair.client
+            .connection_ref(h)
+            .unwrap()
+            .is_handshake_complete()
+    );
 }
 
 // RFC 9000 §21.2: once the peer has answered, unauthenticated ICMP is
@@ -111,7 +126,14 @@ fn ignored_once_the_peer_answered_and_by_servers() {
     // The server's answer arrives: from here on the path demonstrably
     // works (the report may be forged, or about an older datagram).
     pair.drive();
-    assert!(pair.client.connection_ref(h).unwrap().stats().datagrams_received > 0);
+    assert!(
+        pair.client
+            .connection_ref(h)
+            .unwrap()
+            .stats()
+            .datagrams_received
+            > 0
+    );
     assert!(
         pair.client
             .handle_unreachable(pair.server_addr, Unreachable::Port, &quote)
@@ -125,7 +147,10 @@ fn ignored_once_the_peer_answered_and_by_servers() {
             .is_empty()
     );
     assert_eq!(
-        pair.server.connection_ref(server_conn).unwrap().close_reason(),
+        pair.server
+            .connection_ref(server_conn)
+            .unwrap()
+            .close_reason(),
         None
     );
 }
