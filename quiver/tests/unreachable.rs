@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use common::{LOCALHOST, Pki, bounded};
 use quiver::{ConnectionError, Endpoint, TransportConfig, Unreachable};
