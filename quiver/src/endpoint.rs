@@ -174,8 +174,12 @@ impl Endpoint {
     ) -> io::Result<Self> {
         // ICMP errors end a client's handshake with a server that is not
         // there at once (see `icmp.rs`); where the platform cannot, the
-        // handshake timeout does.
-        socket.enable_icmp_errors();
+        // handshake timeout does. Not on servers: every report costs the
+        // core a pass over the connections, and a server's connections
+        // ignore them anyway (they heard from their peer).
+        if server.is_none() {
+            socket.enable_icmp_errors();
+        }
         let proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
@@ -256,8 +260,10 @@ impl Endpoint {
     /// [`rebind`](Self::rebind) onto a socket of the caller's making.
     pub fn rebind_with(&self, socket: quiver_udp::UdpSocket) -> io::Result<()> {
         let local = socket.local_addr()?;
-        socket.enable_icmp_errors();
         let mut state = self.shared.lock();
+        if state.socket.icmp_errors() {
+            socket.enable_icmp_errors();
+        }
         state.socket = Arc::new(socket);
         state.socket_generation += 1;
         tracing::debug!(%local, "endpoint rebound");
