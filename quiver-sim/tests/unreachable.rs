@@ -36,9 +36,12 @@ fn transport() -> TransportConfig {
     }
 }
 
+/// Datagrams with when they were sent.
+type Sent = Rc<RefCell<Vec<(Instant, Vec<u8>)>>>;
+
 /// The client's datagrams to the server, with when they were sent.
-fn record_client_datagrams(pair: &mut Pair) -> Rc<RefCell<Vec<(Instant, Vec<u8>)>>> {
-    let sent: Rc<RefCell<Vec<(Instant, Vec<u8>)>>> = Rc::default();
+fn record_client_datagrams(pair: &mut Pair) -> Sent {
+    let sent: Sent = Rc::default();
     let s = sent.clone();
     pair.net.set_tap(move |d| {
         if d.src == CLIENT_ADDR && d.dst == SERVER_ADDR {
