@@ -303,6 +303,10 @@ pub async fn connect(
         .map_err(|e| anyhow!("cannot connect to {addr}: {e}"))?;
     match tokio::time::timeout(timeout, connecting).await {
         Err(_) => bail!("timed out"),
+        // An ICMP error for our first flight (RFC 9000 §14.2.1): say who.
+        Ok(Err(ConnectionError::Unreachable(kind))) => {
+            bail!("{}", describe_unreachable(kind, addr))
+        }
         Ok(Err(e)) => bail!("{}", describe_connection_error(&e)),
         Ok(Ok(conn)) => Ok(conn),
     }
@@ -387,7 +391,7 @@ pub fn describe_connection_error(e: &ConnectionError) -> String {
                 || t.reason.starts_with("invalid peer certificate");
             if certificate {
                 format!(
-                    "certificate rejected: {}: {}",
+                    "certificate rejected: {}: {}; {CERTIFICATE_HINT}",
                     t.reason,
                     describe_code(t.code)
                 )
@@ -400,6 +404,19 @@ pub fn describe_connection_error(e: &ConnectionError) -> String {
         ConnectionError::Reset => "stateless reset".to_owned(),
         ConnectionError::VersionMismatch => "no QUIC version in common with the server".to_owned(),
         ConnectionError::Refused => "connection refused by peer".to_owned(),
+        ConnectionError::Unreachable(kind) => kind.to_string(),
+    }
+}
+
+/// What ends the line of a rejected certificate.
+pub const CERTIFICATE_HINT: &str = "hint: pass --ca PEM, or --insecure for a test server";
+
+/// The wording for a server address an ICMP error said is unreachable.
+pub fn describe_unreachable(kind: quiver::Unreachable, addr: SocketAddr) -> String {
+    match kind {
+        quiver::Unreachable::Port => format!("connection refused by {addr}"),
+        quiver::Unreachable::Host => format!("host unreachable: {addr}"),
+        quiver::Unreachable::Prohibited => format!("destination prohibited: {addr}"),
     }
 }
 
@@ -600,6 +617,15 @@ mod tests {
         assert_eq!(
             describe_connection_error(&e),
             "connection closed by peer: transport error APPLICATION_ERROR (0xc)"
+        );
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(
+            describe_unreachable(quiver::Unreachable::Port, addr),
+            "connection refused by 127.0.0.1:9"
+        );
+        assert_eq!(
+            describe_unreachable(quiver::Unreachable::Host, addr),
+            "host unreachable: 127.0.0.1:9"
         );
         assert_eq!(
             describe_reset("/x", 404),

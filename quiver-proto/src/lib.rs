@@ -36,6 +36,7 @@ pub use coding::VarInt;
 pub use config::{EndpointConfig, TransportConfig};
 pub use connection::{
     Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, MigrateError, Transmit,
+    Unreachable,
 };
 pub use ecn::EcnCodepoint;
 pub use endpoint::{

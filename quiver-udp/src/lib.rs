@@ -47,11 +47,14 @@ use std::task::{Context, Poll};
 
 #[cfg(target_os = "linux")]
 mod cmsg;
+mod icmp;
 #[cfg(target_os = "linux")]
 mod linux;
 mod portable;
 #[cfg(target_os = "linux")]
 mod sys;
+
+pub use icmp::{IcmpError, IcmpKind, QUOTE_LEN};
 
 /// The largest UDP payload: 65,535 bytes less the IPv4 and UDP headers.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -365,6 +368,57 @@ impl UdpSocket {
         portable::poll_send(&self.io, cx, transmits)
     }
 
+    /// Asks the kernel to report ICMP errors for datagrams this socket sends
+    /// (Linux `IP_RECVERR`/`IPV6_RECVERR`; batched sockets only); true if
+    /// it will. Whoever enables it must then keep calling
+    /// [`recv_icmp_errors`](Self::recv_icmp_errors): the kernel queues the
+    /// reports against the socket's receive buffer.
+    pub fn enable_icmp_errors(&self) -> bool {
+        match &self.imp {
+            #[cfg(target_os = "linux")]
+            Imp::Linux(s) => s.enable_icmp_errors(std::os::fd::AsRawFd::as_raw_fd(&self.io)),
+            Imp::Portable => false,
+        }
+    }
+
+    /// Whether [`enable_icmp_errors`](Self::enable_icmp_errors) succeeded.
+    pub fn icmp_errors(&self) -> bool {
+        match &self.imp {
+            #[cfg(target_os = "linux")]
+            Imp::Linux(s) => s.icmp_errors(),
+            Imp::Portable => false,
+        }
+    }
+
+    /// Waits for ICMP "destination unreachable" reports about datagrams
+    /// this socket sent and moves them into `out`; returns how many (at
+    /// least one). Other reports (packet too big, local errors) are read
+    /// and dropped. Never completes on a socket without
+    /// [`icmp_errors`](Self::icmp_errors). Cancel-safe: a report is taken
+    /// from the kernel only when returned.
+    pub async fn recv_icmp_errors(&self, out: &mut [IcmpError]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Imp::Linux(state) = &self.imp {
+            if state.icmp_errors() && !out.is_empty() {
+                loop {
+                    self.io.ready(tokio::io::Interest::ERROR).await?;
+                    let result = self.io.try_io(tokio::io::Interest::ERROR, || {
+                        state.recv_errors(&self.io, out)
+                    });
+                    match result {
+                        // Only other reports, and more waiting: let others
+                        // run before reading on.
+                        Ok(0) => yield_once().await,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        r => return r,
+                    }
+                }
+            }
+        }
+        let _ = out;
+        std::future::pending().await
+    }
+
     /// Sends transmits: see [`poll_send`](Self::poll_send).
     pub async fn send(&self, transmits: &[Transmit<'_>]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_send(cx, transmits)).await
@@ -378,6 +432,22 @@ impl UdpSocket {
     ) -> io::Result<usize> {
         poll_fn(|cx| self.poll_recv(cx, bufs, meta)).await
     }
+}
+
+/// Returns `Pending` once (waking at once), then `Ready`.
+#[cfg(target_os = "linux")]
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// `addr` with an IPv4-mapped IPv6 address turned into plain IPv4.

@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::cmsg::{self, RECV_SPACE, SEND_SPACE};
+use crate::icmp::{self, IcmpError, QUOTE_LEN};
 use crate::sys::{self, RawAddr, Received, SendMsg};
 use crate::{BATCH_SIZE, MAX_DATAGRAM, Options, RecvMeta, Transmit, map_to_v6, unmap};
 
@@ -13,6 +14,11 @@ use crate::{BATCH_SIZE, MAX_DATAGRAM, Options, RecvMeta, Transmit, map_to_v6, un
 const MAX_GSO_SEGMENTS: usize = 64;
 /// What we assume GRO may coalesce into one buffer.
 const GRO_SEGMENTS: usize = 64;
+/// Error-queue reports read per [`State::recv_errors`] call at most.
+const MAX_ERR_READS: usize = 64;
+/// Room for an error report's control messages: the `sock_extended_err`
+/// (16 bytes) and the offender's address after it, with slack.
+const ERR_SPACE: usize = 128;
 
 /// What the socket turned out to support.
 #[derive(Debug)]
@@ -25,6 +31,8 @@ pub(crate) struct State {
     /// Destination addresses are reported (`IP_PKTINFO`,
     /// `IPV6_RECVPKTINFO`).
     pktinfo: bool,
+    /// ICMP errors are queued for us (`IP_RECVERR`, `IPV6_RECVERR`).
+    icmp: AtomicBool,
 }
 
 impl State {
@@ -81,6 +89,7 @@ impl State {
             ecn_recv,
             ecn_send: AtomicBool::new(options.ecn),
             pktinfo,
+            icmp: AtomicBool::new(false),
         };
         tracing::debug!(?state, "UDP socket configured");
         Ok(state)
@@ -102,6 +111,56 @@ impl State {
         self.ecn_recv && self.ecn_send.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn icmp_errors(&self) -> bool {
+        self.icmp.load(Ordering::Relaxed)
+    }
+
+    /// Asks the kernel to queue ICMP errors for this socket; true if it
+    /// will. An IPv6 socket needs both options: IPv4-mapped peers' errors
+    /// come through `IP_RECVERR`.
+    pub(crate) fn enable_icmp_errors(&self, fd: RawFd) -> bool {
+        let v4 = sys::set_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1).is_ok();
+        let on = if self.ipv6 {
+            sys::set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1).is_ok()
+        } else {
+            v4
+        };
+        self.icmp.store(on, Ordering::Relaxed);
+        on
+    }
+
+    /// Reads the error queue without blocking: fills `out` with the
+    /// unreachable reports and drops every other report. At most
+    /// [`MAX_ERR_READS`] reports per call, so a flood of ICMP cannot hold
+    /// the caller; `WouldBlock` once the queue is empty and nothing was
+    /// found (so the readiness is cleared).
+    pub(crate) fn recv_errors(
+        &self,
+        io: &tokio::net::UdpSocket,
+        out: &mut [IcmpError],
+    ) -> io::Result<usize> {
+        let fd = io.as_raw_fd();
+        let mut n = 0;
+        let mut quote = [0u8; QUOTE_LEN];
+        for _ in 0..MAX_ERR_READS {
+            if n == out.len() {
+                break;
+            }
+            let mut control = cmsg::Buf::<ERR_SPACE>::new();
+            let report = match sys::recv_errqueue(fd, &mut quote, &mut control) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
+                Err(e) => return Err(e),
+            };
+            let kind = icmp::decode_kind(&control.0[..report.control_len]);
+            if let (Some(kind), Some(addr)) = (kind, report.addr) {
+                out[n] = IcmpError::new(unmap(addr), kind, &quote[..report.len]);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Sends as many transmits as the socket takes without blocking;
     /// returns how many were sent whole.
     pub(crate) fn send(
@@ -112,6 +171,7 @@ impl State {
         let fd = io.as_raw_fd();
         // Where the next message starts: transmit index, byte offset.
         let mut cursor = (0usize, 0usize);
+        let mut icmp_retries = 0;
         loop {
             let start = cursor;
             let mut batch = Batch::new();
@@ -128,6 +188,15 @@ impl State {
                 Err(e) => {
                     if self.on_send_error(&e, &batch) {
                         cursor = start; // retry the same messages, degraded
+                        continue;
+                    }
+                    // With IP_RECVERR an ICMP error for an earlier datagram
+                    // (to anyone) fails the next send once: not this
+                    // datagram's fault, so send it again (bounded: a
+                    // route that is really missing fails every time).
+                    if self.icmp_errors() && is_icmp_errno(&e) && icmp_retries < 2 {
+                        icmp_retries += 1;
+                        cursor = start;
                         continue;
                     }
                     // Transmits before this batch's first message went out
@@ -280,6 +349,21 @@ impl<'a> Batch<'a> {
 
 /// `Ok(n)`, or `WouldBlock` when nothing was sent whole, so that the caller
 /// waits for room instead of spinning.
+/// The errors a pending ICMP report turns the next socket call into.
+fn is_icmp_errno(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::EACCES
+                | libc::EPERM
+        )
+    )
+}
+
 fn would_block_if_none(n: usize) -> io::Result<usize> {
     if n == 0 {
         Err(io::ErrorKind::WouldBlock.into())

@@ -297,6 +297,58 @@ pub(crate) fn recvmmsg<const N: usize>(
     Ok(got)
 }
 
+/// One report read by [`recv_errqueue`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ErrReport {
+    /// Bytes of the quoted datagram written into the buffer.
+    pub(crate) len: usize,
+    /// The original destination of the datagram.
+    pub(crate) addr: Option<SocketAddr>,
+    /// Bytes of control messages.
+    pub(crate) control_len: usize,
+}
+
+/// `recvmsg(2)` with `MSG_ERRQUEUE`, without blocking: the next report of
+/// the socket's error queue (`IP_RECVERR`), its quoted payload in `data`
+/// (truncated to fit) and its control messages in `control`.
+pub(crate) fn recv_errqueue<const N: usize>(
+    fd: RawFd,
+    data: &mut [u8],
+    control: &mut crate::cmsg::Buf<N>,
+) -> io::Result<ErrReport> {
+    let mut name = RawAddr::empty();
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast::<c_void>(),
+        iov_len: data.len(),
+    };
+    // SAFETY: `msghdr` is a C struct of integers and raw pointers, for
+    // which all-zero bytes are valid.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_name = (&mut name.addr as *mut RawSockAddr).cast::<c_void>();
+    hdr.msg_namelen = size_of::<RawSockAddr>() as socklen_t;
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.0.as_mut_ptr().cast::<c_void>();
+    hdr.msg_controllen = N as _;
+    // SAFETY: the header points at the name storage, one iovec over
+    // `data` and the control buffer, all writable, borrowed for the call
+    // and given with their true capacities; the kernel writes at most
+    // those and records the lengths used in the header. MSG_DONTWAIT keeps
+    // the call from blocking (an empty queue is EAGAIN).
+    let rc = unsafe { libc::recvmsg(fd, &mut hdr, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    name.len = hdr.msg_namelen;
+    Ok(ErrReport {
+        len: (rc as usize).min(data.len()),
+        addr: name.decode(),
+        // `size_t` on glibc, `socklen_t` on musl.
+        #[allow(clippy::unnecessary_cast)]
+        control_len: (hdr.msg_controllen as usize).min(N),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,3 +311,77 @@ fn transmit_stride() {
     assert_eq!(t.stride(), 30);
     assert_eq!(t.contents.chunks(t.stride()).count(), 4);
 }
+
+/// A loopback port nobody listens on (bound, then closed).
+#[cfg(target_os = "linux")]
+fn closed_port(ip: &str) -> Option<SocketAddr> {
+    let s = std::net::UdpSocket::bind(format!("{ip}:0")).ok()?;
+    s.local_addr().ok()
+}
+
+/// A datagram to a closed port comes back as an ICMP port unreachable
+/// naming that destination and quoting the datagram; the socket still
+/// sends and receives afterwards. IPv4, IPv6, and IPv4 on a dual-stack
+/// IPv6 socket.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn icmp_port_unreachable_is_reported() {
+    use crate::{IcmpError, IcmpKind};
+    for (local, remote_ip) in [(V4, "127.0.0.1"), (V6, "[::1]"), ("[::]:0", "127.0.0.1")] {
+        let Some(socket) = bind(local, Options::default()) else {
+            continue;
+        };
+        let Some(closed) = closed_port(remote_ip) else {
+            continue;
+        };
+        assert!(socket.enable_icmp_errors(), "{local}");
+        assert!(socket.icmp_errors());
+        let payload = [0xc3u8, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0];
+        socket
+            .send(&[Transmit::new(closed, &payload)])
+            .await
+            .unwrap();
+        let mut out = [IcmpError::default(); 4];
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv_icmp_errors(&mut out))
+            .await
+            .expect("an ICMP report within 5 s")
+            .unwrap();
+        assert!(n >= 1);
+        assert_eq!(out[0].destination, closed, "{local}");
+        assert_eq!(out[0].kind, IcmpKind::PortUnreachable);
+        assert_eq!(out[0].quoted(), &payload[..]);
+        // A pending report fails at most a send, which is sent again:
+        // the socket goes on working both ways.
+        let peer = bind(local, Options::default()).unwrap();
+        let to = SocketAddr::new(closed.ip(), peer.local_addr().unwrap().port());
+        socket
+            .send(&[Transmit::new(closed, b"again")])
+            .await
+            .unwrap();
+        socket.send(&[Transmit::new(to, b"hello")]).await.unwrap();
+        let (meta, data) = recv_one(&peer).await;
+        assert_eq!(data, b"hello");
+        assert_eq!(meta.addr.port(), socket.local_addr().unwrap().port());
+    }
+}
+
+/// Without `enable_icmp_errors` nothing is reported (and the socket is
+/// not disturbed); portable sockets cannot enable it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn icmp_errors_are_off_by_default() {
+    use crate::IcmpError;
+    let socket = bind(V4, Options::default()).unwrap();
+    assert!(!socket.icmp_errors());
+    let closed = closed_port("127.0.0.1").unwrap();
+    socket.send(&[Transmit::new(closed, b"x")]).await.unwrap();
+    let mut out = [IcmpError::default(); 1];
+    let waited = tokio::time::timeout(
+        Duration::from_millis(200),
+        socket.recv_icmp_errors(&mut out),
+    )
+    .await;
+    assert!(waited.is_err());
+    let portable = bind(V4, Options::portable()).unwrap();
+    assert!(!portable.enable_icmp_errors());
+}

@@ -15,6 +15,7 @@ use quiver_proto::{ConnectionHandle, DatagramEvent};
 use quiver_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSocket};
 use tokio::time::Sleep;
 
+use crate::icmp::{self, IcmpWatch};
 use crate::shared::{Shared, State, now};
 
 /// Receive batches handled per pass before yielding to other tasks.
@@ -59,6 +60,9 @@ pub(crate) struct Driver {
     /// not lost.
     prev_socket: Option<Arc<UdpSocket>>,
     routes: Routes,
+    /// ICMP errors for `socket` (not for the preferred sockets: only a
+    /// client's handshake acts on them).
+    icmp: IcmpWatch,
     /// Receive buffers, shaped per socket ([`buffer_shape`]); as large as
     /// the largest shape of any socket the driver has read.
     recv_buf: Vec<u8>,
@@ -93,6 +97,7 @@ impl Driver {
             .max()
             .unwrap_or(0);
         let routes = Routes::new(&socket, &preferred);
+        let icmp = IcmpWatch::new(socket.clone());
         Self {
             shared,
             socket,
@@ -100,6 +105,7 @@ impl Driver {
             preferred,
             prev_socket: None,
             routes,
+            icmp,
             recv_buf: vec![0; buf_len],
             tx: TxBatch::new(),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
@@ -119,6 +125,7 @@ impl Driver {
         self.generation = state.socket_generation;
         let old = std::mem::replace(&mut self.socket, state.socket.clone());
         self.prev_socket = Some(old);
+        self.icmp = IcmpWatch::new(self.socket.clone());
         // Never shrinks: the old socket is still read with its shape.
         let len = buffer_len(&self.socket);
         if len > self.recv_buf.len() {
@@ -127,6 +134,22 @@ impl Driver {
         // The routes learnt on socket 0 belong to the old socket.
         self.routes.primary_replaced(&self.socket);
         tracing::debug!(local = ?self.socket.local_addr().ok(), "driver moved to a new socket");
+    }
+
+    /// Hands the ICMP errors that arrived to the endpoint (RFC 9000
+    /// §14.2.1: the core validates them); the connections they close are
+    /// dispatched with the others.
+    fn recv_icmp(&mut self, cx: &mut Context<'_>) {
+        let shared = self.shared.clone();
+        self.icmp.poll(cx, |e| {
+            let mut state = shared.lock();
+            let kind = icmp::unreachable(e.kind);
+            tracing::debug!(destination = %e.destination, ?kind, "ICMP error");
+            let closed = state
+                .proto
+                .handle_unreachable(e.destination, kind, e.quoted());
+            state.dirty.extend(closed);
+        });
     }
 
     /// Reads what the sockets have and hands it to the endpoint; true if
@@ -467,6 +490,7 @@ impl Future for Driver {
                 state.driver_woken = false;
                 this.adopt_socket(&state);
             }
+            this.recv_icmp(cx);
             match this.recv(cx) {
                 Ok(more) => again |= more,
                 Err(e) => {

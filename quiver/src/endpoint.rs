@@ -172,6 +172,14 @@ impl Endpoint {
         socket: quiver_udp::UdpSocket,
         preferred: Vec<quiver_udp::UdpSocket>,
     ) -> io::Result<Self> {
+        // ICMP errors end a client's handshake with a server that is not
+        // there at once (see `icmp.rs`); where the platform cannot, the
+        // handshake timeout does. Not on servers: every report costs the
+        // core a pass over the connections, and a server's connections
+        // ignore them anyway (they heard from their peer).
+        if server.is_none() {
+            socket.enable_icmp_errors();
+        }
         let proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
@@ -263,6 +271,9 @@ impl Endpoint {
     pub fn rebind_with(&self, socket: quiver_udp::UdpSocket) -> io::Result<()> {
         let local = socket.local_addr()?;
         let mut state = self.shared.lock();
+        if state.socket.icmp_errors() {
+            socket.enable_icmp_errors();
+        }
         state.socket = Arc::new(socket);
         state.socket_generation += 1;
         tracing::debug!(%local, "endpoint rebound");

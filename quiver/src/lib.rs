@@ -98,6 +98,7 @@ mod config;
 mod connection;
 mod driver;
 mod endpoint;
+mod icmp;
 mod shared;
 mod streams;
 
@@ -115,7 +116,7 @@ pub use quiver_proto::frame::Dir;
 pub use quiver_proto::streams::StreamId;
 pub use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
-    Side, TransportConfig, TransportError, TransportErrorCode, VarInt,
+    Side, TransportConfig, TransportError, TransportErrorCode, Unreachable, VarInt,
 };
 pub use quiver_udp as udp;
 /// The TLS library quiver uses (certificates, keys and root stores for

@@ -45,6 +45,11 @@ pub enum ConnectionError {
     /// The server refused the connection (CONNECTION_REFUSED).
     #[error("connection refused by peer")]
     Refused,
+    /// Before anything came back, an ICMP error said the server's address
+    /// cannot be reached (nothing listens on the port, no route to the
+    /// host); see [`crate::Endpoint::handle_unreachable`].
+    #[error("destination unreachable: {0}")]
+    Unreachable(super::Unreachable),
 }
 
 fn reason_suffix(reason: &Bytes) -> String {

@@ -29,6 +29,7 @@ mod sent;
 mod spaces;
 mod streams_glue;
 mod timers;
+mod unreachable;
 pub(crate) mod version;
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ use self::keys::OneRttKeys;
 pub use self::migration::MigrateError;
 use self::spaces::{PacketSpace, SpaceId};
 use self::timers::{Timer, TimerTable};
+pub use self::unreachable::Unreachable;
 use crate::config::{EndpointConfig, TransportConfig};
 use crate::congestion::{Controller, Pacer};
 use crate::crypto::TlsSession;

@@ -27,6 +27,8 @@ mod version;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unreachable_tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -342,6 +344,44 @@ impl Endpoint {
         self.routes.insert(local_cid, handle);
         self.connections.insert(handle, conn).cids.push(local_cid);
         Ok(handle)
+    }
+
+    /// An ICMP (or ICMPv6) error reported that a datagram to `remote` was
+    /// undeliverable; `quoted` is the start of that datagram as the ICMP
+    /// message quoted it (empty if the platform does not say). A client
+    /// connection to `remote` still in its handshake, that has received
+    /// nothing yet and whose Destination Connection ID the quote carries,
+    /// closes at once with [`crate::ConnectionError::Unreachable`]; every
+    /// other connection ignores the report (RFC 9000 §14.2.1: ICMP must be
+    /// validated; §21.2: unauthenticated ICMP is of extremely limited use).
+    /// Returns the connections closed, to be visited for their events.
+    /// Costs a pass over the connections: meant for the rare error, not for
+    /// every datagram.
+    pub fn handle_unreachable(
+        &mut self,
+        remote: SocketAddr,
+        kind: crate::Unreachable,
+        quoted: &[u8],
+    ) -> Vec<ConnectionHandle> {
+        let candidates: Vec<ConnectionHandle> = self
+            .connections
+            .handles()
+            .filter(|&h| {
+                self.connections.get(h).is_some_and(|c| {
+                    c.side() == crate::Side::Client
+                        && !c.is_handshake_complete()
+                        && c.remote_address() == remote
+                })
+            })
+            .collect();
+        candidates
+            .into_iter()
+            .filter(|&h| {
+                self.connections
+                    .get_mut(h)
+                    .is_some_and(|c| c.on_unreachable(remote, kind, quoted))
+            })
+            .collect()
     }
 
     /// Processes a received datagram. `data` is modified in place.
