@@ -115,11 +115,21 @@ impl Connection {
             State::Draining => ConnectionState::Draining,
             State::Drained => ConnectionState::Closed,
         };
-        if q.state != Some(state) {
-            let old = q.state.unwrap_or(ConnectionState::HandshakeStarted);
-            q.state = Some(state);
-            q.sink
-                .event(now, &QlogEvent::ConnectionStateUpdated { old, new: state });
+        // A server completes and confirms its handshake at once (RFC 9001
+        // §4.1.2): both steps are reported.
+        let steps = [
+            (q.state == Some(ConnectionState::HandshakeStarted)
+                && state == ConnectionState::HandshakeConfirmed)
+                .then_some(ConnectionState::HandshakeComplete),
+            Some(state),
+        ];
+        for new in steps.into_iter().flatten() {
+            if q.state != Some(new) {
+                let old = q.state.unwrap_or(ConnectionState::HandshakeStarted);
+                q.state = Some(new);
+                q.sink
+                    .event(now, &QlogEvent::ConnectionStateUpdated { old, new });
+            }
         }
         if matches!(
             self.state,
