@@ -71,6 +71,8 @@ pub struct Args {
     /// Congestion controller (default: quiver's default).
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    #[command(flatten)]
+    qlog: common::QlogArgs,
 }
 
 fn parse_code(s: &str) -> Result<VarInt, String> {
@@ -122,7 +124,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         identity,
         &alpns,
         args.keylog,
-        common::with_cc(quiver::TransportConfig::default(), args.cc),
+        args.qlog
+            .apply(common::with_cc(quiver::TransportConfig::default(), args.cc))?,
     )?;
     let versions = args.versions.as_ref().map(|v| v.0.as_slice());
     let (endpoint, local, preferred) = match args.preferred_address {

@@ -36,6 +36,7 @@ mod config;
 mod connection;
 mod driver;
 mod endpoint;
+pub mod qlog;
 mod shared;
 mod streams;
 
