@@ -28,7 +28,7 @@ enum Seen {
     Key(KeyType, u64, KeyTrigger),
     KeyDiscarded(KeyType),
     Path,
-    State(ConnectionState, ConnectionState),
+    State(Option<ConnectionState>, ConnectionState),
     Closed(Owner, Option<CloseCode>, Vec<u8>),
 }
 
@@ -212,13 +212,17 @@ fn sink_receives_the_life_of_a_lossy_transfer_with_key_updates() {
             assert_eq!(updates as u64, stats.key_updates, "{side:?} key updates");
             assert!(stats.key_updates > 0);
             // The connection's states in order.
-            let states: Vec<ConnectionState> = ev
+            let transitions: Vec<(Option<ConnectionState>, ConnectionState)> = ev
                 .iter()
                 .filter_map(|(_, e)| match e {
-                    Seen::State(_, new) => Some(*new),
+                    Seen::State(old, new) => Some((*old, *new)),
                     _ => None,
                 })
                 .collect();
+            // Each reports the state before it.
+            assert_eq!(transitions[0].0, None);
+            assert!(transitions.windows(2).all(|w| w[1].0 == Some(w[0].1)));
+            let states: Vec<ConnectionState> = transitions.iter().map(|t| t.1).collect();
             // The client closes; it may drain on the server's reply (RFC
             // 9000 §10.2.2). The server drains.
             let mut expected = vec![

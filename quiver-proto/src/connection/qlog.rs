@@ -125,7 +125,7 @@ impl Connection {
         ];
         for new in steps.into_iter().flatten() {
             if q.state != Some(new) {
-                let old = q.state.unwrap_or(ConnectionState::HandshakeStarted);
+                let old = q.state;
                 q.state = Some(new);
                 q.sink
                     .event(now, &QlogEvent::ConnectionStateUpdated { old, new });

@@ -126,8 +126,8 @@ pub enum QlogEvent<'a> {
     },
     /// The connection changed state (connectivity:connection_state_updated).
     ConnectionStateUpdated {
-        /// The state before.
-        old: ConnectionState,
+        /// The state before (`None` for the first report).
+        old: Option<ConnectionState>,
         /// The state now.
         new: ConnectionState,
     },

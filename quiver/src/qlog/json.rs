@@ -168,12 +168,11 @@ pub(super) fn event(
             "connectivity:migration_state_updated"
         }
         QlogEvent::ConnectionStateUpdated { old, new } => {
-            let _ = write!(
-                s,
-                r#"{{"old":"{}","new":"{}"}}"#,
-                conn_state(*old),
-                conn_state(*new)
-            );
+            s.push('{');
+            if let Some(old) = old {
+                let _ = write!(s, r#""old":"{}","#, conn_state(*old));
+            }
+            let _ = write!(s, r#""new":"{}"}}"#, conn_state(*new));
             "connectivity:connection_state_updated"
         }
         QlogEvent::ConnectionClosed {
