@@ -163,3 +163,5 @@ impl<W: Write> Drop for QlogWriter<W> {
         }
     }
 }
+#[cfg(test)]
+mod tests;
