@@ -2,18 +2,19 @@
 //! life to the sink its `TransportConfig::qlog` factory made, and nothing
 //! when none is set.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quiver_proto::frame::{Frame, Iter};
 use quiver_proto::qlog::{
-    CloseCode, CongestionState, ConnectionState, KeyTrigger, KeyType, Owner, QlogConnectionInfo,
-    QlogEvent, QlogFactory, QlogSink, RecoveryMetrics,
+    CloseCode, CongestionState, ConnectionState, KeyTrigger, KeyType, Owner, PathState,
+    QlogConnectionInfo, QlogEvent, QlogFactory, QlogSink, RecoveryMetrics,
 };
 use quiver_proto::{ConnectionId, Side, TransportConfig, VarInt};
 use quiver_sim::quic::{AppConfig, Pair, SendPlan};
-use quiver_sim::{LinkConfig, for_each_seed};
+use quiver_sim::{LinkConfig, for_each_seed, loopback};
 
 /// An owned summary of one event, enough to check what was reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +28,7 @@ enum Seen {
     Congestion(CongestionState),
     Key(KeyType, u64, KeyTrigger),
     KeyDiscarded(KeyType),
-    Path,
+    Path(SocketAddr, PathState),
     State(Option<ConnectionState>, ConnectionState),
     Closed(Owner, Option<CloseCode>, Vec<u8>),
 }
@@ -89,7 +90,7 @@ impl QlogSink for Sink {
                 trigger,
             } => Seen::Key(*key_type, *generation, *trigger),
             QlogEvent::KeyDiscarded { key_type } => Seen::KeyDiscarded(*key_type),
-            QlogEvent::PathUpdated { .. } => Seen::Path,
+            QlogEvent::PathUpdated { remote, state } => Seen::Path(*remote, *state),
             QlogEvent::ConnectionStateUpdated { old, new } => Seen::State(*old, *new),
             QlogEvent::ConnectionClosed {
                 owner,
@@ -293,5 +294,54 @@ fn a_factory_may_decline_and_no_factory_is_the_default() {
         pair.server_app(AppConfig::default());
         pair.connect_and_wait(Duration::from_secs(25));
         assert_eq!(*asked.lock().unwrap(), 2);
+    });
+}
+
+/// RFC 9000 §9.3: after a NAT rebinding the server moves to the client's
+/// new address and validates it (§8.2); its sink hears both, in order.
+#[test]
+fn path_changes_are_reported() {
+    for_each_seed(3, |seed| {
+        let recorder = Recorder::default();
+        let cfg = TransportConfig {
+            qlog: Some(Arc::new(recorder.clone())),
+            ..TransportConfig::default()
+        };
+        let mut pair = Pair::with_configs(seed, LinkConfig::default(), cfg.clone(), cfg);
+        pair.server_app(AppConfig {
+            send: vec![SendPlan::uni(1_000_000)],
+            ..AppConfig::default()
+        });
+        let receiver = pair.client_app(AppConfig::default());
+        pair.connect_and_wait(Duration::from_secs(10));
+        pair.net.run_for(Duration::from_millis(20));
+        let new = loopback(9, 6000);
+        let old = pair.net.addr(pair.client);
+        pair.net.nat_rebind(pair.client, new);
+        pair.net.run_for(Duration::from_millis(50));
+        pair.net.expire_mapping(old);
+        assert!(pair.run_until(Duration::from_secs(30), |_| {
+            receiver.borrow().streams_finished() == 1
+        }));
+        let log = recorder.0.lock().unwrap();
+        let server_paths: Vec<&Seen> = log
+            .events
+            .iter()
+            .filter(|(side, _, e)| *side == Side::Server && matches!(e, Seen::Path(..)))
+            .map(|(_, _, e)| e)
+            .collect();
+        // The old path is re-checked too (§9.3.2 keeps it to fall back to)
+        // and may answer while its mapping lasts.
+        assert_eq!(server_paths[0], &Seen::Path(new, PathState::Migrated));
+        assert!(
+            server_paths[1..].contains(&&Seen::Path(new, PathState::Validated)),
+            "{server_paths:?}"
+        );
+        assert!(
+            server_paths[1..].iter().all(
+                |p| matches!(p, Seen::Path(a, PathState::Validated) if *a == new || *a == old)
+            ),
+            "{server_paths:?}"
+        );
     });
 }
