@@ -77,6 +77,13 @@ impl QlogFactory for QlogDir {
     }
 }
 
+/// The wall clock, read once per qlog file for its header's
+/// `reference_time` (the only place outside the driver's clock).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> SystemTime {
+    SystemTime::now()
+}
+
 /// Buffer size: events are small, so a write reaches the file about every
 /// few hundred events.
 const BUFFER: usize = 64 * 1024;
@@ -106,8 +113,9 @@ impl<W: Write> QlogWriter<W> {
     pub fn new(out: W, info: &QlogConnectionInfo) -> Self {
         // Event times are relative to the connection's start; the header
         // gives that instant on the system clock.
-        let since_start = Instant::now().saturating_duration_since(info.start);
-        let reference = SystemTime::now()
+        // The runtime's clock (tokio's, as the driver's `now`).
+        let since_start = crate::shared::now().saturating_duration_since(info.start);
+        let reference = wall_clock()
             .checked_sub(since_start)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0);

@@ -53,7 +53,7 @@ fn parse(bytes: &[u8]) -> Vec<Value> {
 
 #[test]
 fn records_parse_and_network_strings_are_escaped() {
-    let start = Instant::now();
+    let start = crate::shared::now();
     let out = Shared::default();
     let mut w = QlogWriter::new(out.clone(), &info(start));
     // PING, three PADDING, and an application CONNECTION_CLOSE (0x1d,
@@ -140,7 +140,7 @@ fn records_parse_and_network_strings_are_escaped() {
 
 #[test]
 fn metrics_updates_carry_only_changed_fields() {
-    let start = Instant::now();
+    let start = crate::shared::now();
     let out = Shared::default();
     let mut w = QlogWriter::new(out.clone(), &info(start));
     let mut m = RecoveryMetrics {
@@ -164,6 +164,6 @@ fn metrics_updates_carry_only_changed_fields() {
 
 #[test]
 fn file_name_is_odcid_and_role() {
-    let i = info(Instant::now());
+    let i = info(crate::shared::now());
     assert_eq!(QlogDir::file_name(&i), "ab01ff_server.sqlog");
 }
