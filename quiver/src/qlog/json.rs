@@ -29,7 +29,7 @@ pub(super) fn header(out: &mut Vec<u8>, info: &QlogConnectionInfo, reference_ms:
     out.push(RS);
     let _ = write!(
         out,
-        r#"{{"qlog_version":"0.3","qlog_format":"JSON-SEQ","title":"quiver qlog","description":"quiver {} {side}","trace":{{"vantage_point":{{"name":"quiver","type":"{side}"}},"title":"quiver qlog","description":"","common_fields":{{"ODCID":"{odcid}","group_id":"{odcid}","protocol_type":["QUIC"],"reference_time":{reference_ms:.3},"time_format":"relative"}}}}}}"#,
+        r#"{{"qlog_version":"0.3","qlog_format":"JSON-SEQ","title":"quiver qlog","description":"quiver {} {side}","trace":{{"vantage_point":{{"name":"quiver","type":"{side}"}},"title":"quiver qlog","description":"","configuration":{{"time_offset":0.0}},"common_fields":{{"ODCID":"{odcid}","group_id":"{odcid}","protocol_type":["QUIC"],"reference_time":{reference_ms:.3},"time_format":"relative"}}}}}}"#,
         env!("CARGO_PKG_VERSION"),
         odcid = hex(&info.orig_dst_cid),
     );
