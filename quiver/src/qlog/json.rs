@@ -37,18 +37,20 @@ pub(super) fn header(out: &mut Vec<u8>, info: &QlogConnectionInfo, reference_ms:
 }
 
 /// One event record. `last` holds the metrics written before, so that a
-/// metrics update carries only the fields that changed.
+/// metrics update carries only the fields that changed; `s` is scratch
+/// for the data object, reused between events.
 pub(super) fn event(
     out: &mut Vec<u8>,
+    s: &mut String,
     time: Duration,
     side: Side,
     last: &mut Option<RecoveryMetrics>,
     event: &QlogEvent<'_>,
 ) {
-    let mut s = String::with_capacity(256);
+    s.clear();
     let name = match event {
         QlogEvent::ParametersSet { owner, params } => {
-            parameters(&mut s, *owner, params);
+            parameters(s, *owner, params);
             "transport:parameters_set"
         }
         QlogEvent::VersionInformation {
@@ -69,11 +71,11 @@ pub(super) fn event(
             "transport:version_information"
         }
         QlogEvent::PacketSent(p) => {
-            packet(&mut s, p);
+            packet(s, p);
             "transport:packet_sent"
         }
         QlogEvent::PacketReceived(p) => {
-            packet(&mut s, p);
+            packet(s, p);
             "transport:packet_received"
         }
         QlogEvent::PacketLost {
@@ -94,7 +96,7 @@ pub(super) fn event(
             "recovery:packet_lost"
         }
         QlogEvent::MetricsUpdated(m) => {
-            metrics(&mut s, m, last.as_ref());
+            metrics(s, m, last.as_ref());
             *last = Some(**m);
             "recovery:metrics_updated"
         }
@@ -128,7 +130,7 @@ pub(super) fn event(
             };
             for (i, dir) in ["client", "server"].into_iter().enumerate() {
                 if i > 0 {
-                    record(out, time, "security:key_updated", &s);
+                    record(out, time, "security:key_updated", s);
                     s.clear();
                 }
                 let _ = write!(
@@ -142,7 +144,7 @@ pub(super) fn event(
         QlogEvent::KeyDiscarded { key_type } => {
             for (i, dir) in ["client", "server"].into_iter().enumerate() {
                 if i > 0 {
-                    record(out, time, "security:key_discarded", &s);
+                    record(out, time, "security:key_discarded", s);
                     s.clear();
                 }
                 let _ = write!(
@@ -163,7 +165,7 @@ pub(super) fn event(
                 PathState::Migrated => "migration_complete",
             };
             let _ = write!(s, r#"{{"new":"{state}","path_remote":"#);
-            address(&mut s, *remote);
+            address(s, *remote);
             s.push('}');
             "connectivity:migration_state_updated"
         }
@@ -192,7 +194,7 @@ pub(super) fn event(
                 None => {}
             }
             s.push_str(r#","reason":"#);
-            string(&mut s, &String::from_utf8_lossy(reason));
+            string(s, &String::from_utf8_lossy(reason));
             let trigger = match error {
                 ConnectionError::TimedOut => "idle_timeout",
                 ConnectionError::Reset => "stateless_reset",
@@ -206,7 +208,7 @@ pub(super) fn event(
             "connectivity:connection_closed"
         }
     };
-    record(out, time, name, &s);
+    record(out, time, name, s);
 }
 
 fn record(out: &mut Vec<u8>, time: Duration, name: &str, data: &str) {

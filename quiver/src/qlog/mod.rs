@@ -97,8 +97,9 @@ pub struct QlogWriter<W: Write> {
     side: Side,
     /// The last metrics written, to write only the fields that changed.
     metrics: Option<quiver_proto::qlog::RecoveryMetrics>,
-    /// Reused for each record.
+    /// Reused for each record, and for its data object.
     line: Vec<u8>,
+    data: String,
     failed: bool,
 }
 
@@ -125,6 +126,7 @@ impl<W: Write> QlogWriter<W> {
             side: info.side,
             metrics: None,
             line: Vec::with_capacity(1024),
+            data: String::with_capacity(1024),
             failed: false,
         };
         json::header(&mut w.line, info, reference);
@@ -148,7 +150,14 @@ impl<W: Write> QlogWriter<W> {
 impl<W: Write + Send> QlogSink for QlogWriter<W> {
     fn event(&mut self, now: Instant, event: &QlogEvent<'_>) {
         let time = now.saturating_duration_since(self.start);
-        json::event(&mut self.line, time, self.side, &mut self.metrics, event);
+        json::event(
+            &mut self.line,
+            &mut self.data,
+            time,
+            self.side,
+            &mut self.metrics,
+            event,
+        );
         self.flush_line();
         let end = matches!(
             event,
