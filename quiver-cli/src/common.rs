@@ -638,3 +638,42 @@ mod tests {
         );
     }
 }
+
+/// `--qlog-dir DIR`, or the `QLOGDIR` environment variable: a qlog file
+/// per connection.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct QlogArgs {
+    /// Write each connection's qlog (JSON-SEQ, loads in qvis) to
+    /// DIR/{odcid}_{client|server}.sqlog; the QLOGDIR environment variable
+    /// does the same (the flag wins).
+    #[arg(long, value_name = "DIR")]
+    pub qlog_dir: Option<PathBuf>,
+}
+
+impl QlogArgs {
+    /// The qlog factory to configure, if the flag or `QLOGDIR` asks for one.
+    pub fn factory(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn quiver::proto::qlog::QlogFactory>>> {
+        let dir = match &self.qlog_dir {
+            Some(dir) => Some(quiver::qlog::QlogDir::new(dir)),
+            None => quiver::qlog::QlogDir::from_env(),
+        };
+        match dir {
+            None => Ok(None),
+            Some(Ok(dir)) => Ok(Some(std::sync::Arc::new(dir))),
+            Some(Err(e)) => bail!("qlog directory: {e}"),
+        }
+    }
+
+    /// `transport` with qlog on when asked for.
+    pub fn apply(
+        &self,
+        mut transport: quiver::TransportConfig,
+    ) -> anyhow::Result<quiver::TransportConfig> {
+        if let Some(factory) = self.factory()? {
+            transport.qlog = Some(factory);
+        }
+        Ok(transport)
+    }
+}

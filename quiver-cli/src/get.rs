@@ -81,6 +81,8 @@ pub struct Args {
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
+    #[command(flatten)]
+    qlog: common::QlogArgs,
 }
 
 /// A file saved whole.
@@ -209,10 +211,10 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
     builder
         .alpn_protocols(&alpns)
         .keylog(args.keylog)
-        .transport(quiver::TransportConfig {
+        .transport(args.qlog.apply(quiver::TransportConfig {
             migrate_to_preferred_address: !args.no_migrate,
             ..common::transport(timeout, args.cc)
-        })
+        })?)
         .build()
         .map_err(|e| anyhow!("TLS configuration: {e}"))
 }

@@ -55,6 +55,8 @@ struct ServerArgs {
     /// quiver's default).
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    #[command(flatten)]
+    qlog: common::QlogArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +89,8 @@ struct ClientArgs {
     /// quiver's default).
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    #[command(flatten)]
+    qlog: common::QlogArgs,
 }
 
 /// Runs `quiver perf server` or `quiver perf client`.
@@ -103,7 +107,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         identity,
         &[PERF_ALPN],
         args.keylog,
-        common::with_cc(quiver::TransportConfig::default(), args.cc),
+        args.qlog
+            .apply(common::with_cc(quiver::TransportConfig::default(), args.cc))?,
         None,
     )?;
     let (endpoint, local) = common::bind_server(config, args.listen)?;
@@ -234,7 +239,12 @@ async fn client(args: ClientArgs) -> anyhow::Result<()> {
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
         .ok_or_else(|| anyhow!("--connect {:?}: expected HOST:PORT", args.connect))?;
     let addr = common::resolve(host, port, timeout).await?;
-    let config = client_config(args.keylog, timeout, args.cc)?;
+    let mut config = client_config(args.keylog, timeout, args.cc)?;
+    if let Some(factory) = args.qlog.factory()? {
+        let mut transport = (*config.proto().transport).clone();
+        transport.qlog = Some(factory);
+        config.set_transport_config(transport);
+    }
     let endpoint = common::bind_client(addr)?;
     if let Some(n) = args.handshakes {
         let start = Instant::now();

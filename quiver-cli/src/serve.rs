@@ -77,6 +77,8 @@ pub struct Args {
     cc: Option<common::Cc>,
     #[command(flatten)]
     fleet: serve_fleet::FleetArgs,
+    #[command(flatten)]
+    qlog: common::QlogArgs,
 }
 
 fn parse_code(s: &str) -> Result<VarInt, String> {
@@ -128,7 +130,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         identity,
         &alpns,
         args.keylog,
-        common::with_cc(quiver::TransportConfig::default(), args.cc),
+        args.qlog
+            .apply(common::with_cc(quiver::TransportConfig::default(), args.cc))?,
         args.cipher.as_ref(),
     )?;
     let mut config = config;

@@ -83,6 +83,9 @@ pub struct TransportConfig {
     /// bit is 0. Packets to a peer that advertised it get the bit cleared
     /// at random once its parameters are known (§3.1). On by default.
     pub grease_quic_bit: bool,
+    /// Makes each connection's qlog event sink ([`crate::qlog`]); `None`
+    /// (the default) logs nothing and costs nothing.
+    pub qlog: Option<Arc<dyn crate::qlog::QlogFactory>>,
 }
 
 impl Default for TransportConfig {
@@ -111,6 +114,7 @@ impl Default for TransportConfig {
             key_update_interval: None,
             aead_integrity_limit: None,
             grease_quic_bit: true,
+            qlog: None,
         }
     }
 }

@@ -99,6 +99,7 @@ mod connection;
 mod driver;
 mod endpoint;
 mod icmp;
+pub mod qlog;
 mod shared;
 mod streams;
 

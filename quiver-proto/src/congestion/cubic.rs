@@ -442,6 +442,10 @@ impl Controller for Cubic {
     fn clone_box(&self) -> Box<dyn Controller> {
         Box::new(self.clone())
     }
+
+    fn is_slow_start(&self) -> Option<bool> {
+        Some(self.window < self.ssthresh)
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ mod pacer;
 pub use cubic::{ALPHA_CUBIC, BETA_CUBIC, C as CUBIC_C, Cubic, CubicConfig};
 pub use hystart::HyStart;
 pub use new_reno::{NewReno, NewRenoConfig};
-pub use pacer::Pacer;
+pub use pacer::{PACING_GAIN, Pacer};
 
 use std::fmt::Debug;
 use std::time::Instant;
@@ -103,6 +103,13 @@ pub trait Controller: Send + Debug {
     /// A boxed copy of this controller (lets `Box<dyn Controller>` be
     /// cloned).
     fn clone_box(&self) -> Box<dyn Controller>;
+
+    /// Whether the controller is in slow start, for event logs (qlog's
+    /// congestion_state_updated); `None` (the default) when it has no
+    /// such phase or does not say.
+    fn is_slow_start(&self) -> Option<bool> {
+        None
+    }
 }
 
 impl Clone for Box<dyn Controller> {

@@ -230,6 +230,10 @@ impl Controller for NewReno {
     fn clone_box(&self) -> Box<dyn Controller> {
         Box::new(self.clone())
     }
+
+    fn is_slow_start(&self) -> Option<bool> {
+        Some(self.window < self.ssthresh)
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,11 @@ impl Connection {
         self.key_update_requested = false;
         self.stats.key_updates += 1;
         tracing::debug!(key_phase = keys.key_phase, "started a key update");
+        self.qlog_key_updated(
+            now,
+            crate::qlog::KeyType::OneRtt,
+            crate::qlog::KeyTrigger::LocalUpdate,
+        );
     }
 
     /// A received packet failed authentication (RFC 9001 §6.6: "endpoints

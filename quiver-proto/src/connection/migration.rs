@@ -3,6 +3,7 @@
 //! it and the old one, falling back when validation fails, and the
 //! client's own moves.
 
+use crate::qlog::PathState;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,7 @@ impl Connection {
         self.path.peer_dst_cid = Some(dst_cid);
         tracing::debug!(from = %old.remote, to = %remote, port_only, intentional, "peer migrated");
         self.stats.migrations += 1;
+        self.qlog_path(now, remote, PathState::Migrated);
         // RFC 9000 §13.4.2: ECN is validated on each new path.
         self.ecn.restart(self.config.ecn);
 
@@ -296,6 +298,7 @@ impl Connection {
             self.path.challenge = None;
             if !self.path.validated {
                 tracing::debug!(remote = %self.path.remote, "path validated");
+                self.qlog_path(now, self.path.remote, PathState::Validated);
             }
             self.path.validated = true;
             // The budget no longer limits us: re-arm what it stopped.
@@ -306,6 +309,9 @@ impl Connection {
                 p.validated = true;
                 p.remote
             });
+            if let Some(remote) = validated {
+                self.qlog_path(now, remote, PathState::Validated);
+            }
             if let Some(remote) = validated.filter(|r| self.preferred_path == Some(*r)) {
                 self.move_to_preferred_address(now, remote);
             }
@@ -323,6 +329,9 @@ impl Connection {
         let active_failed = self.path.challenge.is_some_and(|c| c.deadline <= now);
         if active_failed {
             self.path.challenge = None;
+            if !self.path.validated {
+                self.qlog_path(now, self.path.remote, PathState::Failed);
+            }
             if self.path.validated {
                 // A validated path re-checked after the peer probed it:
                 // nothing to undo.
@@ -336,6 +345,7 @@ impl Connection {
                 }
                 tracing::debug!(from = %self.path.remote, to = %back.remote, "path validation failed: falling back");
                 back.challenge = None;
+                self.qlog_path(now, back.remote, PathState::Migrated);
                 self.path = back;
                 self.set_loss_detection_timer(now);
             } else {
@@ -445,6 +455,7 @@ impl Connection {
         self.others.insert(path);
         self.preferred_path = Some(target);
         tracing::debug!(%target, "probing the server's preferred address");
+        self.qlog_path(now, target, PathState::ProbingStarted);
         self.arm_path_timer(now);
     }
 
@@ -475,6 +486,7 @@ impl Connection {
         self.stats.migrations += 1;
         self.ecn.restart(self.config.ecn);
         tracing::debug!(%remote, "moved to the server's preferred address");
+        self.qlog_path(now, remote, PathState::Migrated);
         self.set_loss_detection_timer(now);
     }
 
@@ -549,6 +561,7 @@ impl Connection {
         self.ping_pending = true;
         self.path.challenge = Some(challenge);
         self.stats.migrations += 1;
+        self.qlog_path(now, self.path.remote, PathState::Migrated);
         self.ecn.restart(self.config.ecn);
         self.arm_path_timer(now);
         self.set_loss_detection_timer(now);

@@ -20,6 +20,7 @@ mod keys;
 mod migration;
 mod mtud;
 mod paths;
+mod qlog;
 mod recovery;
 mod recv;
 mod reorder;
@@ -267,6 +268,8 @@ pub struct Connection {
     sent_log: Option<Vec<LoggedPacket>>,
     /// Version negotiation (RFC 9368): see `version.rs`.
     vn: version::VersionState,
+    /// The qlog sink, when configured (`qlog.rs`).
+    qlog: Option<qlog::Qlog>,
 }
 
 /// The plaintext of a packet this connection sent (see
@@ -387,8 +390,19 @@ impl Connection {
             raw_frames: Vec::new(),
             sent_log: None,
             vn: p.vn,
+            qlog: None,
             config: p.config,
         };
+        if let Some(factory) = &conn.config.qlog {
+            let info = crate::qlog::QlogConnectionInfo {
+                side: conn.side,
+                orig_dst_cid: conn.orig_dst_cid,
+                start: p.now,
+                version: conn.version,
+            };
+            conn.qlog = factory.new_sink(&info).map(qlog::Qlog::new);
+            conn.qlog_start(p.now);
+        }
         conn.reset_idle_timer(p.now);
         if conn.side.is_client() {
             // The client speaks first: its ClientHello.
@@ -555,6 +569,11 @@ impl Connection {
 
     /// Handles every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timers(now);
+        self.qlog_sync(now);
+    }
+
+    fn handle_timers(&mut self, now: Instant) {
         for timer in self.timers.expired(now) {
             match timer {
                 Timer::Close => {

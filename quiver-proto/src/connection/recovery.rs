@@ -9,6 +9,7 @@ use super::timers::Timer;
 use super::{Connection, State};
 use crate::TransportError;
 use crate::frame::Ack;
+use crate::qlog::{CongestionTrigger, LossTrigger, QlogEvent};
 use crate::recovery::{
     establishes_persistent_congestion, loss_delay, persistent_congestion_duration,
 };
@@ -121,6 +122,9 @@ impl Connection {
             self.stats.ecn_ce_events += 1;
             self.cc
                 .on_congestion_event(now, largest_new.time_sent, false, 0);
+            if let Some(q) = &mut self.qlog {
+                q.on_congestion_event(now, CongestionTrigger::Ecn);
+            }
         }
 
         // RFC 8985: packets we declared lost and the peer acknowledges now
@@ -145,6 +149,9 @@ impl Connection {
             }
             let (_, largest_new) = newly_acked.last().expect("non-empty");
             self.reordering.on_acked_sent_at(largest_new.time_sent);
+            if let Some(q) = &mut self.qlog {
+                q.on_acked_sent_at(largest_new.time_sent, undo);
+            }
         }
 
         let app_limited = self.bytes_in_flight < self.cc.window() / 2;
@@ -246,6 +253,22 @@ impl Connection {
             let Some(p) = self.space_mut(space).sent.remove(pn) else {
                 continue;
             };
+            if let Some(q) = &mut self.qlog {
+                // RFC 9002 §6.1: lost by the packet threshold (§6.1.1) or
+                // else by the time threshold (§6.1.2).
+                let trigger = if largest_acked >= pn.saturating_add(packet_threshold) {
+                    LossTrigger::ReorderingThreshold
+                } else {
+                    LossTrigger::TimeThreshold
+                };
+                let event = QlogEvent::PacketLost {
+                    packet_type: super::qlog::packet_type(space),
+                    packet_number: pn,
+                    length: p.size,
+                    trigger,
+                };
+                q.sink.event(now, &event);
+            }
             if p.mtu_probe {
                 // RFC 9000 §14.4: a lost PMTU probe "SHOULD NOT trigger a
                 // congestion control reaction"; it only shrinks the search.
@@ -326,6 +349,14 @@ impl Connection {
             };
             self.cc
                 .on_congestion_event(now, sent_time, persistent, lost_bytes);
+            if let Some(q) = &mut self.qlog {
+                let trigger = if persistent {
+                    CongestionTrigger::PersistentCongestion
+                } else {
+                    CongestionTrigger::Loss
+                };
+                q.on_congestion_event(now, trigger);
+            }
             if persistent {
                 self.rtt.reset_min_rtt();
             }

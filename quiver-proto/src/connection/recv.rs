@@ -15,6 +15,7 @@ use crate::crypto::{Level, TlsOutput};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed, PartialPacket};
 use crate::packet::{PacketType, TruncatedPacketNumber};
+use crate::qlog::{KeyTrigger, KeyType};
 use crate::{ConnectionId, TransportError, TransportErrorCode, VarInt};
 
 /// Packets and frames of one decrypted packet, summarised for ACK logic.
@@ -29,6 +30,17 @@ impl Connection {
     /// Processes a datagram routed to this connection. `data` is modified
     /// in place (protection is removed where it lies).
     pub(crate) fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<crate::EcnCodepoint>,
+        data: &mut [u8],
+    ) {
+        self.handle_datagram_packets(now, remote, ecn, data);
+        self.qlog_sync(now);
+    }
+
+    fn handle_datagram_packets(
         &mut self,
         now: Instant,
         remote: SocketAddr,
@@ -222,6 +234,16 @@ impl Connection {
         }
 
         let payload = &packet[d.header_len..d.header_len + d.payload_len];
+        if let Some(q) = &mut self.qlog {
+            let info = crate::qlog::PacketInfo {
+                packet_type: p.ty,
+                packet_number: d.pn,
+                length: u16::try_from(packet.len()).unwrap_or(u16::MAX),
+                payload,
+            };
+            q.sink
+                .event(now, &crate::qlog::QlogEvent::PacketReceived(info));
+        }
         if self.is_closed() {
             // Still notice the peer's close (it ends our closing early).
             for f in frame::Iter::new(payload).flatten() {
@@ -383,6 +405,7 @@ impl Connection {
         keys.on_current_phase_received(pn, now + 3 * pto);
         self.stats.key_updates += 1;
         tracing::debug!(key_phase = keys.key_phase, "peer updated keys");
+        self.qlog_key_updated(now, KeyType::OneRtt, KeyTrigger::RemoteUpdate);
         Some(Decrypted {
             space,
             pn,
@@ -612,6 +635,7 @@ impl Connection {
                 }
                 TlsOutput::HandshakeKeys(keys) => {
                     self.space_mut(SpaceId::Handshake).keys = Some(keys);
+                    self.qlog_key_updated(now, KeyType::Handshake, KeyTrigger::Tls);
                 }
                 TlsOutput::OneRttKeys { keys, update } => {
                     self.one_rtt = Some(super::keys::OneRttKeys::new(
@@ -621,6 +645,7 @@ impl Connection {
                         keys.remote.packet,
                         update,
                     ));
+                    self.qlog_key_updated(now, KeyType::OneRtt, KeyTrigger::Tls);
                 }
             }
         }
@@ -706,6 +731,13 @@ impl Connection {
             self.max_udp_payload = params.max_udp_payload_size.max(1200) as u16;
         }
         self.streams_set_peer_params(&params);
+        if let Some(q) = &mut self.qlog {
+            let event = crate::qlog::QlogEvent::ParametersSet {
+                owner: crate::qlog::Owner::Remote,
+                params: &params,
+            };
+            q.sink.event(now, &event);
+        }
         self.peer_params = Some(params);
         self.reset_idle_timer(now);
         Ok(())
@@ -736,6 +768,8 @@ impl Connection {
         }
         let in_flight = self.space_mut(id).discard();
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(in_flight);
+        let key_type = super::qlog::key_type(id);
+        self.qlog(now, crate::qlog::QlogEvent::KeyDiscarded { key_type });
         self.pto_count = 0;
         self.set_loss_detection_timer(now);
     }

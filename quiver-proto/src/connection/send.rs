@@ -46,6 +46,12 @@ impl Connection {
     /// Returns `None` when there is nothing to send now (see
     /// [`Connection::poll_timeout`] for when there may be).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let transmit = self.write_next_datagram(now, buf);
+        self.qlog_sync(now);
+        transmit
+    }
+
+    fn write_next_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         let start = buf.len();
         let mut destination = self.path.remote;
         // RFC 9000 §13.4: the active path's datagrams carry ECT(0) while it
@@ -627,6 +633,16 @@ impl Connection {
             end = end.max(pad_to.saturating_sub(TAG_LEN));
         }
         buf.resize(end, 0); // PADDING frames are zero bytes.
+        if let Some(q) = &mut self.qlog {
+            let length = buf.len() + TAG_LEN - p.header.start;
+            let info = crate::qlog::PacketInfo {
+                packet_type: p.ty,
+                packet_number: p.pn,
+                length: u16::try_from(length).unwrap_or(u16::MAX),
+                payload: &buf[p.header.header_end()..],
+            };
+            q.sink.event(now, &crate::qlog::QlogEvent::PacketSent(info));
+        }
         if let Some(log) = &mut self.sent_log {
             log.push(super::LoggedPacket {
                 time: now,

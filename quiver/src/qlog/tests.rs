@@ -1,0 +1,169 @@
+//! The JSON-SEQ writer: every record parses, strings from the network are
+//! escaped, metrics carry only what changed.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quiver_proto::packet::PacketType;
+use quiver_proto::qlog::{
+    CloseCode, ConnectionState, Owner, PacketInfo, QlogConnectionInfo, QlogEvent, QlogSink,
+    RecoveryMetrics,
+};
+use quiver_proto::transport_params::TransportParameters;
+use quiver_proto::{ConnectionError, ConnectionId, Side, VarInt, Version};
+use serde_json::Value;
+
+use super::{QlogDir, QlogWriter};
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn info(start: Instant) -> QlogConnectionInfo {
+    QlogConnectionInfo {
+        side: Side::Server,
+        orig_dst_cid: ConnectionId::new(&[0xab, 0x01, 0xff]).unwrap(),
+        start,
+        version: Version::V1,
+    }
+}
+
+/// RFC 7464: RS, a JSON text, LF.
+fn parse(bytes: &[u8]) -> Vec<Value> {
+    assert_eq!(bytes[0], 0x1e);
+    bytes
+        .split(|&b| b == 0x1e)
+        .skip(1)
+        .map(|r| {
+            assert_eq!(r.last(), Some(&b'\n'));
+            serde_json::from_slice(r).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn records_parse_and_network_strings_are_escaped() {
+    let start = crate::shared::now();
+    let out = Shared::default();
+    let mut w = QlogWriter::new(out.clone(), &info(start));
+    // PING, three PADDING, and an application CONNECTION_CLOSE (0x1d,
+    // code 7) whose reason holds a quote, a backslash, a newline, a
+    // control byte and invalid UTF-8.
+    let reason = b"a\"b\\c\nd\x01e\xff";
+    let mut payload = vec![0x01, 0, 0, 0, 0x1d, 7, reason.len() as u8];
+    payload.extend_from_slice(reason);
+    let later = start + Duration::from_micros(1500);
+    w.event(
+        later,
+        &QlogEvent::PacketSent(PacketInfo {
+            packet_type: PacketType::OneRtt,
+            packet_number: 42,
+            length: 60,
+            payload: &payload,
+        }),
+    );
+    let params = TransportParameters::default();
+    w.event(
+        later,
+        &QlogEvent::ParametersSet {
+            owner: Owner::Remote,
+            params: &params,
+        },
+    );
+    let error = ConnectionError::ApplicationClosed {
+        code: VarInt::from_u32(7),
+        reason: bytes::Bytes::from_static(reason),
+    };
+    w.event(
+        later,
+        &QlogEvent::ConnectionClosed {
+            owner: Owner::Remote,
+            error: &error,
+            code: Some(CloseCode::Application(7)),
+            reason,
+        },
+    );
+    w.event(
+        later,
+        &QlogEvent::ConnectionStateUpdated {
+            old: Some(ConnectionState::Draining),
+            new: ConnectionState::Closed,
+        },
+    );
+    // A truncated frame is reported as unknown, not trusted.
+    w.event(
+        later,
+        &QlogEvent::PacketReceived(PacketInfo {
+            packet_type: PacketType::Handshake,
+            packet_number: 1,
+            length: 30,
+            payload: &[0x06, 0x00, 0x40],
+        }),
+    );
+    drop(w);
+    let recs = parse(&out.0.lock().unwrap());
+    assert_eq!(recs.len(), 6);
+    assert_eq!(recs[0]["qlog_version"], "0.3");
+    assert_eq!(recs[0]["qlog_format"], "JSON-SEQ");
+    assert_eq!(recs[0]["trace"]["vantage_point"]["type"], "server");
+    assert_eq!(recs[0]["trace"]["common_fields"]["ODCID"], "ab01ff");
+    let sent = &recs[1];
+    assert_eq!(sent["name"], "transport:packet_sent");
+    assert_eq!(sent["time"], 1.5);
+    assert_eq!(sent["data"]["header"]["packet_type"], "1RTT");
+    assert_eq!(sent["data"]["header"]["packet_number"], 42);
+    let frames = sent["data"]["frames"].as_array().unwrap();
+    assert_eq!(frames[0]["frame_type"], "ping");
+    assert_eq!(frames[1]["frame_type"], "padding");
+    assert_eq!(frames[1]["length"], 3);
+    assert_eq!(frames[2]["error_space"], "application");
+    assert_eq!(frames[2]["reason"], "a\"b\\c\nd\u{1}e\u{fffd}");
+    assert_eq!(recs[2]["data"]["owner"], "remote");
+    assert_eq!(recs[2]["data"]["max_udp_payload_size"], 65527);
+    assert_eq!(recs[3]["name"], "connectivity:connection_closed");
+    assert_eq!(recs[3]["data"]["application_code"], 7);
+    assert_eq!(recs[3]["data"]["reason"], "a\"b\\c\nd\u{1}e\u{fffd}");
+    assert_eq!(recs[4]["data"]["old"], "draining");
+    assert_eq!(recs[4]["data"]["new"], "closed");
+    assert_eq!(recs[5]["data"]["frames"][0]["frame_type"], "unknown");
+}
+
+#[test]
+fn metrics_updates_carry_only_changed_fields() {
+    let start = crate::shared::now();
+    let out = Shared::default();
+    let mut w = QlogWriter::new(out.clone(), &info(start));
+    let mut m = RecoveryMetrics {
+        smoothed_rtt: Duration::from_millis(333),
+        congestion_window: 12_000,
+        pacing_rate: Some(360_000),
+        ..RecoveryMetrics::default()
+    };
+    w.event(start, &QlogEvent::MetricsUpdated(&m));
+    m.bytes_in_flight = 1200;
+    w.event(start, &QlogEvent::MetricsUpdated(&m));
+    drop(w);
+    let recs = parse(&out.0.lock().unwrap());
+    let first = recs[1]["data"].as_object().unwrap();
+    assert_eq!(first.len(), 8, "{first:?}");
+    assert_eq!(recs[1]["data"]["smoothed_rtt"], 333.0);
+    let second = recs[2]["data"].as_object().unwrap();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second["bytes_in_flight"], 1200);
+}
+
+#[test]
+fn file_name_is_odcid_and_role() {
+    let i = info(crate::shared::now());
+    assert_eq!(QlogDir::file_name(&i), "ab01ff_server.sqlog");
+}
