@@ -25,6 +25,7 @@ pub mod quic_lb;
 pub mod range_set;
 pub mod recovery;
 pub mod streams;
+pub mod token_store;
 pub mod transport_params;
 
 mod cid;
@@ -42,7 +43,9 @@ pub use endpoint::{
     AdmissionConfig, ClientConfig, DatagramEvent, Endpoint, EndpointStats, Incoming, IncomingId,
     RefusedStats, RetryError, ServerConfig,
 };
+pub use endpoint::NewTokenConfig;
 pub use error::{TransportError, TransportErrorCode};
+pub use token_store::{InMemoryTokenStore, TokenStore};
 pub use version::Version;
 
 /// Which end of a connection: the one that initiated it, or the one that accepted it.

@@ -182,6 +182,7 @@ impl TestPki {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),
             admission: Default::default(),
+            new_tokens: Default::default(),
         }
     }
 
@@ -198,6 +199,7 @@ impl TestPki {
             transport: Arc::new(transport),
             version: quiver_proto::Version::V1,
             available_versions: Vec::new(),
+            token_store: Some(Arc::new(quiver_proto::InMemoryTokenStore::default())),
         }
     }
 }

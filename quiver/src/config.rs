@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use quiver_proto::crypto::{self, ConfigError};
-use quiver_proto::{AdmissionConfig, TransportConfig, Version};
+use quiver_proto::{
+    AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenStore, TransportConfig, Version,
+};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -83,6 +85,7 @@ pub struct ClientConfigBuilder {
     transport: TransportConfig,
     version: Version,
     available_versions: Vec<Version>,
+    token_store: Option<Arc<dyn TokenStore>>,
 }
 
 impl ClientConfigBuilder {
@@ -95,6 +98,7 @@ impl ClientConfigBuilder {
             transport: TransportConfig::default(),
             version: Version::V1,
             available_versions: Vec::new(),
+            token_store: Some(Arc::new(InMemoryTokenStore::default())),
         }
     }
 
@@ -144,6 +148,15 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Where tokens from servers' NEW_TOKEN frames are kept for the next
+    /// connection to the same server (RFC 9000 §8.1.3; default: a bounded
+    /// [`InMemoryTokenStore`] of this configuration). Pass one store to
+    /// several configurations or endpoints to share it; `None` keeps none.
+    pub fn token_store(mut self, store: Option<Arc<dyn TokenStore>>) -> Self {
+        self.token_store = store;
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let mut builder = match self.verification {
@@ -164,6 +177,7 @@ impl ClientConfigBuilder {
                 transport: Arc::new(self.transport),
                 version: self.version,
                 available_versions: self.available_versions,
+                token_store: self.token_store,
             },
         })
     }
@@ -190,6 +204,7 @@ impl ServerConfig {
             client_roots: None,
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
+            new_tokens: NewTokenConfig::default(),
         }
     }
 
@@ -213,6 +228,11 @@ impl ServerConfig {
     pub fn set_admission_config(&mut self, admission: AdmissionConfig) {
         self.inner.admission = admission;
     }
+
+    /// Replaces the NEW_TOKEN settings (see [`NewTokenConfig`]).
+    pub fn set_new_token_config(&mut self, new_tokens: NewTokenConfig) {
+        self.inner.new_tokens = new_tokens;
+    }
 }
 
 /// Builds a [`ServerConfig`]: start from [`ServerConfig::with_single_cert`].
@@ -225,6 +245,7 @@ pub struct ServerConfigBuilder {
     client_roots: Option<(RootCertStore, bool)>,
     transport: TransportConfig,
     admission: AdmissionConfig,
+    new_tokens: NewTokenConfig,
 }
 
 impl ServerConfigBuilder {
@@ -259,6 +280,13 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// NEW_TOKEN tokens: on/off, lifetime, replay filter size (default:
+    /// [`NewTokenConfig::default`], on for 24 hours).
+    pub fn new_tokens(mut self, new_tokens: NewTokenConfig) -> Self {
+        self.new_tokens = new_tokens;
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         let mut builder =
@@ -274,6 +302,7 @@ impl ServerConfigBuilder {
                 crypto: Arc::new(builder.build()?),
                 transport: Arc::new(self.transport),
                 admission: self.admission,
+                new_tokens: self.new_tokens,
             },
         })
     }

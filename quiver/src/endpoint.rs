@@ -172,11 +172,16 @@ impl Endpoint {
         socket: quiver_udp::UdpSocket,
         preferred: Vec<quiver_udp::UdpSocket>,
     ) -> io::Result<Self> {
-        let proto = quiver_proto::Endpoint::new(
+        let mut proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
             random_seed()?,
         );
+        // Wall-clock token timestamps (RFC 9000 §8.1.3 expiry): tokens
+        // survive a restart and pass between servers sharing a fleet key.
+        if let Some(since_epoch) = wall_clock() {
+            proto.set_wall_clock(crate::shared::now(), since_epoch);
+        }
         let shared = Shared::new(State::new(proto, socket, preferred));
         let driver = Driver::new(shared.clone());
         tokio::spawn(driver);
@@ -605,6 +610,14 @@ fn preferred_address(addr: SocketAddr) -> SocketAddr {
 }
 
 /// 32 bytes from the operating system's secure random source.
+/// The time since the Unix epoch: the runtime, not the core, reads clocks.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> Option<std::time::Duration> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+}
+
 fn random_seed() -> io::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;

@@ -55,4 +55,5 @@ pub use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
     Side, TransportConfig, TransportError, TransportErrorCode, VarInt,
 };
+pub use quiver_proto::{InMemoryTokenStore, NewTokenConfig, TokenStore};
 pub use quiver_udp as udp;
