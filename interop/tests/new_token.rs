@@ -175,7 +175,10 @@ async fn quiver_servers_token_validates_quinns_next_connection() {
         second
             .send_datagram(Bytes::from_static(b"with a token"))
             .unwrap();
-        assert_eq!(&conns[1].read_datagram().await.unwrap()[..], b"with a token");
+        assert_eq!(
+            &conns[1].read_datagram().await.unwrap()[..],
+            b"with a token"
+        );
         drop(first);
     })
     .await;

@@ -202,7 +202,9 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         // RFC 9000 §8.1.3: tokens from the server's NEW_TOKEN frames, for
         // every later connection made with this configuration (a second
         // connection to the same server skips its Retry).
-        .token_store(Some(std::sync::Arc::new(quiver::InMemoryTokenStore::default())))
+        .token_store(Some(std::sync::Arc::new(
+            quiver::InMemoryTokenStore::default(),
+        )))
         .transport(quiver::TransportConfig {
             migrate_to_preferred_address: !args.no_migrate,
             ..common::transport(timeout, args.cc)

@@ -39,11 +39,11 @@ pub use connection::{
     Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, MigrateError, Transmit,
 };
 pub use ecn::EcnCodepoint;
+pub use endpoint::NewTokenConfig;
 pub use endpoint::{
     AdmissionConfig, ClientConfig, DatagramEvent, Endpoint, EndpointStats, Incoming, IncomingId,
     RefusedStats, RetryError, ServerConfig,
 };
-pub use endpoint::NewTokenConfig;
 pub use error::{TransportError, TransportErrorCode};
 pub use token_store::{InMemoryTokenStore, TokenStore};
 pub use version::Version;

@@ -63,7 +63,11 @@ impl Connection {
     /// Writes the pending NEW_TOKEN frame if it fits before `limit`;
     /// whether it did.
     pub(crate) fn write_new_token(&mut self, buf: &mut Vec<u8>, limit: usize) -> bool {
-        let Some(token) = self.new_token.to_send.as_ref().filter(|_| self.new_token.pending)
+        let Some(token) = self
+            .new_token
+            .to_send
+            .as_ref()
+            .filter(|_| self.new_token.pending)
         else {
             return false;
         };

@@ -232,7 +232,10 @@ impl super::Endpoint {
         }
         let now_ms = self.token_now(now);
         let stats = &mut self.admission.stats;
-        match self.new_token_key.open(now_ms, remote, config.lifetime, token) {
+        match self
+            .new_token_key
+            .open(now_ms, remote, config.lifetime, token)
+        {
             Ok(nonce) => {
                 // RFC 9000 §8.1.4: tokens from NEW_TOKEN "SHOULD NOT be
                 // accepted multiple times".
@@ -283,10 +286,7 @@ mod tests {
         let mapped: SocketAddr = "[::ffff:192.0.2.1]:4000".parse().unwrap();
         assert!(key.open(t0, mapped, DAY, &token).is_ok());
         let other_ip: SocketAddr = "192.0.2.2:4000".parse().unwrap();
-        assert_eq!(
-            key.open(t0, other_ip, DAY, &token),
-            Err(Rejection::Invalid)
-        );
+        assert_eq!(key.open(t0, other_ip, DAY, &token), Err(Rejection::Invalid));
         let late = t0 + DAY.as_millis() as u64 + 1;
         assert_eq!(key.open(late, addr, DAY, &token), Err(Rejection::Expired));
         for i in 0..token.len() {
