@@ -155,7 +155,9 @@ impl Endpoint {
     }
 
     /// An endpoint with explicit endpoint settings (keep `reset_key` secret
-    /// and stable across restarts for stateless resets to keep working).
+    /// and stable across restarts for stateless resets to keep working;
+    /// servers of a fleet use [`EndpointConfig::with_fleet_key`] to share
+    /// reset and token keys).
     /// A preferred address set in `config` is advertised but not listened
     /// on: see [`with_preferred_addresses`](Self::with_preferred_addresses).
     pub fn with_config(

@@ -95,9 +95,11 @@ impl Endpoint {
             },
         });
         // RFC 9000 §8.1.3: a token from an earlier connection to this
-        // server goes in our Initials, each token used once.
+        // server goes in our Initials, each token used once. Not in a new
+        // attempt after Version Negotiation: tokens are for "any connection
+        // attempt using the same version", and the version changed.
         if let Some(store) = &config.token_store {
-            let token = store.take(server_name);
+            let token = (!after_vn).then(|| store.take(server_name)).flatten();
             conn.set_token_store(store.clone(), server_name, token);
         }
         Ok(conn)
