@@ -518,8 +518,9 @@ impl Incoming {
     /// (RFC 9000 §8.1.2). The client's next attempt arrives through
     /// [`Endpoint::accept`] with
     /// [`remote_address_validated`](Self::remote_address_validated) set.
-    /// Fails, handing the attempt back, if the address is validated
-    /// already: a server sends at most one Retry per connection.
+    /// Fails, handing the attempt back, if the client returned our Retry's
+    /// token already: a server sends at most one Retry per connection. (An
+    /// attempt validated by a NEW_TOKEN token may still be retried.)
     pub fn retry(mut self) -> Result<(), RetryError> {
         let mut state = self.shared.lock();
         match state.proto.retry(now(), self.id) {
@@ -541,7 +542,8 @@ impl Incoming {
     }
 
     /// Whether the client's address is validated: it returned the token of
-    /// our Retry.
+    /// our Retry, or a valid token from an earlier connection's NEW_TOKEN
+    /// frame (RFC 9000 §8.1.3).
     pub fn remote_address_validated(&self) -> bool {
         self.shared
             .lock()
