@@ -142,7 +142,7 @@ missing=
 for request in "GET /: 200" "GET /style.css: 200" "GET /dot.png: 200" "GET /big.js: 200"; do
     grep -q ": HTTP/3 $request" "$WORK/serve.log" || missing="$missing, $request"
 done
-if grep -q ": connected (HTTP/3)" "$WORK/serve.log" && ! grep -q "(HTTP/0.9)" "$WORK/serve.log" &&
+if grep -q ": connected (HTTP/3" "$WORK/serve.log" && ! grep -q "(HTTP/0.9" "$WORK/serve.log" &&
     [ -z "$missing" ]; then
     pass "chromium -> quiver serve: requests logged over HTTP/3" \
         "$(grep -c ': HTTP/3 GET' "$WORK/serve.log") requests"

@@ -240,6 +240,20 @@ ngtcp2_cases() {
     else fail "ngtcp2 client -> quiver: key update"; fi
     stop
 
+    # The interop runner's chacha20 case: gtlsclient offers only
+    # TLS_CHACHA20_POLY1305_SHA256 (RFC 9001 §5.3); serve -v names the
+    # suite of each connection.
+    serve --alpn h3
+    rm -rf "$WORK/gt-cc" && mkdir -p "$WORK/gt-cc"
+    timeout 20 gtlsclient -q --timeout=5s --ciphers=NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305 \
+        --exit-on-all-streams-close --download="$WORK/gt-cc" localhost "$PORT" \
+        "https://localhost:$PORT/1m.bin" >"$log" 2>&1
+    line=$(grep -m1 "connected (" "$WORK/serve.log")
+    if same_files "$WORK/gt-cc" 1m.bin && [[ $line == *chacha20* ]]; then
+        pass "ngtcp2 client -> quiver: chacha20" "$line"
+    else fail "ngtcp2 client -> quiver: chacha20" "${line:-no connection logged}"; fi
+    stop
+
     # The server's preferred address (RFC 9000 §9.6) on another loopback
     # address: gtlsclient moves there by default, validating the path,
     # and then gets nearly every packet from it (its log names the peer
@@ -288,6 +302,19 @@ ngtcp2_cases() {
     if [ $? -ne 0 ] && [ "$line" = "error: /missing: HTTP 404 Not Found" ]; then
         pass "quiver get -> ngtcp2: missing file" "$line"
     else fail "quiver get -> ngtcp2: missing file" "$line"; fi
+    stop
+
+    # The chacha20 case the other way: `quiver get --cipher chacha20`.
+    gtlsserver -q --timeout=5s -d "$WORK/www" 127.0.0.1 "$PORT" "$KEY" "$CERT" >"$WORK/gts.log" 2>&1 &
+    SERVER=$!
+    wait_udp "$PORT"
+    rm -rf "$WORK/gts-cc" && mkdir -p "$WORK/gts-cc"
+    url="https://localhost:$PORT"
+    line=$("$QUIVER" get -v --cipher chacha20 --ca "$CERT" --timeout 5 --out "$WORK/gts-cc" \
+        "$url/1m.bin" 2>&1)
+    if [ $? -eq 0 ] && same_files "$WORK/gts-cc" 1m.bin && [[ $line == *"TLS cipher suite: chacha20"* ]]; then
+        pass "quiver get --cipher chacha20 -> ngtcp2" "$(grep -m1 'cipher suite' <<<"$line")"
+    else fail "quiver get --cipher chacha20 -> ngtcp2" "$(tail -2 <<<"$line")"; fi
     stop
 
     # quiver get against gtlsserver's preferred address (RFC 9000 §9.6, the

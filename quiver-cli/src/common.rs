@@ -97,19 +97,44 @@ pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 }
 
 /// Server TLS settings offering the protocols in `alpn` (in order of
-/// preference), with `keylog` honouring SSLKEYLOGFILE.
+/// preference), with `keylog` honouring SSLKEYLOGFILE, accepting only
+/// `ciphers` when given.
 pub fn server_config(
     identity: Identity,
     alpn: &[&[u8]],
     keylog: bool,
     transport: quiver::TransportConfig,
+    ciphers: Option<&Ciphers>,
 ) -> anyhow::Result<quiver::ServerConfig> {
-    quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
+    let mut builder = quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
         .alpn_protocols(alpn)
         .keylog(keylog)
-        .transport(transport)
+        .transport(transport);
+    if let Some(ciphers) = ciphers {
+        builder = builder.cipher_suites(&ciphers.0);
+    }
+    builder
         .build()
         .map_err(|e| anyhow!("invalid certificate or key: {e}"))
+}
+
+/// A `--cipher` list, in order of preference (a newtype so that clap takes
+/// it as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ciphers(pub Vec<quiver::CipherSuite>);
+
+/// Parses `--cipher`: TLS 1.3 cipher suites separated by commas, each
+/// `aes128gcm`, `aes256gcm` or `chacha20` (RFC 9001 §5.3).
+pub fn parse_ciphers(s: &str) -> Result<Ciphers, String> {
+    let mut suites = Vec::new();
+    for name in s.split(',') {
+        let suite: quiver::CipherSuite = name.parse().map_err(|e| format!("{e}"))?;
+        if suites.contains(&suite) {
+            return Err(format!("{suite} is listed twice"));
+        }
+        suites.push(suite);
+    }
+    Ok(Ciphers(suites))
 }
 
 /// Binds a server endpoint and returns it with its local address, with a
@@ -134,6 +159,7 @@ pub fn bind_server_with_preferred_address(
     addr: SocketAddr,
     preferred: SocketAddr,
     versions: Option<&[quiver::proto::Version]>,
+    local_cid_len: Option<usize>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr, SocketAddr)> {
     if preferred.ip().is_unspecified() {
         bail!("--preferred-address {preferred}: name one IP address, not a wildcard");
@@ -152,6 +178,9 @@ pub fn bind_server_with_preferred_address(
     let mut endpoint_config = quiver::EndpointConfig::new(seed);
     if let Some(versions) = versions {
         endpoint_config.supported_versions = versions.to_vec();
+    }
+    if let Some(len) = local_cid_len {
+        endpoint_config.local_cid_len = len;
     }
     let endpoint = quiver::Endpoint::with_preferred_addresses(
         endpoint_config,
@@ -173,22 +202,29 @@ pub fn bind_server_with_preferred_address(
 
 /// Like [`bind_server`], with the QUIC versions to accept in our order of
 /// preference (RFC 9368 §2.3: a client offering several gets the first of
-/// ours it lists); `None` keeps the default (v1, then v2).
+/// ours it lists); `None` keeps the default (v1, then v2). With
+/// `local_cid_len`, our connection IDs have that length.
 pub fn bind_server_with_versions(
     config: quiver::ServerConfig,
     addr: SocketAddr,
     versions: Option<&[quiver::proto::Version]>,
+    local_cid_len: Option<usize>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr)> {
-    let Some(versions) = versions else {
+    if versions.is_none() && local_cid_len.is_none() {
         return bind_server(config, addr);
-    };
+    }
     let mut reset_key = [0u8; 32];
     rustls::crypto::ring::default_provider()
         .secure_random
         .fill(&mut reset_key)
         .map_err(|_| anyhow!("no secure random source"))?;
     let mut endpoint_config = quiver::proto::EndpointConfig::new(reset_key);
-    endpoint_config.supported_versions = versions.to_vec();
+    if let Some(versions) = versions {
+        endpoint_config.supported_versions = versions.to_vec();
+    }
+    if let Some(len) = local_cid_len {
+        endpoint_config.local_cid_len = len;
+    }
     let socket =
         quiver::udp::UdpSocket::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
     let endpoint = quiver::Endpoint::with_config(endpoint_config, Some(config), socket)

@@ -32,6 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &[PERF_ALPN],
         false,
         common::transport(timeout, None),
+        None,
     )?;
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
     let (server, addr) = common::bind_server(config, loopback)?;

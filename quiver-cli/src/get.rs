@@ -72,6 +72,12 @@ pub struct Args {
     /// negotiation) or answer with Version Negotiation, and we follow.
     #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
     versions: Option<common::Versions>,
+    /// TLS cipher suites to offer, separated by commas, most preferred
+    /// first: `aes128gcm`, `aes256gcm`, `chacha20` (default: all three;
+    /// `--cipher chacha20` is the interop runner's chacha20 case). The
+    /// suite used is printed with `-v`.
+    #[arg(long, value_name = "LIST", value_parser = common::parse_ciphers)]
+    cipher: Option<common::Ciphers>,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -192,6 +198,10 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         Some(versions) => builder.version(versions[0]).available_versions(versions),
         None => builder,
     };
+    let builder = match &args.cipher {
+        Some(ciphers) => builder.cipher_suites(&ciphers.0),
+        None => builder,
+    };
     let alpns: Vec<&[u8]> = match &args.alpn {
         Some(alpn) => vec![alpn.as_bytes()],
         None => vec![H3_ALPN.as_bytes(), HQ_ALPN.as_bytes()],
@@ -270,6 +280,9 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
     if args.verbose {
         eprintln!("connected to {addr}");
+        if let Some(suite) = conn.cipher_suite() {
+            eprintln!("TLS cipher suite: {suite}");
+        }
     }
     if args.key_update {
         // Held until the handshake is confirmed (RFC 9001 §6.1).

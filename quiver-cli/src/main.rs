@@ -14,6 +14,7 @@ mod get_hq;
 mod perf;
 mod save;
 mod serve;
+mod serve_fleet;
 mod serve_h3;
 
 /// quiver: a QUIC implementation (RFC 9000, 9001, 9002, 9221, 9369).

@@ -104,6 +104,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         &[PERF_ALPN],
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
+        None,
     )?;
     let (endpoint, local) = common::bind_server(config, args.listen)?;
     println!("perf server listening on {local}");

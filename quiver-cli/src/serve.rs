@@ -14,7 +14,7 @@ use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
 use crate::common::{self, H3_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
 use crate::files::resolve;
-use crate::serve_h3;
+use crate::{serve_fleet, serve_h3};
 
 /// The longest request line read.
 const MAX_REQUEST: usize = 8 * 1024;
@@ -65,12 +65,18 @@ pub struct Args {
     /// §2.3); default `v1,v2`. Others get Version Negotiation.
     #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
     versions: Option<common::Versions>,
+    /// TLS cipher suites to accept, separated by commas: `aes128gcm`,
+    /// `aes256gcm`, `chacha20` (default: all three).
+    #[arg(long, value_name = "LIST", value_parser = common::parse_ciphers)]
+    cipher: Option<common::Ciphers>,
     /// Print a line per connection and request on stderr.
     #[arg(short, long)]
     verbose: bool,
     /// Congestion controller (default: quiver's default).
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    #[command(flatten)]
+    fleet: serve_fleet::FleetArgs,
 }
 
 fn parse_code(s: &str) -> Result<VarInt, String> {
@@ -123,7 +129,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &alpns,
         args.keylog,
         common::with_cc(quiver::TransportConfig::default(), args.cc),
+        args.cipher.as_ref(),
     )?;
+    let mut config = config;
+    config.set_admission_config(args.fleet.admission());
+    let cid_len = args.fleet.local_cid_len();
     let versions = args.versions.as_ref().map(|v| v.0.as_slice());
     let (endpoint, local, preferred) = match args.preferred_address {
         Some(preferred) => {
@@ -132,12 +142,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 args.listen,
                 preferred,
                 versions,
+                cid_len,
             )?;
             (endpoint, local, Some(preferred))
         }
         None => {
             let (endpoint, local) =
-                common::bind_server_with_versions(config, args.listen, versions)?;
+                common::bind_server_with_versions(config, args.listen, versions, cid_len)?;
             (endpoint, local, None)
         }
     };
@@ -150,6 +161,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(preferred) = preferred {
         println!("preferred address: {preferred}");
+    }
+    if let Some(line) = args.fleet.apply(&endpoint)? {
+        println!("{line}");
     }
     println!("listening on {local}, serving {}", root.display());
     let root: Arc<Path> = root.into();
@@ -217,7 +231,10 @@ async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
     let h3 = conn.alpn_protocol().as_deref() == Some(H3_ALPN.as_bytes());
     if verbose {
         let protocol = if h3 { "HTTP/3" } else { "HTTP/0.9" };
-        eprintln!("{remote}: connected ({protocol})");
+        match conn.cipher_suite() {
+            Some(suite) => eprintln!("{remote}: connected ({protocol}, {suite})"),
+            None => eprintln!("{remote}: connected ({protocol})"),
+        }
     }
     if h3 {
         return serve_h3::connection(conn, root, remote, verbose).await;

@@ -268,6 +268,54 @@ fn versions_are_negotiated() {
     assert!(!bad.status.success());
 }
 
+/// The QUIC interop runner's chacha20 case: `get --cipher chacha20` offers
+/// only TLS_CHACHA20_POLY1305_SHA256 (RFC 9001 §5.3) and the transfer uses
+/// it; a server that accepts none of the offered suites fails the
+/// handshake with one error line.
+#[test]
+fn cipher_is_chosen_with_cipher() {
+    let root = TempDir::new("cipher-root");
+    std::fs::write(root.path().join("c"), content(200_000, 4)).unwrap();
+    let out = TempDir::new("cipher-out");
+    let server = serve(root.path(), &[]);
+    let result = run(&[
+        "get",
+        "--insecure",
+        "-v",
+        "--cipher",
+        "chacha20",
+        "--out",
+        out.path().to_str().unwrap(),
+        &url(server.port, "c"),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("TLS cipher suite: chacha20"),
+        "{}",
+        stderr(&result)
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("c")).unwrap(),
+        content(200_000, 4)
+    );
+
+    let aes_only = serve(root.path(), &["--cipher", "aes128gcm,aes256gcm"]);
+    let refused = run(&[
+        "get",
+        "--insecure",
+        "--cipher",
+        "chacha20",
+        "--out",
+        out.path().to_str().unwrap(),
+        &url(aes_only.port, "c"),
+    ]);
+    assert!(!refused.status.success());
+    let line = one_error_line(&refused);
+    assert!(line.contains("0x128"), "{line}");
+    let bad = run(&["get", "--cipher", "rc4", &url(1, "x")]);
+    assert!(!bad.status.success());
+}
+
 #[test]
 fn certificate_is_verified_against_ca() {
     let root = TempDir::new("ca-root");

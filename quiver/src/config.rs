@@ -86,6 +86,7 @@ pub struct ClientConfigBuilder {
     version: Version,
     available_versions: Vec<Version>,
     token_store: Option<Arc<dyn TokenStore>>,
+    cipher_suites: Option<Vec<crypto::CipherSuite>>,
 }
 
 impl ClientConfigBuilder {
@@ -99,6 +100,7 @@ impl ClientConfigBuilder {
             version: Version::V1,
             available_versions: Vec::new(),
             token_store: Some(Arc::new(InMemoryTokenStore::default())),
+            cipher_suites: None,
         }
     }
 
@@ -157,6 +159,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Offers only these TLS cipher suites, most preferred first (default:
+    /// all that QUIC can use; RFC 9001 §5.3).
+    pub fn cipher_suites(mut self, suites: &[crypto::CipherSuite]) -> Self {
+        self.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let mut builder = match self.verification {
@@ -169,6 +178,9 @@ impl ClientConfigBuilder {
         }
         if let Some((chain, key)) = self.client_auth {
             builder = builder.with_client_auth_cert(chain, key);
+        }
+        if let Some(suites) = &self.cipher_suites {
+            builder = builder.cipher_suites(suites);
         }
         let crypto = builder.build()?;
         Ok(ClientConfig {
@@ -205,6 +217,7 @@ impl ServerConfig {
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
             new_tokens: NewTokenConfig::default(),
+            cipher_suites: None,
         }
     }
 
@@ -246,6 +259,7 @@ pub struct ServerConfigBuilder {
     transport: TransportConfig,
     admission: AdmissionConfig,
     new_tokens: NewTokenConfig,
+    cipher_suites: Option<Vec<crypto::CipherSuite>>,
 }
 
 impl ServerConfigBuilder {
@@ -287,6 +301,13 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Accepts only these TLS cipher suites (default: all that QUIC can
+    /// use; RFC 9001 §5.3).
+    pub fn cipher_suites(mut self, suites: &[crypto::CipherSuite]) -> Self {
+        self.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         let mut builder =
@@ -296,6 +317,9 @@ impl ServerConfigBuilder {
         }
         if let Some((roots, required)) = self.client_roots {
             builder = builder.with_client_roots(roots, required);
+        }
+        if let Some(suites) = &self.cipher_suites {
+            builder = builder.cipher_suites(suites);
         }
         Ok(ServerConfig {
             inner: quiver_proto::ServerConfig {

@@ -333,6 +333,12 @@ impl Connection {
         })
     }
 
+    /// The negotiated TLS cipher suite (RFC 9001 §5.3), once chosen.
+    pub fn cipher_suite(&self) -> Option<quiver_proto::crypto::CipherSuite> {
+        self.0
+            .with(|state, h| state.proto.connection(h).and_then(|c| c.cipher_suite()))
+    }
+
     /// The negotiated application protocol (ALPN).
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.0.with(|state, h| {

@@ -195,6 +195,16 @@ impl Endpoint {
         self.shared.lock().default_client = Some(config);
     }
 
+    /// Issues this endpoint's connection IDs from `generator` from now on,
+    /// for example a [`QuicLbCidGenerator`](quiver_proto::quic_lb::QuicLbCidGenerator)
+    /// so that a QUIC-LB load balancer routes every packet of a connection
+    /// to this server. Set `EndpointConfig::local_cid_len` to the
+    /// generator's length ([`with_config`](Self::with_config)) first: short
+    /// headers carry no length, so received IDs are read at that length.
+    pub fn set_cid_generator(&self, generator: Box<dyn quiver_proto::endpoint::CidGenerator>) {
+        self.shared.lock().proto.set_cid_generator(generator);
+    }
+
     /// Starts or stops accepting connections.
     pub fn set_server_config(&self, config: Option<ServerConfig>) {
         self.shared

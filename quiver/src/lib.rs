@@ -48,7 +48,7 @@ pub use streams::{
 
 pub use quiver_proto as proto;
 pub use quiver_proto::connection::SendDatagramError;
-pub use quiver_proto::crypto::{ClientHelloInfo, ConfigError};
+pub use quiver_proto::crypto::{CipherSuite, ClientHelloInfo, ConfigError};
 pub use quiver_proto::frame::Dir;
 pub use quiver_proto::streams::StreamId;
 pub use quiver_proto::{

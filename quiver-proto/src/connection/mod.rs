@@ -458,6 +458,11 @@ impl Connection {
         self.tls.alpn()
     }
 
+    /// The negotiated TLS cipher suite, once the handshake has chosen it.
+    pub fn cipher_suite(&self) -> Option<crate::crypto::CipherSuite> {
+        self.tls.cipher_suite()
+    }
+
     /// The server name the client asked for (SNI), on the server side.
     pub fn server_name(&self) -> Option<&str> {
         self.tls.server_name()

@@ -22,6 +22,7 @@ use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::time_provider::TimeProvider;
 use rustls::{DigitallySignedStruct, KeyLog, RootCertStore, SignatureScheme};
 
+use super::CipherSuite;
 use crate::TransportError;
 
 /// The only `max_early_data_size` a QUIC server may send when it accepts
@@ -54,9 +55,17 @@ pub enum ConfigError {
     TransportParameters(TransportError),
 }
 
-/// The crypto provider every quiver configuration uses.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The crypto provider every quiver configuration uses: ring's, offering
+/// only `suites` (in that order of preference) when given.
+fn provider(suites: Option<&[CipherSuite]>) -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suites) = suites {
+        provider.cipher_suites = suites
+            .iter()
+            .map(|suite| rustls::SupportedCipherSuite::Tls13(suite.tls13()))
+            .collect();
+    }
+    Arc::new(provider)
 }
 
 /// TLS 1.3 only (RFC 9001 §4.2).
@@ -139,6 +148,7 @@ pub struct ClientConfigBuilder {
     key_log: Option<Arc<dyn KeyLog>>,
     time_provider: Option<Arc<dyn TimeProvider>>,
     early_data: bool,
+    cipher_suites: Option<Vec<CipherSuite>>,
 }
 
 impl ClientConfigBuilder {
@@ -150,7 +160,26 @@ impl ClientConfigBuilder {
             key_log: None,
             time_provider: None,
             early_data: false,
+            cipher_suites: None,
         }
+    }
+
+    /// Offers only `suites`, most preferred first (by default all of
+    /// [`CipherSuite::ALL`]), as the QUIC interop runner's `chacha20` case
+    /// does with `[CipherSuite::ChaCha20Poly1305Sha256]`. An empty list
+    /// fails in [`build`](Self::build).
+    ///
+    /// ```
+    /// use quiver_proto::crypto::{CipherSuite, ClientConfig};
+    /// let config = ClientConfig::with_insecure_no_verification()
+    ///     .cipher_suites(&[CipherSuite::ChaCha20Poly1305Sha256])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.rustls().crypto_provider().cipher_suites.len(), 1);
+    /// ```
+    pub fn cipher_suites(mut self, suites: &[CipherSuite]) -> Self {
+        self.cipher_suites = Some(suites.to_vec());
+        self
     }
 
     /// Presents `chain` (end-entity certificate first) and proves
@@ -201,7 +230,7 @@ impl ClientConfigBuilder {
 
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
-        let provider = provider();
+        let provider = provider(self.cipher_suites.as_deref());
         let builder = match self.time_provider {
             Some(time) => rustls::ClientConfig::builder_with_details(Arc::clone(&provider), time),
             None => rustls::ClientConfig::builder_with_provider(Arc::clone(&provider)),
@@ -361,11 +390,13 @@ pub struct ServerConfigBuilder {
     key_log: Option<Arc<dyn KeyLog>>,
     time_provider: Option<Arc<dyn TimeProvider>>,
     early_data: bool,
+    cipher_suites: Option<Vec<CipherSuite>>,
 }
 
 impl ServerConfigBuilder {
     fn new(cert: ServerCert) -> Self {
         Self {
+            cipher_suites: None,
             cert,
             client_auth: ClientAuth::None,
             alpn_protocols: Vec::new(),
@@ -414,6 +445,15 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Accepts only `suites` (the server picks by the client's order of
+    /// preference among them); by default all of [`CipherSuite::ALL`]. A
+    /// client offering none of them fails the handshake with
+    /// `handshake_failure` (CRYPTO_ERROR 0x128).
+    pub fn cipher_suites(mut self, suites: &[CipherSuite]) -> Self {
+        self.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
     /// Issues tickets that allow 0-RTT, with `max_early_data_size`
     /// 0xffffffff as RFC 9001 §4.6.1 requires.
     ///
@@ -427,7 +467,7 @@ impl ServerConfigBuilder {
 
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
-        let provider = provider();
+        let provider = provider(self.cipher_suites.as_deref());
         let builder = match self.time_provider {
             Some(time) => rustls::ServerConfig::builder_with_details(Arc::clone(&provider), time),
             None => rustls::ServerConfig::builder_with_provider(Arc::clone(&provider)),
@@ -525,7 +565,7 @@ mod tests {
     #[test]
     fn from_rustls_rejects_partial_early_data_size() {
         let (cert, key) = self_signed();
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(provider(None))
             .with_protocol_versions(TLS13_ONLY)
             .unwrap()
             .with_no_client_auth()

@@ -41,7 +41,7 @@ pub use keys::{DirectionalKeys, Keys, PacketKey, PacketKeyPair, initial_keys};
 pub use retry::{
     MAX_RETRY_PACKET_LEN, RETRY_INTEGRITY_TAG_LEN, retry_integrity_tag, verify_retry_integrity,
 };
-pub use suite::CipherSuite;
+pub use suite::{CipherSuite, UnknownCipherSuite};
 pub use tls::{
     ClientHelloInfo, Level, TlsOutput, TlsSession, client_hello_length, parse_client_hello,
 };

@@ -54,6 +54,23 @@ impl CipherSuite {
         }
     }
 
+    /// Every suite, in the order a client offers them by default.
+    pub const ALL: [CipherSuite; 3] = [
+        CipherSuite::Aes128GcmSha256,
+        CipherSuite::Aes256GcmSha384,
+        CipherSuite::ChaCha20Poly1305Sha256,
+    ];
+
+    /// The short name used on the command line: `aes128gcm`, `aes256gcm`
+    /// or `chacha20`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CipherSuite::Aes128GcmSha256 => "aes128gcm",
+            CipherSuite::Aes256GcmSha384 => "aes256gcm",
+            CipherSuite::ChaCha20Poly1305Sha256 => "chacha20",
+        }
+    }
+
     /// Length of the AEAD key and of the header-protection key, in bytes.
     pub fn key_len(self) -> usize {
         match self {
@@ -67,6 +84,36 @@ impl CipherSuite {
         match self {
             CipherSuite::Aes128GcmSha256 | CipherSuite::ChaCha20Poly1305Sha256 => 32,
             CipherSuite::Aes256GcmSha384 => 48,
+        }
+    }
+}
+
+impl std::fmt::Display for CipherSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A cipher suite name that is not one of [`CipherSuite::name`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cipher suite {0:?} (expected aes128gcm, aes256gcm or chacha20)")]
+pub struct UnknownCipherSuite(pub String);
+
+impl std::str::FromStr for CipherSuite {
+    type Err = UnknownCipherSuite;
+
+    /// Parses a short name (`chacha20`), case-insensitively; the TLS names
+    /// (`TLS_CHACHA20_POLY1305_SHA256`) are accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        let lower = lower.strip_prefix("tls_").unwrap_or(&lower);
+        match lower {
+            "aes128gcm" | "aes-128-gcm" | "aes_128_gcm_sha256" => Ok(CipherSuite::Aes128GcmSha256),
+            "aes256gcm" | "aes-256-gcm" | "aes_256_gcm_sha384" => Ok(CipherSuite::Aes256GcmSha384),
+            "chacha20" | "chacha20-poly1305" | "chacha20_poly1305_sha256" => {
+                Ok(CipherSuite::ChaCha20Poly1305Sha256)
+            }
+            _ => Err(UnknownCipherSuite(s.to_owned())),
         }
     }
 }

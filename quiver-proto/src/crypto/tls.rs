@@ -358,6 +358,13 @@ impl TlsSession {
         self.conn.alpn_protocol()
     }
 
+    /// The negotiated cipher suite (RFC 9001 §5.3), once the ServerHello
+    /// has been sent or read.
+    pub fn cipher_suite(&self) -> Option<super::CipherSuite> {
+        let suite = self.conn.negotiated_cipher_suite()?;
+        super::CipherSuite::from_rustls(suite.tls13()?)
+    }
+
     /// Server: the name the client asked for with SNI, available after the
     /// ClientHello has been read. Always `None` on a client.
     pub fn server_name(&self) -> Option<&str> {

@@ -228,6 +228,12 @@ impl QuicLbConfig {
         self.server_id_len
     }
 
+    /// Whether IDs are encrypted (single-pass AES or the four-pass
+    /// Feistel, §5.4), rather than carrying the server ID in plaintext.
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// The nonce length in octets.
     pub fn nonce_len(&self) -> usize {
         self.nonce_len

@@ -15,6 +15,7 @@ use crate::crypto::{ClientConfig, PacketKey, ServerConfig};
 /// RFC 8446 §6.2 alert numbers used below.
 const UNEXPECTED_MESSAGE: u8 = 10;
 const DECODE_ERROR: u8 = 50;
+const HANDSHAKE_FAILURE: u8 = 40;
 const UNKNOWN_CA: u8 = 48;
 const MISSING_EXTENSION: u8 = 109;
 const CERTIFICATE_REQUIRED: u8 = 116;
@@ -316,6 +317,53 @@ fn outputs_follow_encryption_level_order() {
     assert!(k.iter().all(|k| *k == Kind::Data(Level::OneRtt)), "{k:?}");
     feed(&mut c, &tickets);
     assert!(c.poll_output().is_none());
+}
+
+/// The interop runner's `chacha20` case: a client that offers only
+/// TLS_CHACHA20_POLY1305_SHA256 gets it, with working packet and header
+/// protection keys (RFC 9001 §5.3, §5.4.4); a server that accepts none of
+/// the offered suites fails with handshake_failure.
+#[test]
+fn cipher_suite_selection() {
+    use crate::crypto::CipherSuite;
+    let id = Identity::new("localhost");
+    for suite in CipherSuite::ALL {
+        let client = ClientConfig::with_root_certificates(id.roots())
+            .alpn_protocols(protocols(&[b"h3"]))
+            .cipher_suites(&[suite])
+            .build()
+            .unwrap();
+        let (mut c, mut s) = pair(&client, &id.server_config(&[b"h3"]));
+        run(&mut c, &mut s).unwrap();
+        assert_eq!(c.tls.cipher_suite(), Some(suite));
+        assert_eq!(s.tls.cipher_suite(), Some(suite));
+        assert_keys_match(
+            &c.one_rtt.as_ref().unwrap().0,
+            &s.one_rtt.as_ref().unwrap().0,
+        );
+        assert_keys_match(c.handshake.as_ref().unwrap(), s.handshake.as_ref().unwrap());
+    }
+
+    let client = ClientConfig::with_root_certificates(id.roots())
+        .alpn_protocols(protocols(&[b"h3"]))
+        .cipher_suites(&[CipherSuite::ChaCha20Poly1305Sha256])
+        .build()
+        .unwrap();
+    let server = ServerConfig::with_single_cert(vec![id.cert.clone()], id.key.clone_key())
+        .alpn_protocols(protocols(&[b"h3"]))
+        .cipher_suites(&[CipherSuite::Aes128GcmSha256, CipherSuite::Aes256GcmSha384])
+        .build()
+        .unwrap();
+    let (mut c, mut s) = pair(&client, &server);
+    let failed = run(&mut c, &mut s).unwrap_err();
+    assert_eq!(failed.side, Side::Server);
+    assert_crypto_error(&failed.error, HANDSHAKE_FAILURE);
+    assert_eq!("chacha20".parse(), Ok(CipherSuite::ChaCha20Poly1305Sha256));
+    assert_eq!(
+        "TLS_AES_256_GCM_SHA384".parse(),
+        Ok(CipherSuite::Aes256GcmSha384)
+    );
+    assert!("rc4".parse::<CipherSuite>().is_err());
 }
 
 #[test]

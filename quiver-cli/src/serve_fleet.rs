@@ -1,0 +1,169 @@
+//! `quiver serve`'s settings for running exposed and in a fleet: admission
+//! limits (RFC 9000 §8.1: address validation before state under load) and
+//! QUIC-LB connection IDs (draft-ietf-quic-load-balancers-21), so that a
+//! load balancer routes every packet of a connection to this server.
+
+use anyhow::{anyhow, bail};
+use quiver::proto::quic_lb::{QuicLbCidGenerator, QuicLbConfig};
+
+/// Admission control and load-balancer settings of `quiver serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Connections held at most (default 10000); new clients above it are
+    /// refused with CONNECTION_REFUSED.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Handshakes in progress at most (default 1024).
+    #[arg(long, value_name = "N")]
+    max_handshakes: Option<usize>,
+    /// Handshakes in progress from one source address (IPv4 address or
+    /// IPv6 /64) at most (default 16).
+    #[arg(long, value_name = "N")]
+    max_handshakes_per_source: Option<usize>,
+    /// Above this many handshakes in progress, new clients get a Retry
+    /// first (default 64; 0 retries every client).
+    #[arg(long, value_name = "N")]
+    retry_threshold: Option<usize>,
+    /// Issue QUIC-LB connection IDs (draft-ietf-quic-load-balancers-21
+    /// §5): `ROTATION:SERVER_ID:NONCE_LEN[:KEY]`, with the config rotation
+    /// bits (0-6), the server ID in hex, the nonce length in octets (4 or
+    /// more) and, for the encrypted modes, a 16-octet AES key in hex. For
+    /// example `0:0a0b:6` (plaintext) or
+    /// `1:0a0b0c:8:000102030405060708090a0b0c0d0e0f`.
+    #[arg(long, value_name = "SPEC", value_parser = parse_quic_lb)]
+    quic_lb: Option<QuicLb>,
+}
+
+/// A parsed `--quic-lb` specification.
+#[derive(Debug, Clone)]
+pub struct QuicLb {
+    config: QuicLbConfig,
+    server_id: Vec<u8>,
+}
+
+impl FleetArgs {
+    /// The admission limits, defaults overridden by the flags given.
+    pub fn admission(&self) -> quiver::AdmissionConfig {
+        let mut admission = quiver::AdmissionConfig::default();
+        if let Some(n) = self.max_connections {
+            admission.max_connections = n;
+        }
+        if let Some(n) = self.max_handshakes {
+            admission.max_handshakes = n;
+        }
+        if let Some(n) = self.max_handshakes_per_source {
+            admission.max_handshakes_per_source = n;
+        }
+        if let Some(n) = self.retry_threshold {
+            admission.retry_threshold = n;
+        }
+        admission
+    }
+
+    /// The length of our connection IDs (QUIC-LB fixes it).
+    pub fn local_cid_len(&self) -> Option<usize> {
+        self.quic_lb.as_ref().map(|lb| lb.config.cid_len())
+    }
+
+    /// Installs the QUIC-LB generator on `endpoint`, if one was asked for;
+    /// returns a line describing it.
+    pub fn apply(&self, endpoint: &quiver::Endpoint) -> anyhow::Result<Option<String>> {
+        let Some(lb) = &self.quic_lb else {
+            return Ok(None);
+        };
+        let mut seed = [0u8; 32];
+        rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut seed)
+            .map_err(|_| anyhow!("no secure random source"))?;
+        let generator = QuicLbCidGenerator::new(lb.config.clone(), &lb.server_id, seed)
+            .map_err(|e| anyhow!("--quic-lb: {e}"))?;
+        endpoint.set_cid_generator(Box::new(generator));
+        Ok(Some(format!(
+            "QUIC-LB: server ID {}, config rotation {}, {}, {}-octet connection IDs",
+            hex(&lb.server_id),
+            lb.config.config_rotation(),
+            if lb.config.is_encrypted() {
+                "encrypted"
+            } else {
+                "plaintext"
+            },
+            lb.config.cid_len()
+        )))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    if s.is_empty() || s.len() % 2 != 0 {
+        bail!("{what} must be an even number of hex digits");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| anyhow!("{what} is not hex: {s:?}"))
+        })
+        .collect()
+}
+
+/// Parses `ROTATION:SERVER_ID:NONCE_LEN[:KEY]`.
+pub fn parse_quic_lb(s: &str) -> Result<QuicLb, String> {
+    parse(s).map_err(|e| e.to_string())
+}
+
+fn parse(s: &str) -> anyhow::Result<QuicLb> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (rotation, server_id, nonce_len, key) = match parts[..] {
+        [r, id, n] => (r, id, n, None),
+        [r, id, n, k] => (r, id, n, Some(k)),
+        _ => bail!("expected ROTATION:SERVER_ID:NONCE_LEN[:KEY]"),
+    };
+    let rotation: u8 = rotation
+        .parse()
+        .map_err(|_| anyhow!("config rotation {rotation:?} is not 0-6"))?;
+    let server_id = unhex(server_id, "the server ID")?;
+    let nonce_len: usize = nonce_len
+        .parse()
+        .map_err(|_| anyhow!("nonce length {nonce_len:?} is not a number"))?;
+    let key = match key {
+        Some(k) => {
+            let k = unhex(k, "the key")?;
+            Some(
+                <[u8; 16]>::try_from(k.as_slice())
+                    .map_err(|_| anyhow!("the key must be 16 octets (32 hex digits)"))?,
+            )
+        }
+        None => None,
+    };
+    let config = QuicLbConfig::new(rotation, server_id.len(), nonce_len, key)?;
+    Ok(QuicLb { config, server_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_lb_spec() {
+        let lb = parse_quic_lb("1:0a0b0c:8:000102030405060708090a0b0c0d0e0f").unwrap();
+        assert_eq!(lb.server_id, [0x0a, 0x0b, 0x0c]);
+        assert_eq!(lb.config.cid_len(), 12);
+        assert!(lb.config.is_encrypted());
+        let plain = parse_quic_lb("0:0a0b:6").unwrap();
+        assert!(!plain.config.is_encrypted());
+        for bad in [
+            "",
+            "7:0a:6",
+            "0:0a:3",
+            "0:0g:6",
+            "0:0a0:6",
+            "0:0a:6:00",
+            "0:0a",
+        ] {
+            assert!(parse_quic_lb(bad).is_err(), "{bad}");
+        }
+    }
+}
