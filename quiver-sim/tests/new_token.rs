@@ -338,18 +338,31 @@ fn automatic_retry_is_skipped_only_for_a_valid_token() {
 }
 
 /// Disabled: no NEW_TOKEN frame is sent, and tokens are not honoured.
+/// The Retry's token is not kept either (RFC 9000 §8.1.3: "The client MUST
+/// NOT use the token provided in a Retry for future connections").
 #[test]
 fn disabled_new_tokens_are_neither_sent_nor_accepted() {
     let store = Arc::new(ScriptedStore::default());
-    let mut pair = pair_with(
+    let pki = TestPki::with_cert_size(CERT_LEN);
+    let mut pair = pair_with_pki(
         Seed::from_env_or(34),
-        NewTokenConfig::disabled(),
+        NewTokenConfig::default(),
         Some(store.clone()),
+        pki.clone(),
     );
     retry_unvalidated(&mut pair);
     connect_and_settle(&mut pair);
-    assert!(store.received.lock().unwrap().is_empty());
-    assert_eq!(stats(&mut pair).new_tokens_issued, 0);
+    let genuine = store.last_received();
+    let mut disabled = pki.server_config(TransportConfig::default());
+    disabled.new_tokens = NewTokenConfig::disabled();
+    pair.server()
+        .endpoint
+        .set_server_config(Some(Arc::new(disabled)));
+    assert_treated_as_absent(&mut pair, genuine, &store);
+    let s = stats(&mut pair);
+    assert_eq!((s.new_tokens_issued, s.new_tokens_accepted), (1, 0));
+    // The retried connection got no token: only the first one's is kept.
+    assert_eq!(store.received.lock().unwrap().len(), 1);
 }
 
 /// NEW_TOKEN is retransmitted when the packet carrying it is lost (RFC
