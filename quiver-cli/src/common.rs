@@ -160,6 +160,7 @@ pub fn bind_server_with_preferred_address(
     preferred: SocketAddr,
     versions: Option<&[quiver::proto::Version]>,
     local_cid_len: Option<usize>,
+    fleet_key: Option<&[u8]>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr, SocketAddr)> {
     if preferred.ip().is_unspecified() {
         bail!("--preferred-address {preferred}: name one IP address, not a wildcard");
@@ -175,7 +176,7 @@ pub fn bind_server_with_preferred_address(
         .secure_random
         .fill(&mut seed)
         .map_err(|_| anyhow!("no secure random source"))?;
-    let mut endpoint_config = quiver::EndpointConfig::new(seed);
+    let mut endpoint_config = endpoint_config(seed, fleet_key);
     if let Some(versions) = versions {
         endpoint_config.supported_versions = versions.to_vec();
     }
@@ -203,14 +204,16 @@ pub fn bind_server_with_preferred_address(
 /// Like [`bind_server`], with the QUIC versions to accept in our order of
 /// preference (RFC 9368 §2.3: a client offering several gets the first of
 /// ours it lists); `None` keeps the default (v1, then v2). With
-/// `local_cid_len`, our connection IDs have that length.
+/// `local_cid_len`, our connection IDs have that length; with `fleet_key`,
+/// the reset and token keys derive from that shared secret.
 pub fn bind_server_with_versions(
     config: quiver::ServerConfig,
     addr: SocketAddr,
     versions: Option<&[quiver::proto::Version]>,
     local_cid_len: Option<usize>,
+    fleet_key: Option<&[u8]>,
 ) -> anyhow::Result<(quiver::Endpoint, SocketAddr)> {
-    if versions.is_none() && local_cid_len.is_none() {
+    if versions.is_none() && local_cid_len.is_none() && fleet_key.is_none() {
         return bind_server(config, addr);
     }
     let mut reset_key = [0u8; 32];
@@ -218,7 +221,7 @@ pub fn bind_server_with_versions(
         .secure_random
         .fill(&mut reset_key)
         .map_err(|_| anyhow!("no secure random source"))?;
-    let mut endpoint_config = quiver::proto::EndpointConfig::new(reset_key);
+    let mut endpoint_config = endpoint_config(reset_key, fleet_key);
     if let Some(versions) = versions {
         endpoint_config.supported_versions = versions.to_vec();
     }
@@ -233,6 +236,15 @@ pub fn bind_server_with_versions(
         .local_addr()
         .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
     Ok((endpoint, local))
+}
+
+/// Endpoint settings with the random `key`, or keys derived from the
+/// fleet's shared secret (`EndpointConfig::with_fleet_key`).
+fn endpoint_config(key: [u8; 32], fleet_key: Option<&[u8]>) -> quiver::EndpointConfig {
+    match fleet_key {
+        Some(secret) => quiver::EndpointConfig::with_fleet_key(secret),
+        None => quiver::EndpointConfig::new(key),
+    }
 }
 
 /// A `--versions` list, in order (a newtype so that clap takes it as one

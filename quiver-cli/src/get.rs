@@ -211,6 +211,12 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
     builder
         .alpn_protocols(&alpns)
         .keylog(args.keylog)
+        // RFC 9000 §8.1.3: tokens from the server's NEW_TOKEN frames, for
+        // every later connection made with this configuration (a second
+        // connection to the same server skips its Retry).
+        .token_store(Some(std::sync::Arc::new(
+            quiver::InMemoryTokenStore::default(),
+        )))
         .transport(args.qlog.apply(quiver::TransportConfig {
             migrate_to_preferred_address: !args.no_migrate,
             ..common::transport(timeout, args.cc)

@@ -137,6 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = config;
     config.set_admission_config(args.fleet.admission());
     let cid_len = args.fleet.local_cid_len();
+    let fleet_key = args.fleet.fleet_key()?;
     let versions = args.versions.as_ref().map(|v| v.0.as_slice());
     let (endpoint, local, preferred) = match args.preferred_address {
         Some(preferred) => {
@@ -146,12 +147,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 preferred,
                 versions,
                 cid_len,
+                fleet_key.as_deref(),
             )?;
             (endpoint, local, Some(preferred))
         }
         None => {
-            let (endpoint, local) =
-                common::bind_server_with_versions(config, args.listen, versions, cid_len)?;
+            let (endpoint, local) = common::bind_server_with_versions(
+                config,
+                args.listen,
+                versions,
+                cid_len,
+                fleet_key.as_deref(),
+            )?;
             (endpoint, local, None)
         }
     };

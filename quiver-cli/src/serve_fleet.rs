@@ -1,7 +1,9 @@
 //! `quiver serve`'s settings for running exposed and in a fleet: admission
 //! limits (RFC 9000 §8.1: address validation before state under load) and
 //! QUIC-LB connection IDs (draft-ietf-quic-load-balancers-21), so that a
-//! load balancer routes every packet of a connection to this server.
+//! load balancer routes every packet of a connection to this server, and a
+//! secret the fleet's servers share for their stateless reset and token
+//! keys.
 
 use anyhow::{anyhow, bail};
 use quiver::proto::quic_lb::{QuicLbCidGenerator, QuicLbConfig};
@@ -32,6 +34,13 @@ pub struct FleetArgs {
     /// `1:0a0b0c:8:000102030405060708090a0b0c0d0e0f`.
     #[arg(long, value_name = "SPEC", value_parser = parse_quic_lb)]
     quic_lb: Option<QuicLb>,
+    /// A file holding a secret shared by the servers of a fleet (at least
+    /// 32 random bytes): the stateless reset key and the Retry/NEW_TOKEN
+    /// token keys derive from it, so every server recognises the others'
+    /// resets (RFC 9000 §10.3.2) and accepts their tokens (§8.1.3).
+    /// Default: random keys for this run.
+    #[arg(long, value_name = "FILE")]
+    fleet_key: Option<std::path::PathBuf>,
 }
 
 /// A parsed `--quic-lb` specification.
@@ -58,6 +67,14 @@ impl FleetArgs {
             admission.retry_threshold = n;
         }
         admission
+    }
+
+    /// The `--fleet-key` secret, read and checked.
+    pub fn fleet_key(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(path) = &self.fleet_key else {
+            return Ok(None);
+        };
+        read_fleet_key(path).map(Some)
     }
 
     /// The length of our connection IDs (QUIC-LB fixes it).
@@ -91,6 +108,19 @@ impl FleetArgs {
             lb.config.cid_len()
         )))
     }
+}
+
+/// At least 32 bytes from `path`.
+fn read_fleet_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let secret = std::fs::read(path).map_err(|e| anyhow!("--fleet-key {}: {e}", path.display()))?;
+    if secret.len() < 32 {
+        bail!(
+            "--fleet-key {}: {} bytes; it needs at least 32 random bytes",
+            path.display(),
+            secret.len()
+        );
+    }
+    Ok(secret)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -165,5 +195,19 @@ mod tests {
         ] {
             assert!(parse_quic_lb(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn fleet_key_file_needs_32_bytes() {
+        let dir = std::env::temp_dir().join(format!("quiver-fleet-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let short = dir.join("short");
+        std::fs::write(&short, [7u8; 31]).unwrap();
+        assert!(read_fleet_key(&short).is_err());
+        let good = dir.join("good");
+        std::fs::write(&good, [7u8; 48]).unwrap();
+        assert_eq!(read_fleet_key(&good).unwrap(), vec![7u8; 48]);
+        assert!(read_fleet_key(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -58,3 +58,48 @@ fn bad_quic_lb_spec_is_one_error_line() {
         );
     }
 }
+
+/// `--fleet-key FILE`: a server whose reset and token keys come from the
+/// fleet's secret serves as usual (here with every client retried first);
+/// a secret under 32 bytes is one error line.
+#[test]
+fn fleet_key_serves_and_a_short_key_is_one_error_line() {
+    let root = TempDir::new("fleet-key-root");
+    std::fs::write(root.path().join("f"), content(10_000, 3)).unwrap();
+    let key = root.path().join("fleet.key");
+    std::fs::write(&key, [0x5a; 48]).unwrap();
+    let server = serve(
+        root.path(),
+        &[
+            "--fleet-key",
+            key.to_str().unwrap(),
+            "--retry-threshold",
+            "0",
+        ],
+    );
+    let out = TempDir::new("fleet-key-out");
+    let result = run(&[
+        "get",
+        "--insecure",
+        "--out",
+        out.path().to_str().unwrap(),
+        &url(server.port, "f"),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        std::fs::read(out.path().join("f")).unwrap(),
+        content(10_000, 3)
+    );
+
+    let short = root.path().join("short.key");
+    std::fs::write(&short, [1u8; 8]).unwrap();
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--fleet-key",
+        short.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--fleet-key"), "{}", stderr(&out));
+}

@@ -165,6 +165,11 @@ pub struct EndpointConfig {
     pub preferred_address_v4: Option<std::net::SocketAddrV4>,
     /// A server's preferred IPv6 address (RFC 9000 §9.6).
     pub preferred_address_v6: Option<std::net::SocketAddrV6>,
+    /// Secret for address-validation tokens (Retry and NEW_TOKEN, RFC 9000
+    /// §8.1); `None` derives them from `reset_key`. Servers sharing it
+    /// (and a wall clock, [`crate::Endpoint::set_wall_clock`]) accept each
+    /// other's tokens.
+    pub token_key: Option<[u8; 32]>,
 }
 
 impl EndpointConfig {
@@ -178,6 +183,40 @@ impl EndpointConfig {
             max_udp_payload_size: VarInt::from_u32(65_527),
             preferred_address_v4: None,
             preferred_address_v6: None,
+            token_key: None,
         }
     }
+
+    /// A configuration for one server of a fleet (issue 13): the stateless
+    /// reset key and the token secret are derived from `secret` (HKDF-SHA256,
+    /// RFC 5869, with distinct labels), so every endpoint configured with
+    /// the same secret recognises the others' stateless resets (RFC 9000
+    /// §10.3.2: "all endpoints sharing a static key") and accepts their
+    /// Retry and NEW_TOKEN tokens (§8.1.3, §8.1.4). `secret` should hold at
+    /// least 32 random bytes and be distributed like any private key.
+    pub fn with_fleet_key(secret: &[u8]) -> Self {
+        let mut config = Self::new(fleet_derive(secret, b"quiver fleet stateless reset key"));
+        config.token_key = Some(fleet_derive(secret, b"quiver fleet token key"));
+        config
+    }
+
+    /// The secret Retry and NEW_TOKEN token keys derive from.
+    pub(crate) fn token_secret(&self) -> [u8; 32] {
+        self.token_key.unwrap_or(self.reset_key)
+    }
+}
+
+/// HKDF-SHA256 (RFC 5869) of `secret` with a fixed salt: one 32-byte
+/// output block for `label`.
+fn fleet_derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    use ring::hmac;
+    let salt = hmac::Key::new(hmac::HMAC_SHA256, b"quiver fleet key v1");
+    let prk = hmac::sign(&salt, secret);
+    let prk = hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref());
+    let mut ctx = hmac::Context::with_key(&prk);
+    ctx.update(label);
+    ctx.update(&[1]);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
 }

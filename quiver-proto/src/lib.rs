@@ -26,6 +26,7 @@ pub mod quic_lb;
 pub mod range_set;
 pub mod recovery;
 pub mod streams;
+pub mod token_store;
 pub mod transport_params;
 
 mod cid;
@@ -40,11 +41,13 @@ pub use connection::{
     Unreachable,
 };
 pub use ecn::EcnCodepoint;
+pub use endpoint::NewTokenConfig;
 pub use endpoint::{
     AdmissionConfig, ClientConfig, DatagramEvent, Endpoint, EndpointStats, Incoming, IncomingId,
     RefusedStats, RetryError, ServerConfig,
 };
 pub use error::{TransportError, TransportErrorCode};
+pub use token_store::{InMemoryTokenStore, TokenStore};
 pub use version::Version;
 
 /// Which end of a connection: the one that initiated it, or the one that accepted it.

@@ -182,6 +182,7 @@ impl TestPki {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),
             admission: Default::default(),
+            new_tokens: Default::default(),
         }
     }
 
@@ -210,6 +211,7 @@ impl TestPki {
             transport: Arc::new(transport),
             version: quiver_proto::Version::V1,
             available_versions: Vec::new(),
+            token_store: Some(Arc::new(quiver_proto::InMemoryTokenStore::default())),
         }
     }
 }
@@ -231,7 +233,7 @@ pub struct Pair {
     /// The client's configuration, for [`Pair::connect`].
     pub client_config: ClientConfig,
     /// The certificate both sides use.
-    pki: TestPki,
+    pub pki: TestPki,
 }
 
 impl std::fmt::Debug for Pair {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use quiver_proto::crypto::{self, ConfigError};
-use quiver_proto::{AdmissionConfig, TransportConfig, Version};
+use quiver_proto::{
+    AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenStore, TransportConfig, Version,
+};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -83,6 +85,7 @@ pub struct ClientConfigBuilder {
     transport: TransportConfig,
     version: Version,
     available_versions: Vec<Version>,
+    token_store: Option<Arc<dyn TokenStore>>,
     cipher_suites: Option<Vec<crypto::CipherSuite>>,
     kx_groups: Option<Vec<crypto::KxGroup>>,
 }
@@ -97,6 +100,7 @@ impl ClientConfigBuilder {
             transport: TransportConfig::default(),
             version: Version::V1,
             available_versions: Vec::new(),
+            token_store: Some(Arc::new(InMemoryTokenStore::default())),
             cipher_suites: None,
             kx_groups: None,
         }
@@ -148,6 +152,15 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Where tokens from servers' NEW_TOKEN frames are kept for the next
+    /// connection to the same server (RFC 9000 §8.1.3; default: a bounded
+    /// [`InMemoryTokenStore`] of this configuration). Pass one store to
+    /// several configurations or endpoints to share it; `None` keeps none.
+    pub fn token_store(mut self, store: Option<Arc<dyn TokenStore>>) -> Self {
+        self.token_store = store;
+        self
+    }
+
     /// Offers only these TLS cipher suites, most preferred first (default:
     /// all that QUIC can use; RFC 9001 §5.3).
     pub fn cipher_suites(mut self, suites: &[crypto::CipherSuite]) -> Self {
@@ -189,6 +202,7 @@ impl ClientConfigBuilder {
                 transport: Arc::new(self.transport),
                 version: self.version,
                 available_versions: self.available_versions,
+                token_store: self.token_store,
             },
         })
     }
@@ -215,6 +229,7 @@ impl ServerConfig {
             client_roots: None,
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
+            new_tokens: NewTokenConfig::default(),
             cipher_suites: None,
             kx_groups: None,
         }
@@ -240,6 +255,11 @@ impl ServerConfig {
     pub fn set_admission_config(&mut self, admission: AdmissionConfig) {
         self.inner.admission = admission;
     }
+
+    /// Replaces the NEW_TOKEN settings (see [`NewTokenConfig`]).
+    pub fn set_new_token_config(&mut self, new_tokens: NewTokenConfig) {
+        self.inner.new_tokens = new_tokens;
+    }
 }
 
 /// Builds a [`ServerConfig`]: start from [`ServerConfig::with_single_cert`].
@@ -252,6 +272,7 @@ pub struct ServerConfigBuilder {
     client_roots: Option<(RootCertStore, bool)>,
     transport: TransportConfig,
     admission: AdmissionConfig,
+    new_tokens: NewTokenConfig,
     cipher_suites: Option<Vec<crypto::CipherSuite>>,
     kx_groups: Option<Vec<crypto::KxGroup>>,
 }
@@ -285,6 +306,13 @@ impl ServerConfigBuilder {
     /// Admission limits (default: [`AdmissionConfig::default`]).
     pub fn admission(mut self, admission: AdmissionConfig) -> Self {
         self.admission = admission;
+        self
+    }
+
+    /// NEW_TOKEN tokens: on/off, lifetime, replay filter size (default:
+    /// [`NewTokenConfig::default`], on for 24 hours).
+    pub fn new_tokens(mut self, new_tokens: NewTokenConfig) -> Self {
+        self.new_tokens = new_tokens;
         self
     }
 
@@ -323,6 +351,7 @@ impl ServerConfigBuilder {
                 crypto: Arc::new(builder.build()?),
                 transport: Arc::new(self.transport),
                 admission: self.admission,
+                new_tokens: self.new_tokens,
             },
         })
     }

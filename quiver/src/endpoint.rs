@@ -155,7 +155,9 @@ impl Endpoint {
     }
 
     /// An endpoint with explicit endpoint settings (keep `reset_key` secret
-    /// and stable across restarts for stateless resets to keep working).
+    /// and stable across restarts for stateless resets to keep working;
+    /// servers of a fleet use [`EndpointConfig::with_fleet_key`] to share
+    /// reset and token keys).
     /// A preferred address set in `config` is advertised but not listened
     /// on: see [`with_preferred_addresses`](Self::with_preferred_addresses).
     pub fn with_config(
@@ -180,11 +182,16 @@ impl Endpoint {
         if server.is_none() {
             socket.enable_icmp_errors();
         }
-        let proto = quiver_proto::Endpoint::new(
+        let mut proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
             random_seed()?,
         );
+        // Wall-clock token timestamps (RFC 9000 §8.1.3 expiry): tokens
+        // survive a restart and pass between servers sharing a fleet key.
+        if let Some(since_epoch) = wall_clock() {
+            proto.set_wall_clock(crate::shared::now(), since_epoch);
+        }
         let shared = Shared::new(State::new(proto, socket, preferred));
         let driver = Driver::new(shared.clone());
         tokio::spawn(driver);
@@ -532,8 +539,9 @@ impl Incoming {
     /// (RFC 9000 §8.1.2). The client's next attempt arrives through
     /// [`Endpoint::accept`] with
     /// [`remote_address_validated`](Self::remote_address_validated) set.
-    /// Fails, handing the attempt back, if the address is validated
-    /// already: a server sends at most one Retry per connection.
+    /// Fails, handing the attempt back, if the client returned our Retry's
+    /// token already: a server sends at most one Retry per connection. (An
+    /// attempt validated by a NEW_TOKEN token may still be retried.)
     pub fn retry(mut self) -> Result<(), RetryError> {
         let mut state = self.shared.lock();
         match state.proto.retry(now(), self.id) {
@@ -555,7 +563,8 @@ impl Incoming {
     }
 
     /// Whether the client's address is validated: it returned the token of
-    /// our Retry.
+    /// our Retry, or a valid token from an earlier connection's NEW_TOKEN
+    /// frame (RFC 9000 §8.1.3).
     pub fn remote_address_validated(&self) -> bool {
         self.shared
             .lock()
@@ -626,6 +635,14 @@ fn preferred_address(addr: SocketAddr) -> SocketAddr {
 }
 
 /// 32 bytes from the operating system's secure random source.
+/// The time since the Unix epoch: the runtime, not the core, reads clocks.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> Option<std::time::Duration> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+}
+
 fn random_seed() -> io::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;

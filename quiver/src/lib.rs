@@ -119,6 +119,7 @@ pub use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
     Side, TransportConfig, TransportError, TransportErrorCode, Unreachable, VarInt,
 };
+pub use quiver_proto::{InMemoryTokenStore, NewTokenConfig, TokenStore};
 pub use quiver_udp as udp;
 /// The TLS library quiver uses (certificates, keys and root stores for
 /// the configs).

@@ -19,6 +19,7 @@ mod key_update;
 mod keys;
 mod migration;
 mod mtud;
+mod new_token;
 mod paths;
 mod qlog;
 mod recovery;
@@ -235,6 +236,8 @@ pub struct Connection {
     /// (RFC 9000 §10.1 restarts the idle timer only for the first).
     idle_restarted_by_send: bool,
     handshake_done_pending: bool,
+    /// NEW_TOKEN: the server's token to send, the client's token store.
+    new_token: new_token::NewTokenState,
     ping_pending: bool,
     streams: crate::streams::StreamsState,
     datagrams_in: VecDeque<Bytes>,
@@ -370,6 +373,7 @@ impl Connection {
             idle_timeout: p.config.max_idle_timeout.filter(|d| !d.is_zero()),
             idle_restarted_by_send: false,
             handshake_done_pending: false,
+            new_token: Default::default(),
             ping_pending: false,
             streams,
             datagrams_in: VecDeque::new(),

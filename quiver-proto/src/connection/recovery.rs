@@ -381,6 +381,9 @@ impl Connection {
         if let Some(range) = r.crypto {
             self.space_mut(space).crypto_send.on_acked(range);
         }
+        if r.new_token {
+            self.new_token_on_outcome(true);
+        }
         self.streams_on_acked(r.stream);
     }
 
@@ -391,6 +394,9 @@ impl Connection {
         }
         if r.handshake_done && self.side.is_server() {
             self.handshake_done_pending = true;
+        }
+        if r.new_token {
+            self.new_token_on_outcome(false);
         }
         for seq in r.new_cids {
             if !self.cids.pending_new.contains(&seq) {

@@ -507,7 +507,7 @@ impl Connection {
                     self.crypto_scratch = data;
                 }
             }
-            Frame::NewToken(_) => {
+            Frame::NewToken(t) => {
                 // RFC 9000 §19.7: "A server MUST treat receipt of a NEW_TOKEN
                 // frame as a connection error of type PROTOCOL_VIOLATION."
                 if self.side.is_server() {
@@ -516,7 +516,8 @@ impl Connection {
                             .with_frame(0x07),
                     );
                 }
-                // Tokens for future connections are not stored yet.
+                // RFC 9000 §8.1.3: kept for the next connection.
+                self.on_new_token_frame(t.token);
             }
             Frame::HandshakeDone => {
                 // RFC 9000 §19.20: "A server MUST treat receipt of a
@@ -757,6 +758,7 @@ impl Connection {
         self.discard_space(now, SpaceId::Initial);
         self.discard_space(now, SpaceId::Handshake);
         self.events.push_back(Event::HandshakeConfirmed);
+        self.new_token_on_confirmed();
         self.start_preferred_address_probe(now);
         self.set_loss_detection_timer(now);
     }

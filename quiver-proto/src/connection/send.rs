@@ -373,6 +373,7 @@ impl Connection {
         let cwnd_open = self.data_allowed;
         self.ping_pending
             || self.handshake_done_pending
+            || self.new_token.is_pending()
             || !self.cids.pending_new.is_empty()
             || !self.cids.pending_retire.is_empty()
             || (cwnd_open && self.handshake_complete && !self.datagrams_out.is_empty())
@@ -470,6 +471,10 @@ impl Connection {
                 FrameType::HANDSHAKE_DONE.to_varint().encode(buf);
                 self.handshake_done_pending = false;
                 p.retransmits.handshake_done = true;
+                p.ack_eliciting = true;
+            }
+            if self.write_new_token(buf, limit) {
+                p.retransmits.new_token = true;
                 p.ack_eliciting = true;
             }
             while let Some(&seq) = self.cids.pending_new.first() {

@@ -33,6 +33,8 @@ pub(crate) struct Retransmits {
     pub(crate) crypto: Option<Range<u64>>,
     /// HANDSHAKE_DONE (§13.3: "retransmitted until acknowledged").
     pub(crate) handshake_done: bool,
+    /// NEW_TOKEN (§13.3: retransmitted if the packet is lost).
+    pub(crate) new_token: bool,
     /// Sequence numbers of NEW_CONNECTION_ID frames sent.
     pub(crate) new_cids: Vec<u64>,
     /// Sequence numbers of RETIRE_CONNECTION_ID frames sent.

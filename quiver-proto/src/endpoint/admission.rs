@@ -124,6 +124,17 @@ pub struct EndpointStats {
     pub pending_incoming: usize,
     /// Server connections now: accepted and not yet drained.
     pub connections: usize,
+    /// NEW_TOKEN tokens made for accepted connections (RFC 9000 §8.1.3).
+    pub new_tokens_issued: u64,
+    /// Initials whose NEW_TOKEN token validated the client's address.
+    pub new_tokens_accepted: u64,
+    /// NEW_TOKEN tokens that were not ours, altered, or issued to another
+    /// IP address: treated as no token.
+    pub new_tokens_invalid: u64,
+    /// NEW_TOKEN tokens past their lifetime: treated as no token.
+    pub new_tokens_expired: u64,
+    /// NEW_TOKEN tokens used again (RFC 9000 §8.1.4): treated as no token.
+    pub new_tokens_reused: u64,
 }
 
 /// Why admission control refused a client.
@@ -291,13 +302,13 @@ impl Endpoint {
         remote: SocketAddr,
         p: &PartialPacket,
         version: Version,
-        retry: Option<&RetryToken>,
+        validated: bool,
     ) -> Option<DatagramEvent> {
         let config = self.server.as_ref()?.admission;
         let decision = self.admission.decide(
             &config,
             remote,
-            retry.is_some(),
+            validated,
             self.incoming.len() + self.assembly.len(),
         )?;
         match decision {
@@ -350,8 +361,9 @@ impl Endpoint {
         client_src_cid: &ConnectionId,
     ) {
         let retry_src_cid = self.new_cid();
-        let token = self.token_key(now).issue(
-            now,
+        let now_ms = self.token_now(now);
+        let token = self.token_key.issue(
+            now_ms,
             remote,
             &RetryToken {
                 orig_dst_cid: *client_dst_cid,

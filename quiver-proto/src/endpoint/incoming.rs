@@ -25,6 +25,8 @@ pub struct Incoming {
     pub(crate) src_cid: ConnectionId,
     /// A valid Retry token: the client's address is validated.
     pub(crate) retry: Option<RetryToken>,
+    /// A valid NEW_TOKEN token validated the address (RFC 9000 §8.1.3).
+    pub(crate) new_token_validated: bool,
     datagram: Vec<u8>,
     /// Later Initial datagrams of a ClientHello that spans several (a
     /// post-quantum key share does), at most [`MAX_DATAGRAMS`] - 1.
@@ -57,6 +59,7 @@ impl Incoming {
             orig_dst_cid,
             src_cid,
             retry,
+            new_token_validated: false,
             datagram,
             more: Vec::new(),
             created: now,
@@ -76,10 +79,11 @@ impl Incoming {
     }
 
     /// Whether the client's address is validated: it returned a valid
-    /// token from our Retry (RFC 9000 §8.1.2). A validated attempt cannot be
-    /// retried again.
+    /// token from our Retry (RFC 9000 §8.1.2), or from a NEW_TOKEN frame of
+    /// an earlier connection (§8.1.3). An attempt with a Retry token cannot
+    /// be retried again.
     pub fn remote_address_validated(&self) -> bool {
-        self.retry.is_some()
+        self.retry.is_some() || self.new_token_validated
     }
 
     /// The QUIC version the client used.

@@ -18,6 +18,7 @@ mod assembly;
 mod cid_generator;
 mod hash;
 mod incoming;
+mod new_token;
 mod reset;
 mod reset_tokens;
 mod schedule;
@@ -43,10 +44,12 @@ pub use self::admission::{AdmissionConfig, EndpointStats, RefusedStats};
 pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
 use self::hash::SeededState;
 pub use self::incoming::{Incoming, IncomingId};
+pub use self::new_token::NewTokenConfig;
+use self::new_token::{NewTokenKey, ReplayFilter};
 use self::reset::reset_token;
 use self::reset_tokens::ResetTokens;
 use self::schedule::Connections;
-use self::token::TokenKey;
+use self::token::{TokenClock, TokenKey};
 use crate::config::{EndpointConfig, TransportConfig};
 use crate::connection::{Connection, ConnectionHandle, ConnectionParams, EndpointEvent, Transmit};
 use crate::crypto::{self, TlsSession};
@@ -63,6 +66,8 @@ pub struct ServerConfig {
     pub transport: Arc<TransportConfig>,
     /// Limits on connections and handshakes, automatic Retry.
     pub admission: AdmissionConfig,
+    /// NEW_TOKEN address-validation tokens (RFC 9000 §8.1.3).
+    pub new_tokens: NewTokenConfig,
 }
 
 /// Client settings: TLS, transport and version.
@@ -82,6 +87,11 @@ pub struct ClientConfig {
     /// `version` is offered too, first if it is not in the list; empty (the
     /// default) offers `version` alone, so no server moves us off it.
     pub available_versions: Vec<Version>,
+    /// Where tokens from servers' NEW_TOKEN frames are kept and taken for
+    /// the next connection's Initial to the same server name (RFC 9000
+    /// §8.1.3); shared by every connection made with this configuration.
+    /// `None` keeps no tokens.
+    pub token_store: Option<Arc<dyn crate::TokenStore>>,
 }
 
 impl ClientConfig {
@@ -93,6 +103,7 @@ impl ClientConfig {
             transport: Arc::new(TransportConfig::default()),
             version: Version::V1,
             available_versions: Vec::new(),
+            token_store: Some(Arc::new(crate::InMemoryTokenStore::default())),
         }
     }
 }
@@ -104,6 +115,7 @@ impl ServerConfig {
             crypto,
             transport: Arc::new(TransportConfig::default()),
             admission: AdmissionConfig::default(),
+            new_tokens: NewTokenConfig::default(),
         }
     }
 }
@@ -187,8 +199,15 @@ pub struct Endpoint {
     incoming_keys: HashSet<(ConnectionId, SocketAddr)>,
     next_incoming: u64,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
-    /// Retry token key; its time origin is the first input's `now`.
-    token_key: Option<TokenKey>,
+    /// Token timestamps: wall-clock milliseconds once the runtime set the
+    /// wall clock, else from the first input's `now`.
+    token_clock: Option<TokenClock>,
+    /// Retry token key.
+    token_key: TokenKey,
+    /// NEW_TOKEN token key.
+    new_token_key: NewTokenKey,
+    /// NEW_TOKEN tokens used recently (RFC 9000 §8.1.4).
+    replay: ReplayFilter,
     /// Stateless resets sent in the current one-second window.
     resets_in_window: u32,
     reset_window_start: Option<Instant>,
@@ -213,6 +232,7 @@ impl Endpoint {
         let generator_seed: [u8; 32] = rng.random();
         let hash_seed = SeededState::new(rng.random());
         let reset_tokens = ResetTokens::new(&config.reset_key, hash_seed);
+        let token_secret = config.token_secret();
         Self {
             cid_generator: Box::new(RandomCidGenerator::new(
                 config.local_cid_len,
@@ -232,7 +252,10 @@ impl Endpoint {
             incoming_keys: HashSet::new(),
             next_incoming: 0,
             stateless: VecDeque::new(),
-            token_key: None,
+            token_clock: None,
+            token_key: TokenKey::new(&token_secret),
+            new_token_key: NewTokenKey::new(&token_secret),
+            replay: ReplayFilter::default(),
             resets_in_window: 0,
             reset_window_start: None,
             admission: Admission::new(hash_seed),
@@ -399,7 +422,7 @@ impl Endpoint {
         ecn: Option<crate::EcnCodepoint>,
         data: &mut [u8],
     ) -> DatagramEvent {
-        self.token_key(now);
+        self.token_now(now);
         self.rx_ecn = ecn;
         let cid_len = self.config.local_cid_len;
         let Some(dst) = header::first_dst_cid(data, cid_len) else {
@@ -517,10 +540,12 @@ impl Endpoint {
         }
         let version = p.version.unwrap_or(Version::V1);
         let token = &data[p.token.clone()];
-        let retry = if token.is_empty() {
+        let is_new_token = token.first() == Some(&new_token::NEW_TOKEN_MARKER);
+        let retry = if token.is_empty() || is_new_token {
             None
         } else {
-            let valid = self.token_key(now).validate(now, remote, &p.dst_cid, token);
+            let now_ms = self.token_now(now);
+            let valid = self.token_key.validate(now_ms, remote, &p.dst_cid, token);
             if valid.is_none() && token.first() == Some(&0x52) {
                 // RFC 9000 §8.1.2: an invalid Retry token "SHOULD
                 // immediately close ... with an INVALID_TOKEN error", without
@@ -561,7 +586,16 @@ impl Endpoint {
             // each attempt gets one answer.
             return DatagramEvent::Handled;
         }
-        if let Some(answered) = self.admit(now, remote, p, version, incoming.retry.as_ref()) {
+        // RFC 9000 §8.1.3: "If the server cannot validate the token, it
+        // [...] SHOULD proceed as if the client did not have a validated
+        // address, including potentially sending a Retry packet" — never
+        // INVALID_TOKEN, which is for Retry tokens. Checked once per
+        // attempt (it uses up the token), after the datagram proved to
+        // start one.
+        let new_token_valid = is_new_token && self.check_new_token(now, remote, token);
+        incoming.new_token_validated = new_token_valid;
+        let validated = incoming.retry.is_some() || new_token_valid;
+        if let Some(answered) = self.admit(now, remote, p, version, validated) {
             return answered;
         }
         self.next_incoming += 1;
@@ -673,7 +707,7 @@ impl Endpoint {
             .iter()
             .position(|i| i.id() == id)
             .ok_or(RetryError::Unknown)?;
-        if self.incoming[pos].remote_address_validated() {
+        if self.incoming[pos].retry.is_some() {
             return Err(RetryError::AlreadyValidated);
         }
         let incoming = self.take_incoming(id).ok_or(RetryError::Unknown)?;
@@ -688,10 +722,22 @@ impl Endpoint {
         Ok(())
     }
 
-    fn token_key(&mut self, now: Instant) -> &TokenKey {
-        let secret = self.config.reset_key;
-        self.token_key
-            .get_or_insert_with(|| TokenKey::new(&secret, now))
+    /// The token timestamp at `now` (milliseconds).
+    fn token_now(&mut self, now: Instant) -> u64 {
+        self.token_clock
+            .get_or_insert_with(|| TokenClock::new(now, 0))
+            .millis(now)
+    }
+
+    /// Tells the endpoint the wall-clock time: `since_unix_epoch` at `now`.
+    /// Token issue times are then wall-clock times, so tokens stay valid
+    /// across a restart and between servers of a fleet sharing the token
+    /// secret ([`EndpointConfig::with_fleet_key`]). Without it, times count
+    /// from the endpoint's first input and only this endpoint can check
+    /// them. The core never reads a clock itself: the runtime calls this.
+    pub fn set_wall_clock(&mut self, now: Instant, since_unix_epoch: std::time::Duration) {
+        let ms = u64::try_from(since_unix_epoch.as_millis()).unwrap_or(u64::MAX);
+        self.token_clock = Some(TokenClock::new(now, ms));
     }
 
     /// Accepts a pending connection attempt.
@@ -775,6 +821,14 @@ impl Endpoint {
         });
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);
+        }
+        if server.new_tokens.enabled {
+            // RFC 9000 §8.1.3: a token for the client's next connection,
+            // sent once the handshake is confirmed.
+            let now_ms = self.token_now(now);
+            let token = self.new_token_key.issue(now_ms, remote, &mut self.rng);
+            conn.set_new_token_to_send(token.into());
+            self.admission.stats.new_tokens_issued += 1;
         }
         conn.handle_datagram(now, remote, ecn, &mut datagram);
         for mut datagram in more {

@@ -4,9 +4,12 @@
 //! when it was issued, the client's original Destination Connection ID and
 //! the Source Connection ID of our Retry, and is authenticated with an HMAC
 //! over those and the client's address under a key derived from the
-//! endpoint's secret (RFC 9000 §8.1.4: tokens must be "difficult to guess").
-//! Issue time is measured from the endpoint's creation, so tokens do not
-//! survive a restart — Retry tokens are used within a round trip anyway.
+//! endpoint's token secret (RFC 9000 §8.1.4: tokens must be "difficult to
+//! guess"). Issue times are read from a [`TokenClock`]: wall-clock
+//! milliseconds when the runtime set the wall clock
+//! ([`super::Endpoint::set_wall_clock`]), so servers of a fleet sharing the
+//! key accept each other's tokens; otherwise milliseconds since the
+//! endpoint's first input.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -33,28 +36,52 @@ pub(crate) struct RetryToken {
     pub(crate) retry_src_cid: ConnectionId,
 }
 
+/// Maps the endpoint's `Instant`s to the millisecond timestamps tokens
+/// carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenClock {
+    epoch: Instant,
+    /// Milliseconds at `epoch`: since the Unix epoch when the wall clock
+    /// was set, 0 otherwise.
+    base_ms: u64,
+}
+
+impl TokenClock {
+    /// A clock reading `base_ms` at `epoch`.
+    pub(crate) fn new(epoch: Instant, base_ms: u64) -> Self {
+        Self { epoch, base_ms }
+    }
+
+    /// Milliseconds at `now` (never before the epoch).
+    pub(crate) fn millis(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.epoch).as_millis();
+        self.base_ms
+            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
+}
+
 /// Signs and checks tokens.
 #[derive(Debug)]
 pub(crate) struct TokenKey {
     key: hmac::Key,
-    epoch: Instant,
 }
 
 impl TokenKey {
-    pub(crate) fn new(secret: &[u8; 32], epoch: Instant) -> Self {
-        // A key distinct from the stateless reset key, derived from the
-        // same secret.
+    /// The Retry token key derived from the endpoint's token secret.
+    pub(crate) fn new(secret: &[u8; 32]) -> Self {
+        // A key of its own, derived from the token secret (by default the
+        // stateless reset key).
         let derive = hmac::Key::new(hmac::HMAC_SHA256, secret);
         let token_secret = hmac::sign(&derive, b"quiver retry token key");
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, token_secret.as_ref()),
-            epoch,
         }
     }
 
-    /// A token for `remote` after a Retry with Source CID `retry_src_cid`.
-    pub(crate) fn issue(&self, now: Instant, remote: SocketAddr, token: &RetryToken) -> Vec<u8> {
-        let issued = now.saturating_duration_since(self.epoch).as_millis() as u64;
+    /// A token for `remote` after a Retry with Source CID `retry_src_cid`,
+    /// issued at `now_ms` (a [`TokenClock`] reading).
+    pub(crate) fn issue(&self, now_ms: u64, remote: SocketAddr, token: &RetryToken) -> Vec<u8> {
+        let issued = now_ms;
         let mut out = Vec::with_capacity(1 + 8 + 2 + 40 + TAG_LEN);
         out.push(RETRY_TOKEN_MARKER);
         out.extend_from_slice(&issued.to_be_bytes());
@@ -71,7 +98,7 @@ impl TokenKey {
     /// has not expired and names `dst_cid` as the Retry's Source CID.
     pub(crate) fn validate(
         &self,
-        now: Instant,
+        now_ms: u64,
         remote: SocketAddr,
         dst_cid: &ConnectionId,
         token: &[u8],
@@ -97,9 +124,7 @@ impl TokenKey {
         if !r.is_empty() || retry_src_cid != *dst_cid {
             return None;
         }
-        let age = now
-            .saturating_duration_since(self.epoch)
-            .saturating_sub(Duration::from_millis(issued));
+        let age = Duration::from_millis(now_ms.saturating_sub(issued));
         if age > RETRY_TOKEN_LIFETIME {
             return None;
         }
@@ -132,19 +157,14 @@ impl TokenKey {
 mod tests {
     use super::*;
 
-    #[allow(clippy::disallowed_methods)]
-    fn epoch() -> Instant {
-        Instant::now()
-    }
-
     fn cid(b: u8) -> ConnectionId {
         ConnectionId::new(&[b; 8]).unwrap()
     }
 
     #[test]
     fn retry_token_roundtrips_for_the_same_address_only() {
-        let t0 = epoch();
-        let key = TokenKey::new(&[9; 32], t0);
+        let t0 = 1_000_000;
+        let key = TokenKey::new(&[9; 32]);
         let addr: SocketAddr = "192.0.2.1:4000".parse().unwrap();
         let content = RetryToken {
             orig_dst_cid: cid(1),
@@ -159,10 +179,10 @@ mod tests {
         let mut forged = token.clone();
         forged[3] ^= 1;
         assert_eq!(key.validate(t0, addr, &cid(2), &forged), None);
-        let late = t0 + RETRY_TOKEN_LIFETIME + Duration::from_millis(1);
+        let late = t0 + RETRY_TOKEN_LIFETIME.as_millis() as u64 + 1;
         assert_eq!(key.validate(late, addr, &cid(2), &token), None);
         // Another key.
-        let other_key = TokenKey::new(&[8; 32], t0);
+        let other_key = TokenKey::new(&[8; 32]);
         assert_eq!(other_key.validate(t0, addr, &cid(2), &token), None);
         assert_eq!(key.validate(t0, addr, &cid(2), &[]), None);
     }

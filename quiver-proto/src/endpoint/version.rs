@@ -70,7 +70,7 @@ impl Endpoint {
         } else {
             TlsSession::client(&config.crypto, version, server_name, &params)?
         };
-        Ok(Connection::new(ConnectionParams {
+        let mut conn = Connection::new(ConnectionParams {
             side: Side::Client,
             version,
             config: config.transport.clone(),
@@ -93,7 +93,16 @@ impl Endpoint {
                 client: Some(Box::new((config.clone(), server_name.to_owned()))),
                 ..VersionState::default()
             },
-        }))
+        });
+        // RFC 9000 §8.1.3: a token from an earlier connection to this
+        // server goes in our Initials, each token used once. Not in a new
+        // attempt after Version Negotiation: tokens are for "any connection
+        // attempt using the same version", and the version changed.
+        if let Some(store) = &config.token_store {
+            let token = (!after_vn).then(|| store.take(server_name)).flatten();
+            conn.set_token_store(store.clone(), server_name, token);
+        }
+        Ok(conn)
     }
 
     /// Carries out a restart a client connection asked for after Version

@@ -117,12 +117,14 @@ fn configs() -> anyhow::Result<(ServerConfig, ClientConfig)> {
             transport: transport.clone(),
             // Thousands of connections set up at once, from one address.
             admission: quiver::proto::AdmissionConfig::unlimited(),
+            new_tokens: Default::default(),
         },
         ClientConfig {
             crypto: Arc::new(client),
             transport,
             version: quiver::proto::Version::V1,
             available_versions: Vec::new(),
+            token_store: None,
         },
     ))
 }

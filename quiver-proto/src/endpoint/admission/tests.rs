@@ -299,3 +299,75 @@ fn connection_limit_refuses_and_counts_until_removed() {
     assert_eq!(pair.server.stats().connections, 0);
     assert!(pair.server.admission.live.is_empty());
 }
+
+/// Fleet-wide keys (issue 13): a Retry token made by one server is accepted
+/// by another configured with the same fleet secret (RFC 9000 §8.1.4: only
+/// "the server" — here, the fleet — holds the integrity key), so a client
+/// retried by one instance can complete its handshake on another; a server
+/// with another secret closes with INVALID_TOKEN (§8.1.2).
+#[test]
+fn fleet_servers_accept_each_others_retry_tokens() {
+    let mut pair = pair_with(AdmissionConfig {
+        retry_threshold: 0,
+        ..AdmissionConfig::default()
+    });
+    let mut config: ServerConfig = (*pair.server_config().unwrap()).clone();
+    config.admission.retry_threshold = 0;
+    let now = pair.now;
+    let server = |secret: &[u8], seed: u8| {
+        let mut ep = Endpoint::new(
+            Arc::new(EndpointConfig::with_fleet_key(secret)),
+            Some(Arc::new(config.clone())),
+            [seed; 32],
+        );
+        ep.set_wall_clock(now, std::time::Duration::from_secs(1_800_000_000));
+        ep
+    };
+    pair.server = server(b"the fleet's secret", 1);
+    let from = addr("10.0.0.1:1000");
+    let retried = expect_retry(&mut pair, from);
+
+    let mut other = server(b"the fleet's secret", 2);
+    let mut d = retried.clone();
+    assert!(matches!(
+        other.handle(pair.now, from, &mut d),
+        DatagramEvent::NewConnection(_)
+    ));
+    assert!(other.poll_incoming().unwrap().remote_address_validated());
+
+    let mut stranger = server(b"another fleet", 3);
+    let mut d = retried.clone();
+    assert_eq!(
+        stranger.handle(pair.now, from, &mut d),
+        DatagramEvent::Handled
+    );
+    let mut buf = Vec::new();
+    let t = stranger.poll_transmit(pair.now, &mut buf).unwrap();
+    let reply = &buf[buf.len() - t.size..];
+    // The close is protected with the keys of the client's current DCID
+    // (the Retry's Source CID).
+    assert_eq!(
+        close_code(reply, &dcid(&retried)),
+        Some(TransportErrorCode::INVALID_TOKEN)
+    );
+}
+
+/// The fleet secret fixes the stateless reset key (RFC 9000 §10.3.2: every
+/// instance computes the same token for a connection ID) and a token key
+/// of its own; another secret gives other keys.
+#[test]
+fn fleet_key_derives_the_same_distinct_keys_everywhere() {
+    let a = EndpointConfig::with_fleet_key(b"secret one");
+    let b = EndpointConfig::with_fleet_key(b"secret one");
+    let c = EndpointConfig::with_fleet_key(b"secret two");
+    assert_eq!(a.reset_key, b.reset_key);
+    assert_eq!(a.token_key, b.token_key);
+    assert_ne!(a.reset_key, c.reset_key);
+    assert_ne!(a.token_key, c.token_key);
+    assert_ne!(Some(a.reset_key), a.token_key);
+    let cid = ConnectionId::new(&[7; 8]).unwrap();
+    assert_eq!(
+        crate::endpoint::reset::reset_token(&a.reset_key, &cid),
+        crate::endpoint::reset::reset_token(&b.reset_key, &cid)
+    );
+}
