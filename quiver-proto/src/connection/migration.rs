@@ -237,6 +237,7 @@ impl Connection {
             rtt: std::mem::replace(&mut self.rtt, next.rtt),
             cc: std::mem::replace(&mut self.cc, next.cc),
             pacer: std::mem::replace(&mut self.pacer, next.pacer),
+            delivery: std::mem::replace(&mut self.delivery, next.delivery),
             max_udp_payload: std::mem::replace(&mut self.max_udp_payload, next.max_udp_payload),
             mtud: std::mem::replace(&mut self.mtud, next.mtud),
         };
@@ -266,6 +267,7 @@ impl Connection {
             rtt: RttEstimator::new(self.config.initial_rtt),
             cc: self.config.congestion.build(now, mtu),
             pacer: Pacer::new(),
+            delivery: crate::congestion::delivery_rate::DeliveryRateEstimator::new(now),
             max_udp_payload: mtu,
             mtud,
         }
