@@ -33,7 +33,7 @@ pub mod hystart;
 mod new_reno;
 mod pacer;
 
-pub use bbr::{Bbr, BbrConfig};
+pub use bbr::{Bbr, BbrConfig, BbrState};
 pub use cubic::{ALPHA_CUBIC, BETA_CUBIC, C as CUBIC_C, Cubic, CubicConfig};
 pub use delivery_rate::{LostPacket, PacketDelivery, RateSample};
 pub use hystart::HyStart;
