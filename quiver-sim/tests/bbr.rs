@@ -8,14 +8,20 @@
 //! The controller is observed through a wrapper factory that records each
 //! rate sample's outcome (state, bandwidth estimate, window).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use quiver_proto::ConnectionHandle;
 use quiver_proto::TransportConfig;
 use quiver_proto::congestion::{
     Bbr, BbrConfig, BbrState, Controller, ControllerFactory, CubicConfig, LostPacket, RateSample,
 };
+use quiver_proto::frame::Dir;
 use quiver_proto::recovery::RttEstimator;
+use quiver_proto::streams::StreamId;
 use quiver_sim::quic::{AppConfig, Pair, SendPlan};
 use quiver_sim::{LinkConfig, Seed, for_each_seed};
 
@@ -105,12 +111,29 @@ impl Controller for Observed {
 #[derive(Debug, Default)]
 struct ObservedFactory {
     log: Log,
+    seed: u64,
+}
+
+impl ObservedFactory {
+    fn new(seed: Seed) -> Arc<Self> {
+        Arc::new(Self {
+            log: Log::default(),
+            seed: seed.derive("bbr"),
+        })
+    }
+}
+
+/// BBR with its probe timing seeded from the run's seed.
+fn bbr(seed: Seed) -> Arc<dyn ControllerFactory> {
+    Arc::new(BbrConfig {
+        seed: seed.derive("bbr"),
+    })
 }
 
 impl ControllerFactory for ObservedFactory {
     fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
         Box::new(Observed {
-            inner: Bbr::new(now, max_datagram_size, 0),
+            inner: Bbr::new(now, max_datagram_size, self.seed),
             log: self.log.clone(),
         })
     }
@@ -187,7 +210,7 @@ fn bbr_fills_a_shallow_bottleneck() {
             seed,
             bottleneck(33_000),
             TransportConfig::default(),
-            Arc::new(BbrConfig::default()),
+            bbr(seed),
             len,
         );
         let g = goodput(len, took);
@@ -212,7 +235,7 @@ fn bbr_keeps_a_deep_buffer_nearly_empty() {
             seed,
             bottleneck(4 * BDP as usize),
             TransportConfig::default(),
-            Arc::new(BbrConfig::default()),
+            bbr(seed),
             len,
         );
         let g = goodput(len, took);
@@ -249,7 +272,7 @@ fn bbr_keeps_goodput_under_random_loss() {
             seed,
             link.clone(),
             TransportConfig::default(),
-            Arc::new(BbrConfig::default()),
+            bbr(seed),
             len,
         );
         let (cubic, _) = download(
@@ -272,7 +295,7 @@ fn bbr_keeps_goodput_under_random_loss() {
 #[test]
 fn bbr_enters_probe_rtt_periodically() {
     for_each_seed(2, |seed| {
-        let factory = Arc::new(ObservedFactory::default());
+        let factory = ObservedFactory::new(seed);
         let len = 40 * MB; // 16 s at the link rate
         download(
             seed,
@@ -322,7 +345,7 @@ fn bbr_enters_probe_rtt_periodically() {
 #[test]
 fn app_limited_flow_does_not_inflate_its_model() {
     for_each_seed(2, |seed| {
-        let factory = Arc::new(ObservedFactory::default());
+        let factory = ObservedFactory::new(seed);
         // 24 KB of stream credit per round trip: about 600 KB/s.
         let client = TransportConfig {
             stream_receive_window: 24_000,
@@ -345,5 +368,115 @@ fn app_limited_flow_does_not_inflate_its_model() {
         assert!(max_bw <= RATE * 105 / 100, "{seed}: max_bw {max_bw}");
         let max_cwnd = log.iter().map(|s| s.cwnd).max().unwrap();
         assert!(max_cwnd <= 3 * BDP, "{seed}: cwnd {max_cwnd}");
+    });
+}
+
+/// Builds BBR for the first connection, CUBIC for the second.
+#[derive(Debug, Default)]
+struct BbrThenCubic {
+    built: std::sync::atomic::AtomicUsize,
+    seed: u64,
+}
+
+impl ControllerFactory for BbrThenCubic {
+    fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
+        let n = self
+            .built
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n == 0 {
+            BbrConfig { seed: self.seed }.build(now, max_datagram_size)
+        } else {
+            CubicConfig::default().build(now, max_datagram_size)
+        }
+    }
+}
+
+/// Bytes the client received per connection.
+type Received = Rc<RefCell<HashMap<ConnectionHandle, u64>>>;
+
+/// Every server connection sends an endless unidirectional stream; the
+/// client reads everything and counts the bytes per connection.
+fn bulk_apps(pair: &mut Pair) -> Received {
+    let mut streams: HashMap<ConnectionHandle, StreamId> = HashMap::new();
+    let chunk = vec![0x5a; 32 * 1024];
+    pair.server().set_app(move |ep, _now| {
+        for h in ep.connection_handles() {
+            let Some(conn) = ep.connection(h) else {
+                continue;
+            };
+            while conn.poll().is_some() {}
+            let id = match streams.get(&h) {
+                Some(id) => *id,
+                None => match conn.open_stream(Dir::Uni) {
+                    Some(id) => *streams.entry(h).or_insert(id),
+                    None => continue,
+                },
+            };
+            while conn.write(id, &chunk).is_ok_and(|n| n > 0) {}
+        }
+    });
+    let received: Received = Rc::default();
+    let counts = received.clone();
+    let mut incoming: Vec<(ConnectionHandle, StreamId)> = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    pair.client().set_app(move |ep, now| {
+        for h in ep.connection_handles() {
+            let Some(conn) = ep.connection(h) else {
+                continue;
+            };
+            while conn.poll().is_some() {}
+            while let Some(id) = conn.accept_stream(Dir::Uni) {
+                incoming.push((h, id));
+            }
+            for &(_, id) in incoming.iter().filter(|(c, _)| *c == h) {
+                while let Ok(Some(n)) = conn.read(now, id, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    *counts.borrow_mut().entry(h).or_default() += n as u64;
+                }
+            }
+        }
+    });
+    received
+}
+
+// §5.3.3.8.1 (coexistence with Reno/CUBIC): a BBR flow and a CUBIC flow
+// share one bottleneck (both connections of one client, so their packets
+// meet in the same FIFO) with a one-BDP buffer; over 20 s CUBIC keeps a
+// real share and together they fill the link.
+#[test]
+fn bbr_does_not_starve_cubic_on_a_shared_bottleneck() {
+    for_each_seed(2, |seed| {
+        let mut pair = Pair::with_configs(
+            seed,
+            bottleneck(BDP as usize),
+            TransportConfig::default(),
+            transport(Arc::new(BbrThenCubic {
+                seed: seed.derive("bbr"),
+                ..BbrThenCubic::default()
+            })),
+        );
+        let received = bulk_apps(&mut pair);
+        let bbr = pair.connect();
+        assert!(pair.run_handshake(bbr, Duration::from_secs(5)));
+        let cubic = pair.connect();
+        assert!(pair.run_handshake(cubic, Duration::from_secs(5)));
+        assert_eq!(pair.server().accepted.len(), 2);
+        pair.run_until(Duration::from_secs(3), |_| false);
+        let at = |h| received.borrow().get(&h).copied().unwrap_or(0);
+        let (b0, c0) = (at(bbr), at(cubic));
+        let span = Duration::from_secs(20);
+        pair.run_until(span, |_| false);
+        let (b, c) = (at(bbr) - b0, at(cubic) - c0);
+        let total = goodput(b + c, span);
+        eprintln!(
+            "{seed}: BBR {} B/s, CUBIC {} B/s",
+            goodput(b, span),
+            goodput(c, span)
+        );
+        assert!(total >= RATE * 85 / 100, "{seed}: together {total} B/s");
+        assert!(c * 4 >= b + c, "{seed}: CUBIC got {c} of {} bytes", b + c);
+        assert!(b * 4 >= b + c, "{seed}: BBR got {b} of {} bytes", b + c);
     });
 }
