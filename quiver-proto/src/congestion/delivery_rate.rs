@@ -39,6 +39,10 @@ pub struct PacketDelivery {
     pub tx_in_flight: u64,
     /// `P.lost`: bytes declared lost when it was sent.
     pub lost: u64,
+    /// Which activation of an estimator took the snapshot: packets sent on
+    /// another path (before a migration) are not part of this path's
+    /// samples.
+    pub epoch: u32,
 }
 
 impl PacketDelivery {
@@ -52,6 +56,7 @@ impl PacketDelivery {
             is_app_limited: false,
             tx_in_flight: 0,
             lost: 0,
+            epoch: u32::MAX,
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct DeliveryRateEstimator {
     newest: Option<Newest>,
     newly_acked: u64,
     newly_lost: u64,
+    /// This activation's tag for [`PacketDelivery::epoch`].
+    epoch: u32,
 }
 
 impl DeliveryRateEstimator {
@@ -144,7 +151,23 @@ impl DeliveryRateEstimator {
             newest: None,
             newly_acked: 0,
             newly_lost: 0,
+            epoch: 0,
         }
+    }
+
+    /// The estimator becomes the active path's again (or for the first
+    /// time) after `previous`: snapshots taken under any earlier
+    /// activation, by packets sent on another path, no longer match, so
+    /// their acknowledgments and losses are left out of this path's
+    /// samples (a sample mixing two paths' counters is meaningless).
+    pub fn activate_after(&mut self, previous: &Self) {
+        self.epoch = previous
+            .epoch
+            .wrapping_add(1)
+            .max(self.epoch.wrapping_add(1));
+        self.newest = None;
+        self.newly_acked = 0;
+        self.newly_lost = 0;
     }
 
     /// `C.delivered`: bytes delivered so far.
@@ -183,6 +206,7 @@ impl DeliveryRateEstimator {
             is_app_limited: self.app_limited != 0,
             tx_in_flight: in_flight_after,
             lost: self.lost,
+            epoch: self.epoch,
         }
     }
 
@@ -204,6 +228,9 @@ impl DeliveryRateEstimator {
         size: u64,
         p: &PacketDelivery,
     ) {
+        if p.epoch != self.epoch {
+            return; // sent on another path
+        }
         self.delivered += size;
         self.delivered_time = now;
         self.newly_acked += size;
@@ -225,16 +252,20 @@ impl DeliveryRateEstimator {
     /// An in-flight packet of `size` bytes with snapshot `p` was declared
     /// lost: `C.lost` grows, and the returned view is what a controller's
     /// per-loss step reads (§5.2.4).
-    pub fn on_packet_lost(&mut self, size: u64, p: &PacketDelivery) -> LostPacket {
+    /// `None` for a packet sent on another path.
+    pub fn on_packet_lost(&mut self, size: u64, p: &PacketDelivery) -> Option<LostPacket> {
+        if p.epoch != self.epoch {
+            return None;
+        }
         self.lost += size;
         self.newly_lost += size;
-        LostPacket {
+        Some(LostPacket {
             size,
             tx_in_flight: p.tx_in_flight,
             lost_since_sent: self.lost.saturating_sub(p.lost),
             is_app_limited: p.is_app_limited,
             total_delivered: self.delivered,
-        }
+        })
     }
 
     /// §4.1.2.3 `GenerateRateSample`: the sample of the ACK whose packets
@@ -258,7 +289,7 @@ impl DeliveryRateEstimator {
             .saturating_duration_since(p.delivered_time);
         // "Use the longer of the send_elapsed and ack_elapsed".
         let interval = send_elapsed.max(ack_elapsed);
-        let delivered = self.delivered - p.delivered;
+        let delivered = self.delivered.saturating_sub(p.delivered);
         // "Normally we expect interval >= MinRTT": shorter gives no
         // reliable rate sample.
         let delivery_rate = if interval < min_rtt || interval.is_zero() {
@@ -380,10 +411,10 @@ mod tests {
         let a = e.on_packet_sent(t0, 0, 1000);
         let b = e.on_packet_sent(t0, 1000, 2000);
         let c = e.on_packet_sent(t0, 2000, 3000);
-        let l = e.on_packet_lost(1000, &a);
+        let l = e.on_packet_lost(1000, &a).unwrap();
         assert_eq!(l.lost_since_sent, 1000);
         assert_eq!(l.tx_in_flight, 1000);
-        let l = e.on_packet_lost(1000, &b);
+        let l = e.on_packet_lost(1000, &b).unwrap();
         assert_eq!(l.lost_since_sent, 2000);
         e.on_packet_acked(t0 + ms(20), 2, t0, 1000, &c);
         let rs = e.generate(t0 + ms(20), ms(1)).unwrap();
@@ -391,6 +422,28 @@ mod tests {
         assert_eq!(rs.newly_lost, 2000);
         assert_eq!(rs.tx_in_flight, 3000);
         assert_eq!(e.lost(), 2000);
+    }
+
+    // After a path change, packets sent on the other path are left out.
+    #[test]
+    fn packets_of_another_activation_are_ignored() {
+        let t0 = test_epoch();
+        let mut old = DeliveryRateEstimator::new(t0);
+        let a = old.on_packet_sent(t0, 0, 1000);
+        let mut new = DeliveryRateEstimator::new(t0);
+        new.activate_after(&old);
+        let b = new.on_packet_sent(t0 + ms(1), 0, 1000);
+        assert!(new.on_packet_lost(1000, &a).is_none());
+        new.on_packet_acked(t0 + ms(30), 0, t0, 1000, &a);
+        assert!(new.generate(t0 + ms(30), ms(1)).is_none());
+        new.on_packet_acked(t0 + ms(31), 1, t0 + ms(1), 1000, &b);
+        let rs = new.generate(t0 + ms(31), ms(1)).unwrap();
+        assert_eq!(rs.delivered, 1000);
+        // Back to the old path: its own earlier packets no longer count.
+        old.activate_after(&new);
+        old.on_packet_acked(t0 + ms(40), 0, t0, 1000, &a);
+        assert!(old.generate(t0 + ms(40), ms(1)).is_none());
+        assert_eq!(old.delivered(), 0);
     }
 
     // A stretch ACK takes its sample from the newest packet it covers.

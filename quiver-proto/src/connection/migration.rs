@@ -232,7 +232,8 @@ impl Connection {
 
     /// Swaps the connection's congestion state for `next`, returning the
     /// old one.
-    fn swap_congestion(&mut self, next: PathCongestion) -> Box<PathCongestion> {
+    fn swap_congestion(&mut self, mut next: PathCongestion) -> Box<PathCongestion> {
+        next.delivery.activate_after(&self.delivery);
         let old = PathCongestion {
             rtt: std::mem::replace(&mut self.rtt, next.rtt),
             cc: std::mem::replace(&mut self.cc, next.cc),

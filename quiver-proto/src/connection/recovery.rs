@@ -313,8 +313,9 @@ impl Connection {
             if p.in_flight {
                 // draft-ietf-ccwg-bbr §5.2.4: the per-loss steps, with the
                 // packet's delivery snapshot.
-                let view = self.delivery.on_packet_lost(u64::from(p.size), &p.delivery);
-                self.cc.on_packet_lost(now, &view);
+                if let Some(view) = self.delivery.on_packet_lost(u64::from(p.size), &p.delivery) {
+                    self.cc.on_packet_lost(now, &view);
+                }
                 lost_bytes += u64::from(p.size);
                 smallest_lost = smallest_lost.min(p.size);
                 latest_sent = latest_sent.max(Some(p.time_sent));

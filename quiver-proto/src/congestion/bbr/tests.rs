@@ -127,7 +127,7 @@ impl Path {
                     }
                     self.flight.pop_front();
                     self.inflight -= MSS;
-                    let view = self.est.on_packet_lost(MSS, &snap);
+                    let view = self.est.on_packet_lost(MSS, &snap).expect("one path");
                     self.bbr.on_packet_lost(self.now, &view);
                     self.bbr.on_congestion_event(self.now, sent, false, MSS);
                 }
