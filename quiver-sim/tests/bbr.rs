@@ -125,9 +125,7 @@ impl ObservedFactory {
 
 /// BBR with its probe timing seeded from the run's seed.
 fn bbr(seed: Seed) -> Arc<dyn ControllerFactory> {
-    Arc::new(BbrConfig {
-        seed: seed.derive("bbr"),
-    })
+    Arc::new(BbrConfig::new(seed.derive("bbr")))
 }
 
 impl ControllerFactory for ObservedFactory {
@@ -384,7 +382,7 @@ impl ControllerFactory for BbrThenCubic {
             .built
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n == 0 {
-            BbrConfig { seed: self.seed }.build(now, max_datagram_size)
+            BbrConfig::new(self.seed).build(now, max_datagram_size)
         } else {
             CubicConfig::default().build(now, max_datagram_size)
         }
@@ -479,4 +477,27 @@ fn bbr_does_not_starve_cubic_on_a_shared_bottleneck() {
         assert!(c * 4 >= b + c, "{seed}: CUBIC got {c} of {} bytes", b + c);
         assert!(b * 4 >= b + c, "{seed}: BBR got {b} of {} bytes", b + c);
     });
+}
+
+// Sans-IO: BBR reads no clock and no global generator, so a run is a
+// function of its seed (its probe timing is random, §5.3.3.8).
+#[test]
+fn bbr_runs_are_reproducible() {
+    let seed = Seed::from_env_or(5);
+    let link = LinkConfig {
+        loss_rate: 0.01,
+        ..bottleneck(BDP as usize)
+    };
+    let runs: Vec<(Duration, Vec<Duration>)> = (0..2)
+        .map(|_| {
+            download(
+                seed,
+                link.clone(),
+                TransportConfig::default(),
+                bbr(seed),
+                4 * MB,
+            )
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
 }

@@ -1,10 +1,11 @@
 //! Congestion control (RFC 9002 §7): the [`Controller`] trait the connection
 //! drives, [`NewReno`] (§7.3, Appendix B), [`Cubic`] (RFC 9438) with
-//! [`HyStart`]++ (RFC 9406), and a [`Pacer`] (§7.7).
+//! [`HyStart`]++ (RFC 9406), [`Bbr`] (BBRv3, draft-ietf-ccwg-bbr) fed by
+//! [`delivery_rate`] samples, and a [`Pacer`] (§7.7).
 //!
 //! The controller is chosen per connection through
 //! [`crate::TransportConfig::congestion`], an `Arc<dyn ControllerFactory>`:
-//! [`NewRenoConfig`], [`CubicConfig`], or any type of the application's that
+//! [`NewRenoConfig`], [`CubicConfig`], [`BbrConfig`], or any type of the application's that
 //! implements [`ControllerFactory`].
 //!
 //! # Division of labour
@@ -14,6 +15,11 @@
 //! decides when the sender is application- or flow-control-limited (§7.8)
 //! and passes that to [`Controller::on_ack`]. A controller only answers how
 //! large the congestion window is.
+//!
+//! Controllers that model the path (BBR) also get one [`RateSample`] per
+//! ACK ([`Controller::on_rate_sample`]) and each lost packet's send-time
+//! state ([`Controller::on_packet_lost`]), and may set the pacing rate
+//! ([`Controller::pacing_rate`]); all default to doing nothing.
 //!
 //! For one ACK frame the caller reports losses first
 //! ([`Controller::on_congestion_event`]) and then acknowledgments

@@ -32,7 +32,7 @@ mod states;
 #[cfg(test)]
 mod tests;
 
-use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::delivery_rate::{LostPacket, RateSample};
@@ -107,16 +107,38 @@ enum AckPhase {
 }
 
 /// Builds [`Bbr`] controllers (see [`crate::TransportConfig::congestion`]).
-#[derive(Debug, Clone, Default)]
+///
+/// Each controller's randomized bandwidth-probe timing (§5.3.3.8
+/// `PickProbeWait`) is seeded from the factory's seed and the number of
+/// controllers it built before, so flows differ from one another while a
+/// run is reproducible (no clock or global generator is read).
+#[derive(Debug, Default)]
 pub struct BbrConfig {
-    /// Mixed with each controller's start time to seed the randomized
-    /// bandwidth-probe timing (§5.3.3.8 `PickProbeWait`).
-    pub seed: u64,
+    seed: u64,
+    built: AtomicU64,
+}
+
+impl BbrConfig {
+    /// A factory whose controllers' randomness derives from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            built: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Clone for BbrConfig {
+    fn clone(&self) -> Self {
+        Self::new(self.seed)
+    }
 }
 
 impl ControllerFactory for BbrConfig {
     fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
-        Box::new(Bbr::new(now, max_datagram_size, self.seed))
+        let n = self.built.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Box::new(Bbr::new(now, max_datagram_size, seed))
     }
 }
 
@@ -212,11 +234,9 @@ pub struct Bbr {
 }
 
 impl Bbr {
-    /// `OnInit()` (§5.2.1) for a path starting at `now`.
+    /// `OnInit()` (§5.2.1) for a path starting at `now`; `seed` seeds the
+    /// randomized probe timing.
     pub fn new(now: Instant, max_datagram_size: u16, seed: u64) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        now.hash(&mut hasher);
-        seed.hash(&mut hasher);
         let initial_cwnd = initial_window(max_datagram_size);
         let mut bbr = Self {
             smss: u64::from(max_datagram_size),
@@ -280,7 +300,9 @@ impl Bbr {
             probe_rtt_expired: false,
             probe_rtt_done_stamp: None,
             probe_rtt_round_done: false,
-            rng: hasher.finish() | 1,
+            // xorshift needs a non-zero state; splitmix64's finalizer spreads
+            // nearby seeds apart.
+            rng: splitmix(seed) | 1,
         };
         bbr.reset_congestion_signals();
         bbr.reset_short_term_model();
@@ -477,6 +499,14 @@ impl Controller for Bbr {
     fn clone_box(&self) -> Box<dyn Controller> {
         Box::new(self.clone())
     }
+}
+
+/// splitmix64's output function.
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// `x * gain`, keeping infinity infinite.
