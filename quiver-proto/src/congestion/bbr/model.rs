@@ -239,10 +239,10 @@ impl Bbr {
                     self.enter_startup();
                 }
             }
-            Some(BbrState::ProbeBwUp) if self.state != BbrState::ProbeBwUp => {
-                if self.state != BbrState::ProbeRtt {
-                    self.start_probe_bw_refill();
-                }
+            Some(BbrState::ProbeBwUp)
+                if !matches!(self.state, BbrState::ProbeBwUp | BbrState::ProbeRtt) =>
+            {
+                self.start_probe_bw_refill();
             }
             _ => {}
         }

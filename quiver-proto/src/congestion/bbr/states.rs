@@ -171,20 +171,21 @@ impl Bbr {
             BbrState::ProbeBwCruise => {
                 self.is_time_to_probe_bw(now);
             }
-            BbrState::ProbeBwRefill => {
-                // After one round of REFILL, start UP.
-                if self.round_start {
-                    self.is_bw_probe_sample = true;
-                    self.start_probe_bw_up(rs);
-                }
+            // After one round of REFILL, start UP.
+            BbrState::ProbeBwRefill if self.round_start => {
+                self.is_bw_probe_sample = true;
+                self.start_probe_bw_up(rs);
             }
-            BbrState::ProbeBwUp => {
-                if self.is_time_to_go_down(rs) {
-                    self.prev_probe_too_high = false; // no high loss (yet)
-                    self.start_probe_bw_down(now);
-                }
-            }
+            BbrState::ProbeBwUp => self.check_probe_up_done(now, rs),
             _ => {}
+        }
+    }
+
+    /// ProbeBW_UP's exit: "if (IsTimeToGoDown()) ... StartProbeBW_DOWN()".
+    fn check_probe_up_done(&mut self, now: Instant, rs: &RateSample) {
+        if self.is_time_to_go_down(rs) {
+            self.prev_probe_too_high = false; // no high loss (yet)
+            self.start_probe_bw_down(now);
         }
     }
 
