@@ -198,7 +198,7 @@ impl Bbr {
         let lost_prev = p.lost_since_sent.saturating_sub(p.size) as f64;
         let lost_prefix =
             ((LOSS_THRESH * inflight_prev as f64 - lost_prev) / (1.0 - LOSS_THRESH)).max(0.0);
-        inflight_prev + lost_prefix as u64
+        inflight_prev.saturating_add(lost_prefix as u64)
     }
 
     /// An ECN-CE increase. §3.7 leaves the response open but requires CE
