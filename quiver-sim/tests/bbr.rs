@@ -501,3 +501,31 @@ fn bbr_runs_are_reproducible() {
         .collect();
     assert_eq!(runs[0], runs[1]);
 }
+
+// §3.7: "the congestion controller response MUST treat any CE marks as
+// congestion". With a fifth of the packets marked CE (and no loss), BBR
+// sends less than on the same path unmarked (the link is otherwise
+// deterministic, so ignoring CE would give identical times): each marked
+// round cuts its short-term bounds (§5.5.10.3, never below the last
+// round's delivery, so the response is mild), and a mark ends a bandwidth
+// probe.
+#[test]
+fn bbr_slows_down_on_ce_marks() {
+    for_each_seed(2, |seed| {
+        let len = 8 * MB;
+        let mut took = Vec::new();
+        for ce_rate in [0.0, 0.2] {
+            let link = LinkConfig {
+                ce_rate,
+                ..bottleneck(4 * BDP as usize)
+            };
+            let (t, _) = download(seed, link, TransportConfig::default(), bbr(seed), len);
+            took.push(t);
+        }
+        let (clean, marked) = (took[0], took[1]);
+        assert!(
+            marked > clean + clean / 20,
+            "{seed}: marked {marked:?}, clean {clean:?}"
+        );
+    });
+}
