@@ -379,9 +379,10 @@ impl Connection {
     /// departure from §4.1.1.3.1, which treats receiver limits like network
     /// ones: such samples only ever raise bandwidth estimates.
     pub(crate) fn check_app_limited(&mut self) {
-        if self.datagrams_out.is_empty()
+        // Cheapest checks first: this runs on every ACK.
+        if self.bytes_in_flight < self.cc.window()
+            && self.datagrams_out.is_empty()
             && !self.streams_has_data()
-            && self.bytes_in_flight < self.cc.window()
         {
             self.delivery.mark_app_limited(self.bytes_in_flight);
         }
