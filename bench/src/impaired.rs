@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use quiver::proto::congestion::{ControllerFactory, CubicConfig, NewRenoConfig};
+use quiver::proto::congestion::{BbrConfig, ControllerFactory, CubicConfig, NewRenoConfig};
 
 use crate::relay::Impairment;
 use crate::{Identity, quinn_side, quiver_side, size_name};
@@ -24,15 +24,18 @@ pub enum Controller {
     NewReno,
     /// CUBIC (RFC 9438) with HyStart++ (RFC 9406).
     Cubic,
+    /// BBRv3 (draft-ietf-ccwg-bbr).
+    Bbr,
 }
 
 impl Controller {
-    /// `newreno` or `cubic`.
+    /// `newreno`, `cubic` or `bbr`.
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         match s {
             "newreno" => Ok(Self::NewReno),
             "cubic" => Ok(Self::Cubic),
-            _ => bail!("unknown congestion controller {s:?} (newreno, cubic)"),
+            "bbr" => Ok(Self::Bbr),
+            _ => bail!("unknown congestion controller {s:?} (newreno, cubic, bbr)"),
         }
     }
 
@@ -41,6 +44,7 @@ impl Controller {
         match self {
             Self::NewReno => "newreno",
             Self::Cubic => "cubic",
+            Self::Bbr => "bbr",
         }
     }
 
@@ -49,6 +53,7 @@ impl Controller {
         match self {
             Self::NewReno => Arc::new(NewRenoConfig::default()),
             Self::Cubic => Arc::new(CubicConfig::default()),
+            Self::Bbr => Arc::new(BbrConfig::default()),
         }
     }
 }
@@ -191,7 +196,8 @@ mod tests {
     #[test]
     fn controllers_parse() {
         assert_eq!(Controller::parse("cubic").unwrap(), Controller::Cubic);
+        assert_eq!(Controller::parse("bbr").unwrap(), Controller::Bbr);
         assert_eq!(Controller::parse("newreno").unwrap(), Controller::NewReno);
-        assert!(Controller::parse("bbr").is_err());
+        assert!(Controller::parse("vegas").is_err());
     }
 }

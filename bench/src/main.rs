@@ -10,7 +10,7 @@
 //! (`--only quiver` or `--only quinn` and `--no-bulk` to profile one part).
 //!
 //! With `--impair delay=10ms,loss=5%,reorder=5% --size 4MB --runs 5
-//! [--cc newreno,cubic]`, only a download through a seeded impairing relay
+//! [--cc newreno,cubic,bbr]`, only a download through a seeded impairing relay
 //! (`relay.rs`), every run and the medians (`impaired.rs`).
 
 use std::net::SocketAddr;
@@ -69,7 +69,7 @@ struct Args {
     #[arg(long, value_name = "SPEC", value_parser = Impairment::parse)]
     impair: Option<Impairment>,
     /// quiver's congestion controllers, comma-separated (`newreno`,
-    /// `cubic`); each is a column of its own. Default: quiver's default.
+    /// `cubic`, `bbr`); each is a column of its own. Default: quiver's default.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = Controller::parse)]
     cc: Vec<Controller>,
     /// The relay's seed for the first run of `--impair` (run i: seed + i).

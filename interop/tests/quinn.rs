@@ -441,3 +441,62 @@ async fn quinn_client_without_certificate_refused_by_quiver() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------- BBR
+
+// A quiver server running BBRv3 (draft-ietf-ccwg-bbr) sends 10 MB to a
+// quinn client: its delivery-rate samples (§4.1) come from quinn's ACKs,
+// and the upload back is paced by quiver's client running BBR too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quinn_client_ten_megabytes_with_bbr_on_both_quiver_ends() {
+    init_tracing();
+    bounded(async {
+        let pki = Pki::new();
+        let bbr = || quiver::TransportConfig {
+            congestion: std::sync::Arc::new(quiver::proto::congestion::BbrConfig::default()),
+            ..quiver::TransportConfig::default()
+        };
+        let server_ep = quiver::Endpoint::server(
+            pki.quiver_server(false, bbr()),
+            common::LOCALHOST.parse().unwrap(),
+        )
+        .unwrap();
+        let client_ep = quinn_client(&pki, false);
+        let addr = server_ep.local_addr().unwrap();
+        let connecting = client_ep.connect(addr, "localhost").unwrap();
+        let (client, server) = tokio::join!(connecting, async {
+            server_ep.accept().await.expect("incoming").await
+        });
+        let (client, server) = (client.unwrap(), server.unwrap());
+        let serve = tokio::spawn(async move {
+            let mut send = server.open_uni().await.unwrap();
+            send.write_all(&pattern(TEN_MB, 3)).await.unwrap();
+            send.finish().unwrap();
+            send.stopped().await.unwrap();
+        });
+        let mut recv = client.accept_uni().await.unwrap();
+        let down = recv.read_to_end(TEN_MB + 1).await.unwrap();
+        assert!(down == pattern(TEN_MB, 3), "download corrupted");
+        serve.await.unwrap();
+        // And quiver as the client, uploading to quinn with BBR.
+        let quinn_ep = common::quinn_server(&pki, false);
+        let mut quiver_ep = quiver::Endpoint::client(common::LOCALHOST.parse().unwrap()).unwrap();
+        quiver_ep.set_default_client_config(pki.quiver_client(false, bbr()));
+        let addr = quinn_ep.local_addr().unwrap();
+        let connecting = quiver_ep.connect(addr, "localhost").unwrap();
+        let (client, server) = tokio::join!(connecting, async {
+            quinn_ep.accept().await.expect("incoming").await
+        });
+        let (client, server) = (client.unwrap(), server.unwrap());
+        let receive = tokio::spawn(async move {
+            let mut recv = server.accept_uni().await.unwrap();
+            recv.read_to_end(TEN_MB + 1).await.unwrap()
+        });
+        let mut send = client.open_uni().await.unwrap();
+        send.write_all(&pattern(TEN_MB, 4)).await.unwrap();
+        send.finish().unwrap();
+        let up = receive.await.unwrap();
+        assert!(up == pattern(TEN_MB, 4), "upload corrupted");
+    })
+    .await;
+}

@@ -352,15 +352,18 @@ pub enum Cc {
     /// NewReno (RFC 9002 §7.3).
     #[value(name = "newreno")]
     NewReno,
+    /// BBRv3 (draft-ietf-ccwg-bbr), paced at its bandwidth estimate.
+    Bbr,
 }
 
 impl Cc {
     /// The controller's factory for `TransportConfig::congestion`.
     pub fn factory(self) -> std::sync::Arc<dyn quiver::proto::congestion::ControllerFactory> {
-        use quiver::proto::congestion::{CubicConfig, NewRenoConfig};
+        use quiver::proto::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
         match self {
             Self::Cubic => std::sync::Arc::new(CubicConfig::default()),
             Self::NewReno => std::sync::Arc::new(NewRenoConfig::default()),
+            Self::Bbr => std::sync::Arc::new(BbrConfig::default()),
         }
     }
 }

@@ -59,8 +59,9 @@ pub struct TransportConfig {
     /// again (RFC 8899 §5.1.1 PMTU_RAISE_TIMER: 600 s by default).
     pub mtu_raise_interval: Duration,
     /// Congestion controller: [`CubicConfig`] (CUBIC with HyStart++) by
-    /// default; [`NewRenoConfig`](crate::congestion::NewRenoConfig), or any [`ControllerFactory`] of the
-    /// application's.
+    /// default; [`NewRenoConfig`](crate::congestion::NewRenoConfig),
+    /// [`BbrConfig`](crate::congestion::BbrConfig) (BBRv3), or any
+    /// [`ControllerFactory`] of the application's.
     pub congestion: Arc<dyn ControllerFactory>,
     /// A client moves to the server's preferred address once the
     /// handshake is confirmed and the new path is validated (RFC 9000

@@ -1,10 +1,11 @@
 //! Congestion control (RFC 9002 §7): the [`Controller`] trait the connection
 //! drives, [`NewReno`] (§7.3, Appendix B), [`Cubic`] (RFC 9438) with
-//! [`HyStart`]++ (RFC 9406), and a [`Pacer`] (§7.7).
+//! [`HyStart`]++ (RFC 9406), [`Bbr`] (BBRv3, draft-ietf-ccwg-bbr) fed by
+//! [`delivery_rate`] samples, and a [`Pacer`] (§7.7).
 //!
 //! The controller is chosen per connection through
 //! [`crate::TransportConfig::congestion`], an `Arc<dyn ControllerFactory>`:
-//! [`NewRenoConfig`], [`CubicConfig`], or any type of the application's that
+//! [`NewRenoConfig`], [`CubicConfig`], [`BbrConfig`], or any type of the application's that
 //! implements [`ControllerFactory`].
 //!
 //! # Division of labour
@@ -14,6 +15,11 @@
 //! decides when the sender is application- or flow-control-limited (§7.8)
 //! and passes that to [`Controller::on_ack`]. A controller only answers how
 //! large the congestion window is.
+//!
+//! Controllers that model the path (BBR) also get one [`RateSample`] per
+//! ACK ([`Controller::on_rate_sample`]) and each lost packet's send-time
+//! state ([`Controller::on_packet_lost`]), and may set the pacing rate
+//! ([`Controller::pacing_rate`]); all default to doing nothing.
 //!
 //! For one ACK frame the caller reports losses first
 //! ([`Controller::on_congestion_event`]) and then acknowledgments
@@ -26,12 +32,16 @@
 //! §7.5: "Probe packets MUST NOT be blocked by the congestion controller" —
 //! enforcing both is the caller's job.
 
+pub mod bbr;
 mod cubic;
+pub mod delivery_rate;
 pub mod hystart;
 mod new_reno;
 mod pacer;
 
+pub use bbr::{Bbr, BbrConfig, BbrState};
 pub use cubic::{ALPHA_CUBIC, BETA_CUBIC, C as CUBIC_C, Cubic, CubicConfig};
+pub use delivery_rate::{LostPacket, PacketDelivery, RateSample};
 pub use hystart::HyStart;
 pub use new_reno::{NewReno, NewRenoConfig};
 pub use pacer::{PACING_GAIN, Pacer};
@@ -89,6 +99,48 @@ pub trait Controller: Send + Debug {
     /// 8985 §6.2 spurious retransmission). A controller that saved its
     /// state when it reacted restores it; the default ignores this.
     fn on_spurious_congestion_event(&mut self) {}
+
+    /// The ACK being processed produced delivery-rate sample `sample`
+    /// (draft-ietf-ccwg-bbr-latest §4.1, see [`delivery_rate`]); called
+    /// once per ACK frame that newly acknowledged in-flight packets, after
+    /// [`Controller::on_ack`] and [`Controller::on_congestion_event`] for
+    /// it. `bytes_in_flight` is as of the end of that processing. The
+    /// default ignores it.
+    fn on_rate_sample(&mut self, now: Instant, sample: &RateSample, bytes_in_flight: u64) {
+        let _ = (now, sample, bytes_in_flight);
+    }
+
+    /// An in-flight packet was declared lost (draft-ietf-ccwg-bbr §5.2.4
+    /// per-loss steps), called for each before the
+    /// [`Controller::on_congestion_event`] covering it. The default
+    /// ignores it.
+    fn on_packet_lost(&mut self, now: Instant, lost: &LostPacket) {
+        let _ = (now, lost);
+    }
+
+    /// The sender is about to send after an idle period in an
+    /// application-limited phase, with nothing in flight
+    /// (draft-ietf-ccwg-bbr §5.4 `HandleRestartFromIdle`). The default
+    /// ignores it.
+    fn on_restart_from_idle(&mut self, now: Instant) {
+        let _ = now;
+    }
+
+    /// The rate, in bytes per second, at which the pacer spreads packets;
+    /// `None` (the default) lets the pacer derive it from the window and
+    /// the smoothed RTT (RFC 9002 §7.7).
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether the sender should mark itself application-limited after
+    /// the last [`Controller::on_rate_sample`], so that the samples of
+    /// the next round trip do not lower a bandwidth estimate (BBR does
+    /// while in ProbeRTT, draft-ietf-ccwg-bbr §5.3.4.3
+    /// `HandleProbeRTT`). The default is `false`.
+    fn wants_app_limited(&self) -> bool {
+        false
+    }
 
     /// The path's maximum datagram size changed (e.g. after path MTU
     /// discovery, RFC 9002 §7.2).

@@ -57,6 +57,22 @@ impl Pacer {
         srtt: Duration,
         mtu: u16,
     ) -> Option<Instant> {
+        self.delay_at(now, bytes, cwnd, srtt, mtu, None)
+    }
+
+    /// [`Pacer::delay`] at `rate` bytes per second when the congestion
+    /// controller sets one ([`super::Controller::pacing_rate`], e.g. BBR's
+    /// `C.pacing_rate`, draft-ietf-ccwg-bbr §5.6.2), else at
+    /// `N * cwnd / srtt`. The bucket's size is the same either way.
+    pub fn delay_at(
+        &mut self,
+        now: Instant,
+        bytes: u64,
+        cwnd: u64,
+        srtt: Duration,
+        mtu: u16,
+        rate: Option<u64>,
+    ) -> Option<Instant> {
         let capacity = (MAX_BURST_PACKETS * u64::from(mtu))
             .min(cwnd)
             .max(u64::from(mtu));
@@ -66,10 +82,11 @@ impl Pacer {
         });
         self.capacity = capacity;
         self.tokens = self.tokens.min(capacity);
-        if cwnd == 0 || srtt.is_zero() {
-            return None;
-        }
-        let rate = Rate::new(cwnd, srtt);
+        let rate = match rate {
+            Some(r) if r > 0 => Rate::per_second(r),
+            _ if cwnd == 0 || srtt.is_zero() => return None,
+            _ => Rate::new(cwnd, srtt),
+        };
         self.refill(now, last, rate);
         // A packet larger than the bucket waits only for a full bucket.
         let needed = bytes.min(capacity);
@@ -80,7 +97,7 @@ impl Pacer {
         let last = self.last_refill.unwrap_or(now);
         Some(
             last.checked_add(wait)
-                .or_else(|| now.checked_add(srtt))
+                .or_else(|| now.checked_add(srtt.max(Duration::from_millis(1))))
                 .unwrap_or(now),
         )
     }
@@ -134,6 +151,14 @@ impl Rate {
         Self {
             num: u128::from(gain_num) * u128::from(cwnd),
             den: u128::from(gain_den) * srtt.as_nanos(),
+        }
+    }
+
+    /// `bytes_per_second`, exactly.
+    fn per_second(bytes_per_second: u64) -> Self {
+        Self {
+            num: u128::from(bytes_per_second),
+            den: 1_000_000_000,
         }
     }
 
@@ -238,6 +263,33 @@ mod tests {
         assert_eq!(pacer.tokens(), 12_000);
         let sent = run(&mut pacer, later, later + ms(1), Duration::from_micros(10));
         assert_eq!(sent.len(), 10);
+    }
+
+    // A controller's own rate replaces N * cwnd / srtt.
+    #[test]
+    fn controller_rate_overrides_window_rate() {
+        let t0 = test_epoch();
+        let mut pacer = Pacer::new();
+        for _ in 0..10 {
+            assert_eq!(
+                pacer.delay_at(t0, 1200, CWND, ms(100), MTU, Some(600_000)),
+                None
+            );
+            pacer.on_transmit(1200);
+        }
+        // 600 kB/s: 1200 B every 2 ms (the window's rate would be 8 ms).
+        assert_eq!(
+            pacer.delay_at(t0, 1200, CWND, ms(100), MTU, Some(600_000)),
+            Some(t0 + ms(2))
+        );
+        // Paced even before an RTT sample exists.
+        let mut fresh = Pacer::new();
+        fresh.delay_at(t0, 1200, CWND, Duration::ZERO, MTU, Some(600_000));
+        fresh.on_transmit(12_000);
+        assert_eq!(
+            fresh.delay_at(t0, 1200, CWND, Duration::ZERO, MTU, Some(600_000)),
+            Some(t0 + ms(2))
+        );
     }
 
     #[test]

@@ -234,11 +234,13 @@ impl Connection {
 
     /// Swaps the connection's congestion state for `next`, returning the
     /// old one.
-    fn swap_congestion(&mut self, next: PathCongestion) -> Box<PathCongestion> {
+    fn swap_congestion(&mut self, mut next: PathCongestion) -> Box<PathCongestion> {
+        next.delivery.activate_after(&self.delivery);
         let old = PathCongestion {
             rtt: std::mem::replace(&mut self.rtt, next.rtt),
             cc: std::mem::replace(&mut self.cc, next.cc),
             pacer: std::mem::replace(&mut self.pacer, next.pacer),
+            delivery: std::mem::replace(&mut self.delivery, next.delivery),
             max_udp_payload: std::mem::replace(&mut self.max_udp_payload, next.max_udp_payload),
             mtud: std::mem::replace(&mut self.mtud, next.mtud),
         };
@@ -268,6 +270,7 @@ impl Connection {
             rtt: RttEstimator::new(self.config.initial_rtt),
             cc: self.config.congestion.build(now, mtu),
             pacer: Pacer::new(),
+            delivery: crate::congestion::delivery_rate::DeliveryRateEstimator::new(now),
             max_udp_payload: mtu,
             mtud,
         }

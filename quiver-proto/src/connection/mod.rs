@@ -53,6 +53,7 @@ use self::spaces::{PacketSpace, SpaceId};
 use self::timers::{Timer, TimerTable};
 pub use self::unreachable::Unreachable;
 use crate::config::{EndpointConfig, TransportConfig};
+use crate::congestion::delivery_rate::DeliveryRateEstimator;
 use crate::congestion::{Controller, Pacer};
 use crate::crypto::TlsSession;
 use crate::recovery::RttEstimator;
@@ -211,6 +212,8 @@ pub struct Connection {
     rtt: RttEstimator,
     cc: Box<dyn Controller>,
     pacer: Pacer,
+    /// Delivery-rate sampling for the controller (draft-ietf-ccwg-bbr §4.1).
+    delivery: DeliveryRateEstimator,
     /// Whether congestion control and pacing let new data out now.
     data_allowed: bool,
     bytes_in_flight: u64,
@@ -358,6 +361,7 @@ impl Connection {
             rtt: RttEstimator::new(p.config.initial_rtt),
             cc,
             pacer: Pacer::new(),
+            delivery: DeliveryRateEstimator::new(p.now),
             data_allowed: true,
             bytes_in_flight: 0,
             pto_count: 0,

@@ -33,6 +33,7 @@ pub(crate) struct PathCongestion {
     pub(crate) rtt: RttEstimator,
     pub(crate) cc: Box<dyn Controller>,
     pub(crate) pacer: Pacer,
+    pub(crate) delivery: crate::congestion::delivery_rate::DeliveryRateEstimator,
     pub(crate) max_udp_payload: u16,
     pub(crate) mtud: Option<MtuDiscovery>,
 }

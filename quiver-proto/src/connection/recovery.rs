@@ -21,10 +21,20 @@ impl Connection {
         now: Instant,
         space: SpaceId,
         pn: u64,
-        packet: SentPacket,
+        mut packet: SentPacket,
     ) {
         if packet.in_flight {
+            let before = self.bytes_in_flight;
+            // draft-ietf-ccwg-bbr §5.4: HandleRestartFromIdle() before
+            // sending "if (C.inflight == 0 && C.app_limited)".
+            if before == 0 && self.delivery.is_app_limited() {
+                self.cc.on_restart_from_idle(now);
+            }
             self.bytes_in_flight += u64::from(packet.size);
+            // draft-ietf-ccwg-bbr §4.1.2.2 OnPacketSent(P).
+            packet.delivery = self
+                .delivery
+                .on_packet_sent(now, before, self.bytes_in_flight);
             self.cc
                 .on_packet_sent(now, u64::from(packet.size), self.bytes_in_flight);
         }
@@ -65,6 +75,10 @@ impl Connection {
                 TransportError::protocol_violation("ACK of a packet never sent").with_frame(0x02),
             );
         }
+        // draft-ietf-ccwg-bbr §4.1.2.4: CheckIfApplicationLimited() "at
+        // the beginning of ACK processing, before updating the estimated
+        // amount of data in flight".
+        self.check_app_limited();
         let s = self.space_mut(space);
         let largest_increased = s.largest_acked.is_none_or(|l| largest > l);
         s.largest_acked = Some(s.largest_acked.map_or(largest, |l| l.max(largest)));
@@ -162,6 +176,14 @@ impl Connection {
             }
             if packet.in_flight {
                 self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(packet.size));
+                // draft-ietf-ccwg-bbr §4.1.2.3 UpdateRateSample(P).
+                self.delivery.on_packet_acked(
+                    now,
+                    pn,
+                    packet.time_sent,
+                    u64::from(packet.size),
+                    &packet.delivery,
+                );
                 self.cc.on_ack(
                     now,
                     packet.time_sent,
@@ -193,6 +215,15 @@ impl Connection {
         self.acked_scratch = newly_acked;
 
         self.detect_and_remove_lost_packets(now, space);
+
+        // draft-ietf-ccwg-bbr §4.1.2.3 GenerateRateSample(), then the
+        // controller's per-ACK steps (§5.2.3).
+        if let Some(sample) = self.delivery.generate(now, self.rtt.min_rtt()) {
+            self.cc.on_rate_sample(now, &sample, self.bytes_in_flight);
+            if self.cc.wants_app_limited() {
+                self.delivery.mark_app_limited(self.bytes_in_flight);
+            }
+        }
 
         // RFC 9002 §6.2.1: "The PTO backoff factor is reset when an
         // acknowledgment is received, except ... a client does not reset the
@@ -303,6 +334,11 @@ impl Connection {
         }
         for p in &lost {
             if p.in_flight {
+                // draft-ietf-ccwg-bbr §5.2.4: the per-loss steps, with the
+                // packet's delivery snapshot.
+                if let Some(view) = self.delivery.on_packet_lost(u64::from(p.size), &p.delivery) {
+                    self.cc.on_packet_lost(now, &view);
+                }
                 lost_bytes += u64::from(p.size);
                 smallest_lost = smallest_lost.min(p.size);
                 latest_sent = latest_sent.max(Some(p.time_sent));
@@ -363,6 +399,23 @@ impl Connection {
         }
         for p in lost {
             self.on_retransmits_lost(space, p.retransmits);
+        }
+    }
+
+    /// draft-ietf-ccwg-bbr §4.1.2.4 CheckIfApplicationLimited(): no data
+    /// waits to be sent and the window is not full, so the path is
+    /// application-limited until what is in flight is delivered. Data held
+    /// back by the peer's flow control counts as "no data" here (quiver's
+    /// stream scheduler does not tell the two apart), a conservative
+    /// departure from §4.1.1.3.1, which treats receiver limits like network
+    /// ones: such samples only ever raise bandwidth estimates.
+    pub(crate) fn check_app_limited(&mut self) {
+        // Cheapest checks first: this runs on every ACK.
+        if self.bytes_in_flight < self.cc.window()
+            && self.datagrams_out.is_empty()
+            && !self.streams_has_data()
+        {
+            self.delivery.mark_app_limited(self.bytes_in_flight);
         }
     }
 

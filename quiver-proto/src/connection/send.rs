@@ -84,6 +84,9 @@ impl Connection {
         };
         if size == 0 {
             buf.truncate(start);
+            if self.state == State::Established {
+                self.check_app_limited();
+            }
             return None;
         }
         self.stats.datagrams_sent += 1;
@@ -237,10 +240,15 @@ impl Connection {
             self.data_allowed = false;
             return;
         }
-        match self
-            .pacer
-            .delay(now, u64::from(mtu), cwnd, self.rtt.smoothed_rtt(), mtu)
-        {
+        let rate = self.cc.pacing_rate();
+        match self.pacer.delay_at(
+            now,
+            u64::from(mtu),
+            cwnd,
+            self.rtt.smoothed_rtt(),
+            mtu,
+            rate,
+        ) {
             Some(at) => {
                 self.timers.set(Timer::Pacing, at);
                 self.data_allowed = false;
@@ -703,6 +711,7 @@ impl Connection {
                 largest_ack: p.largest_ack,
                 mtu_probe: p.mtu_probe,
                 ecn: self.tx_ecn,
+                delivery: crate::congestion::PacketDelivery::new(now),
                 retransmits: p.retransmits,
             },
         );

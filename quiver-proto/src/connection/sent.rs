@@ -23,6 +23,9 @@ pub(crate) struct SentPacket {
     pub(crate) mtu_probe: bool,
     /// Sent marked ECT(0) (RFC 9000 §13.4.2.1 validates reports by it).
     pub(crate) ecn: bool,
+    /// The path's delivery state when it was sent, for delivery-rate
+    /// samples (draft-ietf-ccwg-bbr §4.1.2.1.2); set by `on_packet_sent`.
+    pub(crate) delivery: crate::congestion::PacketDelivery,
     pub(crate) retransmits: Retransmits,
 }
 
@@ -148,6 +151,7 @@ mod tests {
             largest_ack: None,
             mtu_probe: false,
             ecn: false,
+            delivery: crate::congestion::PacketDelivery::new(t),
             retransmits: Retransmits::default(),
         }
     }
