@@ -171,13 +171,16 @@ impl TestPki {
         }
     }
 
+    /// The TLS configuration of [`server_config`](Self::server_config),
+    /// to adjust before building.
+    pub fn server_crypto(&self) -> crypto::ServerConfigBuilder {
+        crypto::ServerConfig::with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+            .alpn_protocols(vec![TEST_ALPN.to_vec()])
+    }
+
     /// A server configuration presenting the certificate.
     pub fn server_config(&self, transport: TransportConfig) -> ServerConfig {
-        let crypto =
-            crypto::ServerConfig::with_single_cert(vec![self.cert.clone()], self.key.clone_key())
-                .alpn_protocols(vec![TEST_ALPN.to_vec()])
-                .build()
-                .expect("server config");
+        let crypto = self.server_crypto().build().expect("server config");
         ServerConfig {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),
@@ -185,14 +188,17 @@ impl TestPki {
         }
     }
 
-    /// A client configuration trusting the certificate.
-    pub fn client_config(&self, transport: TransportConfig) -> ClientConfig {
+    /// The TLS configuration of [`client_config`](Self::client_config),
+    /// to adjust before building.
+    pub fn client_crypto(&self) -> crypto::ClientConfigBuilder {
         let mut roots = RootCertStore::empty();
         roots.add(self.cert.clone()).expect("root");
-        let crypto = crypto::ClientConfig::with_root_certificates(roots)
-            .alpn_protocols(vec![TEST_ALPN.to_vec()])
-            .build()
-            .expect("client config");
+        crypto::ClientConfig::with_root_certificates(roots).alpn_protocols(vec![TEST_ALPN.to_vec()])
+    }
+
+    /// A client configuration trusting the certificate.
+    pub fn client_config(&self, transport: TransportConfig) -> ClientConfig {
+        let crypto = self.client_crypto().build().expect("client config");
         ClientConfig {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),

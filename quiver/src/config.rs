@@ -6,6 +6,7 @@ use std::sync::Arc;
 use quiver_proto::crypto::{self, ConfigError};
 use quiver_proto::{AdmissionConfig, TransportConfig, Version};
 use rustls::RootCertStore;
+use rustls::client::ClientSessionStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// How a client checks the server's certificate.
@@ -83,6 +84,8 @@ pub struct ClientConfigBuilder {
     transport: TransportConfig,
     version: Version,
     available_versions: Vec<Version>,
+    /// `None`: the default store; `Some(None)`: resumption disabled.
+    session_store: Option<Option<Arc<dyn ClientSessionStore>>>,
 }
 
 impl ClientConfigBuilder {
@@ -95,7 +98,25 @@ impl ClientConfigBuilder {
             transport: TransportConfig::default(),
             version: Version::V1,
             available_versions: Vec::new(),
+            session_store: None,
         }
+    }
+
+    /// Keeps session tickets in `store`, keyed by server name, and resumes
+    /// sessions from it (RFC 9001 §4.5). Share one store (for example
+    /// [`crypto::memory_session_store`]) between configurations and
+    /// endpoints to let them resume each other's sessions. Default: a
+    /// bounded in-memory store of this configuration's own
+    /// ([`crypto::DEFAULT_SESSION_STORE_SIZE`] tickets).
+    pub fn session_store(mut self, store: Arc<dyn ClientSessionStore>) -> Self {
+        self.session_store = Some(Some(store));
+        self
+    }
+
+    /// With `false`, keeps no tickets: every handshake is a full one.
+    pub fn resumption(mut self, enabled: bool) -> Self {
+        self.session_store = if enabled { None } else { Some(None) };
+        self
     }
 
     /// The application protocols to offer, most preferred first.
@@ -157,6 +178,11 @@ impl ClientConfigBuilder {
         if let Some((chain, key)) = self.client_auth {
             builder = builder.with_client_auth_cert(chain, key);
         }
+        match self.session_store {
+            None => {}
+            Some(Some(store)) => builder = builder.with_session_store(store),
+            Some(None) => builder = builder.without_resumption(),
+        }
         let crypto = builder.build()?;
         Ok(ClientConfig {
             inner: quiver_proto::ClientConfig {
@@ -190,6 +216,7 @@ impl ServerConfig {
             client_roots: None,
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
+            tickets: crypto::DEFAULT_TICKETS_PER_CONNECTION,
         }
     }
 
@@ -225,9 +252,18 @@ pub struct ServerConfigBuilder {
     client_roots: Option<(RootCertStore, bool)>,
     transport: TransportConfig,
     admission: AdmissionConfig,
+    tickets: usize,
 }
 
 impl ServerConfigBuilder {
+    /// Session tickets sent after each handshake, for clients to resume
+    /// with (RFC 9001 §4.5; default
+    /// [`crypto::DEFAULT_TICKETS_PER_CONNECTION`]); 0 disables resumption.
+    pub fn session_tickets(mut self, count: usize) -> Self {
+        self.tickets = count;
+        self
+    }
+
     /// The application protocols accepted, most preferred first.
     pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
         self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
@@ -261,8 +297,9 @@ impl ServerConfigBuilder {
 
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
-        let mut builder =
-            crypto::ServerConfig::with_single_cert(self.chain, self.key).alpn_protocols(self.alpn);
+        let mut builder = crypto::ServerConfig::with_single_cert(self.chain, self.key)
+            .alpn_protocols(self.alpn)
+            .session_tickets(self.tickets);
         if self.keylog {
             builder = builder.with_key_log(Arc::new(rustls::KeyLogFile::new()));
         }

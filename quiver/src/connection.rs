@@ -343,6 +343,20 @@ impl Connection {
         })
     }
 
+    /// Which kind of TLS handshake the connection ran (full or resumed from
+    /// an earlier connection's session ticket), once known; `None` before
+    /// the ServerHello or once the connection's state is freed.
+    pub fn handshake_kind(&self) -> Option<quiver_proto::crypto::HandshakeKind> {
+        self.0
+            .with(|state, h| state.proto.connection(h).and_then(|c| c.handshake_kind()))
+    }
+
+    /// Whether the handshake resumed an earlier session (RFC 9001 §4.5):
+    /// the server sent no certificate.
+    pub fn is_resumed(&self) -> bool {
+        self.handshake_kind() == Some(quiver_proto::crypto::HandshakeKind::Resumed)
+    }
+
     /// The server name the client asked for (on the server side).
     pub fn server_name(&self) -> Option<String> {
         self.0.with(|state, h| {

@@ -454,6 +454,21 @@ impl Connection {
         self.tls.alpn()
     }
 
+    /// Which kind of TLS handshake the connection ran, once known (a
+    /// server knows after the ClientHello, a client after the
+    /// ServerHello): [`HandshakeKind::Resumed`](crate::crypto::HandshakeKind::Resumed)
+    /// when a session ticket from an earlier connection was used
+    /// (RFC 9001 §4.5) and the server sent no certificate.
+    pub fn handshake_kind(&self) -> Option<crate::crypto::HandshakeKind> {
+        self.tls.handshake_kind()
+    }
+
+    /// Whether the handshake resumed an earlier session (see
+    /// [`handshake_kind`](Self::handshake_kind)).
+    pub fn is_resumed(&self) -> bool {
+        self.handshake_kind() == Some(crate::crypto::HandshakeKind::Resumed)
+    }
+
     /// The server name the client asked for (SNI), on the server side.
     pub fn server_name(&self) -> Option<&str> {
         self.tls.server_name()

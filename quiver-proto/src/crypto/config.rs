@@ -15,13 +15,19 @@ use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionStore, Resumption};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ProducesTickets, ResolvesServerCert, StoresServerSessions, WebPkiClientVerifier,
+};
 use rustls::time_provider::TimeProvider;
 use rustls::{DigitallySignedStruct, KeyLog, RootCertStore, SignatureScheme};
 
+use super::resumption::{
+    DEFAULT_SESSION_STORE_SIZE, DEFAULT_TICKETS_PER_CONNECTION, memory_session_store,
+};
 use crate::TransportError;
 
 /// The only `max_early_data_size` a QUIC server may send when it accepts
@@ -139,6 +145,8 @@ pub struct ClientConfigBuilder {
     key_log: Option<Arc<dyn KeyLog>>,
     time_provider: Option<Arc<dyn TimeProvider>>,
     early_data: bool,
+    /// `None`: resumption disabled.
+    session_store: Option<Arc<dyn ClientSessionStore>>,
 }
 
 impl ClientConfigBuilder {
@@ -150,7 +158,26 @@ impl ClientConfigBuilder {
             key_log: None,
             time_provider: None,
             early_data: false,
+            session_store: Some(memory_session_store(DEFAULT_SESSION_STORE_SIZE)),
         }
+    }
+
+    /// Keeps session tickets in `store` (keyed by server name) and resumes
+    /// from it (RFC 9001 §4.5). Endpoints using the same configuration
+    /// share its store; separately built configurations do not resume each
+    /// other's sessions even on one store (rustls ties a session to the
+    /// verifier that checked it). The default is a store of this
+    /// configuration's own,
+    /// [`memory_session_store`](super::memory_session_store)`(`[`DEFAULT_SESSION_STORE_SIZE`]`)`.
+    pub fn with_session_store(mut self, store: Arc<dyn ClientSessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
+    /// Neither keeps tickets nor resumes: every handshake is a full one.
+    pub fn without_resumption(mut self) -> Self {
+        self.session_store = None;
+        self
     }
 
     /// Presents `chain` (end-entity certificate first) and proves
@@ -225,6 +252,10 @@ impl ClientConfigBuilder {
         };
         config.alpn_protocols = self.alpn_protocols;
         config.enable_early_data = self.early_data;
+        config.resumption = match self.session_store {
+            Some(store) => Resumption::store(store),
+            None => Resumption::disabled(),
+        };
         if let Some(key_log) = self.key_log {
             config.key_log = key_log;
         }
@@ -361,6 +392,9 @@ pub struct ServerConfigBuilder {
     key_log: Option<Arc<dyn KeyLog>>,
     time_provider: Option<Arc<dyn TimeProvider>>,
     early_data: bool,
+    tickets: usize,
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+    session_storage: Option<Arc<dyn StoresServerSessions>>,
 }
 
 impl ServerConfigBuilder {
@@ -372,7 +406,37 @@ impl ServerConfigBuilder {
             key_log: None,
             time_provider: None,
             early_data: false,
+            tickets: DEFAULT_TICKETS_PER_CONNECTION,
+            ticketer: None,
+            session_storage: None,
         }
+    }
+
+    /// Sends `count` session tickets after each handshake (RFC 8446
+    /// §4.6.1; default [`DEFAULT_TICKETS_PER_CONNECTION`]); 0 issues none,
+    /// so no client can resume.
+    pub fn session_tickets(mut self, count: usize) -> Self {
+        self.tickets = count;
+        self
+    }
+
+    /// Keeps the sessions that stateful tickets refer to in `storage`
+    /// instead of a cache of this configuration's own (256 sessions), for
+    /// example to share it between configurations. Configurations that
+    /// share storage must agree on certificates and client authentication:
+    /// a session of one resumes under the other.
+    pub fn with_session_storage(mut self, storage: Arc<dyn StoresServerSessions>) -> Self {
+        self.session_storage = Some(storage);
+        self
+    }
+
+    /// Issues stateless tickets sealed by `ticketer` (for example
+    /// `rustls::crypto::ring::Ticketer::new()`) instead of stateful ones.
+    /// Such tickets can be replayed, so rustls accepts no 0-RTT with them
+    /// (RFC 8446 §8).
+    pub fn with_ticketer(mut self, ticketer: Arc<dyn ProducesTickets>) -> Self {
+        self.ticketer = Some(ticketer);
+        self
     }
 
     /// Requests a client certificate and checks it against `roots`
@@ -455,6 +519,15 @@ impl ServerConfigBuilder {
             ServerCert::Resolver(resolver) => builder.with_cert_resolver(resolver),
         };
         config.alpn_protocols = self.alpn_protocols;
+        config.send_tls13_tickets = self.tickets;
+        if let Some(storage) = self.session_storage {
+            config.session_storage = storage;
+        } else if self.tickets == 0 {
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        }
+        if let Some(ticketer) = self.ticketer {
+            config.ticketer = ticketer;
+        }
         if self.early_data {
             config.max_early_data_size = QUIC_MAX_EARLY_DATA_SIZE;
         }

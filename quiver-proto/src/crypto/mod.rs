@@ -23,6 +23,7 @@ mod config;
 mod header_protection;
 mod key_update;
 mod keys;
+mod resumption;
 mod retry;
 mod ring_fallback;
 mod suite;
@@ -38,6 +39,9 @@ pub use config::{
 pub use header_protection::HeaderKey;
 pub use key_update::{KeyUpdateSecrets, TrafficSecret};
 pub use keys::{DirectionalKeys, Keys, PacketKey, PacketKeyPair, initial_keys};
+pub use resumption::{
+    DEFAULT_SESSION_STORE_SIZE, DEFAULT_TICKETS_PER_CONNECTION, HandshakeKind, memory_session_store,
+};
 pub use retry::{
     MAX_RETRY_PACKET_LEN, RETRY_INTEGRITY_TAG_LEN, retry_integrity_tag, verify_retry_integrity,
 };

@@ -353,6 +353,15 @@ impl TlsSession {
         self.conn.is_handshaking()
     }
 
+    /// Which kind of handshake this is (full or resumed, RFC 8446 §2),
+    /// once known: on a server after the ClientHello, on a client after
+    /// the ServerHello.
+    pub fn handshake_kind(&self) -> Option<super::HandshakeKind> {
+        self.conn
+            .handshake_kind()
+            .map(super::HandshakeKind::from_rustls)
+    }
+
     /// The negotiated application protocol (RFC 9001 §8.1), once known.
     pub fn alpn(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
