@@ -217,7 +217,12 @@ async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
     let h3 = conn.alpn_protocol().as_deref() == Some(H3_ALPN.as_bytes());
     if verbose {
         let protocol = if h3 { "HTTP/3" } else { "HTTP/0.9" };
-        eprintln!("{remote}: connected ({protocol})");
+        let kind = if conn.is_resumed() {
+            "resumed"
+        } else {
+            "full handshake"
+        };
+        eprintln!("{remote}: connected ({protocol}, {kind})");
     }
     if h3 {
         return serve_h3::connection(conn, root, remote, verbose).await;
