@@ -217,6 +217,7 @@ impl ServerConfig {
             transport: TransportConfig::default(),
             admission: AdmissionConfig::default(),
             tickets: crypto::DEFAULT_TICKETS_PER_CONNECTION,
+            early_data: false,
         }
     }
 
@@ -253,9 +254,28 @@ pub struct ServerConfigBuilder {
     transport: TransportConfig,
     admission: AdmissionConfig,
     tickets: usize,
+    early_data: bool,
 }
 
 impl ServerConfigBuilder {
+    /// Issues tickets that allow 0-RTT and accepts 0-RTT from clients
+    /// resuming with them (RFC 9001 §4.6; default: off). Each connection
+    /// may still refuse it ([`Incoming::set_early_data`](crate::Incoming::set_early_data)).
+    ///
+    /// **Replay**: 0-RTT data can be replayed by an attacker who captured
+    /// it (RFC 9001 §9.2, RFC 8446 §8). The default stateful tickets are
+    /// single use, which stops replays to this server (process), but not
+    /// to other servers sharing a ticket key, or across restarts with a
+    /// persistent store. Enable it only for requests that are safe to
+    /// repeat (idempotent, like HTTP GET), and keep the transport limits
+    /// (flow control, stream counts, datagram size) from shrinking while
+    /// tickets are outstanding: a server that accepts 0-RTT must not lower
+    /// them (RFC 9000 §7.4.1).
+    pub fn early_data(mut self, enabled: bool) -> Self {
+        self.early_data = enabled;
+        self
+    }
+
     /// Session tickets sent after each handshake, for clients to resume
     /// with (RFC 9001 §4.5; default
     /// [`crypto::DEFAULT_TICKETS_PER_CONNECTION`]); 0 disables resumption.
@@ -305,6 +325,9 @@ impl ServerConfigBuilder {
         }
         if let Some((roots, required)) = self.client_roots {
             builder = builder.with_client_roots(roots, required);
+        }
+        if self.early_data {
+            builder = builder.enable_early_data();
         }
         Ok(ServerConfig {
             inner: quiver_proto::ServerConfig {

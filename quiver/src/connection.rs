@@ -357,6 +357,17 @@ impl Connection {
         self.handshake_kind() == Some(quiver_proto::crypto::HandshakeKind::Resumed)
     }
 
+    /// Server: whether this connection accepted the client's 0-RTT data
+    /// (RFC 9001 §4.6); false when it was not offered or was rejected.
+    pub fn is_zero_rtt_accepted(&self) -> bool {
+        self.0.with(|state, h| {
+            state
+                .proto
+                .connection(h)
+                .is_some_and(|c| c.is_zero_rtt_accepted())
+        })
+    }
+
     /// The server name the client asked for (on the server side).
     pub fn server_name(&self) -> Option<String> {
         self.0.with(|state, h| {

@@ -30,6 +30,7 @@ mod spaces;
 mod streams_glue;
 mod timers;
 pub(crate) mod version;
+mod zero_rtt;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -150,6 +151,8 @@ pub struct ConnectionStats {
     /// Congestion responses undone because every loss behind them proved
     /// spurious.
     pub congestion_undos: u64,
+    /// 0-RTT packets read (server; RFC 9001 §4.6).
+    pub zero_rtt_packets_received: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +268,8 @@ pub struct Connection {
     sent_log: Option<Vec<LoggedPacket>>,
     /// Version negotiation (RFC 9368): see `version.rs`.
     vn: version::VersionState,
+    /// Server: 0-RTT read keys and decision (RFC 9001 §4.6).
+    zero_rtt: zero_rtt::ZeroRtt,
 }
 
 /// The plaintext of a packet this connection sent (see
@@ -385,6 +390,7 @@ impl Connection {
             raw_frames: Vec::new(),
             sent_log: None,
             vn: p.vn,
+            zero_rtt: zero_rtt::ZeroRtt::default(),
             config: p.config,
         };
         conn.reset_idle_timer(p.now);

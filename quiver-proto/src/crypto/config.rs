@@ -336,6 +336,10 @@ enum ClientAuth {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     inner: Arc<rustls::ServerConfig>,
+    /// When `inner` allows early data: the same configuration (sharing its
+    /// session storage and ticketer, so tickets stay valid) with early
+    /// data off, for connections that refuse 0-RTT.
+    no_early_data: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ServerConfig {
@@ -373,12 +377,35 @@ impl ServerConfig {
             rustls::quic::Version::V1,
             Vec::new(),
         )?;
-        Ok(Self { inner: config })
+        let no_early_data = (size != 0).then(|| {
+            let mut copy = (*config).clone();
+            copy.max_early_data_size = 0;
+            Arc::new(copy)
+        });
+        Ok(Self {
+            inner: config,
+            no_early_data,
+        })
     }
 
     /// The wrapped rustls configuration.
     pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
         &self.inner
+    }
+
+    /// The rustls configuration for a connection that may (`early_data`)
+    /// or may not accept 0-RTT.
+    pub(crate) fn rustls_for(&self, early_data: bool) -> &Arc<rustls::ServerConfig> {
+        match &self.no_early_data {
+            Some(off) if !early_data => off,
+            _ => &self.inner,
+        }
+    }
+
+    /// Whether tickets issued under this configuration allow 0-RTT
+    /// (RFC 9001 §4.6.1).
+    pub fn early_data(&self) -> bool {
+        self.inner.max_early_data_size != 0
     }
 }
 

@@ -227,9 +227,20 @@ impl TlsSession {
         version: Version,
         params: &TransportParameters,
     ) -> Result<Self, ConfigError> {
+        Self::server_with(config, version, params, true)
+    }
+
+    /// Like [`server`](Self::server); with `early_data` false, 0-RTT is
+    /// rejected even when the configuration allows it (RFC 9001 §4.6.2).
+    pub fn server_with(
+        config: &ServerConfig,
+        version: Version,
+        params: &TransportParameters,
+        early_data: bool,
+    ) -> Result<Self, ConfigError> {
         let params = encode_params(Side::Server, params)?;
         let conn = rustls::quic::ServerConnection::new(
-            Arc::clone(config.rustls()),
+            Arc::clone(config.rustls_for(early_data)),
             rustls_version(version),
             params,
         )?;
