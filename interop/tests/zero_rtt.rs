@@ -21,6 +21,36 @@ fn quinn_client_0rtt(pki: &Pki, store: Arc<CountingSessionStore>) -> quinn::Endp
     client
 }
 
+/// The labels of the secrets a TLS key log was given.
+#[derive(Debug, Default)]
+struct Labels(std::sync::Mutex<Vec<String>>);
+
+impl rustls::KeyLog for Labels {
+    fn log(&self, label: &str, _client_random: &[u8], _secret: &[u8]) {
+        self.0.lock().unwrap().push(label.to_owned());
+    }
+}
+
+/// A quiver server whose tickets allow 0-RTT, logging its secrets' labels
+/// to `labels`.
+fn quiver_server_0rtt_logged(pki: &Pki, labels: Arc<Labels>) -> quiver::Endpoint {
+    let crypto = quiver::proto::crypto::ServerConfig::with_single_cert(
+        pki.server.chain.clone(),
+        pki.server.key.clone_key(),
+    )
+    .alpn_protocols(vec![ALPN.to_vec()])
+    .enable_early_data()
+    .with_key_log(labels)
+    .build()
+    .unwrap();
+    let config = quiver::ServerConfig::from_proto(quiver::proto::ServerConfig {
+        crypto: Arc::new(crypto),
+        transport: Arc::new(quiver::TransportConfig::default()),
+        admission: Default::default(),
+    });
+    quiver::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap()
+}
+
 /// A quiver server whose tickets allow 0-RTT.
 fn quiver_server_0rtt(pki: &Pki) -> quiver::Endpoint {
     let config = quiver::ServerConfig::with_single_cert(
@@ -60,12 +90,14 @@ async fn read_one(conn: &quiver::Connection) -> Vec<u8> {
 
 /// RFC 9001 §4.6.1: quinn resumes with 0-RTT, sends a request in 0-RTT
 /// packets, and quiver reads them (counted) before the handshake ends.
+/// The key log holds the early secret, so captures of 0-RTT decrypt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quinn_client_0rtt_accepted_by_quiver() {
     init_tracing();
     bounded(async {
         let pki = Pki::new();
-        let server = quiver_server_0rtt(&pki);
+        let labels = Arc::new(Labels::default());
+        let server = quiver_server_0rtt_logged(&pki, labels.clone());
         let store = Arc::new(CountingSessionStore::default());
         let client = quinn_client_0rtt(&pki, store.clone());
         first_connection(&client, &server, &store).await;
@@ -87,6 +119,11 @@ async fn quinn_client_0rtt_accepted_by_quiver() {
         assert!(
             s.stats().zero_rtt_packets_received > 0,
             "no 0-RTT packet was read"
+        );
+        let labels = labels.0.lock().unwrap();
+        assert!(
+            labels.iter().any(|l| l == "CLIENT_EARLY_TRAFFIC_SECRET"),
+            "{labels:?}"
         );
     })
     .await;

@@ -104,10 +104,23 @@ pub fn server_config(
     keylog: bool,
     transport: quiver::TransportConfig,
 ) -> anyhow::Result<quiver::ServerConfig> {
+    server_config_with(identity, alpn, keylog, transport, false)
+}
+
+/// [`server_config`], issuing tickets that allow 0-RTT when `early_data`
+/// (each connection still decides, `Incoming::set_early_data`).
+pub fn server_config_with(
+    identity: Identity,
+    alpn: &[&[u8]],
+    keylog: bool,
+    transport: quiver::TransportConfig,
+    early_data: bool,
+) -> anyhow::Result<quiver::ServerConfig> {
     quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
         .alpn_protocols(alpn)
         .keylog(keylog)
         .transport(transport)
+        .early_data(early_data)
         .build()
         .map_err(|e| anyhow!("invalid certificate or key: {e}"))
 }

@@ -80,3 +80,87 @@ fn perf_measures_resumed_and_full_handshakes() {
     let json = stdout(&full);
     assert!(json.contains("\"handshakes\":5,\"resumed\":0,"), "{json}");
 }
+
+/// A quinn client endpoint trusting `cert` (PEM), offering `alpns`, that
+/// resumes sessions and attempts 0-RTT; call within a tokio runtime.
+fn quinn_0rtt_endpoint(cert: &[u8], alpns: &[&[u8]]) -> quinn::Endpoint {
+    use rustls::pki_types::pem::PemObject as _;
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
+    tls.enable_early_data = true;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    endpoint
+}
+
+/// HTTP/0.9 GET of `path` on `conn`.
+async fn get(conn: &quinn::Connection, path: &str) -> Vec<u8> {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(format!("GET /{path}\r\n").as_bytes())
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    recv.read_to_end(1 << 20).await.unwrap()
+}
+
+/// `quiver serve` accepts 0-RTT on HTTP/0.9 (RFC 9001 §4.6): a quinn
+/// client resumes and sends its GET in 0-RTT, and the answer comes; a
+/// connection that becomes HTTP/3 refuses 0-RTT (requests of any method
+/// could be replayed, RFC 9001 §9.2), so its tickets do not offer it.
+#[test]
+fn serve_accepts_0rtt_for_http09_only() {
+    let root = TempDir::new("0rtt-root");
+    std::fs::write(root.path().join("f"), b"early answer").unwrap();
+    let server = serve(root.path(), &[]);
+    let cert = std::fs::read(server.cert.as_ref().unwrap()).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let limit = std::time::Duration::from_secs(10);
+        tokio::time::timeout(limit, async {
+            // HTTP/0.9: accepted.
+            let hq = quinn_0rtt_endpoint(&cert, &[b"hq-interop"]);
+            let first = hq.connect(addr, "localhost").unwrap().await.unwrap();
+            // The ticket precedes the answer.
+            assert_eq!(get(&first, "f").await, b"early answer");
+            let (conn, accepted) = hq
+                .connect(addr, "localhost")
+                .unwrap()
+                .into_0rtt()
+                .expect("the ticket allows 0-RTT");
+            assert_eq!(get(&conn, "f").await, b"early answer");
+            assert!(accepted.await, "0-RTT rejected on HTTP/0.9");
+
+            // HTTP/3: rejected.
+            let h3 = quinn_0rtt_endpoint(&cert, &[b"h3", b"hq-interop"]);
+            let first = h3.connect(addr, "localhost").unwrap().await.unwrap();
+            // The server's control stream follows its ticket.
+            let _control = first.accept_uni().await.unwrap();
+            // Its ticket was issued without early data (the connection
+            // refused 0-RTT), so the client does not even try; it still
+            // resumes.
+            let connecting = h3.connect(addr, "localhost").unwrap();
+            let connecting = match connecting.into_0rtt() {
+                Ok(_) => panic!("the ticket of an HTTP/3 connection allows 0-RTT"),
+                Err(connecting) => connecting,
+            };
+            connecting.await.unwrap();
+        })
+        .await
+        .expect("timed out");
+    });
+}
