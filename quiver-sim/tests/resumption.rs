@@ -12,7 +12,7 @@ use quiver_proto::packet::PacketType;
 use quiver_proto::{
     ClientConfig, ConnectionHandle, Endpoint, EndpointConfig, ServerConfig, TransportConfig,
 };
-use quiver_sim::quic::{Pair, QuicNode, SERVER_ADDR, TestPki};
+use quiver_sim::quic::{AppConfig, Pair, QuicNode, SERVER_ADDR, SendPlan, TestPki};
 use quiver_sim::{LinkConfig, Seed, for_each_seed, loopback};
 
 /// TLS handshake message types (RFC 8446 §4).
@@ -259,4 +259,53 @@ fn a_server_issuing_no_tickets_is_never_resumed() {
         pair.server().conn(s2).handshake_kind(),
         Some(HandshakeKind::Full)
     );
+}
+
+/// A quiver client that offers early data (its TLS resumes with a ticket
+/// allowing 0-RTT) to a quiver server accepting it: the server accepts
+/// (RFC 9001 §4.6.1) though the client sends no 0-RTT packet yet, and the
+/// connection works: a request and its answer cross whole.
+#[test]
+fn early_data_offered_without_0rtt_packets_still_works() {
+    for_each_seed(2, |seed| {
+        let pki = TestPki::new();
+        let mut pair = Pair::with_pki(
+            seed,
+            LinkConfig::default(),
+            TransportConfig::default(),
+            TransportConfig::default(),
+            pki.clone(),
+        );
+        let crypto = pki.server_crypto().enable_early_data().build().unwrap();
+        pair.server()
+            .endpoint
+            .set_server_config(Some(Arc::new(ServerConfig {
+                crypto: Arc::new(crypto),
+                ..pki.server_config(TransportConfig::default())
+            })));
+        let crypto = pki.client_crypto().enable_early_data().build().unwrap();
+        pair.client_config = client_config(&pki, crypto);
+        let (c1, s1) = connect(&mut pair);
+        assert!(!pair.server().conn(s1).is_zero_rtt_accepted());
+        // The scripted application drives every connection: end the first.
+        let now = pair.net.now();
+        pair.client()
+            .conn(c1)
+            .close(now, quiver_proto::VarInt::from_u32(0), bytes::Bytes::new());
+        pair.net.run_for(Duration::from_secs(1));
+        pair.client_app(AppConfig {
+            send: vec![SendPlan::uni(20_000)],
+            ..AppConfig::default()
+        });
+        let server = pair.server_app(AppConfig::default());
+        let (c2, s2) = connect(&mut pair);
+        assert!(pair.client().conn(c2).is_resumed());
+        assert!(pair.server().conn(s2).is_zero_rtt_accepted());
+        assert_eq!(pair.server().conn(s2).stats().zero_rtt_packets_received, 0);
+        // Data flows on the resumed connection.
+        assert!(pair.run_until(Duration::from_secs(5), |_| {
+            server.borrow().bytes_received() == 20_000
+        }));
+        server.borrow().assert_intact();
+    });
 }
