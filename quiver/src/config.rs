@@ -375,4 +375,40 @@ mod tests {
         let insecure = ClientConfig::insecure().build().unwrap();
         assert!(insecure.proto().crypto.rustls().alpn_protocols.is_empty());
     }
+
+    #[test]
+    fn builders_apply_tickets_early_data_and_resumption() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let server = ServerConfig::with_single_cert(vec![cert.clone()], key.clone_key())
+            .build()
+            .unwrap();
+        let rustls = server.proto().crypto.rustls();
+        assert_eq!(
+            rustls.send_tls13_tickets,
+            crypto::DEFAULT_TICKETS_PER_CONNECTION
+        );
+        assert_eq!(rustls.max_early_data_size, 0);
+        let server = ServerConfig::with_single_cert(vec![cert], key)
+            .session_tickets(0)
+            .early_data(true)
+            .build()
+            .unwrap();
+        let rustls = server.proto().crypto.rustls();
+        assert_eq!(rustls.send_tls13_tickets, 0);
+        assert_eq!(rustls.max_early_data_size, crypto::QUIC_MAX_EARLY_DATA_SIZE);
+        let off = ClientConfig::insecure().resumption(false).build().unwrap();
+        assert!(
+            format!("{:?}", off.proto().crypto.rustls().resumption)
+                .contains("NoClientSessionStorage")
+        );
+        let store = crypto::memory_session_store(4);
+        let shared = ClientConfig::insecure()
+            .session_store(store.clone())
+            .build()
+            .unwrap();
+        let debug = format!("{:?}", shared.proto().crypto.rustls().resumption);
+        assert!(debug.contains("ClientSessionMemoryCache"), "{debug}");
+    }
 }
