@@ -545,6 +545,9 @@ pub struct AppConfig {
     /// Send STOP_SENDING with this code on every stream the peer opens, as
     /// soon as it is accepted.
     pub stop_incoming: Option<VarInt>,
+    /// Open the planned streams before the handshake completes when the
+    /// connection allows it (a client sending 0-RTT).
+    pub early: bool,
 }
 
 /// What the application saw of one stream it receives on.
@@ -734,7 +737,7 @@ impl AppState {
                 self.read_stream(conn, now, id);
             }
         }
-        if conn.is_handshake_complete() {
+        if conn.is_handshake_complete() || self.config.early {
             self.open_planned(conn);
         }
         self.write_all(conn);

@@ -644,6 +644,7 @@ impl Connection {
         }
         if !self.handshake_complete && !self.tls.is_handshaking() && self.peer_params.is_some() {
             self.handshake_complete = true;
+            self.on_client_handshake_complete(now);
             if self.state == State::Handshake {
                 self.state = State::Established;
             }

@@ -333,6 +333,7 @@ impl Connection {
                 7 + dst + src + VarInt::size_of(token as u64) + token + 2 + 4
             }
             SpaceId::Handshake => 7 + dst + src + 2 + 4,
+            SpaceId::ApplicationData if self.sends_zero_rtt() => 7 + dst + src + 2 + 4,
             SpaceId::ApplicationData => 1 + dst + 4,
         }
     }
@@ -341,7 +342,8 @@ impl Connection {
     fn can_send_in(&self, space: SpaceId) -> bool {
         match space {
             SpaceId::ApplicationData => {
-                self.one_rtt.is_some() && self.handshake_complete_or_server()
+                (self.one_rtt.is_some() && self.handshake_complete_or_server())
+                    || self.sends_zero_rtt()
             }
             _ => self.space(space).keys.is_some(),
         }
@@ -365,6 +367,11 @@ impl Connection {
             return false;
         }
         let cwnd_open = self.data_allowed;
+        if self.sends_zero_rtt() {
+            // RFC 9000 §7.4.1: 0-RTT carries stream frames under the
+            // remembered limits; the rest waits for 1-RTT.
+            return cwnd_open && (self.streams_has_data() || self.streams_has_control_frames());
+        }
         self.ping_pending
             || self.handshake_done_pending
             || !self.cids.pending_new.is_empty()
@@ -414,6 +421,16 @@ impl Connection {
                 },
                 PacketType::Handshake,
             ),
+            SpaceId::ApplicationData if self.sends_zero_rtt() => (
+                Header::Long {
+                    ty: PacketType::ZeroRtt,
+                    version: self.version,
+                    dst_cid,
+                    src_cid,
+                    number,
+                },
+                PacketType::ZeroRtt,
+            ),
             SpaceId::ApplicationData => (
                 Header::Short {
                     spin: false,
@@ -446,6 +463,18 @@ impl Connection {
     /// `buf`, the tag excluded).
     fn write_frames(&mut self, now: Instant, buf: &mut Vec<u8>, p: &mut OpenPacket, limit: usize) {
         let space = p.space;
+        if p.ty == PacketType::ZeroRtt {
+            // RFC 9000 §12.4, Table 3: no ACK, CRYPTO, HANDSHAKE_DONE or
+            // NEW_TOKEN in 0-RTT; only streams (RFC 9001 §4.6).
+            self.zero_rtt.sent = true;
+            if self.streams_write_control(buf, limit, &mut p.retransmits) {
+                p.ack_eliciting = true;
+            }
+            if self.data_allowed && self.streams_write_data(buf, limit, &mut p.retransmits) {
+                p.ack_eliciting = true;
+            }
+            return;
+        }
         // ACK first: it is small and makes the peer's recovery work.
         if self.space(space).ack_pending {
             self.write_ack(now, buf, p, limit);
@@ -643,6 +672,11 @@ impl Connection {
         let header_len = p.header.header_len();
         let pn_offset = p.header.pn_offset - p.header.start;
         let sealed = match p.space {
+            SpaceId::ApplicationData if p.ty == PacketType::ZeroRtt => {
+                let keys = self.zero_rtt.keys.as_ref().expect("0-RTT keys checked");
+                keys.packet.seal(p.pn, packet, header_len).is_ok()
+                    && keys.header.apply(packet, pn_offset).is_ok()
+            }
             SpaceId::ApplicationData => {
                 let keys = self.one_rtt.as_mut().expect("1-RTT keys checked");
                 // RFC 9001 §6.6: "Endpoints MUST count the number of

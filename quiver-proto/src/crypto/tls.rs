@@ -156,6 +156,8 @@ pub struct TlsSession {
     /// Client offering other versions: what a switch needs (see
     /// [`set_version`](Self::set_version)).
     switch: Option<version_switch::VersionSwitch>,
+    /// Client: how many application protocols it offers.
+    offered_alpns: usize,
 }
 
 impl TlsSession {
@@ -180,7 +182,9 @@ impl TlsSession {
             name,
             params,
         )?;
-        Ok(Self::from_connection(conn.into(), Side::Client, version))
+        let mut session = Self::from_connection(conn.into(), Side::Client, version);
+        session.offered_alpns = config.rustls().alpn_protocols.len();
+        Ok(session)
     }
 
     /// Like [`client`](Self::client), for a client that offers other
@@ -204,6 +208,7 @@ impl TlsSession {
         )?;
         let mut session = Self::from_connection(conn.into(), Side::Client, version);
         session.switch = Some(switch);
+        session.offered_alpns = config.rustls().alpn_protocols.len();
         Ok(session)
     }
 
@@ -260,6 +265,7 @@ impl TlsSession {
             client_hello_prefix: (side == Side::Server).then(Vec::new),
             failure: None,
             switch: None,
+            offered_alpns: 0,
         };
         // A resuming client already has the remembered parameters (RFC 9000
         // §7.4.1); they were validated when first received, and a failure
@@ -371,6 +377,12 @@ impl TlsSession {
         self.conn
             .handshake_kind()
             .map(super::HandshakeKind::from_rustls)
+    }
+
+    /// Client: how many application protocols it offers (with more than
+    /// one, a handshake may settle on another than a resumed session's).
+    pub fn offered_alpns(&self) -> usize {
+        self.offered_alpns
     }
 
     /// The negotiated application protocol (RFC 9001 §8.1), once known.
