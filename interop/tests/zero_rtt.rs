@@ -167,3 +167,129 @@ async fn quinn_client_0rtt_rejected_by_quiver() {
     })
     .await;
 }
+
+/// A quinn server config allowing (or not) 0-RTT, on session `storage`.
+fn quinn_server_config(
+    pki: &Pki,
+    early_data: bool,
+    storage: Option<Arc<dyn rustls::server::StoresServerSessions>>,
+) -> (
+    quinn::ServerConfig,
+    Arc<dyn rustls::server::StoresServerSessions>,
+) {
+    let mut tls = pki.rustls_server(false);
+    if early_data {
+        tls.max_early_data_size = u32::MAX;
+    }
+    if let Some(storage) = storage {
+        tls.session_storage = storage;
+    }
+    let storage = tls.session_storage.clone();
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    (quinn::ServerConfig::with_crypto(Arc::new(crypto)), storage)
+}
+
+/// A quinn server that sends what every client uni stream carried to
+/// the returned channel.
+fn quinn_reader(
+    config: quinn::ServerConfig,
+) -> (
+    quinn::Endpoint,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let server = quinn::Endpoint::server(config, LOCALHOST.parse().unwrap()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let ep = server.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok(mut recv) = conn.accept_uni().await {
+                    if let Ok(data) = recv.read_to_end(1 << 16).await {
+                        let _ = tx.send(data);
+                    }
+                }
+            });
+        }
+    });
+    (server, rx)
+}
+
+/// A quiver client endpoint that keeps its tickets in `store` and sends
+/// 0-RTT when it can.
+fn quiver_client_0rtt(pki: &Pki, store: Arc<CountingSessionStore>) -> quiver::Endpoint {
+    let config = quiver::ClientConfig::with_root_certificates(pki.roots())
+        .alpn_protocols(&[ALPN])
+        .session_store(store)
+        .early_data(true)
+        .build()
+        .unwrap();
+    let mut client = quiver::Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();
+    client.set_default_client_config(config);
+    client
+}
+
+/// Resumes with 0-RTT and sends `data` on a uni stream at once; returns
+/// whether quinn accepted it.
+async fn send_in_0rtt(client: &quiver::Endpoint, addr: std::net::SocketAddr, data: &[u8]) -> bool {
+    let (conn, accepted) = client
+        .connect(addr, "localhost")
+        .unwrap()
+        .into_0rtt()
+        .expect("the ticket allows 0-RTT");
+    let mut send = conn.open_uni().await.unwrap();
+    send.write_all(data).await.unwrap();
+    send.finish().unwrap();
+    let accepted = accepted.await;
+    assert!(conn.is_resumed());
+    // Keep the connection until the stream is delivered.
+    let _ = send.stopped().await;
+    accepted
+}
+
+/// RFC 9001 §4.6: quiver's client sends a request in 0-RTT to quinn,
+/// which accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiver_client_0rtt_accepted_by_quinn() {
+    init_tracing();
+    bounded(async {
+        let pki = Pki::new();
+        let (config, _) = quinn_server_config(&pki, true, None);
+        let (server, mut rx) = quinn_reader(config);
+        let addr = server.local_addr().unwrap();
+        let store = Arc::new(CountingSessionStore::default());
+        let client = quiver_client_0rtt(&pki, store.clone());
+        let first = client.connect(addr, "localhost").unwrap().await.unwrap();
+        assert!(!first.is_resumed());
+        store.wait_for_tickets(1).await;
+        first.close(quiver::VarInt::from_u32(0), b"");
+        assert!(send_in_0rtt(&client, addr, b"GET /early\r\n").await);
+        assert_eq!(rx.recv().await.unwrap(), b"GET /early\r\n");
+    })
+    .await;
+}
+
+/// RFC 9001 §4.6.2: quinn now rejects 0-RTT (early data off, same
+/// session storage: the session still resumes); quiver's transport sends
+/// the stream's data again in 1-RTT and it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiver_client_0rtt_rejected_by_quinn() {
+    init_tracing();
+    bounded(async {
+        let pki = Pki::new();
+        let (config, storage) = quinn_server_config(&pki, true, None);
+        let (server, mut rx) = quinn_reader(config);
+        let addr = server.local_addr().unwrap();
+        let store = Arc::new(CountingSessionStore::default());
+        let client = quiver_client_0rtt(&pki, store.clone());
+        let first = client.connect(addr, "localhost").unwrap().await.unwrap();
+        store.wait_for_tickets(1).await;
+        first.close(quiver::VarInt::from_u32(0), b"");
+        let (config, _) = quinn_server_config(&pki, false, Some(storage));
+        server.set_server_config(Some(config));
+        assert!(!send_in_0rtt(&client, addr, b"GET /again\r\n").await);
+        assert_eq!(rx.recv().await.unwrap(), b"GET /again\r\n");
+    })
+    .await;
+}

@@ -86,6 +86,7 @@ pub struct ClientConfigBuilder {
     available_versions: Vec<Version>,
     /// `None`: the default store; `Some(None)`: resumption disabled.
     session_store: Option<Option<Arc<dyn ClientSessionStore>>>,
+    early_data: bool,
 }
 
 impl ClientConfigBuilder {
@@ -99,7 +100,18 @@ impl ClientConfigBuilder {
             version: Version::V1,
             available_versions: Vec::new(),
             session_store: None,
+            early_data: false,
         }
+    }
+
+    /// Sends 0-RTT data when resuming a session whose ticket allows it
+    /// (RFC 9001 §4.6; default: off); see
+    /// [`Connecting::into_0rtt`](crate::Connecting::into_0rtt), which also
+    /// says what happens when the server rejects it and why only requests
+    /// safe to replay belong in 0-RTT.
+    pub fn early_data(mut self, enabled: bool) -> Self {
+        self.early_data = enabled;
+        self
     }
 
     /// Keeps session tickets in `store`, keyed by server name, and resumes
@@ -177,6 +189,9 @@ impl ClientConfigBuilder {
         }
         if let Some((chain, key)) = self.client_auth {
             builder = builder.with_client_auth_cert(chain, key);
+        }
+        if self.early_data {
+            builder = builder.enable_early_data();
         }
         match self.session_store {
             None => {}
