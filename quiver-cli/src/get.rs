@@ -80,6 +80,13 @@ pub struct Args {
     /// With `-v`, says whether each connection resumed.
     #[arg(long)]
     resume: bool,
+    /// As `--resume`, and the second connection sends its requests in
+    /// 0-RTT (RFC 9001 §4.6; the interop runner's zerortt case), offering
+    /// only the protocol the first connection used. If the server rejects
+    /// 0-RTT, the requests go again in 1-RTT. `-v` and `--json` say
+    /// whether it was accepted. Only for requests safe to replay (GETs).
+    #[arg(long = "0rtt")]
+    zero_rtt: bool,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -131,6 +138,9 @@ struct Report {
     /// Per connection, in order: whether its handshake resumed an earlier
     /// session (with `--resume`, two connections).
     resumed: Vec<bool>,
+    /// With `--0rtt`: whether the server accepted the second connection's
+    /// 0-RTT (`null` when the ticket did not allow 0-RTT).
+    zero_rtt: Option<bool>,
 }
 
 /// One URL's outcome in the `--json` line.
@@ -206,7 +216,8 @@ fn client_config(
     let builder = match store {
         Some(store) => builder.session_store(store),
         None => builder,
-    };
+    }
+    .early_data(args.zero_rtt);
     let builder = match args.versions.as_ref().map(|v| v.0.as_slice()) {
         Some(versions) => builder.version(versions[0]).available_versions(versions),
         None => builder,
@@ -275,14 +286,15 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             error: Some("not fetched".to_owned()),
         })
         .collect();
-    let store = args.resume.then(TicketStore::new);
+    let resume = args.resume || args.zero_rtt;
+    let store = resume.then(TicketStore::new);
     let config = client_config(args, timeout, store.clone())?;
     let (host, port) = (plan[0].0.host.clone(), plan[0].0.port);
     let server_name = args.server_name.clone().unwrap_or_else(|| host.clone());
     let addr = common::resolve(&host, port, timeout).await?;
     let endpoint = common::bind_client(addr)?;
     // With --resume: the first URL, then the rest on a resumed connection.
-    let batches: Vec<std::ops::Range<usize>> = if args.resume {
+    let batches: Vec<std::ops::Range<usize>> = if resume {
         if plan.len() < 2 {
             bail!(
                 "--resume needs at least two URLs (the first on a first connection, the rest on a resumed one)"
@@ -295,29 +307,47 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let progress = progress_bar(plan.len());
     let mut result = Ok(());
     let mut ended = false;
+    let mut first_alpn: Option<Vec<u8>> = None;
     for (n, batch) in batches.into_iter().enumerate() {
-        let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
-        report.resumed.push(conn.is_resumed());
+        let (conn, accepted) = match (&first_alpn, args.zero_rtt) {
+            (Some(alpn), true) => {
+                let config = single_alpn(&config, alpn)?;
+                connect_0rtt(&endpoint, &config, addr, &server_name, timeout).await?
+            }
+            _ => (
+                common::connect(&endpoint, &config, addr, &server_name, timeout).await?,
+                None,
+            ),
+        };
         if args.verbose {
             eprintln!("connected to {addr}");
-            if args.resume {
-                let kind = if conn.is_resumed() {
-                    "resumed"
-                } else {
-                    "full handshake"
-                };
-                eprintln!("connection {}: {kind}", n + 1);
-            }
         }
         let outcome = fetch_batch(
             args,
             &conn,
+            first_alpn.as_deref(),
             &plan[batch.clone()],
             batch.start,
             report,
             &progress,
         )
         .await;
+        first_alpn = first_alpn.or_else(|| conn.alpn_protocol());
+        // After the batch the handshake is over (or the connection is).
+        if let Some(accepted) = accepted {
+            report.zero_rtt = Some(accepted.await);
+        }
+        report.resumed.push(conn.is_resumed());
+        if args.verbose && resume {
+            let kind = match (conn.is_resumed(), report.zero_rtt) {
+                (false, _) => "full handshake",
+                (true, _) if n == 0 || !args.zero_rtt => "resumed",
+                (true, Some(true)) => "resumed, 0-RTT accepted",
+                (true, Some(false)) => "resumed, 0-RTT rejected",
+                (true, None) => "resumed, 0-RTT not offered by the ticket",
+            };
+            eprintln!("connection {}: {kind}", n + 1);
+        }
         if let Some(store) = &store
             && outcome.failure.is_none()
         {
@@ -356,6 +386,43 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     result
 }
 
+/// `config` offering only `alpn`: it shares the configuration's verifier
+/// and session store, so it resumes its sessions (rustls resumes only
+/// under the same verifier), and 0-RTT rejected by the server can be
+/// resent (the protocol cannot change).
+fn single_alpn(config: &quiver::ClientConfig, alpn: &[u8]) -> anyhow::Result<quiver::ClientConfig> {
+    let mut rustls = (**config.proto().crypto.rustls()).clone();
+    rustls.alpn_protocols = vec![alpn.to_vec()];
+    let crypto = quiver_proto::crypto::ClientConfig::from_rustls(Arc::new(rustls))
+        .map_err(|e| anyhow!("TLS configuration: {e}"))?;
+    let mut proto = config.proto().clone();
+    proto.crypto = Arc::new(crypto);
+    Ok(quiver::ClientConfig::from_proto(proto))
+}
+
+/// Connects, returning the connection at once when it can send 0-RTT
+/// (with the future saying whether it was accepted), else once the
+/// handshake completes.
+async fn connect_0rtt(
+    endpoint: &quiver::Endpoint,
+    config: &quiver::ClientConfig,
+    addr: std::net::SocketAddr,
+    server_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<(quiver::Connection, Option<quiver::ZeroRttAccepted>)> {
+    let connecting = endpoint
+        .connect_with(config, addr, server_name)
+        .map_err(|e| anyhow!("cannot connect to {addr}: {e}"))?;
+    match connecting.into_0rtt() {
+        Ok((conn, accepted)) => Ok((conn, Some(accepted))),
+        Err(connecting) => match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => bail!("timed out"),
+            Ok(Err(e)) => bail!("{}", common::describe_connection_error(&e)),
+            Ok(Ok(conn)) => Ok((conn, None)),
+        },
+    }
+}
+
 /// What fetching one batch of URLs on one connection left behind.
 struct BatchOutcome {
     /// Whether the connection speaks HTTP/3.
@@ -371,6 +438,7 @@ struct BatchOutcome {
 async fn fetch_batch(
     args: &Args,
     conn: &quiver::Connection,
+    known_alpn: Option<&[u8]>,
     plan: &[(Url, PathBuf)],
     first: usize,
     report: &mut Report,
@@ -380,7 +448,12 @@ async fn fetch_batch(
         // Held until the handshake is confirmed (RFC 9001 §6.1).
         conn.force_key_update();
     }
-    let alpn = conn.alpn_protocol().unwrap_or_default();
+    // In 0-RTT the protocol is the first connection's (TLS says only once
+    // the handshake completes).
+    let alpn = conn
+        .alpn_protocol()
+        .or_else(|| known_alpn.map(<[u8]>::to_vec))
+        .unwrap_or_default();
     report.protocol = Some(String::from_utf8_lossy(&alpn).into_owned());
     let h3 = alpn == H3_ALPN.as_bytes();
     let total = report.files.len();

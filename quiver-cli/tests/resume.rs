@@ -164,3 +164,61 @@ fn serve_accepts_0rtt_for_http09_only() {
         .expect("timed out");
     });
 }
+
+/// `get --0rtt` (the interop runner's zerortt case): the second
+/// connection sends its HTTP/0.9 requests in 0-RTT, which `serve`
+/// accepts; the files arrive whole, `-v` and `--json` say so, and the key
+/// log holds the early secret so captures decrypt. Over HTTP/3 `serve`
+/// issues tickets without 0-RTT, and `get` falls back to a resumed 1-RTT
+/// connection.
+#[test]
+fn get_0rtt_sends_the_second_requests_in_0rtt() {
+    let root = TempDir::new("0rtt-get-root");
+    let sizes = [3000, 50_000, 7];
+    for (i, &len) in sizes.iter().enumerate() {
+        std::fs::write(root.path().join(format!("z{i}")), content(len, i as u32)).unwrap();
+    }
+    let server = serve(root.path(), &[]);
+    let urls: Vec<String> = (0..sizes.len())
+        .map(|i| url(server.port, &format!("z{i}")))
+        .collect();
+    for (alpn, kind, json) in [
+        ("hq-interop", "resumed, 0-RTT accepted", "\"zero_rtt\":true"),
+        ("h3", "resumed, 0-RTT not offered", "\"zero_rtt\":null"),
+    ] {
+        let out = TempDir::new(&format!("0rtt-get-out-{alpn}"));
+        let keylog = out.path().join("keys.log");
+        let files = out.path().join("files");
+        let mut args = vec![
+            "get",
+            "--insecure",
+            "--0rtt",
+            "--keylog",
+            "-v",
+            "--json",
+            "--alpn",
+            alpn,
+            "--out",
+            files.to_str().unwrap(),
+        ];
+        args.extend(urls.iter().map(String::as_str));
+        let (result, _) = run_with(&args, &[("SSLKEYLOGFILE", &keylog)], DEADLINE);
+        let err = stderr(&result);
+        assert!(result.status.success(), "{err}");
+        assert!(err.contains("connection 1: full handshake"), "{err}");
+        assert!(err.contains(&format!("connection 2: {kind}")), "{err}");
+        let out_json = stdout(&result);
+        assert!(out_json.contains(json), "{out_json}");
+        assert!(out_json.contains("\"resumed\":[false,true]"), "{out_json}");
+        for (i, &len) in sizes.iter().enumerate() {
+            let got = std::fs::read(files.join(format!("z{i}"))).unwrap();
+            assert_eq!(sha256(&got), sha256(&content(len, i as u32)), "file z{i}");
+        }
+        let keys = std::fs::read_to_string(&keylog).unwrap();
+        assert_eq!(
+            keys.contains("CLIENT_EARLY_TRAFFIC_SECRET"),
+            alpn == "hq-interop",
+            "{keys}"
+        );
+    }
+}
