@@ -278,3 +278,38 @@ fn client_closing_with_only_0rtt_keys_closes_in_initial_packets() {
         other => panic!("server ended with {other:?}"),
     }
 }
+
+/// RFC 9221 §3 with RFC 9000 §7.4.1: a DATAGRAM sent before the handshake
+/// completes goes in 0-RTT, sized by the remembered
+/// max_datagram_frame_size, and reaches the server's application before
+/// the client could send any 1-RTT packet.
+#[test]
+fn datagrams_go_in_0rtt() {
+    for_each_seed(2, |seed| {
+        let mut pair = pair(seed, LinkConfig::default(), TransportConfig::default());
+        first_connection(&mut pair);
+        let server = pair.server_app(AppConfig::default());
+        let c2 = pair.connect();
+        let conn = pair.client().conn(c2);
+        conn.enable_sent_log_for_test();
+        assert!(conn.is_zero_rtt_offered());
+        assert!(conn.max_datagram_size() > 1000);
+        conn.send_datagram(bytes::Bytes::from_static(b"early datagram"))
+            .expect("a datagram in 0-RTT");
+        assert!(pair.run_until(Duration::from_secs(5), |p| {
+            p.client().conn(c2).is_handshake_complete()
+        }));
+        let sent_0rtt = pair
+            .client()
+            .conn(c2)
+            .sent_log_for_test()
+            .iter()
+            .any(|p| p.ty == quiver_proto::packet::PacketType::ZeroRtt);
+        assert!(sent_0rtt);
+        // The client has not sent any 1-RTT packet yet.
+        assert_eq!(
+            server.borrow().datagrams,
+            [bytes::Bytes::from_static(b"early datagram")]
+        );
+    });
+}

@@ -605,7 +605,7 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(SendDatagramError::ConnectionLost(e.clone()));
         }
-        let Some(peer) = self.peer_params.as_ref() else {
+        let Some(peer) = self.datagram_params() else {
             return Err(SendDatagramError::NotYet);
         };
         let Some(max) = peer.max_datagram_frame_size else {
@@ -630,7 +630,7 @@ impl Connection {
         // Short header with a 20-byte CID and 4-byte packet number, the
         // AEAD tag, and the DATAGRAM frame's type and length.
         let path = usize::from(self.max_udp_payload).saturating_sub(1 + 20 + 4 + 16 + 1 + 2);
-        match self.peer_params.as_ref().map(|p| p.max_datagram_frame_size) {
+        match self.datagram_params().map(|p| p.max_datagram_frame_size) {
             Some(Some(frame)) => path.min(max_payload_for_frame(frame)),
             Some(None) => 0,
             None => path,

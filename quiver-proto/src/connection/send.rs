@@ -368,9 +368,12 @@ impl Connection {
         }
         let cwnd_open = self.data_allowed;
         if self.sends_zero_rtt() {
-            // RFC 9000 §7.4.1: 0-RTT carries stream frames under the
-            // remembered limits; the rest waits for 1-RTT.
-            return cwnd_open && (self.streams_has_data() || self.streams_has_control_frames());
+            // RFC 9000 §7.4.1: 0-RTT carries stream and DATAGRAM frames
+            // under the remembered limits; the rest waits for 1-RTT.
+            return cwnd_open
+                && (self.streams_has_data()
+                    || self.streams_has_control_frames()
+                    || !self.datagrams_out.is_empty());
         }
         self.ping_pending
             || self.handshake_done_pending
@@ -470,8 +473,11 @@ impl Connection {
             if self.streams_write_control(buf, limit, &mut p.retransmits) {
                 p.ack_eliciting = true;
             }
-            if self.data_allowed && self.streams_write_data(buf, limit, &mut p.retransmits) {
-                p.ack_eliciting = true;
+            if self.data_allowed {
+                self.write_datagram_frames(buf, limit, p);
+                if self.streams_write_data(buf, limit, &mut p.retransmits) {
+                    p.ack_eliciting = true;
+                }
             }
             return;
         }
@@ -562,23 +568,7 @@ impl Connection {
         if space == SpaceId::ApplicationData && self.handshake_complete {
             let cwnd_open = self.data_allowed || self.space(space).probes > 0;
             if cwnd_open {
-                while let Some(d) = self.datagrams_out.front() {
-                    let room = limit.saturating_sub(buf.len());
-                    let Some(max) = frame::max_datagram_data(room, true) else {
-                        break;
-                    };
-                    if d.len() > max {
-                        break;
-                    }
-                    let d = self.datagrams_out.pop_front().expect("front");
-                    DatagramHeader {
-                        len: d.len(),
-                        len_field: true,
-                    }
-                    .encode(buf);
-                    buf.extend_from_slice(&d);
-                    p.ack_eliciting = true;
-                }
+                self.write_datagram_frames(buf, limit, p);
                 if self.streams_write_data(buf, limit, &mut p.retransmits) {
                     p.ack_eliciting = true;
                 }
@@ -599,6 +589,27 @@ impl Connection {
                 FrameType::PING.to_varint().encode(buf);
                 p.ack_eliciting = true;
             }
+        }
+    }
+
+    /// Queued DATAGRAM frames, as many as fit before `limit`.
+    fn write_datagram_frames(&mut self, buf: &mut Vec<u8>, limit: usize, p: &mut OpenPacket) {
+        while let Some(d) = self.datagrams_out.front() {
+            let room = limit.saturating_sub(buf.len());
+            let Some(max) = frame::max_datagram_data(room, true) else {
+                break;
+            };
+            if d.len() > max {
+                break;
+            }
+            let d = self.datagrams_out.pop_front().expect("front");
+            DatagramHeader {
+                len: d.len(),
+                len_field: true,
+            }
+            .encode(buf);
+            buf.extend_from_slice(&d);
+            p.ack_eliciting = true;
         }
     }
 

@@ -9,8 +9,10 @@
 //! with the ticket (RFC 9000 §7.4.1: "When sending frames in 0-RTT
 //! packets, a client MUST only use remembered transport parameters").
 //! Its 0-RTT keys go when 1-RTT keys are installed (RFC 9001 §4.9.3).
-//! DATAGRAM frames wait for 1-RTT (their size limit is the server's
-//! fresh `max_datagram_frame_size`).
+//! DATAGRAM frames go in 0-RTT too, sized by the remembered
+//! `max_datagram_frame_size` (RFC 9221 §3); those of rejected 0-RTT
+//! packets are not sent again (RFC 9221 §5: datagrams are never
+//! retransmitted).
 //!
 //! If the server rejects 0-RTT, "all 0-RTT packets [are] lost" (RFC 9001
 //! §4.6.2): quiver takes them out of flight without a congestion response
@@ -118,6 +120,17 @@ impl Connection {
     /// Whether a 0-RTT packet can be read now (server with keys).
     pub(super) fn can_read_zero_rtt(&self) -> bool {
         self.side.is_server() && self.zero_rtt.keys.is_some()
+    }
+
+    /// The peer parameters DATAGRAMs are sized by: the handshake's, or
+    /// while sending 0-RTT the remembered ones (RFC 9221 §3 and RFC 9000
+    /// §7.4.1: 0-RTT uses only remembered values).
+    pub(super) fn datagram_params(&self) -> Option<&TransportParameters> {
+        match &self.peer_params {
+            Some(p) => Some(p),
+            None if self.sends_zero_rtt() => self.zero_rtt.remembered.as_deref(),
+            None => None,
+        }
     }
 
     /// Client: whether application data goes in 0-RTT packets now (keys,
