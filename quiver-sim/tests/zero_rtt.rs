@@ -313,3 +313,51 @@ fn datagrams_go_in_0rtt() {
         );
     });
 }
+
+/// RFC 9000 §7.4.1: a server whose limits dropped (same TLS configuration,
+/// so same tickets; fewer unidirectional streams) must not accept 0-RTT
+/// sent under the old ones: it rejects it. The client, whose 0-RTT relied
+/// on limits that shrank, fails the connection locally rather than resend
+/// (RFC 9001 §4.6.2), and nothing it sent violated the server's limits.
+#[test]
+fn lowered_limits_reject_0rtt() {
+    let pki = TestPki::new();
+    let mut pair = pair_with_pki(Seed::from_env_or(44), &pki);
+    let crypto = Arc::new(pki.server_crypto().enable_early_data().build().unwrap());
+    let config = |uni: u64| {
+        Arc::new(ServerConfig {
+            crypto: crypto.clone(),
+            ..pki.server_config(TransportConfig {
+                max_concurrent_uni_streams: uni,
+                ..TransportConfig::default()
+            })
+        })
+    };
+    pair.server().endpoint.set_server_config(Some(config(100)));
+    first_connection(&mut pair);
+    pair.server().endpoint.set_server_config(Some(config(2)));
+    let c2 = pair.connect();
+    let conn = pair.client().conn(c2);
+    let id = conn.open_stream(Dir::Uni).expect("0-RTT stream");
+    conn.write(id, b"early").unwrap();
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.client().conn(c2).close_reason().is_some()
+    }));
+    match pair.client().conn(c2).close_reason() {
+        Some(quiver_proto::ConnectionError::TransportError(e)) => {
+            assert_eq!(e.code, quiver_proto::TransportErrorCode::INTERNAL_ERROR);
+        }
+        other => panic!("client ended with {other:?}"),
+    }
+    let s2 = second_server(&mut pair);
+    assert!(pair.server().conn(s2).is_resumed());
+    assert!(!pair.server().conn(s2).is_zero_rtt_accepted());
+    assert_eq!(pair.server().conn(s2).stats().zero_rtt_packets_received, 0);
+    pair.net.run_for(Duration::from_secs(1));
+    match pair.server().conn(s2).close_reason() {
+        Some(quiver_proto::ConnectionError::ConnectionClosed { code, .. }) => {
+            assert_eq!(*code, quiver_proto::TransportErrorCode::INTERNAL_ERROR);
+        }
+        other => panic!("server ended with {other:?}"),
+    }
+}

@@ -282,10 +282,10 @@ impl ServerConfigBuilder {
     /// single use, which stops replays to this server (process), but not
     /// to other servers sharing a ticket key, or across restarts with a
     /// persistent store. Enable it only for requests that are safe to
-    /// repeat (idempotent, like HTTP GET), and keep the transport limits
-    /// (flow control, stream counts, datagram size) from shrinking while
-    /// tickets are outstanding: a server that accepts 0-RTT must not lower
-    /// them (RFC 9000 §7.4.1).
+    /// repeat (idempotent, like HTTP GET). A server that accepts 0-RTT
+    /// must not lower its limits below those its tickets remember (RFC
+    /// 9000 §7.4.1): connections whose limits are below any advertised
+    /// before under the same TLS configuration refuse 0-RTT.
     pub fn early_data(mut self, enabled: bool) -> Self {
         self.early_data = enabled;
         self

@@ -340,6 +340,10 @@ pub struct ServerConfig {
     /// session storage and ticketer, so tickets stay valid) with early
     /// data off, for connections that refuse 0-RTT.
     no_early_data: Option<Arc<rustls::ServerConfig>>,
+    /// The largest transport limits (RFC 9000 §7.4.1's list) advertised by
+    /// a connection that may have issued tickets allowing 0-RTT under this
+    /// configuration; see [`ServerConfig::early_data_keeps`].
+    early_data_floor: Arc<std::sync::Mutex<[u64; 7]>>,
 }
 
 impl ServerConfig {
@@ -385,6 +389,7 @@ impl ServerConfig {
         Ok(Self {
             inner: config,
             no_early_data,
+            early_data_floor: Arc::default(),
         })
     }
 
@@ -400,6 +405,33 @@ impl ServerConfig {
             Some(off) if !early_data => off,
             _ => &self.inner,
         }
+    }
+
+    /// RFC 9000 §7.4.1: "a server that accepts 0-RTT data MUST NOT set
+    /// values for the following parameters [...] that are smaller than the
+    /// remembered values". rustls cannot tell which ticket a client holds
+    /// before it has accepted, so the server refuses 0-RTT on a connection
+    /// whose `limits` (active_connection_id_limit, initial_max_data, the
+    /// three initial_max_stream_data and two initial_max_streams values)
+    /// are below any advertised before under this configuration, whose
+    /// tickets may carry them. Returns whether 0-RTT may be accepted, and
+    /// records `limits` otherwise. Lowering the limits for good therefore
+    /// ends 0-RTT under this configuration: build a new one (a new session
+    /// store) with the new limits.
+    pub(crate) fn early_data_keeps(&self, limits: [u64; 7]) -> bool {
+        let mut floor = self
+            .early_data_floor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limits
+            .iter()
+            .zip(floor.iter())
+            .any(|(now, before)| now < before)
+        {
+            return false;
+        }
+        *floor = limits;
+        true
     }
 
     /// Whether tickets issued under this configuration allow 0-RTT

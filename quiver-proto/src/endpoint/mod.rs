@@ -683,7 +683,18 @@ impl Endpoint {
             version,
             &self.config.supported_versions,
         ));
-        let tls = TlsSession::server_with(&server.crypto, version, &params, incoming.early_data)?;
+        let early_data = incoming.early_data
+            && server.crypto.early_data()
+            && server.crypto.early_data_keeps([
+                params.active_connection_id_limit,
+                params.initial_max_data,
+                params.initial_max_stream_data_bidi_local,
+                params.initial_max_stream_data_bidi_remote,
+                params.initial_max_stream_data_uni,
+                params.initial_max_streams_bidi,
+                params.initial_max_streams_uni,
+            ]);
+        let tls = TlsSession::server_with(&server.crypto, version, &params, early_data)?;
         let handle = self.next_handle();
         let original = incoming.version;
         let remote = incoming.remote;
