@@ -262,9 +262,9 @@ fn a_server_issuing_no_tickets_is_never_resumed() {
 }
 
 /// A quiver client that offers early data (its TLS resumes with a ticket
-/// allowing 0-RTT) to a quiver server accepting it: the server accepts
-/// (RFC 9001 §4.6.1) though the client sends no 0-RTT packet yet, and the
-/// connection works: a request and its answer cross whole.
+/// allowing 0-RTT) but has nothing to send before the handshake
+/// completes: the server accepts 0-RTT (RFC 9001 §4.6.1), reads no 0-RTT
+/// packet, and the connection carries data whole afterwards.
 #[test]
 fn early_data_offered_without_0rtt_packets_still_works() {
     for_each_seed(2, |seed| {
