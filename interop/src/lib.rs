@@ -187,3 +187,152 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 ^ seed)
         .collect()
 }
+
+/// A client session store (rustls's bounded in-memory one) that counts the
+/// TLS 1.3 tickets it receives, so a test can wait until a connection's
+/// tickets have arrived before resuming.
+#[derive(Debug)]
+pub struct CountingSessionStore {
+    inner: rustls::client::ClientSessionMemoryCache,
+    tickets: std::sync::atomic::AtomicUsize,
+    arrived: tokio::sync::Notify,
+}
+
+impl Default for CountingSessionStore {
+    fn default() -> Self {
+        Self {
+            inner: rustls::client::ClientSessionMemoryCache::new(32),
+            tickets: std::sync::atomic::AtomicUsize::new(0),
+            arrived: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl CountingSessionStore {
+    /// Tickets received so far.
+    pub fn tickets(&self) -> usize {
+        self.tickets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` tickets have been received in all.
+    pub async fn wait_for_tickets(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.tickets() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+type ServerName = rustls::pki_types::ServerName<'static>;
+
+impl rustls::client::ClientSessionStore for CountingSessionStore {
+    fn set_kx_hint(&self, name: ServerName, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(name, group);
+    }
+
+    fn kx_hint(&self, name: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+
+    fn set_tls12_session(&self, name: ServerName, value: rustls::client::Tls12ClientSessionValue) {
+        self.inner.set_tls12_session(name, value);
+    }
+
+    fn tls12_session(
+        &self,
+        name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName) {
+        self.inner.remove_tls12_session(name);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        name: ServerName,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.inner.insert_tls13_ticket(name, value);
+        self.tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.arrived.notify_waiters();
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        name: &ServerName,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(name)
+    }
+}
+
+/// A server certificate verifier (WebPKI against the roots) that counts
+/// the certificates it verified: a resumed handshake verifies none.
+#[derive(Debug)]
+pub struct CountingVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    verified: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingVerifier {
+    /// Verifies against `roots`.
+    pub fn new(roots: RootCertStore) -> Arc<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("verifier");
+        Arc::new(Self {
+            inner,
+            verified: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Certificates verified so far.
+    pub fn verified(&self) -> usize {
+        self.verified.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for CountingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.verified
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}

@@ -106,10 +106,24 @@ pub fn server_config(
     transport: quiver::TransportConfig,
     ciphers: Option<&Ciphers>,
 ) -> anyhow::Result<quiver::ServerConfig> {
+    server_config_with(identity, alpn, keylog, transport, ciphers, false)
+}
+
+/// [`server_config`], issuing tickets that allow 0-RTT when `early_data`
+/// (each connection still decides, `Incoming::set_early_data`).
+pub fn server_config_with(
+    identity: Identity,
+    alpn: &[&[u8]],
+    keylog: bool,
+    transport: quiver::TransportConfig,
+    ciphers: Option<&Ciphers>,
+    early_data: bool,
+) -> anyhow::Result<quiver::ServerConfig> {
     let mut builder = quiver::ServerConfig::with_single_cert(identity.chain, identity.key)
         .alpn_protocols(alpn)
         .keylog(keylog)
-        .transport(transport);
+        .transport(transport)
+        .early_data(early_data);
     if let Some(ciphers) = ciphers {
         builder = builder.cipher_suites(&ciphers.0);
     }

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::common::{self, H3_ALPN, HQ_ALPN, Url};
+use crate::tickets::TicketStore;
 use crate::{get_h3, get_hq};
 
 /// Download files over HTTP/3 (ALPN h3) or HTTP/0.9 (ALPN hq-interop) on
@@ -78,6 +80,19 @@ pub struct Args {
     /// suite used is printed with `-v`.
     #[arg(long, value_name = "LIST", value_parser = common::parse_ciphers)]
     cipher: Option<common::Ciphers>,
+    /// Fetch the first URL on a first connection and, once it is done, the
+    /// others on a second connection that resumes the first one's TLS
+    /// session (RFC 9001 §4.5; the QUIC interop runner's resumption case).
+    /// With `-v`, says whether each connection resumed.
+    #[arg(long)]
+    resume: bool,
+    /// As `--resume`, and the second connection sends its requests in
+    /// 0-RTT (RFC 9001 §4.6; the interop runner's zerortt case), offering
+    /// only the protocol the first connection used. If the server rejects
+    /// 0-RTT, the requests go again in 1-RTT. `-v` and `--json` say
+    /// whether it was accepted. Only for requests safe to replay (GETs).
+    #[arg(long = "0rtt")]
+    zero_rtt: bool,
     /// `https://HOST[:PORT]/PATH`, all of one server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
@@ -128,6 +143,12 @@ struct Report {
     files: Vec<FileReport>,
     /// The QUIC version the connection ended in (`V1`, `V2`).
     version: Option<String>,
+    /// Per connection, in order: whether its handshake resumed an earlier
+    /// session (with `--resume`, two connections).
+    resumed: Vec<bool>,
+    /// With `--0rtt`: whether the server accepted the second connection's
+    /// 0-RTT (`null` when the ticket did not allow 0-RTT).
+    zero_rtt: Option<bool>,
 }
 
 /// One URL's outcome in the `--json` line.
@@ -181,7 +202,11 @@ fn plan(urls: &[String], out: &Path) -> anyhow::Result<Vec<(Url, PathBuf)>> {
     Ok(plan)
 }
 
-fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::ClientConfig> {
+fn client_config(
+    args: &Args,
+    timeout: Duration,
+    store: Option<Arc<TicketStore>>,
+) -> anyhow::Result<quiver::ClientConfig> {
     let builder = if args.insecure {
         quiver::ClientConfig::insecure()
     } else if let Some(ca) = &args.ca {
@@ -196,6 +221,11 @@ fn client_config(args: &Args, timeout: Duration) -> anyhow::Result<quiver::Clien
         quiver::ClientConfig::with_native_roots()
             .map_err(|e| anyhow!("{e}; use --ca PEM or --insecure"))?
     };
+    let builder = match store {
+        Some(store) => builder.session_store(store),
+        None => builder,
+    }
+    .early_data(args.zero_rtt);
     let builder = match args.versions.as_ref().map(|v| v.0.as_slice()) {
         Some(versions) => builder.version(versions[0]).available_versions(versions),
         None => builder,
@@ -274,38 +304,192 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             error: Some("not fetched".to_owned()),
         })
         .collect();
-    let config = client_config(args, timeout)?;
+    let resume = args.resume || args.zero_rtt;
+    let store = resume.then(TicketStore::new);
+    let config = client_config(args, timeout, store.clone())?;
     let (host, port) = (plan[0].0.host.clone(), plan[0].0.port);
     let server_name = args.server_name.clone().unwrap_or_else(|| host.clone());
     let addr = common::resolve(&host, port, timeout).await?;
     let endpoint = common::bind_client(addr)?;
-    let conn = common::connect(&endpoint, &config, addr, &server_name, timeout).await?;
-    if args.verbose {
-        eprintln!("connected to {addr}");
-        if let Some(suite) = conn.cipher_suite() {
-            eprintln!("TLS cipher suite: {suite}");
+    // With --resume: the first URL, then the rest on a resumed connection.
+    let batches: Vec<std::ops::Range<usize>> = if resume {
+        if plan.len() < 2 {
+            bail!(
+                "--resume needs at least two URLs (the first on a first connection, the rest on a resumed one)"
+            );
+        }
+        vec![0..1, 1..plan.len()]
+    } else {
+        std::iter::once(0..plan.len()).collect()
+    };
+    let progress = progress_bar(plan.len());
+    let mut result = Ok(());
+    let mut ended = false;
+    let mut first_alpn: Option<Vec<u8>> = None;
+    for (n, batch) in batches.into_iter().enumerate() {
+        let (conn, accepted) = match (&first_alpn, args.zero_rtt) {
+            (Some(alpn), true) => {
+                let config = single_alpn(&config, alpn)?;
+                connect_0rtt(&endpoint, &config, addr, &server_name, timeout).await?
+            }
+            _ => (
+                common::connect(&endpoint, &config, addr, &server_name, timeout).await?,
+                None,
+            ),
+        };
+        if args.verbose {
+            eprintln!("connected to {addr}");
+            if let Some(suite) = conn.cipher_suite() {
+                eprintln!("TLS cipher suite: {suite}");
+            }
+        }
+        let outcome = fetch_batch(
+            args,
+            &conn,
+            first_alpn.as_deref(),
+            &plan[batch.clone()],
+            batch.start,
+            report,
+            &progress,
+        )
+        .await;
+        first_alpn = first_alpn.or_else(|| conn.alpn_protocol());
+        // After the batch the handshake is over (or the connection is).
+        if let Some(accepted) = accepted {
+            report.zero_rtt = Some(accepted.await);
+        }
+        report.resumed.push(conn.is_resumed());
+        if args.verbose && resume {
+            let kind = match (conn.is_resumed(), report.zero_rtt) {
+                (false, _) => "full handshake",
+                (true, _) if n == 0 || !args.zero_rtt => "resumed",
+                (true, Some(true)) => "resumed, 0-RTT accepted",
+                (true, Some(false)) => "resumed, 0-RTT rejected",
+                (true, None) => "resumed, 0-RTT not offered by the ticket",
+            };
+            eprintln!("connection {}: {kind}", n + 1);
+        }
+        if let Some(store) = &store
+            && outcome.failure.is_none()
+        {
+            // The ticket comes right after the handshake; without it the
+            // next connection runs a full handshake (and -v says so).
+            store.wait_beyond(0, timeout).await;
+        }
+        if args.verbose {
+            // The client moves only to a preferred address the server
+            // offered (RFC 9000 §9.6).
+            match conn.remote_address() {
+                now if now == addr => eprintln!("server address unchanged: {addr}"),
+                now => eprintln!("moved to the server's preferred address {now}"),
+            }
+        }
+        // A connection the peer already ended has nothing left to send.
+        ended = conn.close_reason().is_some();
+        report.version = conn.version().map(|v| format!("{v:?}"));
+        let code = if outcome.h3 { get_h3::CLOSE_CODE } else { 0 };
+        conn.close(VarInt::from_u32(code), b"");
+        drop(conn);
+        if let Some(driver) = outcome.driver {
+            driver.abort();
+        }
+        if let Some(e) = outcome.failure {
+            result = Err(anyhow!("{e}"));
+            break;
         }
     }
+    progress.finish_and_clear();
+    // Otherwise give our CONNECTION_CLOSE a moment to go out and the
+    // peer's retransmissions an answer (RFC 9000 §10.2.1).
+    if !ended {
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    }
+    result
+}
+
+/// `config` offering only `alpn`: it shares the configuration's verifier
+/// and session store, so it resumes its sessions (rustls resumes only
+/// under the same verifier), and 0-RTT rejected by the server can be
+/// resent (the protocol cannot change).
+fn single_alpn(config: &quiver::ClientConfig, alpn: &[u8]) -> anyhow::Result<quiver::ClientConfig> {
+    let mut rustls = (**config.proto().crypto.rustls()).clone();
+    rustls.alpn_protocols = vec![alpn.to_vec()];
+    let crypto = quiver_proto::crypto::ClientConfig::from_rustls(Arc::new(rustls))
+        .map_err(|e| anyhow!("TLS configuration: {e}"))?;
+    let mut proto = config.proto().clone();
+    proto.crypto = Arc::new(crypto);
+    Ok(quiver::ClientConfig::from_proto(proto))
+}
+
+/// Connects, returning the connection at once when it can send 0-RTT
+/// (with the future saying whether it was accepted), else once the
+/// handshake completes.
+async fn connect_0rtt(
+    endpoint: &quiver::Endpoint,
+    config: &quiver::ClientConfig,
+    addr: std::net::SocketAddr,
+    server_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<(quiver::Connection, Option<quiver::ZeroRttAccepted>)> {
+    let connecting = endpoint
+        .connect_with(config, addr, server_name)
+        .map_err(|e| anyhow!("cannot connect to {addr}: {e}"))?;
+    match connecting.into_0rtt() {
+        Ok((conn, accepted)) => Ok((conn, Some(accepted))),
+        Err(connecting) => match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => bail!("timed out"),
+            Ok(Err(e)) => bail!("{}", common::describe_connection_error(&e)),
+            Ok(Ok(conn)) => Ok((conn, None)),
+        },
+    }
+}
+
+/// What fetching one batch of URLs on one connection left behind.
+struct BatchOutcome {
+    /// Whether the connection speaks HTTP/3.
+    h3: bool,
+    /// The HTTP/3 connection driver, to stop when done.
+    driver: Option<tokio::task::JoinHandle<()>>,
+    /// The first failure, which stops the download.
+    failure: Option<String>,
+}
+
+/// Fetches `plan` (entries `first..` of the report) on `conn`, all at
+/// once.
+async fn fetch_batch(
+    args: &Args,
+    conn: &quiver::Connection,
+    known_alpn: Option<&[u8]>,
+    plan: &[(Url, PathBuf)],
+    first: usize,
+    report: &mut Report,
+    progress: &ProgressBar,
+) -> BatchOutcome {
     if args.key_update {
         // Held until the handshake is confirmed (RFC 9001 §6.1).
         conn.force_key_update();
     }
-    let alpn = conn.alpn_protocol().unwrap_or_default();
+    // In 0-RTT the protocol is the first connection's (TLS says only once
+    // the handshake completes).
+    let alpn = conn
+        .alpn_protocol()
+        .or_else(|| known_alpn.map(<[u8]>::to_vec))
+        .unwrap_or_default();
     report.protocol = Some(String::from_utf8_lossy(&alpn).into_owned());
     let h3 = alpn == H3_ALPN.as_bytes();
+    let total = report.files.len();
 
-    let progress = progress_bar(plan.len());
     let mut tasks = JoinSet::new();
     let mut failure = None;
     let mut driver = None;
     if h3 {
-        match get_h3::start(&conn).await {
+        match get_h3::start(conn).await {
             Ok((requests, task)) => {
                 driver = Some(task);
                 for (i, (url, file)) in plan.iter().cloned().enumerate() {
                     let fetch =
                         get_h3::fetch(requests.clone(), conn.clone(), url, file, progress.clone());
-                    tasks.spawn(async move { (i, fetch.await) });
+                    tasks.spawn(async move { (first + i, fetch.await) });
                 }
             }
             Err(e) => failure = Some(e),
@@ -313,7 +497,7 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     } else {
         for (i, (url, file)) in plan.iter().cloned().enumerate() {
             let fetch = get_hq::fetch(conn.clone(), url.path, file, progress.clone());
-            tasks.spawn(async move { (i, fetch.await) });
+            tasks.spawn(async move { (first + i, fetch.await) });
         }
     }
     while let Some(joined) = tasks.join_next().await {
@@ -331,7 +515,7 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
                 entry.error = None;
                 report.saved += 1;
                 report.bytes += fetched.bytes;
-                progress.set_message(format!("{}/{} files", report.saved, plan.len()));
+                progress.set_message(format!("{}/{total} files", report.saved));
             }
             Err(failed) => {
                 entry.status = failed.status;
@@ -344,32 +528,10 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     // Unfinished downloads remove their `.part` files as they drop.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    progress.finish_and_clear();
-    if args.verbose {
-        // The client moves only to a preferred address the server offered
-        // (RFC 9000 §9.6).
-        match conn.remote_address() {
-            now if now == addr => eprintln!("server address unchanged: {addr}"),
-            now => eprintln!("moved to the server's preferred address {now}"),
-        }
-    }
-    // A connection the peer already ended has nothing left to send: exit at
-    // once. Otherwise give our CONNECTION_CLOSE a moment to go out and
-    // the peer's retransmissions an answer (RFC 9000 §10.2.1).
-    let ended = conn.close_reason().is_some();
-    report.version = conn.version().map(|v| format!("{v:?}"));
-    let code = if h3 { get_h3::CLOSE_CODE } else { 0 };
-    conn.close(VarInt::from_u32(code), b"");
-    drop(conn);
-    if let Some(driver) = driver {
-        driver.abort();
-    }
-    if !ended {
-        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
-    }
-    match failure {
-        Some(e) => bail!("{e}"),
-        None => Ok(()),
+    BatchOutcome {
+        h3,
+        driver,
+        failure,
     }
 }
 

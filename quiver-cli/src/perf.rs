@@ -16,6 +16,7 @@ use tokio::io::AsyncReadExt as _;
 use tokio::task::JoinSet;
 
 use crate::common;
+use crate::tickets::TicketStore;
 
 /// The application protocol of `quiver perf`.
 pub const PERF_ALPN: &[u8] = b"perf";
@@ -73,9 +74,17 @@ struct ClientArgs {
     /// Streams in parallel, sharing the bytes evenly.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     streams: u64,
-    /// Instead of a transfer, this many handshakes one after the other.
+    /// Instead of a transfer, this many handshakes one after the other:
+    /// full ones (the client keeps no session tickets), or with `--resume`
+    /// resumed ones.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     handshakes: Option<u64>,
+    /// With `--handshakes N`: one full handshake first, then N that resume
+    /// a session (RFC 9001 §4.5). Each connection waits for its session
+    /// ticket before it closes; `seconds` counts only the N handshakes
+    /// (connect to established), not those waits.
+    #[arg(long, requires = "handshakes")]
+    resume: bool,
     /// Server name to send (the certificate is not verified).
     #[arg(long, value_name = "NAME", default_value = "localhost")]
     server_name: String,
@@ -163,12 +172,21 @@ pub fn client_config(
     timeout: Duration,
     cc: Option<common::Cc>,
 ) -> anyhow::Result<quiver::ClientConfig> {
+    client_builder(keylog, timeout, cc)
+        .build()
+        .map_err(|e| anyhow!("TLS configuration: {e}"))
+}
+
+/// The settings of [`client_config`], to adjust before building.
+fn client_builder(
+    keylog: bool,
+    timeout: Duration,
+    cc: Option<common::Cc>,
+) -> quiver::ClientConfigBuilder {
     quiver::ClientConfig::insecure()
         .alpn_protocols(&[PERF_ALPN])
         .keylog(keylog)
         .transport(common::transport(timeout, cc))
-        .build()
-        .map_err(|e| anyhow!("TLS configuration: {e}"))
 }
 
 /// The result of [`transfer`].
@@ -247,19 +265,7 @@ async fn client(args: ClientArgs) -> anyhow::Result<()> {
     }
     let endpoint = common::bind_client(addr)?;
     if let Some(n) = args.handshakes {
-        let start = Instant::now();
-        for _ in 0..n {
-            let conn =
-                common::connect(&endpoint, &config, addr, &args.server_name, timeout).await?;
-            conn.close(VarInt::from_u32(0), b"");
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
-        println!(
-            "{{\"mode\":\"handshakes\",\"handshakes\":{n},\"bytes\":0,\"seconds\":{seconds:.6},\"handshakes_per_second\":{:.1}}}",
-            n as f64 / seconds
-        );
-        return Ok(());
+        return handshakes(&args, &endpoint, addr, timeout, n).await;
     }
     let conn = common::connect(&endpoint, &config, addr, &args.server_name, timeout).await?;
     let t = transfer(&conn, args.download, args.upload, args.streams).await?;
@@ -269,6 +275,60 @@ async fn client(args: ClientArgs) -> anyhow::Result<()> {
     drop(conn);
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     println!("{}", json_line(&t, args.streams, rtt, &stats));
+    Ok(())
+}
+
+/// `--handshakes N`: N full handshakes one after the other, or with
+/// `--resume` a full one and then N resumed ones.
+async fn handshakes(
+    args: &ClientArgs,
+    endpoint: &quiver::Endpoint,
+    addr: SocketAddr,
+    timeout: Duration,
+    n: u64,
+) -> anyhow::Result<()> {
+    let builder = client_builder(args.keylog, timeout, args.cc);
+    let store = args.resume.then(TicketStore::new);
+    let builder = match &store {
+        Some(store) => builder.session_store(store.clone()),
+        None => builder.resumption(false),
+    };
+    let config = builder
+        .build()
+        .map_err(|e| anyhow!("TLS configuration: {e}"))?;
+    let connect = || common::connect(endpoint, &config, addr, &args.server_name, timeout);
+    let mut seconds = 0.0;
+    let mut resumed = 0u64;
+    if let Some(store) = &store {
+        // The full handshake that provides the first ticket, untimed.
+        let conn = connect().await?;
+        let got = store.wait_beyond(0, timeout).await;
+        conn.close(VarInt::from_u32(0), b"");
+        if !got {
+            bail!("the server sent no session ticket");
+        }
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        let seen = store.as_ref().map(|s| s.received());
+        let begin = Instant::now();
+        let conn = connect().await?;
+        seconds += begin.elapsed().as_secs_f64();
+        resumed += u64::from(conn.is_resumed());
+        if let (Some(store), Some(seen)) = (&store, seen) {
+            // A ticket for the next connection (each is single use).
+            store.wait_beyond(seen, timeout).await;
+        }
+        conn.close(VarInt::from_u32(0), b"");
+    }
+    if store.is_none() {
+        seconds = start.elapsed().as_secs_f64();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    println!(
+        "{{\"mode\":\"handshakes\",\"handshakes\":{n},\"resumed\":{resumed},\"bytes\":0,\"seconds\":{seconds:.6},\"handshakes_per_second\":{:.1}}}",
+        n as f64 / seconds
+    );
     Ok(())
 }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
-use crate::common::{self, H3_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
+use crate::common::{
+    self, H3_ALPN, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND,
+};
 use crate::files::resolve;
 use crate::{serve_fleet, serve_h3};
 
@@ -56,6 +58,11 @@ pub struct Args {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
+    /// Refuse 0-RTT. By default the server's session tickets allow it and
+    /// it is accepted on HTTP/0.9 (hq-interop) connections, whose GET
+    /// requests are safe to replay (RFC 9001 §9.2); never on HTTP/3.
+    #[arg(long = "no-0rtt")]
+    no_0rtt: bool,
     /// Application protocol to accept (only this one); without it,
     /// hq-interop and h3. `h3` is served as HTTP/3, any other as HTTP/0.9.
     #[arg(long)]
@@ -126,13 +133,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(alpn) => vec![alpn.as_bytes()],
         None => serve_h3::default_alpns().to_vec(),
     };
-    let config = common::server_config(
+    // 0-RTT is accepted for HTTP/0.9 only (see `early_data_safe`).
+    let early_data = !args.no_0rtt && alpns.contains(&HQ_ALPN.as_bytes());
+    let config = common::server_config_with(
         identity,
         &alpns,
         args.keylog,
         args.qlog
             .apply(common::with_cc(quiver::TransportConfig::default(), args.cc))?,
         args.cipher.as_ref(),
+        early_data,
     )?;
     let mut config = config;
     config.set_admission_config(args.fleet.admission());
@@ -214,7 +224,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the connection `incoming` becomes may take 0-RTT: only when it
+/// will speak HTTP/0.9, whose only request is a GET of a file, safe to
+/// replay (RFC 9001 §9.2: 0-RTT can be replayed, so only idempotent
+/// requests belong in it). The server picks the first of its protocols
+/// that the client offers (rustls), so `h3` wins when both are offered;
+/// HTTP/3 requests may have any method and get no 0-RTT.
+fn early_data_safe(incoming: &Incoming, alpns: &[Vec<u8>]) -> bool {
+    let offered = incoming.alpn_protocols();
+    alpns
+        .iter()
+        .find(|p| offered.contains(p))
+        .map(Vec::as_slice)
+        == Some(HQ_ALPN.as_bytes())
+}
+
 fn accept(incoming: Incoming, args: &Args, root: &Arc<Path>, verbose: bool) {
+    let alpns: Vec<Vec<u8>> = match &args.alpn {
+        Some(alpn) => vec![alpn.as_bytes().to_vec()],
+        None => serve_h3::default_alpns().map(<[u8]>::to_vec).to_vec(),
+    };
+    incoming.set_early_data(early_data_safe(&incoming, &alpns));
     if let Some(code) = args.close_after_hello {
         // Accepting reads the ClientHello; the close follows before any
         // handshake flight is sent, while the handshake is in flight.
@@ -241,10 +271,17 @@ async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
     let h3 = conn.alpn_protocol().as_deref() == Some(H3_ALPN.as_bytes());
     if verbose {
         let protocol = if h3 { "HTTP/3" } else { "HTTP/0.9" };
-        match conn.cipher_suite() {
-            Some(suite) => eprintln!("{remote}: connected ({protocol}, {suite})"),
-            None => eprintln!("{remote}: connected ({protocol})"),
-        }
+        let kind = match (conn.is_resumed(), conn.is_zero_rtt_accepted()) {
+            (true, true) => "resumed, 0-RTT accepted",
+            (true, false) => "resumed",
+            _ => "full handshake",
+        };
+        let suite = conn
+            .cipher_suite()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let group = conn.kx_group().map(|g| g.to_string()).unwrap_or_default();
+        eprintln!("{remote}: connected ({protocol}, {kind}, {suite}, {group})");
     }
     if h3 {
         return serve_h3::connection(conn, root, remote, verbose).await;

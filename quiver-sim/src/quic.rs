@@ -171,19 +171,30 @@ impl TestPki {
         }
     }
 
+    /// The TLS configuration of [`server_config`](Self::server_config),
+    /// to adjust before building.
+    pub fn server_crypto(&self) -> crypto::ServerConfigBuilder {
+        crypto::ServerConfig::with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+            .alpn_protocols(vec![TEST_ALPN.to_vec()])
+    }
+
     /// A server configuration presenting the certificate.
     pub fn server_config(&self, transport: TransportConfig) -> ServerConfig {
-        let crypto =
-            crypto::ServerConfig::with_single_cert(vec![self.cert.clone()], self.key.clone_key())
-                .alpn_protocols(vec![TEST_ALPN.to_vec()])
-                .build()
-                .expect("server config");
+        let crypto = self.server_crypto().build().expect("server config");
         ServerConfig {
             crypto: Arc::new(crypto),
             transport: Arc::new(transport),
             admission: Default::default(),
             new_tokens: Default::default(),
         }
+    }
+
+    /// The TLS configuration of [`client_config`](Self::client_config),
+    /// to adjust before building.
+    pub fn client_crypto(&self) -> crypto::ClientConfigBuilder {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.cert.clone()).expect("root");
+        crypto::ClientConfig::with_root_certificates(roots).alpn_protocols(vec![TEST_ALPN.to_vec()])
     }
 
     /// A client configuration trusting the certificate.
@@ -199,10 +210,8 @@ impl TestPki {
         transport: TransportConfig,
         groups: &[crypto::KxGroup],
     ) -> ClientConfig {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.cert.clone()).expect("root");
-        let crypto = crypto::ClientConfig::with_root_certificates(roots)
-            .alpn_protocols(vec![TEST_ALPN.to_vec()])
+        let crypto = self
+            .client_crypto()
             .kx_groups(groups)
             .build()
             .expect("client config");
@@ -565,6 +574,9 @@ pub struct AppConfig {
     /// Send STOP_SENDING with this code on every stream the peer opens, as
     /// soon as it is accepted.
     pub stop_incoming: Option<VarInt>,
+    /// Open the planned streams before the handshake completes when the
+    /// connection allows it (a client sending 0-RTT).
+    pub early: bool,
 }
 
 /// What the application saw of one stream it receives on.
@@ -754,7 +766,7 @@ impl AppState {
                 self.read_stream(conn, now, id);
             }
         }
-        if conn.is_handshake_complete() {
+        if conn.is_handshake_complete() || self.config.early {
             self.open_planned(conn);
         }
         self.write_all(conn);

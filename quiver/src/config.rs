@@ -8,6 +8,7 @@ use quiver_proto::{
     AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenStore, TransportConfig, Version,
 };
 use rustls::RootCertStore;
+use rustls::client::ClientSessionStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// How a client checks the server's certificate.
@@ -88,6 +89,9 @@ pub struct ClientConfigBuilder {
     token_store: Option<Arc<dyn TokenStore>>,
     cipher_suites: Option<Vec<crypto::CipherSuite>>,
     kx_groups: Option<Vec<crypto::KxGroup>>,
+    /// `None`: the default store; `Some(None)`: resumption disabled.
+    session_store: Option<Option<Arc<dyn ClientSessionStore>>>,
+    early_data: bool,
 }
 
 impl ClientConfigBuilder {
@@ -103,7 +107,36 @@ impl ClientConfigBuilder {
             token_store: Some(Arc::new(InMemoryTokenStore::default())),
             cipher_suites: None,
             kx_groups: None,
+            session_store: None,
+            early_data: false,
         }
+    }
+
+    /// Sends 0-RTT data when resuming a session whose ticket allows it
+    /// (RFC 9001 §4.6; default: off); see
+    /// [`Connecting::into_0rtt`](crate::Connecting::into_0rtt), which also
+    /// says what happens when the server rejects it and why only requests
+    /// safe to replay belong in 0-RTT.
+    pub fn early_data(mut self, enabled: bool) -> Self {
+        self.early_data = enabled;
+        self
+    }
+
+    /// Keeps session tickets in `store`, keyed by server name, and resumes
+    /// sessions from it (RFC 9001 §4.5). Share one store (for example
+    /// [`crypto::memory_session_store`]) between configurations and
+    /// endpoints to let them resume each other's sessions. Default: a
+    /// bounded in-memory store of this configuration's own
+    /// ([`crypto::DEFAULT_SESSION_STORE_SIZE`] tickets).
+    pub fn session_store(mut self, store: Arc<dyn ClientSessionStore>) -> Self {
+        self.session_store = Some(Some(store));
+        self
+    }
+
+    /// With `false`, keeps no tickets: every handshake is a full one.
+    pub fn resumption(mut self, enabled: bool) -> Self {
+        self.session_store = if enabled { None } else { Some(None) };
+        self
     }
 
     /// The application protocols to offer, most preferred first.
@@ -195,6 +228,14 @@ impl ClientConfigBuilder {
         if let Some(groups) = &self.kx_groups {
             builder = builder.kx_groups(groups);
         }
+        if self.early_data {
+            builder = builder.enable_early_data();
+        }
+        match self.session_store {
+            None => {}
+            Some(Some(store)) => builder = builder.with_session_store(store),
+            Some(None) => builder = builder.without_resumption(),
+        }
         let crypto = builder.build()?;
         Ok(ClientConfig {
             inner: quiver_proto::ClientConfig {
@@ -232,6 +273,8 @@ impl ServerConfig {
             new_tokens: NewTokenConfig::default(),
             cipher_suites: None,
             kx_groups: None,
+            tickets: crypto::DEFAULT_TICKETS_PER_CONNECTION,
+            early_data: false,
         }
     }
 
@@ -275,9 +318,37 @@ pub struct ServerConfigBuilder {
     new_tokens: NewTokenConfig,
     cipher_suites: Option<Vec<crypto::CipherSuite>>,
     kx_groups: Option<Vec<crypto::KxGroup>>,
+    tickets: usize,
+    early_data: bool,
 }
 
 impl ServerConfigBuilder {
+    /// Issues tickets that allow 0-RTT and accepts 0-RTT from clients
+    /// resuming with them (RFC 9001 §4.6; default: off). Each connection
+    /// may still refuse it ([`Incoming::set_early_data`](crate::Incoming::set_early_data)).
+    ///
+    /// **Replay**: 0-RTT data can be replayed by an attacker who captured
+    /// it (RFC 9001 §9.2, RFC 8446 §8). The default stateful tickets are
+    /// single use, which stops replays to this server (process), but not
+    /// to other servers sharing a ticket key, or across restarts with a
+    /// persistent store. Enable it only for requests that are safe to
+    /// repeat (idempotent, like HTTP GET). A server that accepts 0-RTT
+    /// must not lower its limits below those its tickets remember (RFC
+    /// 9000 §7.4.1): connections whose limits are below any advertised
+    /// before under the same TLS configuration refuse 0-RTT.
+    pub fn early_data(mut self, enabled: bool) -> Self {
+        self.early_data = enabled;
+        self
+    }
+
+    /// Session tickets sent after each handshake, for clients to resume
+    /// with (RFC 9001 §4.5; default
+    /// [`crypto::DEFAULT_TICKETS_PER_CONNECTION`]); 0 disables resumption.
+    pub fn session_tickets(mut self, count: usize) -> Self {
+        self.tickets = count;
+        self
+    }
+
     /// The application protocols accepted, most preferred first.
     pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
         self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
@@ -332,8 +403,9 @@ impl ServerConfigBuilder {
 
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
-        let mut builder =
-            crypto::ServerConfig::with_single_cert(self.chain, self.key).alpn_protocols(self.alpn);
+        let mut builder = crypto::ServerConfig::with_single_cert(self.chain, self.key)
+            .alpn_protocols(self.alpn)
+            .session_tickets(self.tickets);
         if self.keylog {
             builder = builder.with_key_log(Arc::new(rustls::KeyLogFile::new()));
         }
@@ -345,6 +417,9 @@ impl ServerConfigBuilder {
         }
         if let Some(groups) = &self.kx_groups {
             builder = builder.kx_groups(groups);
+        }
+        if self.early_data {
+            builder = builder.enable_early_data();
         }
         Ok(ServerConfig {
             inner: quiver_proto::ServerConfig {
@@ -392,5 +467,41 @@ mod tests {
         assert!(format!("{:?}", rustls.key_log).contains("KeyLogFile"));
         let insecure = ClientConfig::insecure().build().unwrap();
         assert!(insecure.proto().crypto.rustls().alpn_protocols.is_empty());
+    }
+
+    #[test]
+    fn builders_apply_tickets_early_data_and_resumption() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let server = ServerConfig::with_single_cert(vec![cert.clone()], key.clone_key())
+            .build()
+            .unwrap();
+        let rustls = server.proto().crypto.rustls();
+        assert_eq!(
+            rustls.send_tls13_tickets,
+            crypto::DEFAULT_TICKETS_PER_CONNECTION
+        );
+        assert_eq!(rustls.max_early_data_size, 0);
+        let server = ServerConfig::with_single_cert(vec![cert], key)
+            .session_tickets(0)
+            .early_data(true)
+            .build()
+            .unwrap();
+        let rustls = server.proto().crypto.rustls();
+        assert_eq!(rustls.send_tls13_tickets, 0);
+        assert_eq!(rustls.max_early_data_size, crypto::QUIC_MAX_EARLY_DATA_SIZE);
+        let off = ClientConfig::insecure().resumption(false).build().unwrap();
+        assert!(
+            format!("{:?}", off.proto().crypto.rustls().resumption)
+                .contains("NoClientSessionStorage")
+        );
+        let store = crypto::memory_session_store(4);
+        let shared = ClientConfig::insecure()
+            .session_store(store.clone())
+            .build()
+            .unwrap();
+        let debug = format!("{:?}", shared.proto().crypto.rustls().resumption);
+        assert!(debug.contains("ClientSessionMemoryCache"), "{debug}");
     }
 }

@@ -355,6 +355,32 @@ impl Connection {
         })
     }
 
+    /// Which kind of TLS handshake the connection ran (full or resumed from
+    /// an earlier connection's session ticket), once known; `None` before
+    /// the ServerHello or once the connection's state is freed.
+    pub fn handshake_kind(&self) -> Option<quiver_proto::crypto::HandshakeKind> {
+        self.0
+            .with(|state, h| state.proto.connection(h).and_then(|c| c.handshake_kind()))
+    }
+
+    /// Whether the handshake resumed an earlier session (RFC 9001 §4.5):
+    /// the server sent no certificate.
+    pub fn is_resumed(&self) -> bool {
+        self.handshake_kind() == Some(quiver_proto::crypto::HandshakeKind::Resumed)
+    }
+
+    /// Whether 0-RTT was accepted (RFC 9001 §4.6): on a server, whether it
+    /// accepted the client's; on a client, once the handshake completed,
+    /// whether the server accepted ours. False when not offered.
+    pub fn is_zero_rtt_accepted(&self) -> bool {
+        self.0.with(|state, h| {
+            state
+                .proto
+                .connection(h)
+                .is_some_and(|c| c.is_zero_rtt_accepted())
+        })
+    }
+
     /// The server name the client asked for (on the server side).
     pub fn server_name(&self) -> Option<String> {
         self.0.with(|state, h| {
@@ -434,6 +460,75 @@ impl Connecting {
                 state.process_connection(h);
                 state.wake_driver();
             });
+        }
+    }
+}
+
+impl Connecting {
+    /// The connection at once, before the handshake completes, when it can
+    /// carry 0-RTT data (RFC 9001 §4.6), with a future that says whether
+    /// the server accepted it; otherwise `Err(self)`, to await as usual.
+    ///
+    /// * Client: when the configuration enables early data
+    ///   ([`ClientConfigBuilder::early_data`](crate::ClientConfigBuilder::early_data))
+    ///   and the handshake resumes a session whose ticket allows 0-RTT.
+    ///   Streams opened and written before the handshake completes go in
+    ///   0-RTT packets, within the limits remembered from the ticket
+    ///   (RFC 9000 §7.4.1). DATAGRAMs wait for the handshake.
+    /// * Server: when it accepted the client's 0-RTT (its streams may
+    ///   already hold data); the future is then ready with `true`.
+    ///
+    /// **If the server rejects 0-RTT** (the future yields `false`), the
+    /// transport sends the same stream data again in 1-RTT packets, on the
+    /// same streams: nothing is lost and the application does nothing. It
+    /// does so only when nothing the data relied on can have changed (one
+    /// application protocol offered, none of the server's limits smaller
+    /// than remembered); otherwise the connection fails with a local
+    /// INTERNAL_ERROR ("0-RTT rejected and the server's limits or protocol
+    /// changed") and the application connects again. Resending in the
+    /// transport keeps 0-RTT as simple to use as a normal connection,
+    /// which is what most applications (a GET, a small RPC) want.
+    ///
+    /// **Replay**: an attacker who captures 0-RTT packets can replay them
+    /// to the server (RFC 9001 §9.2, RFC 8446 §8), so send in 0-RTT only
+    /// requests that are safe to repeat. Nothing is sent in 0-RTT unless
+    /// both the client enables early data and the server issued a ticket
+    /// that allows it; both are off by default.
+    pub fn into_0rtt(self) -> Result<(Connection, ZeroRttAccepted), Self> {
+        let Some(conn) = &self.conn else {
+            return Err(self);
+        };
+        let usable = conn.with(|state, h| {
+            state.proto.connection(h).is_some_and(|c| {
+                if c.side().is_client() {
+                    c.is_zero_rtt_offered() && c.close_reason().is_none()
+                } else {
+                    c.is_zero_rtt_accepted()
+                }
+            })
+        });
+        if !usable {
+            return Err(self);
+        }
+        let conn = self.conn.clone().expect("checked above");
+        Ok((Connection(conn), ZeroRttAccepted(self)))
+    }
+}
+
+/// Resolves when the handshake of a connection from
+/// [`Connecting::into_0rtt`] completes: whether the server accepted 0-RTT
+/// (`false` also when the connection failed first).
+#[derive(Debug)]
+pub struct ZeroRttAccepted(Connecting);
+
+impl Future for ZeroRttAccepted {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        match Pin::new(&mut self.0).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(conn)) => Poll::Ready(conn.is_zero_rtt_accepted()),
+            Poll::Ready(Err(_)) => Poll::Ready(false),
         }
     }
 }

@@ -573,6 +573,14 @@ impl Incoming {
             .is_some_and(|i| i.remote_address_validated())
     }
 
+    /// Whether the client's 0-RTT data may be accepted, when the server
+    /// configuration allows early data (RFC 9001 §4.6.2; default: yes).
+    /// With `false` TLS rejects it and the client sends its data again
+    /// after the handshake. Call before [`accept`](Self::accept).
+    pub fn set_early_data(&self, allowed: bool) {
+        self.shared.lock().proto.set_early_data(self.id, allowed);
+    }
+
     /// The server name and ALPN protocols of the client's ClientHello,
     /// when its first Initial holds all of it.
     pub fn client_hello(&self) -> Option<ClientHelloInfo> {

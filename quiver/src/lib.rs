@@ -104,7 +104,7 @@ mod shared;
 mod streams;
 
 pub use config::{ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder};
-pub use connection::{Connecting, Connection};
+pub use connection::{Connecting, Connection, ZeroRttAccepted};
 pub use endpoint::{ConnectError, Endpoint, Incoming, RetryError};
 pub use streams::{
     ClosedStream, ReadError, ReadToEndError, RecvStream, SendStream, StoppedError, WriteError,

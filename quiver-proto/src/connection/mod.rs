@@ -33,6 +33,7 @@ mod streams_glue;
 mod timers;
 mod unreachable;
 pub(crate) mod version;
+mod zero_rtt;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -155,6 +156,8 @@ pub struct ConnectionStats {
     /// Congestion responses undone because every loss behind them proved
     /// spurious.
     pub congestion_undos: u64,
+    /// 0-RTT packets read (server; RFC 9001 §4.6).
+    pub zero_rtt_packets_received: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +279,8 @@ pub struct Connection {
     vn: version::VersionState,
     /// The qlog sink, when configured (`qlog.rs`).
     qlog: Option<qlog::Qlog>,
+    /// Server: 0-RTT read keys and decision (RFC 9001 §4.6).
+    zero_rtt: zero_rtt::ZeroRtt,
 }
 
 /// The plaintext of a packet this connection sent (see
@@ -399,6 +404,7 @@ impl Connection {
             sent_log: None,
             vn: p.vn,
             qlog: None,
+            zero_rtt: zero_rtt::ZeroRtt::default(),
             config: p.config,
         };
         if let Some(factory) = &conn.config.qlog {
@@ -486,6 +492,21 @@ impl Connection {
     /// The TLS key exchange group the handshake used, once chosen.
     pub fn kx_group(&self) -> Option<crate::crypto::KxGroup> {
         self.tls.kx_group()
+    }
+
+    /// Which kind of TLS handshake the connection ran, once known (a
+    /// server knows after the ClientHello, a client after the
+    /// ServerHello): [`HandshakeKind::Resumed`](crate::crypto::HandshakeKind::Resumed)
+    /// when a session ticket from an earlier connection was used
+    /// (RFC 9001 §4.5) and the server sent no certificate.
+    pub fn handshake_kind(&self) -> Option<crate::crypto::HandshakeKind> {
+        self.tls.handshake_kind()
+    }
+
+    /// Whether the handshake resumed an earlier session (see
+    /// [`handshake_kind`](Self::handshake_kind)).
+    pub fn is_resumed(&self) -> bool {
+        self.handshake_kind() == Some(crate::crypto::HandshakeKind::Resumed)
     }
 
     /// The server name the client asked for (SNI), on the server side.
@@ -623,7 +644,7 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(SendDatagramError::ConnectionLost(e.clone()));
         }
-        let Some(peer) = self.peer_params.as_ref() else {
+        let Some(peer) = self.datagram_params() else {
             return Err(SendDatagramError::NotYet);
         };
         let Some(max) = peer.max_datagram_frame_size else {
@@ -648,7 +669,7 @@ impl Connection {
         // Short header with a 20-byte CID and 4-byte packet number, the
         // AEAD tag, and the DATAGRAM frame's type and length.
         let path = usize::from(self.max_udp_payload).saturating_sub(1 + 20 + 4 + 16 + 1 + 2);
-        match self.peer_params.as_ref().map(|p| p.max_datagram_frame_size) {
+        match self.datagram_params().map(|p| p.max_datagram_frame_size) {
             Some(Some(frame)) => path.min(max_payload_for_frame(frame)),
             Some(None) => 0,
             None => path,

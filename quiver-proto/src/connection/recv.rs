@@ -19,11 +19,11 @@ use crate::qlog::{KeyTrigger, KeyType};
 use crate::{ConnectionId, TransportError, TransportErrorCode, VarInt};
 
 /// Packets and frames of one decrypted packet, summarised for ACK logic.
-struct Decrypted {
-    space: SpaceId,
-    pn: u64,
-    header_len: usize,
-    payload_len: usize,
+pub(super) struct Decrypted {
+    pub(super) space: SpaceId,
+    pub(super) pn: u64,
+    pub(super) header_len: usize,
+    pub(super) payload_len: usize,
 }
 
 impl Connection {
@@ -116,9 +116,11 @@ impl Connection {
                 self.on_retry(now, p, packet);
                 return false;
             }
-            PacketType::ZeroRtt => {
-                // 0-RTT is not offered by quiver yet: drop (RFC 9000 §17.2.3
-                // lets a server discard 0-RTT it cannot process).
+            PacketType::ZeroRtt if !self.can_read_zero_rtt() => {
+                // A client never reads 0-RTT; a server without 0-RTT keys
+                // (early data rejected, or the keys are gone) discards it
+                // (RFC 9000 §17.2.3, RFC 9001 §4.9.3).
+                tracing::debug!("0-RTT packet dropped: no 0-RTT keys");
                 self.stats.packets_dropped += 1;
                 return false;
             }
@@ -308,6 +310,7 @@ impl Connection {
         let space = match p.ty {
             PacketType::Initial => SpaceId::Initial,
             PacketType::Handshake => SpaceId::Handshake,
+            PacketType::ZeroRtt => return self.decrypt_zero_rtt(now, p, packet),
             _ => SpaceId::ApplicationData,
         };
         if space != SpaceId::ApplicationData {
@@ -348,6 +351,7 @@ impl Connection {
             let pto = self.pto_duration(SpaceId::ApplicationData);
             let keys = self.one_rtt.as_mut()?;
             keys.on_current_phase_received(pn, now + 3 * pto);
+            self.on_one_rtt_received();
             return Some(Decrypted {
                 space,
                 pn,
@@ -650,6 +654,7 @@ impl Connection {
                 }
             }
         }
+        self.install_zero_rtt_keys();
         // A resuming client's TLS session exposes the parameters remembered
         // from the last connection (for 0-RTT, RFC 9000 §7.4.1) before the
         // server's EncryptedExtensions arrive; those must not be taken for
@@ -665,6 +670,7 @@ impl Connection {
         }
         if !self.handshake_complete && !self.tls.is_handshaking() && self.peer_params.is_some() {
             self.handshake_complete = true;
+            self.on_client_handshake_complete(now);
             if self.state == State::Handshake {
                 self.state = State::Established;
             }
@@ -886,7 +892,7 @@ impl Connection {
 /// allocation cost.
 const DATAGRAM_ENTRY_COST: usize = 64;
 
-fn expand(packet: &[u8], pn_offset: usize, pn_len: usize, largest: Option<u64>) -> u64 {
+pub(super) fn expand(packet: &[u8], pn_offset: usize, pn_len: usize, largest: Option<u64>) -> u64 {
     TruncatedPacketNumber::from_wire(&packet[pn_offset..pn_offset + pn_len]).expand(largest)
 }
 

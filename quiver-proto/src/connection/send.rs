@@ -347,6 +347,7 @@ impl Connection {
                 7 + dst + src + VarInt::size_of(token as u64) + token + 2 + 4
             }
             SpaceId::Handshake => 7 + dst + src + 2 + 4,
+            SpaceId::ApplicationData if self.sends_zero_rtt() => 7 + dst + src + 2 + 4,
             SpaceId::ApplicationData => 1 + dst + 4,
         }
     }
@@ -355,7 +356,8 @@ impl Connection {
     fn can_send_in(&self, space: SpaceId) -> bool {
         match space {
             SpaceId::ApplicationData => {
-                self.one_rtt.is_some() && self.handshake_complete_or_server()
+                (self.one_rtt.is_some() && self.handshake_complete_or_server())
+                    || self.sends_zero_rtt()
             }
             _ => self.space(space).keys.is_some(),
         }
@@ -379,6 +381,14 @@ impl Connection {
             return false;
         }
         let cwnd_open = self.data_allowed;
+        if self.sends_zero_rtt() {
+            // RFC 9000 §7.4.1: 0-RTT carries stream and DATAGRAM frames
+            // under the remembered limits; the rest waits for 1-RTT.
+            return cwnd_open
+                && (self.streams_has_data()
+                    || self.streams_has_control_frames()
+                    || !self.datagrams_out.is_empty());
+        }
         self.ping_pending
             || self.handshake_done_pending
             || self.new_token.is_pending()
@@ -429,6 +439,16 @@ impl Connection {
                 },
                 PacketType::Handshake,
             ),
+            SpaceId::ApplicationData if self.sends_zero_rtt() => (
+                Header::Long {
+                    ty: PacketType::ZeroRtt,
+                    version: self.version,
+                    dst_cid,
+                    src_cid,
+                    number,
+                },
+                PacketType::ZeroRtt,
+            ),
             SpaceId::ApplicationData => (
                 Header::Short {
                     spin: false,
@@ -461,6 +481,21 @@ impl Connection {
     /// `buf`, the tag excluded).
     fn write_frames(&mut self, now: Instant, buf: &mut Vec<u8>, p: &mut OpenPacket, limit: usize) {
         let space = p.space;
+        if p.ty == PacketType::ZeroRtt {
+            // RFC 9000 §12.4, Table 3: no ACK, CRYPTO, HANDSHAKE_DONE or
+            // NEW_TOKEN in 0-RTT; only streams (RFC 9001 §4.6).
+            self.zero_rtt.sent = true;
+            if self.streams_write_control(buf, limit, &mut p.retransmits) {
+                p.ack_eliciting = true;
+            }
+            if self.data_allowed {
+                self.write_datagram_frames(buf, limit, p);
+                if self.streams_write_data(buf, limit, &mut p.retransmits) {
+                    p.ack_eliciting = true;
+                }
+            }
+            return;
+        }
         // ACK first: it is small and makes the peer's recovery work.
         if self.space(space).ack_pending {
             self.write_ack(now, buf, p, limit);
@@ -552,23 +587,7 @@ impl Connection {
         if space == SpaceId::ApplicationData && self.handshake_complete {
             let cwnd_open = self.data_allowed || self.space(space).probes > 0;
             if cwnd_open {
-                while let Some(d) = self.datagrams_out.front() {
-                    let room = limit.saturating_sub(buf.len());
-                    let Some(max) = frame::max_datagram_data(room, true) else {
-                        break;
-                    };
-                    if d.len() > max {
-                        break;
-                    }
-                    let d = self.datagrams_out.pop_front().expect("front");
-                    DatagramHeader {
-                        len: d.len(),
-                        len_field: true,
-                    }
-                    .encode(buf);
-                    buf.extend_from_slice(&d);
-                    p.ack_eliciting = true;
-                }
+                self.write_datagram_frames(buf, limit, p);
                 if self.streams_write_data(buf, limit, &mut p.retransmits) {
                     p.ack_eliciting = true;
                 }
@@ -589,6 +608,27 @@ impl Connection {
                 FrameType::PING.to_varint().encode(buf);
                 p.ack_eliciting = true;
             }
+        }
+    }
+
+    /// Queued DATAGRAM frames, as many as fit before `limit`.
+    fn write_datagram_frames(&mut self, buf: &mut Vec<u8>, limit: usize, p: &mut OpenPacket) {
+        while let Some(d) = self.datagrams_out.front() {
+            let room = limit.saturating_sub(buf.len());
+            let Some(max) = frame::max_datagram_data(room, true) else {
+                break;
+            };
+            if d.len() > max {
+                break;
+            }
+            let d = self.datagrams_out.pop_front().expect("front");
+            DatagramHeader {
+                len: d.len(),
+                len_field: true,
+            }
+            .encode(buf);
+            buf.extend_from_slice(&d);
+            p.ack_eliciting = true;
         }
     }
 
@@ -672,6 +712,11 @@ impl Connection {
         let header_len = p.header.header_len();
         let pn_offset = p.header.pn_offset - p.header.start;
         let sealed = match p.space {
+            SpaceId::ApplicationData if p.ty == PacketType::ZeroRtt => {
+                let keys = self.zero_rtt.keys.as_ref().expect("0-RTT keys checked");
+                keys.packet.seal(p.pn, packet, header_len).is_ok()
+                    && keys.header.apply(packet, pn_offset).is_ok()
+            }
             SpaceId::ApplicationData => {
                 let keys = self.one_rtt.as_mut().expect("1-RTT keys checked");
                 // RFC 9001 §6.6: "Endpoints MUST count the number of

@@ -193,7 +193,9 @@ impl Connection {
     /// (a STREAMS_BLOCKED frame tells it so; wait for
     /// [`crate::streams::StreamEvent::Available`]).
     pub fn open_stream(&mut self, dir: Dir) -> Option<StreamId> {
-        if self.is_closed() || !self.handshake_complete {
+        // Before the handshake completes, only a client sending 0-RTT may
+        // open streams, under the remembered limits (RFC 9000 §7.4.1).
+        if self.is_closed() || !(self.handshake_complete || self.sends_zero_rtt()) {
             return None;
         }
         self.streams.open(dir)

@@ -15,13 +15,19 @@ use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionStore, Resumption};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ProducesTickets, ResolvesServerCert, StoresServerSessions, WebPkiClientVerifier,
+};
 use rustls::time_provider::TimeProvider;
 use rustls::{DigitallySignedStruct, KeyLog, RootCertStore, SignatureScheme};
 
+use super::resumption::{
+    DEFAULT_SESSION_STORE_SIZE, DEFAULT_TICKETS_PER_CONNECTION, memory_session_store,
+};
 use super::{CipherSuite, KxGroup};
 use crate::TransportError;
 
@@ -157,6 +163,8 @@ pub struct ClientConfigBuilder {
     early_data: bool,
     cipher_suites: Option<Vec<CipherSuite>>,
     kx_groups: Option<Vec<KxGroup>>,
+    /// `None`: resumption disabled.
+    session_store: Option<Arc<dyn ClientSessionStore>>,
 }
 
 impl ClientConfigBuilder {
@@ -170,6 +178,7 @@ impl ClientConfigBuilder {
             early_data: false,
             cipher_suites: None,
             kx_groups: None,
+            session_store: Some(memory_session_store(DEFAULT_SESSION_STORE_SIZE)),
         }
     }
 
@@ -199,6 +208,24 @@ impl ClientConfigBuilder {
     /// ```
     pub fn cipher_suites(mut self, suites: &[CipherSuite]) -> Self {
         self.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
+    /// Keeps session tickets in `store` (keyed by server name) and resumes
+    /// from it (RFC 9001 §4.5). Endpoints using the same configuration
+    /// share its store; separately built configurations do not resume each
+    /// other's sessions even on one store (rustls ties a session to the
+    /// verifier that checked it). The default is a store of this
+    /// configuration's own,
+    /// [`memory_session_store`](super::memory_session_store)`(`[`DEFAULT_SESSION_STORE_SIZE`]`)`.
+    pub fn with_session_store(mut self, store: Arc<dyn ClientSessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
+    /// Neither keeps tickets nor resumes: every handshake is a full one.
+    pub fn without_resumption(mut self) -> Self {
+        self.session_store = None;
         self
     }
 
@@ -274,6 +301,10 @@ impl ClientConfigBuilder {
         };
         config.alpn_protocols = self.alpn_protocols;
         config.enable_early_data = self.early_data;
+        config.resumption = match self.session_store {
+            Some(store) => Resumption::store(store),
+            None => Resumption::disabled(),
+        };
         if let Some(key_log) = self.key_log {
             config.key_log = key_log;
         }
@@ -354,6 +385,14 @@ enum ClientAuth {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     inner: Arc<rustls::ServerConfig>,
+    /// When `inner` allows early data: the same configuration (sharing its
+    /// session storage and ticketer, so tickets stay valid) with early
+    /// data off, for connections that refuse 0-RTT.
+    no_early_data: Option<Arc<rustls::ServerConfig>>,
+    /// The largest transport limits (RFC 9000 §7.4.1's list) advertised by
+    /// a connection that may have issued tickets allowing 0-RTT under this
+    /// configuration; see [`ServerConfig::early_data_keeps`].
+    early_data_floor: Arc<std::sync::Mutex<[u64; 7]>>,
 }
 
 impl ServerConfig {
@@ -391,12 +430,63 @@ impl ServerConfig {
             rustls::quic::Version::V1,
             Vec::new(),
         )?;
-        Ok(Self { inner: config })
+        let no_early_data = (size != 0).then(|| {
+            let mut copy = (*config).clone();
+            copy.max_early_data_size = 0;
+            Arc::new(copy)
+        });
+        Ok(Self {
+            inner: config,
+            no_early_data,
+            early_data_floor: Arc::default(),
+        })
     }
 
     /// The wrapped rustls configuration.
     pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
         &self.inner
+    }
+
+    /// The rustls configuration for a connection that may (`early_data`)
+    /// or may not accept 0-RTT.
+    pub(crate) fn rustls_for(&self, early_data: bool) -> &Arc<rustls::ServerConfig> {
+        match &self.no_early_data {
+            Some(off) if !early_data => off,
+            _ => &self.inner,
+        }
+    }
+
+    /// RFC 9000 §7.4.1: "a server that accepts 0-RTT data MUST NOT set
+    /// values for the following parameters [...] that are smaller than the
+    /// remembered values". rustls cannot tell which ticket a client holds
+    /// before it has accepted, so the server refuses 0-RTT on a connection
+    /// whose `limits` (active_connection_id_limit, initial_max_data, the
+    /// three initial_max_stream_data and two initial_max_streams values)
+    /// are below any advertised before under this configuration, whose
+    /// tickets may carry them. Returns whether 0-RTT may be accepted, and
+    /// records `limits` otherwise. Lowering the limits for good therefore
+    /// ends 0-RTT under this configuration: build a new one (a new session
+    /// store) with the new limits.
+    pub(crate) fn early_data_keeps(&self, limits: [u64; 7]) -> bool {
+        let mut floor = self
+            .early_data_floor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limits
+            .iter()
+            .zip(floor.iter())
+            .any(|(now, before)| now < before)
+        {
+            return false;
+        }
+        *floor = limits;
+        true
+    }
+
+    /// Whether tickets issued under this configuration allow 0-RTT
+    /// (RFC 9001 §4.6.1).
+    pub fn early_data(&self) -> bool {
+        self.inner.max_early_data_size != 0
     }
 }
 
@@ -412,6 +502,9 @@ pub struct ServerConfigBuilder {
     early_data: bool,
     cipher_suites: Option<Vec<CipherSuite>>,
     kx_groups: Option<Vec<KxGroup>>,
+    tickets: usize,
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+    session_storage: Option<Arc<dyn StoresServerSessions>>,
 }
 
 impl ServerConfigBuilder {
@@ -425,7 +518,37 @@ impl ServerConfigBuilder {
             key_log: None,
             time_provider: None,
             early_data: false,
+            tickets: DEFAULT_TICKETS_PER_CONNECTION,
+            ticketer: None,
+            session_storage: None,
         }
+    }
+
+    /// Sends `count` session tickets after each handshake (RFC 8446
+    /// §4.6.1; default [`DEFAULT_TICKETS_PER_CONNECTION`]); 0 issues none,
+    /// so no client can resume.
+    pub fn session_tickets(mut self, count: usize) -> Self {
+        self.tickets = count;
+        self
+    }
+
+    /// Keeps the sessions that stateful tickets refer to in `storage`
+    /// instead of a cache of this configuration's own (256 sessions), for
+    /// example to share it between configurations. Configurations that
+    /// share storage must agree on certificates and client authentication:
+    /// a session of one resumes under the other.
+    pub fn with_session_storage(mut self, storage: Arc<dyn StoresServerSessions>) -> Self {
+        self.session_storage = Some(storage);
+        self
+    }
+
+    /// Issues stateless tickets sealed by `ticketer` (for example
+    /// `rustls::crypto::ring::Ticketer::new()`) instead of stateful ones.
+    /// Such tickets can be replayed, so rustls accepts no 0-RTT with them
+    /// (RFC 8446 §8).
+    pub fn with_ticketer(mut self, ticketer: Arc<dyn ProducesTickets>) -> Self {
+        self.ticketer = Some(ticketer);
+        self
     }
 
     /// Requests a client certificate and checks it against `roots`
@@ -525,6 +648,15 @@ impl ServerConfigBuilder {
             ServerCert::Resolver(resolver) => builder.with_cert_resolver(resolver),
         };
         config.alpn_protocols = self.alpn_protocols;
+        config.send_tls13_tickets = self.tickets;
+        if let Some(storage) = self.session_storage {
+            config.session_storage = storage;
+        } else if self.tickets == 0 {
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        }
+        if let Some(ticketer) = self.ticketer {
+            config.ticketer = ticketer;
+        }
         if self.early_data {
             config.max_early_data_size = QUIC_MAX_EARLY_DATA_SIZE;
         }

@@ -24,6 +24,7 @@ mod header_protection;
 mod key_update;
 mod keys;
 mod kx;
+mod resumption;
 mod retry;
 mod ring_fallback;
 mod suite;
@@ -40,6 +41,9 @@ pub use header_protection::HeaderKey;
 pub use key_update::{KeyUpdateSecrets, TrafficSecret};
 pub use keys::{DirectionalKeys, Keys, PacketKey, PacketKeyPair, initial_keys};
 pub use kx::{KxGroup, UnknownKxGroup};
+pub use resumption::{
+    DEFAULT_SESSION_STORE_SIZE, DEFAULT_TICKETS_PER_CONNECTION, HandshakeKind, memory_session_store,
+};
 pub use retry::{
     MAX_RETRY_PACKET_LEN, RETRY_INTEGRITY_TAG_LEN, retry_integrity_tag, verify_retry_integrity,
 };

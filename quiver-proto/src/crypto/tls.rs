@@ -156,6 +156,8 @@ pub struct TlsSession {
     /// Client offering other versions: what a switch needs (see
     /// [`set_version`](Self::set_version)).
     switch: Option<version_switch::VersionSwitch>,
+    /// Client: how many application protocols it offers.
+    offered_alpns: usize,
 }
 
 impl TlsSession {
@@ -180,7 +182,9 @@ impl TlsSession {
             name,
             params,
         )?;
-        Ok(Self::from_connection(conn.into(), Side::Client, version))
+        let mut session = Self::from_connection(conn.into(), Side::Client, version);
+        session.offered_alpns = config.rustls().alpn_protocols.len();
+        Ok(session)
     }
 
     /// Like [`client`](Self::client), for a client that offers other
@@ -204,6 +208,7 @@ impl TlsSession {
         )?;
         let mut session = Self::from_connection(conn.into(), Side::Client, version);
         session.switch = Some(switch);
+        session.offered_alpns = config.rustls().alpn_protocols.len();
         Ok(session)
     }
 
@@ -227,9 +232,20 @@ impl TlsSession {
         version: Version,
         params: &TransportParameters,
     ) -> Result<Self, ConfigError> {
+        Self::server_with(config, version, params, true)
+    }
+
+    /// Like [`server`](Self::server); with `early_data` false, 0-RTT is
+    /// rejected even when the configuration allows it (RFC 9001 §4.6.2).
+    pub fn server_with(
+        config: &ServerConfig,
+        version: Version,
+        params: &TransportParameters,
+        early_data: bool,
+    ) -> Result<Self, ConfigError> {
         let params = encode_params(Side::Server, params)?;
         let conn = rustls::quic::ServerConnection::new(
-            Arc::clone(config.rustls()),
+            Arc::clone(config.rustls_for(early_data)),
             rustls_version(version),
             params,
         )?;
@@ -249,6 +265,7 @@ impl TlsSession {
             client_hello_prefix: (side == Side::Server).then(Vec::new),
             failure: None,
             switch: None,
+            offered_alpns: 0,
         };
         // A resuming client already has the remembered parameters (RFC 9000
         // §7.4.1); they were validated when first received, and a failure
@@ -351,6 +368,21 @@ impl TlsSession {
     /// parameters are authenticated (RFC 9001 §4.1.3, §8.2).
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
+    }
+
+    /// Which kind of handshake this is (full or resumed, RFC 8446 §2),
+    /// once known: on a server after the ClientHello, on a client after
+    /// the ServerHello.
+    pub fn handshake_kind(&self) -> Option<super::HandshakeKind> {
+        self.conn
+            .handshake_kind()
+            .map(super::HandshakeKind::from_rustls)
+    }
+
+    /// Client: how many application protocols it offers (with more than
+    /// one, a handshake may settle on another than a resumed session's).
+    pub fn offered_alpns(&self) -> usize {
+        self.offered_alpns
     }
 
     /// The negotiated application protocol (RFC 9001 §8.1), once known.

@@ -38,7 +38,17 @@ pub struct Incoming {
     /// The server's Initial keys for this attempt (RFC 9001 §5.2), derived
     /// once for the checks here and handed to the connection.
     keys: Keys,
+    /// 0-RTT datagrams of this attempt that arrived while it waited, at
+    /// most [`MAX_BUFFERED_ZERO_RTT`] (RFC 9001 §4.6: a server may buffer
+    /// 0-RTT it cannot read yet).
+    pub(crate) zero_rtt: Vec<Vec<u8>>,
+    /// Whether 0-RTT may be accepted (see `Endpoint::set_early_data`).
+    pub(crate) early_data: bool,
 }
+
+/// How many 0-RTT datagrams a pending attempt holds until it is accepted;
+/// later ones are dropped and the client resends their data in 1-RTT.
+pub const MAX_BUFFERED_ZERO_RTT: usize = 8;
 
 impl Incoming {
     pub(crate) fn new(
@@ -65,6 +75,8 @@ impl Incoming {
             created: now,
             ecn: None,
             keys,
+            zero_rtt: Vec::new(),
+            early_data: true,
         }
     }
 
@@ -149,6 +161,12 @@ impl Incoming {
     pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<Vec<u8>>, Keys) {
         (self.datagram, self.more, self.keys)
     }
+
+    /// Whether the client's 0-RTT will be accepted if TLS allows it (true
+    /// unless refused with `Endpoint::set_early_data`).
+    pub fn early_data_allowed(&self) -> bool {
+        self.early_data
+    }
 }
 
 /// Initial datagrams an attempt holds at most before it is reported, the
@@ -184,7 +202,11 @@ fn contiguous(mut chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
 /// The CRYPTO frames (offset, bytes) of the datagram's first Initial, if
 /// it decrypts.
 fn crypto_chunks(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<(u64, Vec<u8>)>> {
-    let Ok(Parsed::Packet(p)) = header::decode(datagram, 0) else {
+    // The endpoint admitted the packet under its grease_quic_bit setting
+    // (RFC 9287 §3): a client resuming a session may clear the fixed bit
+    // of its first Initial (§3.1, as quinn does), so it is not checked
+    // again here.
+    let Ok(Parsed::Packet(p)) = header::decode_with(datagram, 0, true) else {
         return None;
     };
     if p.ty != PacketType::Initial {

@@ -502,6 +502,10 @@ impl Endpoint {
                 self.send_stateless_reset(now, remote, data, &p.dst_cid);
                 DatagramEvent::Handled
             }
+            Ok(Parsed::Packet(p)) if p.ty == PacketType::ZeroRtt => {
+                self.buffer_zero_rtt(remote, data, &p.dst_cid);
+                DatagramEvent::Handled
+            }
             _ => DatagramEvent::Handled,
         }
     }
@@ -650,6 +654,45 @@ impl Endpoint {
         self.admission.incoming_removed(incoming.remote);
     }
 
+    /// RFC 9001 §4.6: 0-RTT for an attempt still awaiting a decision is
+    /// kept (a bounded number of datagrams) and read once it is accepted.
+    fn buffer_zero_rtt(&mut self, remote: SocketAddr, data: &[u8], dst_cid: &ConnectionId) {
+        if !self.incoming_keys.contains(&(*dst_cid, remote)) {
+            tracing::debug!("0-RTT datagram for no pending attempt dropped");
+            return;
+        }
+        // Reported and waiting for the application, or still assembling
+        // its ClientHello (a scan of at most `assembly::MAX_ASSEMBLING`).
+        let pending = match self.assembly.position(dst_cid, remote) {
+            Some(pos) => self.assembly.get_mut(pos),
+            None => self
+                .incoming
+                .iter_mut()
+                .find(|i| i.orig_dst_cid == *dst_cid && i.remote == remote),
+        };
+        if let Some(incoming) = pending
+            && incoming.zero_rtt.len() < incoming::MAX_BUFFERED_ZERO_RTT
+        {
+            tracing::debug!("0-RTT datagram buffered");
+            incoming.zero_rtt.push(data.to_vec());
+        }
+    }
+
+    /// Whether the pending attempt `id` may have its 0-RTT accepted (RFC
+    /// 9001 §4.6.2: a server may reject 0-RTT for any reason). By default
+    /// it may, when the server configuration allows early data; `false`
+    /// makes TLS reject it, and the client sends its data again in 1-RTT.
+    /// Returns false if there is no such attempt.
+    pub fn set_early_data(&mut self, id: IncomingId, allowed: bool) -> bool {
+        match self.incoming.iter_mut().find(|i| i.id() == id) {
+            Some(incoming) => {
+                incoming.early_data = allowed;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The next connection attempt awaiting a decision: answer it with
     /// [`Endpoint::accept`] (or, from the lifecycle work, refuse/retry/ignore).
     pub fn poll_incoming(&mut self) -> Option<&Incoming> {
@@ -747,7 +790,7 @@ impl Endpoint {
         id: IncomingId,
     ) -> Result<ConnectionHandle, AcceptError> {
         let server = self.server.clone().ok_or(AcceptError::Unknown)?;
-        let incoming = self.take_incoming(id).ok_or(AcceptError::Unknown)?;
+        let mut incoming = self.take_incoming(id).ok_or(AcceptError::Unknown)?;
         let local_cid = self.new_cid();
         let token = reset_token(&self.config.reset_key, &local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
@@ -787,7 +830,18 @@ impl Endpoint {
             version,
             &self.config.supported_versions,
         ));
-        let tls = TlsSession::server(&server.crypto, version, &params)?;
+        let early_data = incoming.early_data
+            && server.crypto.early_data()
+            && server.crypto.early_data_keeps([
+                params.active_connection_id_limit,
+                params.initial_max_data,
+                params.initial_max_stream_data_bidi_local,
+                params.initial_max_stream_data_bidi_remote,
+                params.initial_max_stream_data_uni,
+                params.initial_max_streams_bidi,
+                params.initial_max_streams_uni,
+            ]);
+        let tls = TlsSession::server_with(&server.crypto, version, &params, early_data)?;
         let handle = self.next_handle();
         let original = incoming.version;
         let remote = incoming.remote;
@@ -796,6 +850,7 @@ impl Endpoint {
         // RFC 9000 §13.4.1: the first datagram's codepoint is counted too,
         // or a peer that marked it would fail our ACKs' validation.
         let ecn = incoming.ecn;
+        let zero_rtt = std::mem::take(&mut incoming.zero_rtt);
         let (mut datagram, more, initial_keys) = incoming.into_parts();
         let (vn, initial_keys) =
             self.server_version_state(original, version, &orig_dst_cid, initial_keys);
@@ -833,6 +888,9 @@ impl Endpoint {
         conn.handle_datagram(now, remote, ecn, &mut datagram);
         for mut datagram in more {
             conn.handle_datagram(now, remote, ecn, &mut datagram);
+        }
+        for mut early in zero_rtt {
+            conn.handle_datagram(now, remote, ecn, &mut early);
         }
         self.routes.insert(local_cid, handle);
         if let Some((cid, _)) = preferred_cid {

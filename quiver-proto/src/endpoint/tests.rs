@@ -298,6 +298,19 @@ fn forge_initial(
     pn: u64,
     frames: &[u8],
 ) -> Vec<u8> {
+    forge_initial_with(odcid, sender, dst_cid, src_cid, pn, frames, false)
+}
+
+/// [`forge_initial`], with the QUIC bit cleared (RFC 9287) when `grease`.
+fn forge_initial_with(
+    odcid: &ConnectionId,
+    sender: Side,
+    dst_cid: ConnectionId,
+    src_cid: ConnectionId,
+    pn: u64,
+    frames: &[u8],
+    grease: bool,
+) -> Vec<u8> {
     let keys = initial_keys(crate::Version::V1, odcid, sender);
     let mut buf = Vec::new();
     let encoded = header::Header::Initial {
@@ -308,6 +321,9 @@ fn forge_initial(
         number: TruncatedPacketNumber::with_len(pn, 4),
     }
     .encode(&mut buf);
+    if grease {
+        buf[0] &= !0x40;
+    }
     buf.extend_from_slice(frames);
     let tag = keys.local.packet.tag_len();
     buf.resize(buf.len() + tag, 0);
@@ -385,4 +401,39 @@ fn server_discards_client_initials_with_another_source_cid() {
         let conn = pair.server.connection(handle).unwrap();
         assert_eq!(conn.is_closed(), closes, "source CID changed: {change_src}");
     }
+}
+
+/// RFC 9287 §3.1: a client that remembers the server's grease_quic_bit
+/// (a resumed session) may clear the QUIC bit of its first Initial, as
+/// quinn does. A server advertising grease_quic_bit (the default) starts
+/// an attempt from it; it used to drop it, so a resuming quinn client
+/// waited a PTO for its retransmission.
+#[test]
+fn first_initial_with_the_quic_bit_cleared_starts_an_attempt() {
+    let mut pair = Pair::new();
+    let _client = pair.connect();
+    let first = client_datagrams(&mut pair).remove(0);
+    let dcid = first_dcid(&first);
+    let Ok(Parsed::Packet(p)) = header::decode(&first, 8) else {
+        panic!("not a packet")
+    };
+    // The client's frames (its ClientHello and padding), protected again
+    // with the QUIC bit cleared: the bit is authenticated.
+    let keys = initial_keys(crate::Version::V1, &dcid, Side::Server);
+    let mut packet = first[..p.len].to_vec();
+    let pn_len = keys.remote.header.remove(&mut packet, p.pn_offset).unwrap();
+    let header_len = p.pn_offset + pn_len;
+    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
+    let len = keys
+        .remote
+        .packet
+        .open(pn, &mut packet, header_len)
+        .unwrap();
+    let frames = packet[header_len..header_len + len].to_vec();
+    let mut greased = forge_initial_with(&dcid, Side::Client, dcid, p.src_cid, pn, &frames, true);
+    assert_eq!(greased[0] & 0x40, 0);
+    assert!(greased.len() >= 1200);
+    pair.server.handle(pair.now, pair.client_addr, &mut greased);
+    let id = pair.server.poll_incoming().expect("an attempt").id();
+    assert!(pair.server.accept(pair.now, id).is_ok());
 }

@@ -1,0 +1,363 @@
+//! 0-RTT between quiver endpoints (RFC 9001 §4.6, RFC 9000 §7.4.1,
+//! §12.3): a resumed client sends streams before the handshake completes;
+//! accepted, under loss, rejected, and bounded by the remembered limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_proto::frame::Dir;
+use quiver_proto::{ClientConfig, ConnectionHandle, ServerConfig, TransportConfig};
+use quiver_sim::quic::{AppConfig, Pair, SendPlan, SharedApp, TestPki};
+use quiver_sim::{LinkConfig, Seed, for_each_seed};
+
+/// Both sides allow early data; the server uses `server_transport`.
+fn pair(seed: Seed, link: LinkConfig, server_transport: TransportConfig) -> Pair {
+    build(seed, link, server_transport, &TestPki::new())
+}
+
+fn pair_with_pki(seed: Seed, pki: &TestPki) -> Pair {
+    build(seed, LinkConfig::default(), TransportConfig::default(), pki)
+}
+
+fn build(seed: Seed, link: LinkConfig, server_transport: TransportConfig, pki: &TestPki) -> Pair {
+    let mut pair = Pair::with_pki(
+        seed,
+        link,
+        TransportConfig::default(),
+        server_transport.clone(),
+        pki.clone(),
+    );
+    let crypto = pki.server_crypto().enable_early_data().build().unwrap();
+    pair.server()
+        .endpoint
+        .set_server_config(Some(Arc::new(ServerConfig {
+            crypto: Arc::new(crypto),
+            ..pki.server_config(server_transport)
+        })));
+    let crypto = pki.client_crypto().enable_early_data().build().unwrap();
+    pair.client_config = ClientConfig {
+        crypto: Arc::new(crypto),
+        ..pki.client_config(TransportConfig::default())
+    };
+    pair
+}
+
+/// A first connection that leaves a ticket allowing 0-RTT, then closed.
+fn first_connection(pair: &mut Pair) {
+    let c1 = pair.connect();
+    assert!(pair.run_handshake(c1, Duration::from_secs(10)));
+    // The ticket comes in 1-RTT CRYPTO frames after the handshake.
+    pair.net.run_for(Duration::from_millis(300));
+    let now = pair.net.now();
+    pair.client()
+        .conn(c1)
+        .close(now, quiver_proto::VarInt::from_u32(0), bytes::Bytes::new());
+    pair.net.run_for(Duration::from_secs(1));
+    assert!(!pair.client().conn(c1).is_zero_rtt_offered());
+}
+
+/// Client and server applications: the client opens `plans` as early as
+/// it may, the server reads.
+fn apps(pair: &mut Pair, plans: Vec<SendPlan>) -> (SharedApp, SharedApp) {
+    let client = pair.client_app(AppConfig {
+        send: plans,
+        early: true,
+        ..AppConfig::default()
+    });
+    let server = pair.server_app(AppConfig::default());
+    (client, server)
+}
+
+/// The server connection made after the first one.
+fn second_server(pair: &mut Pair) -> ConnectionHandle {
+    *pair.server().accepted.last().expect("accepted")
+}
+
+/// RFC 9001 §4.6.1: the client's streams go in 0-RTT packets, the server
+/// reads them, and the data arrives before the client's handshake
+/// completes (one round trip earlier than without 0-RTT).
+#[test]
+fn accepted_0rtt_delivers_streams_before_the_handshake_completes() {
+    for_each_seed(3, |seed| {
+        let mut pair = pair(seed, LinkConfig::default(), TransportConfig::default());
+        first_connection(&mut pair);
+        let (client, server) = apps(&mut pair, vec![SendPlan::uni(4000), SendPlan::bi(2000)]);
+        let c2 = pair.connect();
+        assert!(pair.client().conn(c2).is_zero_rtt_offered());
+        pair.poke_client();
+        assert!(pair.run_until(Duration::from_secs(5), |p| {
+            server.borrow().bytes_received() == 6000
+                && server.borrow().streams_finished() == 2
+                && p.client().conn(c2).is_handshake_complete()
+        }));
+        server.borrow().assert_intact();
+        let s2 = second_server(&mut pair);
+        assert!(pair.server().conn(s2).is_zero_rtt_accepted());
+        assert!(pair.server().conn(s2).stats().zero_rtt_packets_received > 0);
+        assert!(pair.client().conn(c2).is_zero_rtt_accepted());
+        assert!(pair.client().conn(c2).is_resumed());
+        // Both streams were complete at the server before the client's
+        // handshake completed.
+        let connected = client.borrow().connected_at.expect("connected");
+        for (id, r) in &server.borrow().recv {
+            let fin = r.fin_at.expect("finished");
+            assert!(
+                fin < connected,
+                "stream {id:?} at {fin:?}, connected {connected:?}"
+            );
+        }
+    });
+}
+
+/// 0-RTT under 15% loss both ways: lost 0-RTT packets are recovered
+/// (sent again in 1-RTT once the handshake completes) and every byte
+/// arrives intact.
+#[test]
+fn zero_rtt_survives_loss() {
+    for_each_seed(6, |seed| {
+        let link = LinkConfig {
+            loss_rate: 0.15,
+            ..LinkConfig::default()
+        };
+        let mut pair = pair(seed, link, TransportConfig::default());
+        first_connection(&mut pair);
+        let (_, server) = apps(
+            &mut pair,
+            vec![
+                SendPlan::uni(3000),
+                SendPlan::uni(20_000),
+                SendPlan::bi(1000),
+            ],
+        );
+        let c2 = pair.connect();
+        pair.poke_client();
+        assert!(pair.run_until(Duration::from_secs(30), |_| {
+            server.borrow().streams_finished() == 3
+        }));
+        server.borrow().assert_intact();
+        assert_eq!(server.borrow().bytes_received(), 24_000);
+        assert_eq!(pair.client().conn(c2).close_reason(), None);
+    });
+}
+
+/// RFC 9001 §4.6.2: the server now refuses 0-RTT (a configuration
+/// without early data sharing the first one's session storage: the ticket
+/// still resumes). The client's 0-RTT packets count as lost and the same
+/// streams' data is sent again in 1-RTT (the limits did not change),
+/// arriving whole.
+#[test]
+fn rejected_0rtt_data_is_sent_again_in_1rtt() {
+    for_each_seed(3, |seed| {
+        let pki = TestPki::new();
+        let mut pair = pair_with_pki(seed, &pki);
+        let early = pki.server_crypto().enable_early_data().build().unwrap();
+        let storage = early.rustls().session_storage.clone();
+        pair.server()
+            .endpoint
+            .set_server_config(Some(Arc::new(ServerConfig {
+                crypto: Arc::new(early),
+                ..pki.server_config(TransportConfig::default())
+            })));
+        first_connection(&mut pair);
+        let crypto = pki
+            .server_crypto()
+            .with_session_storage(storage)
+            .build()
+            .unwrap();
+        pair.server()
+            .endpoint
+            .set_server_config(Some(Arc::new(ServerConfig {
+                crypto: Arc::new(crypto),
+                ..pki.server_config(TransportConfig::default())
+            })));
+        let (_, server) = apps(&mut pair, vec![SendPlan::uni(5000), SendPlan::bi(1500)]);
+        let c2 = pair.connect();
+        assert!(pair.client().conn(c2).is_zero_rtt_offered());
+        pair.poke_client();
+        assert!(pair.run_until(Duration::from_secs(5), |_| {
+            server.borrow().streams_finished() == 2
+        }));
+        server.borrow().assert_intact();
+        assert_eq!(server.borrow().bytes_received(), 6500);
+        let s2 = second_server(&mut pair);
+        assert!(pair.server().conn(s2).is_resumed());
+        assert!(!pair.server().conn(s2).is_zero_rtt_accepted());
+        assert_eq!(pair.server().conn(s2).stats().zero_rtt_packets_received, 0);
+        assert!(!pair.client().conn(c2).is_zero_rtt_accepted());
+        assert_eq!(pair.client().conn(c2).close_reason(), None);
+    });
+}
+
+/// RFC 9000 §7.4.1: in 0-RTT the client uses the remembered limits: with
+/// a server allowing 2 unidirectional streams, the third cannot be opened
+/// before the handshake; the server, which keeps its limits, sees no
+/// violation.
+#[test]
+fn remembered_limits_bound_0rtt() {
+    let transport = TransportConfig {
+        max_concurrent_uni_streams: 2,
+        ..TransportConfig::default()
+    };
+    let mut pair = pair(Seed::from_env_or(41), LinkConfig::default(), transport);
+    first_connection(&mut pair);
+    let c2 = pair.connect();
+    let conn = pair.client().conn(c2);
+    assert!(conn.is_zero_rtt_offered());
+    let a = conn.open_stream(Dir::Uni).expect("first");
+    let b = conn.open_stream(Dir::Uni).expect("second");
+    assert!(
+        conn.open_stream(Dir::Uni).is_none(),
+        "a third stream in 0-RTT"
+    );
+    for id in [a, b] {
+        conn.write(id, b"early").unwrap();
+        conn.finish(id).unwrap();
+    }
+    assert!(pair.run_handshake(c2, Duration::from_secs(5)));
+    pair.net.run_for(Duration::from_millis(200));
+    let s2 = second_server(&mut pair);
+    assert!(pair.server().conn(s2).stats().zero_rtt_packets_received > 0);
+    assert_eq!(pair.server().conn(s2).close_reason(), None);
+    assert_eq!(pair.client().conn(c2).close_reason(), None);
+}
+
+/// RFC 9000 §10.2.3: a client that closes holding only Initial and 0-RTT
+/// keys sends its close in Initial packets (CONNECTION_CLOSE of type
+/// APPLICATION_ERROR, no reason), never in 0-RTT, which the server may
+/// not read; the server ends with that error.
+#[test]
+fn client_closing_with_only_0rtt_keys_closes_in_initial_packets() {
+    use quiver_proto::frame::{Frame, Iter};
+    use quiver_proto::packet::PacketType;
+    let mut pair = pair(
+        Seed::from_env_or(43),
+        LinkConfig::default(),
+        TransportConfig::default(),
+    );
+    first_connection(&mut pair);
+    let c2 = pair.connect();
+    let conn = pair.client().conn(c2);
+    conn.enable_sent_log_for_test();
+    let id = conn.open_stream(Dir::Uni).expect("0-RTT stream");
+    conn.write(id, b"early").unwrap();
+    // The first datagram (Initial and 0-RTT) leaves; nothing has come back.
+    pair.net.run_for(Duration::from_millis(1));
+    let now = pair.net.now();
+    pair.client().conn(c2).close(
+        now,
+        quiver_proto::VarInt::from_u32(0x2a),
+        bytes::Bytes::from_static(b"bye"),
+    );
+    pair.net.run_for(Duration::from_secs(2));
+    let log = pair.client().conn(c2).sent_log_for_test().to_vec();
+    assert!(
+        log.iter().any(|p| p.ty == PacketType::ZeroRtt),
+        "no 0-RTT sent"
+    );
+    let mut closes = 0;
+    for p in &log {
+        for f in Iter::new(&p.payload) {
+            match f.unwrap() {
+                Frame::ConnectionClose(c) => {
+                    assert_eq!(p.ty, PacketType::Initial);
+                    assert_eq!(u64::from(c.error_code), 0x0c, "APPLICATION_ERROR");
+                    assert!(c.reason.is_empty());
+                    closes += 1;
+                }
+                Frame::ApplicationClose(_) => panic!("0x1d in a {:?} packet", p.ty),
+                _ => {}
+            }
+        }
+    }
+    assert!(closes > 0, "no close sent");
+    let s2 = second_server(&mut pair);
+    match pair.server().conn(s2).close_reason() {
+        Some(quiver_proto::ConnectionError::ConnectionClosed { code, .. }) => {
+            assert_eq!(*code, quiver_proto::TransportErrorCode::APPLICATION_ERROR);
+        }
+        other => panic!("server ended with {other:?}"),
+    }
+}
+
+/// RFC 9221 §3 with RFC 9000 §7.4.1: a DATAGRAM sent before the handshake
+/// completes goes in 0-RTT, sized by the remembered
+/// max_datagram_frame_size, and reaches the server's application before
+/// the client could send any 1-RTT packet.
+#[test]
+fn datagrams_go_in_0rtt() {
+    for_each_seed(2, |seed| {
+        let mut pair = pair(seed, LinkConfig::default(), TransportConfig::default());
+        first_connection(&mut pair);
+        let server = pair.server_app(AppConfig::default());
+        let c2 = pair.connect();
+        let conn = pair.client().conn(c2);
+        conn.enable_sent_log_for_test();
+        assert!(conn.is_zero_rtt_offered());
+        assert!(conn.max_datagram_size() > 1000);
+        conn.send_datagram(bytes::Bytes::from_static(b"early datagram"))
+            .expect("a datagram in 0-RTT");
+        assert!(pair.run_until(Duration::from_secs(5), |p| {
+            p.client().conn(c2).is_handshake_complete()
+        }));
+        let sent_0rtt = pair
+            .client()
+            .conn(c2)
+            .sent_log_for_test()
+            .iter()
+            .any(|p| p.ty == quiver_proto::packet::PacketType::ZeroRtt);
+        assert!(sent_0rtt);
+        // The client has not sent any 1-RTT packet yet.
+        assert_eq!(
+            server.borrow().datagrams,
+            [bytes::Bytes::from_static(b"early datagram")]
+        );
+    });
+}
+
+/// RFC 9000 §7.4.1: a server whose limits dropped (same TLS configuration,
+/// so same tickets; fewer unidirectional streams) must not accept 0-RTT
+/// sent under the old ones: it rejects it. The client, whose 0-RTT relied
+/// on limits that shrank, fails the connection locally rather than resend
+/// (RFC 9001 §4.6.2), and nothing it sent violated the server's limits.
+#[test]
+fn lowered_limits_reject_0rtt() {
+    let pki = TestPki::new();
+    let mut pair = pair_with_pki(Seed::from_env_or(44), &pki);
+    let crypto = Arc::new(pki.server_crypto().enable_early_data().build().unwrap());
+    let config = |uni: u64| {
+        Arc::new(ServerConfig {
+            crypto: crypto.clone(),
+            ..pki.server_config(TransportConfig {
+                max_concurrent_uni_streams: uni,
+                ..TransportConfig::default()
+            })
+        })
+    };
+    pair.server().endpoint.set_server_config(Some(config(100)));
+    first_connection(&mut pair);
+    pair.server().endpoint.set_server_config(Some(config(2)));
+    let c2 = pair.connect();
+    let conn = pair.client().conn(c2);
+    let id = conn.open_stream(Dir::Uni).expect("0-RTT stream");
+    conn.write(id, b"early").unwrap();
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.client().conn(c2).close_reason().is_some()
+    }));
+    match pair.client().conn(c2).close_reason() {
+        Some(quiver_proto::ConnectionError::TransportError(e)) => {
+            assert_eq!(e.code, quiver_proto::TransportErrorCode::INTERNAL_ERROR);
+        }
+        other => panic!("client ended with {other:?}"),
+    }
+    let s2 = second_server(&mut pair);
+    assert!(pair.server().conn(s2).is_resumed());
+    assert!(!pair.server().conn(s2).is_zero_rtt_accepted());
+    assert_eq!(pair.server().conn(s2).stats().zero_rtt_packets_received, 0);
+    pair.net.run_for(Duration::from_secs(1));
+    match pair.server().conn(s2).close_reason() {
+        Some(quiver_proto::ConnectionError::ConnectionClosed { code, .. }) => {
+            assert_eq!(*code, quiver_proto::TransportErrorCode::INTERNAL_ERROR);
+        }
+        other => panic!("server ended with {other:?}"),
+    }
+}
