@@ -147,6 +147,12 @@ if grep -q ": connected (HTTP/3" "$WORK/serve.log" && ! grep -q "(HTTP/0.9" "$WO
     pass "chromium -> quiver serve: requests logged over HTTP/3" \
         "$(grep -c ': HTTP/3 GET' "$WORK/serve.log") requests"
 else fail "chromium -> quiver serve: requests logged over HTTP/3" "not logged: ${missing#, }"; fi
+# Chromium offers the hybrid post-quantum group X25519MLKEM768, whose key
+# share makes its ClientHello span two Initial packets; quiver accepts it.
+line=$(grep -m1 ": connected (HTTP/3" "$WORK/serve.log")
+if [[ $line == *x25519mlkem768* ]]; then
+    pass "chromium -> quiver serve: X25519MLKEM768 key exchange" "$line"
+else fail "chromium -> quiver serve: X25519MLKEM768 key exchange" "${line:-no connection logged}"; fi
 stop
 
 serve --retry

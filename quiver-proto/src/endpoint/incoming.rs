@@ -51,12 +51,13 @@ pub struct Incoming {
 pub const MAX_BUFFERED_ZERO_RTT: usize = 8;
 
 impl Incoming {
+    /// An attempt from the first datagram; `cids` are the client's first
+    /// Destination and Source CIDs.
     pub(crate) fn new(
         id: IncomingId,
         remote: SocketAddr,
         version: Version,
-        orig_dst_cid: ConnectionId,
-        src_cid: ConnectionId,
+        (orig_dst_cid, src_cid): (ConnectionId, ConnectionId),
         retry: Option<RetryToken>,
         datagram: Vec<u8>,
         now: Instant,

@@ -410,7 +410,7 @@ fn server_discards_client_initials_with_another_source_cid() {
 /// waited a PTO for its retransmission.
 #[test]
 fn first_initial_with_the_quic_bit_cleared_starts_an_attempt() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::classical();
     let _client = pair.connect();
     let first = client_datagrams(&mut pair).remove(0);
     let dcid = first_dcid(&first);

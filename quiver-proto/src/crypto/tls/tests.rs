@@ -398,12 +398,14 @@ fn key_exchange_groups() {
         .unwrap()
     };
     let classical = [KxGroup::X25519, KxGroup::Secp256r1];
-    let cases: [(
-        Option<&[KxGroup]>,
-        Option<&[KxGroup]>,
+    // (client's groups, server's groups, the group used, the kind).
+    type Case<'a> = (
+        Option<&'a [KxGroup]>,
+        Option<&'a [KxGroup]>,
         KxGroup,
         HandshakeKind,
-    ); 4] = [
+    );
+    let cases: [Case; 4] = [
         (None, None, KxGroup::X25519MlKem768, HandshakeKind::Full),
         (None, Some(&classical), KxGroup::X25519, HandshakeKind::Full),
         (Some(&classical), None, KxGroup::X25519, HandshakeKind::Full),
