@@ -75,7 +75,16 @@ struct Args {
     /// The relay's seed for the first run of `--impair` (run i: seed + i).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Key exchange groups quiver's client offers, comma-separated
+    /// (`x25519mlkem768`, `x25519`, ...; default: quiver's default, the
+    /// hybrid post-quantum group first). quinn's client (ring) offers
+    /// X25519 (then P-256, P-384) either way.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    kx: Vec<quiver::KxGroup>,
 }
+
+/// `--kx`, for quiver's client configurations.
+static QUIVER_KX: std::sync::OnceLock<Vec<quiver::KxGroup>> = std::sync::OnceLock::new();
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -159,12 +168,15 @@ mod quiver_side {
                 .build()?;
         let server = Endpoint::server(server_config, loopback())?;
         let mut client = Endpoint::client(loopback())?;
-        client.set_default_client_config(
-            quiver::ClientConfig::with_root_certificates(id.roots())
-                .alpn_protocols(&[ALPN])
-                .transport(transport)
-                .build()?,
-        );
+        let mut client_config = quiver::ClientConfig::with_root_certificates(id.roots())
+            .alpn_protocols(&[ALPN])
+            .transport(transport)
+            // Full handshakes, as quinn's side runs them.
+            .resumption(false);
+        if let Some(groups) = QUIVER_KX.get().filter(|g| !g.is_empty()) {
+            client_config = client_config.kx_groups(groups);
+        }
+        client.set_default_client_config(client_config.build()?);
         let addr = server.local_addr()?;
         let accept = server.clone();
         tokio::spawn(async move {
@@ -552,6 +564,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let _ = QUIVER_KX.set(args.kx.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
