@@ -29,7 +29,7 @@ pub struct Incoming {
     pub(crate) new_token_validated: bool,
     datagram: Vec<u8>,
     /// Later Initial datagrams of a ClientHello that spans several (a
-    /// post-quantum key share does), at most [`MAX_DATAGRAMS`] - 1.
+    /// post-quantum key share does), at most `MAX_DATAGRAMS` - 1.
     more: Vec<Vec<u8>>,
     /// When the first datagram arrived.
     pub(crate) created: Instant,
@@ -107,7 +107,7 @@ impl Incoming {
     /// The server name (SNI) and ALPN protocols of the ClientHello, when it
     /// parses. The endpoint reports an attempt once its whole ClientHello
     /// is in, however many Initial datagrams it spans (or once it holds
-    /// [`MAX_DATAGRAMS`] of them).
+    /// four of them).
     pub fn client_hello(&self) -> Option<crate::crypto::ClientHelloInfo> {
         parse_client_hello(&self.crypto_prefix())
     }
@@ -140,7 +140,7 @@ impl Incoming {
     }
 
     /// Keeps another Initial datagram of this attempt; false when
-    /// [`MAX_DATAGRAMS`] are held already.
+    /// `MAX_DATAGRAMS` are held already.
     pub(crate) fn add_datagram(&mut self, data: &[u8]) -> bool {
         if 1 + self.more.len() >= MAX_DATAGRAMS {
             return false;
