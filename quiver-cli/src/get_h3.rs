@@ -59,7 +59,12 @@ pub async fn fetch(
         .map_err(|e| Failed::new(format!("{path}: cannot make a request: {e}")))?;
     let fail = |e: StreamError| Failed::new(describe_stream(&conn, path, &e));
     let mut stream = requests.send_request(request).await.map_err(fail)?;
-    stream.finish().await.map_err(fail)?;
+    match stream.finish().await {
+        // RFC 9114 §4.1.2: a server that has its response complete may
+        // stop our request stream with H3_NO_ERROR; the response stands.
+        Err(StreamError::RemoteTerminate { code, .. }) if code == Code::H3_NO_ERROR => {}
+        other => other.map_err(fail)?,
+    }
     let response = stream.recv_response().await.map_err(fail)?;
     let status = response.status();
     if !status.is_success() {

@@ -63,7 +63,13 @@ pub async fn get(
     let driving = tokio::spawn(async move { poll_fn(|cx| driver.poll_close(cx)).await });
     let request = http::Request::get(uri.clone()).body(())?;
     let mut stream = send.send_request(request).await?;
-    stream.finish().await?;
+    match stream.finish().await {
+        // RFC 9114 §4.1.2: a server whose response is complete may stop the
+        // request stream with H3_NO_ERROR; the response still counts.
+        Err(h3::error::StreamError::RemoteTerminate { code, .. })
+            if code == h3::error::Code::H3_NO_ERROR => {}
+        other => other?,
+    }
     let response = stream.recv_response().await?;
     let mut body = BytesMut::new();
     while let Some(mut chunk) = stream.recv_data().await? {

@@ -22,7 +22,9 @@ async fn h3_examples_round_trip() {
             let uri: http::Uri = format!("https://localhost:{}{path}", addr.port())
                 .parse()
                 .unwrap();
-            let (response, body) = h3_client::get(&client, addr, &uri).await.unwrap();
+            let (response, body) = h3_client::get(&client, addr, &uri)
+                .await
+                .unwrap_or_else(|e| panic!("GET {path}: {e}"));
             assert_eq!(response.status(), 200);
             assert_eq!(
                 body,
