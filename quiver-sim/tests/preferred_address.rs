@@ -53,12 +53,15 @@ impl Datagram {
     fn response(&self) -> bool {
         self.packets.iter().any(|p| p.response)
     }
-    fn from_server(&self) -> bool {
+    fn is_from_server(&self) -> bool {
         self.src == SERVER_ADDR || self.src == PREFERRED
     }
 }
 
 type Sealed = Arc<Mutex<VecDeque<Packet>>>;
+
+/// Decides, from a datagram's packets, whether the network drops it.
+type DropRule = Rc<RefCell<Box<dyn FnMut(&Datagram) -> bool>>>;
 
 /// Records the packets one side's connections seal.
 #[derive(Debug)]
@@ -108,7 +111,7 @@ fn link() -> LinkConfig {
 struct Scenario {
     pair: Pair,
     log: Rc<RefCell<Vec<Datagram>>>,
-    drop: Rc<RefCell<Box<dyn FnMut(&Datagram) -> bool>>>,
+    drop: DropRule,
 }
 
 impl Scenario {
@@ -138,8 +141,7 @@ impl Scenario {
         });
         pair.net.add_alias(pair.server, PREFERRED);
         let log: Rc<RefCell<Vec<Datagram>>> = Rc::default();
-        let drop: Rc<RefCell<Box<dyn FnMut(&Datagram) -> bool>>> =
-            Rc::new(RefCell::new(Box::new(|_| false)));
+        let drop: DropRule = Rc::new(RefCell::new(Box::new(|_| false)));
         let (l, d) = (log.clone(), drop.clone());
         pair.net.set_filter(move |info| {
             let sealed = if info.src == CLIENT_ADDR {
@@ -192,7 +194,7 @@ impl Scenario {
         self.log
             .borrow()
             .iter()
-            .filter(|d| d.from_server() && d.dst == CLIENT_ADDR)
+            .filter(|d| d.is_from_server() && d.dst == CLIENT_ADDR)
             .cloned()
             .collect()
     }
