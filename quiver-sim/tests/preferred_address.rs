@@ -96,11 +96,16 @@ impl QlogFactory for Recorder {
     }
 }
 
-/// 10 ms each way at 20 Mbit/s.
+/// 10 ms each way at 20 Mbit/s, with 1% loss and some jitter and
+/// reordering, so the seeds vary which probes and answers get through.
 fn link() -> LinkConfig {
     LinkConfig {
         delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(2),
         bandwidth: Some(2_500_000),
+        loss_rate: 0.01,
+        reorder_rate: 0.01,
+        reorder_delay: Duration::from_millis(5),
         ..LinkConfig::default()
     }
 }
@@ -199,10 +204,17 @@ impl Scenario {
             .collect()
     }
 
-    /// Every datagram the server sent was matched with its packets.
+    /// Every datagram the server sent was matched with its packets, or
+    /// is one the endpoint sent without a connection (a stateless reset:
+    /// with reordering, a packet under a connection ID the client just
+    /// retired can arrive after the retirement); those leave from the
+    /// endpoint's own address.
     fn assert_classified(&self) {
         for d in self.server_datagrams() {
-            assert!(!d.packets.is_empty(), "unclassified datagram {d:?}");
+            assert!(
+                !d.packets.is_empty() || (d.src == SERVER_ADDR && d.dst == CLIENT_ADDR),
+                "unclassified datagram {d:?}"
+            );
         }
     }
 }

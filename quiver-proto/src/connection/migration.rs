@@ -214,7 +214,8 @@ impl Connection {
         new.migrate_when_validated = None;
         // A move between the server's own addresses is a new path too
         // (RFC 9000 §9.4 keeps the state only for a peer's port change).
-        let port_only = self.path.same_ip(remote) && self.path.local == key.local;
+        let same_ip = self.path.same_ip(remote);
+        let port_only = same_ip && self.path.local == key.local;
         // Challenges are timed from the path we are leaving (the new one
         // has no RTT sample yet).
         let challenge_new = self.new_challenge(now);
@@ -244,7 +245,7 @@ impl Connection {
         if intentional && !self.cids.rotate_remote() {
             tracing::debug!("peer migrated but gave us no spare connection ID");
         }
-        if !intentional && !port_only {
+        if !intentional && !same_ip {
             // A NAT rebinding to a new address under the same connection
             // ID: our policy is to move the peer to fresh IDs of ours so
             // that one ID does not link the two paths any longer (§9.5).
