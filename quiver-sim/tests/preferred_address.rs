@@ -41,6 +41,9 @@ struct Datagram {
     src: SocketAddr,
     dst: SocketAddr,
     packets: Vec<Packet>,
+    /// The Destination Connection ID of a short-header packet first in
+    /// the datagram (the client's IDs are 8 bytes long).
+    short_dcid: Option<[u8; 8]>,
 }
 
 impl Datagram {
@@ -155,11 +158,17 @@ impl Scenario {
                 &server_sealed
             };
             let packets = sealed.lock().unwrap().drain(..).collect();
+            let short = info.data.first().is_some_and(|b| b & 0x80 == 0);
             let datagram = Datagram {
                 time: info.time,
                 src: info.src,
                 dst: info.dst,
                 packets,
+                short_dcid: info
+                    .data
+                    .get(1..9)
+                    .filter(|_| short)
+                    .and_then(|c| c.try_into().ok()),
             };
             let dropped = (d.borrow_mut())(&datagram);
             l.borrow_mut().push(datagram);
@@ -271,6 +280,21 @@ fn probes_are_answered_from_the_preferred_address_and_data_follows_the_move() {
             .map(|d| d.time)
             .expect("the client never sent non-probing packets there");
         assert!(server[first_from_preferred].time > client_arrived);
+        // RFC 9000 §9.5: "An endpoint MUST NOT reuse a connection ID when
+        // sending from more than one local address."
+        let ids = |src| -> std::collections::HashSet<[u8; 8]> {
+            server
+                .iter()
+                .filter(|d| d.src == src && !d.packets.is_empty())
+                .filter_map(|d| d.short_dcid)
+                .collect()
+        };
+        let (original, preferred) = (ids(SERVER_ADDR), ids(PREFERRED));
+        assert!(!original.is_empty() && !preferred.is_empty());
+        assert!(
+            original.is_disjoint(&preferred),
+            "one connection ID sent from both addresses"
+        );
     });
 }
 

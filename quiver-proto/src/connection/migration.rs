@@ -123,6 +123,14 @@ impl Connection {
                 // RFC 9000 §9.6.2: "The server MUST probe on the path
                 // toward the client from its preferred address."
                 path.challenge = Some(self.new_challenge(now));
+                // §9.5: "An endpoint MUST NOT reuse a connection ID when
+                // sending from more than one local address": the path
+                // gets a spare ID of the client's (without one, the
+                // active ID is reused, linkably).
+                path.dst_cid = self.cids.spare_remote();
+                if path.dst_cid.is_none() {
+                    tracing::debug!("no spare connection ID for the preferred address");
+                }
                 self.qlog_path(now, key.remote, PathState::ProbingStarted);
             }
             self.others.insert(path);
@@ -212,6 +220,7 @@ impl Connection {
         let remote = key.remote;
         let mut new = self.others.take(i);
         new.migrate_when_validated = None;
+        let reserved = new.dst_cid.take();
         // A move between the server's own addresses is a new path too
         // (RFC 9000 §9.4 keeps the state only for a peer's port change).
         let same_ip = self.path.same_ip(remote);
@@ -242,7 +251,10 @@ impl Connection {
             let fresh = self.fresh_congestion(now);
             old.saved = Some(self.swap_congestion(fresh));
         }
-        if intentional && !self.cids.rotate_remote() {
+        if let Some(cid) = reserved.filter(|c| self.cids.switch_remote_to(c)) {
+            // The ID this path was probed with (§9.5).
+            tracing::trace!(%cid, "moved to the path's reserved connection ID");
+        } else if intentional && !self.cids.rotate_remote() {
             tracing::debug!("peer migrated but gave us no spare connection ID");
         }
         if !intentional && !same_ip {
@@ -263,8 +275,11 @@ impl Connection {
         // back to; an unvalidated one is abandoned (§9.3: "After changing
         // the address ..., an endpoint can abandon any path validation for
         // other addresses").
+        // A move between our own addresses (RFC 9000 §9.6.2) leaves the
+        // peer's address as it was: nothing to re-check, and a challenge
+        // from the old address would reuse the new path's ID there (§9.5).
         if old.validated {
-            if old.challenge.is_none() {
+            if old.challenge.is_none() && old.remote != remote {
                 old.challenge = Some(challenge_old);
             }
             self.others.insert(old);
