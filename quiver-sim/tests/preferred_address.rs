@@ -388,3 +388,47 @@ fn a_client_that_stays_hears_nothing_from_the_preferred_address() {
         );
     });
 }
+
+/// RFC 9000 §9.6.2, the other half of the condition: the client's
+/// non-probing packets reach the preferred address, but its answers to
+/// the server's PATH_CHALLENGE do not, so the server never validates the
+/// path, and its non-probing packets keep leaving from the original
+/// address ("... and until the server has validated the new path"). Once
+/// the answers get through, it moves.
+#[test]
+fn non_probing_packets_wait_for_the_servers_validation() {
+    for_each_seed(5, |seed| {
+        let mut s = Scenario::new(seed, true);
+        *s.drop.borrow_mut() =
+            Box::new(|d| d.src == CLIENT_ADDR && d.dst == PREFERRED && d.response());
+        let (client, r) = s.download(4 * MB);
+        s.pair.net.run_for(Duration::from_millis(600));
+        s.assert_classified();
+        assert_eq!(
+            s.pair.client_conn(client).remote_address(),
+            PREFERRED,
+            "the client did not move"
+        );
+        assert!(
+            s.log
+                .borrow()
+                .iter()
+                .any(|d| d.src == CLIENT_ADDR && d.dst == PREFERRED && d.non_probing()),
+            "no non-probing packet reached the preferred address"
+        );
+        let server = s.server_datagrams();
+        let from_preferred = server
+            .iter()
+            .filter(|d| d.src == PREFERRED && d.non_probing())
+            .count();
+        assert_eq!(from_preferred, 0, "non-probing packets before validation");
+        assert_eq!(s.pair.server_conn().local_address(), None);
+
+        *s.drop.borrow_mut() = Box::new(|_| false);
+        let moved = s.pair.run_until(Duration::from_secs(5), |p| {
+            p.server_conn().local_address() == Some(PREFERRED)
+        });
+        assert!(moved, "the server never moved to its preferred address");
+        s.finish(&r, 4 * MB);
+    });
+}
