@@ -67,6 +67,17 @@ pub struct TransportConfig {
     /// handshake is confirmed and the new path is validated (RFC 9000
     /// §9.6.2). On by default.
     pub migrate_to_preferred_address: bool,
+    /// Send the disable_active_migration transport parameter (RFC 9000
+    /// §18.2): the peer must not move to a new address of its own while
+    /// talking to the address it used during the handshake (§9). A
+    /// connection that sent it drops packets from a new peer address that
+    /// arrive at that address, without a stateless reset (§9: "MUST
+    /// either drop the incoming packets on that path without generating a
+    /// Stateless Reset or proceed with path validation"), so a NAT
+    /// rebinding ends such a connection too. Moving to a server's
+    /// preferred address, and any move after it, stays allowed. Off by
+    /// default.
+    pub disable_active_migration: bool,
     /// Mark packets ECT(0) and react to congestion the path reports with
     /// ECN-CE (RFC 9000 §13.4, RFC 9002 §7.1), on paths that pass ECN
     /// validation. Received codepoints are reported either way. On by
@@ -111,6 +122,7 @@ impl Default for TransportConfig {
             mtu_raise_interval: Duration::from_secs(600),
             congestion: Arc::new(CubicConfig::default()),
             migrate_to_preferred_address: true,
+            disable_active_migration: false,
             ecn: true,
             key_update_interval: None,
             aead_integrity_limit: None,
@@ -139,6 +151,7 @@ impl TransportConfig {
             max_datagram_frame_size: self.max_datagram_frame_size,
             initial_source_connection_id: Some(initial_src_cid),
             grease_quic_bit: self.grease_quic_bit,
+            disable_active_migration: self.disable_active_migration,
             ..TransportParameters::default()
         }
     }

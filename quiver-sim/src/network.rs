@@ -305,8 +305,8 @@ impl Network {
     }
 
     /// Datagrams to `addr` reach node `id` too (a second address it
-    /// receives on, such as a server's preferred address); it still sends
-    /// from its own address.
+    /// receives on, such as a server's preferred address); it sends from
+    /// its own address unless a [`crate::Transmit::src`] names the alias.
     ///
     /// # Panics
     /// If another node is bound to `addr`.
@@ -561,7 +561,7 @@ impl Network {
         if let Some(id) = dst_node {
             self.nodes[id.0]
                 .node
-                .handle_datagram_ecn(self.now, d.src, d.ecn, &d.data);
+                .handle_datagram_to(self.now, d.src, d.dst, d.ecn, &d.data);
             self.drain(id.0);
         }
     }
@@ -575,7 +575,10 @@ impl Network {
     /// Sends everything node `i` has to send now.
     fn drain(&mut self, i: usize) {
         while let Some(transmit) = self.nodes[i].node.poll_transmit(self.now) {
-            let src = self.nodes[i].addr;
+            let src = transmit
+                .src
+                .filter(|a| self.by_addr.get(a) == Some(&NodeId(i)))
+                .unwrap_or(self.nodes[i].addr);
             let destination = transmit.destination;
             let ecn = transmit.ecn;
             for datagram in transmit.into_datagrams() {

@@ -20,6 +20,21 @@ pub trait Node {
         let _ = ecn;
         self.handle_datagram(now, from, data);
     }
+    /// A datagram arrived from `from`, addressed to `to` (the node's own
+    /// address or one of its aliases, [`crate::Network::add_alias`]): what
+    /// a runtime learns from the socket a datagram arrived on, or
+    /// `IP_PKTINFO`. Nodes that do not care need not implement it.
+    fn handle_datagram_to(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        ecn: u8,
+        data: &[u8],
+    ) {
+        let _ = to;
+        self.handle_datagram_ecn(now, from, ecn, data);
+    }
     /// The next datagram this node wants to send, if any.
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
     /// When this node next needs [`handle_timeout`](Node::handle_timeout);
@@ -43,6 +58,10 @@ pub struct Transmit {
     /// The ECN codepoint to send with (0 Not-ECT, 1 ECT(1), 2 ECT(0),
     /// 3 CE).
     pub ecn: u8,
+    /// The local address to send from: one of the node's aliases
+    /// ([`crate::Network::add_alias`]); `None`, or an address the node
+    /// does not own, sends from the node's own address.
+    pub src: Option<SocketAddr>,
 }
 
 impl Transmit {
@@ -53,6 +72,7 @@ impl Transmit {
             contents,
             segment_size: None,
             ecn: 0,
+            src: None,
         }
     }
 
@@ -94,6 +114,7 @@ mod tests {
             contents: vec![0; 25],
             ecn: 0,
             segment_size: Some(10),
+            src: None,
         };
         let sizes: Vec<usize> = t.into_datagrams().iter().map(Vec::len).collect();
         assert_eq!(sizes, [10, 10, 5]);

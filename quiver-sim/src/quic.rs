@@ -110,11 +110,27 @@ impl Node for QuicNode {
         self.after_input(now);
     }
 
+    fn handle_datagram_to(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        ecn: u8,
+        data: &[u8],
+    ) {
+        let mut data = data.to_vec();
+        let ecn = quiver_proto::EcnCodepoint::from_bits(ecn);
+        self.endpoint
+            .handle_with_local(now, from, Some(to), ecn, &mut data);
+        self.after_input(now);
+    }
+
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.buf.clear();
         let t = self.endpoint.poll_transmit(now, &mut self.buf)?;
         Some(Transmit {
             ecn: t.ecn.map_or(0, |e| e.bits()),
+            src: t.src,
             ..Transmit::new(t.destination, self.buf[self.buf.len() - t.size..].to_vec())
         })
     }

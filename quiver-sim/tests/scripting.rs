@@ -188,6 +188,7 @@ impl Node for Batch {
             destination: self.dst,
             contents,
             segment_size: Some(100),
+            src: None,
         })
     }
     fn poll_timeout(&mut self) -> Option<Instant> {

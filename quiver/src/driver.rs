@@ -83,12 +83,13 @@ impl std::fmt::Debug for Driver {
 
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (socket, generation, preferred) = {
+        let (socket, generation, preferred, preferred_local) = {
             let state = shared.lock();
             (
                 state.socket.clone(),
                 state.socket_generation,
                 state.preferred.clone(),
+                state.preferred_local.clone(),
             )
         };
         let buf_len = std::iter::once(&socket)
@@ -96,7 +97,7 @@ impl Driver {
             .map(|s| buffer_len(s))
             .max()
             .unwrap_or(0);
-        let routes = Routes::new(&socket, &preferred);
+        let routes = Routes::new(&socket, preferred_local);
         let icmp = IcmpWatch::new(socket.clone());
         Self {
             shared,
@@ -201,9 +202,12 @@ impl Driver {
                     }
                     let mut state = shared.lock();
                     let time = now();
+                    // RFC 9000 §9.6.2: the core learns which preferred
+                    // address a datagram arrived on.
+                    let local = index.and_then(|i| self.routes.local_of(i));
                     for (m, buf) in meta[..n].iter().zip(self.recv_buf.chunks_mut(slot)) {
-                        if let Some(index) = index {
-                            self.routes.learn(index, m);
+                        if index == Some(0) {
+                            self.routes.learn(m);
                         }
                         let stride = m.stride.max(1);
                         // RFC 9000 §13.4.1: the codepoint goes to the core,
@@ -212,7 +216,7 @@ impl Driver {
                             .ecn
                             .and_then(|e| quiver_proto::EcnCodepoint::from_bits(e.bits()));
                         for datagram in buf[..m.len].chunks_mut(stride) {
-                            handle_datagram(&mut state, time, m.addr, ecn, datagram);
+                            handle_datagram(&mut state, time, m.addr, local, ecn, datagram);
                         }
                     }
                 }
@@ -316,45 +320,29 @@ fn buffer_len(socket: &UdpSocket) -> usize {
     slot * slots
 }
 
-/// Where replies to each remote address leave from: the socket its last
-/// datagram arrived on (0: the endpoint's socket, 1..: the sockets on a
-/// server's preferred addresses) and, for a socket bound to a wildcard
-/// address (`0.0.0.0`, `[::]`), the local IP it arrived on
-/// ([`RecvMeta::dst_ip`], from `IP_PKTINFO`), sent from with
-/// [`Transmit::src_ip`].
+/// Which socket, and which local IP, each datagram leaves from.
 ///
-/// The proto `Transmit` has no source, so the runtime keeps this, by
-/// remote address: all connections of one peer address share it, and a
-/// path probe to a new peer address goes out with what its datagrams
-/// taught. Without the local IP the kernel picks the source by route, and
-/// a peer that wrote to another of our addresses (a second address on the
-/// interface, an alias, a NAT's public side) sees answers from an address
-/// it never contacted, which a client must discard (RFC 9000 §9). Without
-/// the socket, a client that moved to the server's preferred address
-/// would still be answered from the original one; with it, a client is
-/// answered from the original address until it reaches us at the
-/// preferred one (§9.6.3: "The server MUST send non-probing packets from
-/// its original address until it receives a non-probing packet from the
-/// client at its preferred address", approximated: the driver cannot tell
-/// probing packets apart).
-///
-/// A pass reads the original socket before the preferred ones, so when
-/// a client's probe to the preferred address and its datagrams to the
-/// original one are read together, the reply (with the PATH_RESPONSE,
-/// which RFC 9000 §8.2.2 wants on the probe's path) leaves from the
-/// preferred address.
-///
-/// Only routes other than the default (socket 0, no source IP) are
-/// stored; inactive (empty, no lookups) for an endpoint with one socket
-/// bound to one address, or when the platform cannot report
-/// destinations.
+/// The core names the source of each datagram ([`quiver_proto::Transmit`]
+/// `src`): `None` for the endpoint's own address (socket 0), a server's
+/// preferred address (RFC 9000 §9.6.2) for the socket on it (sockets
+/// 1..). For socket 0 bound to a wildcard address (`0.0.0.0`, `[::]`),
+/// the local IP each remote address last reached us on
+/// ([`RecvMeta::dst_ip`], from `IP_PKTINFO`) is sent from with
+/// [`Transmit::src_ip`]: without it the kernel picks the source by route,
+/// and a peer that wrote to another of our addresses (a second address
+/// on the interface, an alias, a NAT's public side) sees answers from an
+/// address it never contacted, which a client must discard (RFC 9000 §9).
+/// Those are kept by remote address, bounded; inactive (empty, no
+/// lookups) when socket 0 is bound to one address or the platform cannot
+/// report destinations.
 #[derive(Debug, Default)]
 struct Routes {
-    /// Per socket: bound to a wildcard address, with destinations
+    /// Socket 0 is bound to a wildcard address, with destinations
     /// reported, so the local IP is learnt.
-    learn_ip: Vec<bool>,
-    active: bool,
-    map: HashMap<SocketAddr, Route>,
+    learn_ip: bool,
+    map: HashMap<SocketAddr, IpAddr>,
+    /// The address the core knows each preferred socket by (1.. in order).
+    preferred: Vec<SocketAddr>,
 }
 
 /// Where datagrams to one remote address leave from.
@@ -367,58 +355,66 @@ struct Route {
 }
 
 impl Routes {
-    fn new(socket: &UdpSocket, preferred: &[Arc<UdpSocket>]) -> Self {
-        let mut routes = Self {
-            learn_ip: std::iter::once(socket)
-                .chain(preferred.iter().map(|s| &**s))
-                .map(learns_ip)
-                .collect(),
-            active: false,
+    fn new(socket: &UdpSocket, preferred: Vec<SocketAddr>) -> Self {
+        Self {
+            learn_ip: learns_ip(socket),
             map: HashMap::new(),
-        };
-        routes.active = routes.learn_ip.len() > 1 || routes.learn_ip[0];
-        routes
+            preferred,
+        }
     }
 
     /// `Endpoint::rebind` replaced socket 0 with `socket`: what was learnt
     /// of the old one no longer applies.
     fn primary_replaced(&mut self, socket: &UdpSocket) {
-        self.learn_ip[0] = learns_ip(socket);
-        self.active = self.learn_ip.len() > 1 || self.learn_ip[0];
-        self.map.retain(|_, r| r.socket != 0);
+        self.learn_ip = learns_ip(socket);
+        self.map.clear();
     }
 
-    /// A datagram `meta` arrived on socket `index`.
-    fn learn(&mut self, index: usize, meta: &RecvMeta) {
-        if !self.active {
+    /// A datagram `meta` arrived on socket 0.
+    fn learn(&mut self, meta: &RecvMeta) {
+        if !self.learn_ip {
             return;
         }
-        let route = Route {
-            socket: index,
-            ip: meta.dst_ip.filter(|_| self.learn_ip[index]),
+        let Some(ip) = meta.dst_ip else {
+            return;
         };
-        match self.map.get(&meta.addr) {
-            Some(r) if *r == route => return,
-            None if route == Route::default() => return,
-            Some(_) if route == Route::default() => {
-                self.map.remove(&meta.addr);
-                return;
-            }
-            _ => {}
+        if self.map.get(&meta.addr) == Some(&ip) {
+            return;
         }
         if self.map.len() >= MAX_ROUTES && !self.map.contains_key(&meta.addr) {
             // Bounded: a flood of spoofed sources must not grow it. The
             // capacity stays, so refilling does not allocate.
             self.map.clear();
         }
-        self.map.insert(meta.addr, route);
+        self.map.insert(meta.addr, ip);
     }
 
-    fn route_to(&self, destination: SocketAddr) -> Route {
-        if !self.active {
-            return Route::default();
+    /// What the core calls the address of socket `index` (`None` for
+    /// socket 0: the endpoint's own).
+    fn local_of(&self, index: usize) -> Option<SocketAddr> {
+        index
+            .checked_sub(1)
+            .and_then(|i| self.preferred.get(i))
+            .copied()
+    }
+
+    /// The socket and IP for a datagram the core sends from `src` to
+    /// `destination`. A `src` no socket is on (none should be) leaves
+    /// from socket 0.
+    fn route(&self, src: Option<SocketAddr>, destination: SocketAddr) -> Route {
+        if let Some(i) = src.and_then(|a| self.preferred.iter().position(|p| *p == a)) {
+            return Route {
+                socket: i + 1,
+                ip: None,
+            };
         }
-        self.map.get(&destination).copied().unwrap_or_default()
+        Route {
+            socket: 0,
+            ip: self
+                .learn_ip
+                .then(|| self.map.get(&destination).copied())
+                .flatten(),
+        }
     }
 }
 
@@ -454,10 +450,14 @@ fn handle_datagram(
     state: &mut State,
     time: Instant,
     from: SocketAddr,
+    local: Option<SocketAddr>,
     ecn: Option<quiver_proto::EcnCodepoint>,
     datagram: &mut [u8],
 ) {
-    match state.proto.handle_ecn(time, from, ecn, datagram) {
+    match state
+        .proto
+        .handle_with_local(time, from, local, ecn, datagram)
+    {
         DatagramEvent::Connection(h) => {
             if state.dirty.last() != Some(&h) {
                 state.dirty.push(h);
@@ -579,6 +579,8 @@ struct TxBatch {
 #[derive(Debug, Clone, Copy)]
 struct Run {
     destination: SocketAddr,
+    /// The source the core asked for.
+    src: Option<SocketAddr>,
     /// The socket and local address to send from ([`Routes`]).
     route: Route,
     /// The ECN codepoint the core asked for (one per run: it is per IP
@@ -619,6 +621,7 @@ impl TxBatch {
             if let Some(run) = self.runs.last_mut() {
                 if !run.closed
                     && run.destination == t.destination
+                    && run.src == t.src
                     && run.ecn == t.ecn
                     && run.end == start
                     && t.size <= run.segment
@@ -633,7 +636,8 @@ impl TxBatch {
             }
             self.runs.push(Run {
                 destination: t.destination,
-                route: routes.route_to(t.destination),
+                src: t.src,
+                route: routes.route(t.src, t.destination),
                 ecn: t.ecn,
                 start,
                 end,
@@ -688,42 +692,39 @@ mod tests {
     // Sockets register with tokio's reactor: the tests run in a runtime.
     #[tokio::test]
     async fn one_socket_on_one_address_keeps_no_routes() {
-        let mut routes = Routes::new(&socket("127.0.0.1:0"), &[]);
-        routes.learn(0, &from("127.0.0.9:1", Some([127, 0, 0, 1].into())));
+        let mut routes = Routes::new(&socket("127.0.0.1:0"), Vec::new());
+        routes.learn(&from("127.0.0.9:1", Some([127, 0, 0, 1].into())));
         assert!(routes.map.is_empty());
         assert_eq!(
-            routes.route_to("127.0.0.9:1".parse().unwrap()),
+            routes.route(None, "127.0.0.9:1".parse().unwrap()),
             Route::default()
         );
     }
 
-    /// Replies leave from the socket the remote last reached; only routes
-    /// other than the default are stored.
+    /// RFC 9000 §9.6.2: the core's source picks the socket; a datagram
+    /// from the original address leaves from socket 0 whatever socket the
+    /// peer last reached.
     #[tokio::test]
-    async fn replies_follow_the_socket_last_reached() {
-        let mut routes = Routes::new(&socket("127.0.0.1:0"), &[socket("127.0.0.2:0")]);
+    async fn the_cores_source_picks_the_socket() {
+        let pa: SocketAddr = "127.0.0.2:4500".parse().unwrap();
+        let routes = Routes::new(&socket("127.0.0.1:0"), vec![pa]);
         let peer: SocketAddr = "127.0.0.9:1".parse().unwrap();
-        let dst = Some(IpAddr::from([127, 0, 0, 2]));
-        routes.learn(0, &from("127.0.0.9:1", None));
-        assert!(routes.map.is_empty());
-        routes.learn(1, &from("127.0.0.9:1", dst));
-        // A socket bound to one address needs no source IP.
-        let preferred = Route {
-            socket: 1,
-            ip: None,
-        };
-        assert_eq!(routes.route_to(peer), preferred);
+        assert_eq!(routes.local_of(0), None);
+        assert_eq!(routes.local_of(1), Some(pa));
+        assert_eq!(routes.local_of(2), None);
         assert_eq!(
-            routes.route_to("127.0.0.9:2".parse().unwrap()),
+            routes.route(Some(pa), peer),
+            Route {
+                socket: 1,
+                ip: None
+            }
+        );
+        assert_eq!(routes.route(None, peer), Route::default());
+        // An address no socket is on: the endpoint's own socket.
+        assert_eq!(
+            routes.route(Some("127.0.0.3:1".parse().unwrap()), peer),
             Route::default()
         );
-        routes.learn(0, &from("127.0.0.9:1", None));
-        assert_eq!(routes.route_to(peer), Route::default());
-        assert!(routes.map.is_empty());
-        // A rebind forgets what socket 0 taught, not the others.
-        routes.learn(1, &from("127.0.0.9:1", dst));
-        routes.primary_replaced(&socket("127.0.0.1:0"));
-        assert_eq!(routes.route_to(peer), preferred);
     }
 
     #[test]
@@ -732,6 +733,7 @@ mod tests {
         tx.buf.extend_from_slice(&[0; 30]);
         let run = |socket, start| Run {
             destination: "127.0.0.9:1".parse().unwrap(),
+            src: None,
             route: Route { socket, ip: None },
             ecn: None,
             start,

@@ -106,16 +106,13 @@ impl Endpoint {
     /// reaches that socket another way, e.g. a NAT's public side), else
     /// the socket's own address.
     ///
-    /// The driver reads every socket. Each datagram goes out of the socket
-    /// its destination last reached us on (per remote address; the
-    /// original socket for a peer not seen elsewhere), so a client that
-    /// moved to the preferred address is answered from it, and one that
-    /// did not is answered from the original address (§9.6.3). The
-    /// quiver-proto core routes by connection ID and knows neither which
-    /// socket a datagram arrived on nor which one a packet leaves from:
-    /// while a client only *probes* the preferred address, replies sent
-    /// right after its probe leave from the preferred address until its
-    /// next datagram to the original one arrives.
+    /// The driver reads every socket and tells the core which preferred
+    /// address each datagram arrived on; the core says which address each
+    /// datagram leaves from (RFC 9000 §9.6.2): a probe of the preferred
+    /// address is answered, and the client challenged, from it; the
+    /// connection's other packets keep leaving from the original address
+    /// until the client's non-probing packet arrived at the preferred one
+    /// and that path is validated, and from the preferred address after.
     ///
     /// Fails with [`io::ErrorKind::InvalidInput`] if a preferred socket is
     /// bound to an unspecified IP, two share a family, or one is the
@@ -182,6 +179,17 @@ impl Endpoint {
         if server.is_none() {
             socket.enable_icmp_errors();
         }
+        // What the core calls each preferred socket's address (RFC 9000
+        // §9.6.1: the advertised one, by family).
+        let preferred_local = preferred
+            .iter()
+            .map(|s| {
+                Ok(match preferred_address(s.local_addr()?) {
+                    SocketAddr::V4(a) => config.preferred_address_v4.unwrap_or(a).into(),
+                    SocketAddr::V6(a) => config.preferred_address_v6.unwrap_or(a).into(),
+                })
+            })
+            .collect::<io::Result<Vec<SocketAddr>>>()?;
         let mut proto = quiver_proto::Endpoint::new(
             Arc::new(config),
             server.map(|s| Arc::new(s.inner)),
@@ -192,7 +200,7 @@ impl Endpoint {
         if let Some(since_epoch) = wall_clock() {
             proto.set_wall_clock(crate::shared::now(), since_epoch);
         }
-        let shared = Shared::new(State::new(proto, socket, preferred));
+        let shared = Shared::new(State::new(proto, socket, preferred, preferred_local));
         let driver = Driver::new(shared.clone());
         tokio::spawn(driver);
         Ok(Self { shared })

@@ -53,6 +53,11 @@ pub(crate) struct State {
     /// and sent from alongside `socket`; fixed when the endpoint is made
     /// (a rebind replaces only `socket`).
     pub(crate) preferred: Vec<Arc<quiver_udp::UdpSocket>>,
+    /// The preferred address advertised for each socket of `preferred`
+    /// (its own address, or the one set in the endpoint's configuration):
+    /// what the core is told a datagram arrived on, and what its
+    /// `Transmit::src` names.
+    pub(crate) preferred_local: Vec<SocketAddr>,
     pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
@@ -79,12 +84,14 @@ impl State {
         proto: quiver_proto::Endpoint,
         socket: quiver_udp::UdpSocket,
         preferred: Vec<quiver_udp::UdpSocket>,
+        preferred_local: Vec<SocketAddr>,
     ) -> Self {
         Self {
             proto,
             socket: Arc::new(socket),
             socket_generation: 0,
             preferred: preferred.into_iter().map(Arc::new).collect(),
+            preferred_local,
             conns: HashMap::new(),
             incoming: VecDeque::new(),
             dirty: Vec::new(),

@@ -392,6 +392,15 @@ impl CidState {
     /// in use (RFC 9000 §9.5: a new path uses a connection ID not used on
     /// any other). Returns false, changing nothing, when the peer has
     /// given us no spare ID.
+    /// The peer's next connection ID after the active one, not in use:
+    /// for a path from another local address of ours (RFC 9000 §9.5).
+    pub(crate) fn spare_remote(&self) -> Option<ConnectionId> {
+        self.remote
+            .range(self.active_remote + 1..)
+            .next()
+            .map(|(_, c)| c.cid)
+    }
+
     pub(crate) fn rotate_remote(&mut self) -> bool {
         let Some((&next, _)) = self.remote.range(self.active_remote + 1..).next() else {
             return false;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
-use super::paths::{Challenge, Path, PathCongestion};
+use super::paths::{Challenge, Path, PathCongestion, PathKey};
 use super::spaces::SpaceId;
 use super::timers::Timer;
 use super::{Connection, ConnectionError, EndpointEvent, State};
@@ -74,17 +74,12 @@ impl Connection {
     /// Classifies a datagram's source and counts it against that path's
     /// anti-amplification budget. Returns `None` when the datagram must be
     /// dropped.
-    pub(crate) fn rx_path(
-        &mut self,
-        now: Instant,
-        remote: SocketAddr,
-        len: usize,
-    ) -> Option<RxPath> {
-        if remote == self.path.remote {
+    pub(crate) fn rx_path(&mut self, now: Instant, key: PathKey, len: usize) -> Option<RxPath> {
+        if key == self.path.key() {
             self.path.on_received(now, len);
             return Some(RxPath::Active);
         }
-        if let Some(i) = self.others.find(remote) {
+        if let Some(i) = self.others.find(key) {
             self.others.get_mut(i).on_received(now, len);
             return Some(RxPath::Other);
         }
@@ -97,6 +92,21 @@ impl Connection {
         if self.side.is_client() || !self.handshake_confirmed {
             return None;
         }
+        // RFC 9000 §9: a peer told disable_active_migration "MUST NOT send
+        // packets (including probing packets ...) from a different local
+        // address to the address the peer used during the handshake,
+        // unless the endpoint has acted on a preferred_address"; if it
+        // does, we "MUST either drop the incoming packets on that path
+        // without generating a Stateless Reset or proceed with path
+        // validation". We drop them, at the original address only: the
+        // preferred address (and every path once the client moved there)
+        // stays open to it.
+        if self.local_params.disable_active_migration
+            && key.local.is_none()
+            && self.path.local.is_none()
+        {
+            return None;
+        }
         Some(RxPath::New)
     }
 
@@ -104,12 +114,48 @@ impl Connection {
     /// gets its path now (with the datagram counted against its
     /// anti-amplification budget), before the frames are processed.
     pub(crate) fn on_authenticated(&mut self, now: Instant, rx: RxPath, datagram_len: usize) {
-        let remote = self.rx_remote;
-        if rx == RxPath::New && self.others.find(remote).is_none() {
-            let mut path = Path::new(remote, false);
+        let key = self.rx_key();
+        if rx == RxPath::New && self.others.find(key).is_none() {
+            let mut path = Path::new(key.remote, false);
+            path.local = key.local;
             path.on_received(now, datagram_len);
+            if key.local.is_some() {
+                // RFC 9000 §9.6.2: "The server MUST probe on the path
+                // toward the client from its preferred address."
+                path.challenge = Some(self.new_challenge(now));
+                // §9.5: "An endpoint MUST NOT reuse a connection ID when
+                // sending from more than one local address": the path
+                // gets a spare ID of the client's (without one, the
+                // active ID is reused, linkably).
+                path.dst_cid = self.cids.spare_remote();
+                if path.dst_cid.is_none() {
+                    tracing::debug!("no spare connection ID for the preferred address");
+                }
+                self.qlog_path(now, key.remote, PathState::ProbingStarted);
+            }
             self.others.insert(path);
+            self.arm_path_timer(now);
         }
+    }
+
+    /// The path of the datagram being processed.
+    pub(crate) fn rx_key(&self) -> PathKey {
+        PathKey {
+            remote: self.rx_remote,
+            local: self.rx_local,
+        }
+    }
+
+    /// Whether `local` is one of the preferred addresses this server
+    /// offered (RFC 9000 §9.6.1).
+    pub(crate) fn is_preferred_local(&self, local: SocketAddr) -> bool {
+        if self.side.is_client() {
+            return false;
+        }
+        self.local_params.preferred_address.is_some_and(|pa| {
+            pa.address_v4.map(SocketAddr::V4) == Some(local)
+                || pa.address_v6.map(SocketAddr::V6) == Some(local)
+        })
     }
 
     /// A packet from another path was processed; `largest` says it has
@@ -136,19 +182,49 @@ impl Connection {
         }
         // §9.3: "An endpoint only changes the address to which it sends
         // packets in response to the highest-numbered non-probing packet."
-        if non_probing && largest && !self.is_closed() {
-            let remote = self.rx_remote;
-            self.migrate_to_peer_address(now, remote, dst_cid);
+        if !(non_probing && largest) || self.is_closed() {
+            return;
         }
+        let key = self.rx_key();
+        if key.local.is_none() && self.path.local.is_some() {
+            // RFC 9000 §9.6.2: once we send from the preferred address, the
+            // server "SHOULD drop newer packets for this connection that
+            // are received on the old IP address" and "MAY continue to
+            // process delayed packets": they are processed, but do not
+            // move us back.
+            return;
+        }
+        if key.local.is_some() {
+            // RFC 9000 §9.6.2: "The server MUST send non-probing packets
+            // from its original address until it receives a non-probing
+            // packet from the client at its preferred address and until
+            // the server has validated the new path."
+            let Some(i) = self.others.find(key) else {
+                return;
+            };
+            let path = self.others.get_mut(i);
+            if !path.validated {
+                path.migrate_when_validated = Some(dst_cid);
+                return;
+            }
+        }
+        self.migrate_to_peer_address(now, key, dst_cid);
     }
 
-    /// RFC 9000 §9.3: the peer moved to `remote` (a path in `others`).
-    fn migrate_to_peer_address(&mut self, now: Instant, remote: SocketAddr, dst_cid: ConnectionId) {
-        let Some(i) = self.others.find(remote) else {
+    /// RFC 9000 §9.3: the peer moved to the path `key` (one in `others`);
+    /// on a server, also the move to its preferred address (§9.6.2).
+    fn migrate_to_peer_address(&mut self, now: Instant, key: PathKey, dst_cid: ConnectionId) {
+        let Some(i) = self.others.find(key) else {
             return;
         };
-        let new = self.others.take(i);
-        let port_only = self.path.same_ip(remote);
+        let remote = key.remote;
+        let mut new = self.others.take(i);
+        new.migrate_when_validated = None;
+        let reserved = new.dst_cid.take();
+        // A move between the server's own addresses is a new path too
+        // (RFC 9000 §9.4 keeps the state only for a peer's port change).
+        let same_ip = self.path.same_ip(remote);
+        let port_only = same_ip && self.path.local == key.local;
         // Challenges are timed from the path we are leaving (the new one
         // has no RTT sample yet).
         let challenge_new = self.new_challenge(now);
@@ -175,10 +251,13 @@ impl Connection {
             let fresh = self.fresh_congestion(now);
             old.saved = Some(self.swap_congestion(fresh));
         }
-        if intentional && !self.cids.rotate_remote() {
+        if let Some(cid) = reserved.filter(|c| self.cids.switch_remote_to(c)) {
+            // The ID this path was probed with (§9.5).
+            tracing::trace!(%cid, "moved to the path's reserved connection ID");
+        } else if intentional && !self.cids.rotate_remote() {
             tracing::debug!("peer migrated but gave us no spare connection ID");
         }
-        if !intentional && !port_only {
+        if !intentional && !same_ip {
             // A NAT rebinding to a new address under the same connection
             // ID: our policy is to move the peer to fresh IDs of ours so
             // that one ID does not link the two paths any longer (§9.5).
@@ -196,14 +275,22 @@ impl Connection {
         // back to; an unvalidated one is abandoned (§9.3: "After changing
         // the address ..., an endpoint can abandon any path validation for
         // other addresses").
+        // A move between our own addresses (RFC 9000 §9.6.2) leaves the
+        // peer's address as it was: nothing to re-check, and a challenge
+        // from the old address would reuse the new path's ID there (§9.5).
         if old.validated {
-            if old.challenge.is_none() {
+            if old.challenge.is_none() && old.remote != remote {
                 old.challenge = Some(challenge_old);
             }
             self.others.insert(old);
         }
         self.others
             .retain(|p| p.validated || p.challenge.is_none() || p.remote == remote);
+        // A move elsewhere supersedes one awaiting validation (§9.3: the
+        // highest-numbered non-probing packet decides).
+        for p in self.others.iter_mut() {
+            p.migrate_when_validated = None;
+        }
         self.arm_path_timer(now);
         self.set_loss_detection_timer(now);
     }
@@ -280,14 +367,14 @@ impl Connection {
     pub(crate) fn on_path_challenge(&mut self, data: [u8; 8]) {
         // RFC 9000 §8.2.2: "A PATH_RESPONSE frame MUST be sent on the
         // network path where the PATH_CHALLENGE frame was received."
-        let remote = self.rx_remote;
-        if remote == self.path.remote {
+        let key = self.rx_key();
+        if key == self.path.key() {
             self.path.owe_response(data);
             // §9.3.3: "An endpoint that receives a PATH_CHALLENGE on an
             // active path SHOULD send a non-probing packet in response",
             // which moves a peer fooled by forwarded copies back.
             self.ping_pending = true;
-        } else if let Some(i) = self.others.find(remote) {
+        } else if let Some(i) = self.others.find(key) {
             self.others.get_mut(i).owe_response(data);
         }
     }
@@ -310,13 +397,24 @@ impl Connection {
             let validated = self.others.iter_mut().find(|p| matches(p)).map(|p| {
                 p.challenge = None;
                 p.validated = true;
-                p.remote
+                (p.key(), p.migrate_when_validated.take())
             });
-            if let Some(remote) = validated {
-                self.qlog_path(now, remote, PathState::Validated);
+            if let Some((key, _)) = validated {
+                self.qlog_path(now, key.remote, PathState::Validated);
             }
-            if let Some(remote) = validated.filter(|r| self.preferred_path == Some(*r)) {
-                self.move_to_preferred_address(now, remote);
+            match validated {
+                Some((key, _)) if self.preferred_path == Some(key.remote) => {
+                    self.move_to_preferred_address(now, key);
+                }
+                // RFC 9000 §9.6.2: "Once the server has completed its path
+                // validation and has received a non-probing packet with a
+                // new largest packet number on its preferred address, the
+                // server begins sending non-probing packets to the client
+                // exclusively from its preferred IP address."
+                Some((key, Some(dst_cid))) => {
+                    self.migrate_to_peer_address(now, key, dst_cid);
+                }
+                _ => {}
             }
         }
         // Anything else is a late or forged response: ignored (§8.2.3).
@@ -387,7 +485,7 @@ impl Connection {
 
     /// The remote address of the next path with a probe due, if any:
     /// PATH_CHALLENGE or PATH_RESPONSE to send.
-    pub(crate) fn path_probe_due(&self, now: Instant) -> Option<SocketAddr> {
+    pub(crate) fn path_probe_due(&self, now: Instant) -> Option<PathKey> {
         if self.one_rtt.is_none() || !self.handshake_complete_or_server_keys() {
             return None;
         }
@@ -405,28 +503,28 @@ impl Connection {
             .filter(|p| p.wants_probe(now))
             .chain(std::iter::once(&self.path).filter(|_| active_due))
             .find(|p| p.budget() >= MIN_PROBE_BUDGET)
-            .map(|p| p.remote)
+            .map(Path::key)
     }
 
     fn handshake_complete_or_server_keys(&self) -> bool {
         self.handshake_complete || self.side.is_server()
     }
 
-    /// The path to `remote` (the active one or another).
-    pub(crate) fn path_mut(&mut self, remote: SocketAddr) -> Option<&mut Path> {
-        if self.path.remote == remote {
+    /// The path `key` (the active one or another).
+    pub(crate) fn path_mut(&mut self, key: PathKey) -> Option<&mut Path> {
+        if self.path.key() == key {
             return Some(&mut self.path);
         }
-        let i = self.others.find(remote)?;
+        let i = self.others.find(key)?;
         Some(self.others.get_mut(i))
     }
 
-    /// A PATH_CHALLENGE was just sent on `remote`: schedule the next one
+    /// A PATH_CHALLENGE was just sent on `key`: schedule the next one
     /// a PTO later, doubling each time (RFC 9000 §9.4: the timer "SHOULD be
     /// set as described in Section 6.2.1 of [QUIC-RECOVERY] and MUST NOT be
     /// more aggressive"), until the validation's deadline.
-    pub(crate) fn on_challenge_sent(&mut self, now: Instant, remote: SocketAddr) {
-        if let Some(c) = self.path_mut(remote).and_then(|p| p.challenge.as_mut()) {
+    pub(crate) fn on_challenge_sent(&mut self, now: Instant, key: PathKey) {
+        if let Some(c) = self.path_mut(key).and_then(|p| p.challenge.as_mut()) {
             c.sent += 1;
             c.next_send = Some(now + c.interval * (1 << (c.sent - 1).min(6)));
         }
@@ -465,8 +563,9 @@ impl Connection {
     /// The path to the server's preferred address is validated: move to it
     /// (RFC 9000 §9.6.2: "the client ... SHOULD begin sending all future
     /// packets to the new server address using the new connection ID").
-    fn move_to_preferred_address(&mut self, now: Instant, remote: SocketAddr) {
-        let Some(i) = self.others.find(remote) else {
+    fn move_to_preferred_address(&mut self, now: Instant, key: PathKey) {
+        let remote = key.remote;
+        let Some(i) = self.others.find(key) else {
             return;
         };
         self.preferred_path = None;

@@ -109,6 +109,11 @@ pub struct Transmit {
     /// The ECN codepoint to send it with (RFC 9000 §13.4); `None` is
     /// Not-ECT.
     pub ecn: Option<crate::EcnCodepoint>,
+    /// The local address to send from: `None` for the endpoint's own
+    /// address (the one the connection started on), `Some` for a server's
+    /// preferred address (RFC 9000 §9.6.2: the answer to a probe there,
+    /// and everything once the client has moved there).
+    pub src: Option<SocketAddr>,
 }
 
 /// Counters for the application and for tests.
@@ -195,6 +200,9 @@ pub struct Connection {
     others: paths::OtherPaths,
     /// Where the datagram being processed came from.
     rx_remote: SocketAddr,
+    /// The server's preferred address the datagram being processed
+    /// arrived on (`None`: the original address; see `paths::PathKey`).
+    rx_local: Option<SocketAddr>,
     /// ECN validation of the active path (RFC 9000 §13.4.2).
     ecn: ecn::EcnValidation,
     /// The ECN codepoint of the datagram being processed.
@@ -355,6 +363,7 @@ impl Connection {
             path: paths::Path::new(p.remote, p.address_validated || p.side.is_client()),
             others: paths::OtherPaths::default(),
             rx_remote: p.remote,
+            rx_local: None,
             ecn: ecn::EcnValidation::new(p.config.ecn),
             rx_ecn: None,
             tx_ecn: false,
@@ -438,6 +447,13 @@ impl Connection {
     /// The peer's address.
     pub fn remote_address(&self) -> SocketAddr {
         self.path.remote
+    }
+
+    /// The local address the connection sends from: `None` for the
+    /// endpoint's own address, a server's preferred address once the
+    /// client has moved there (RFC 9000 §9.6.2).
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        self.path.local
     }
 
     /// Whether the peer's current address is validated (RFC 9000 §8).

@@ -54,12 +54,26 @@ pub(crate) struct Challenge {
     pub(crate) deadline: Instant,
 }
 
-/// One network path, identified by the peer's address (the runtime sends
-/// from one local address per connection; a local change is a new path
-/// for the whole connection, see `Connection::local_address_changed`).
+/// What identifies a path: the peer's address and, on a server that
+/// offers a preferred address (RFC 9000 §9.6), which of its own addresses
+/// the path uses. `local` is `None` for the address the connection was
+/// accepted on (and always on a client: its runtime sends from one local
+/// address per connection, and a local change moves the whole connection,
+/// see [`super::Connection::migrate`]); `Some` only for the server's
+/// preferred address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathKey {
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: Option<SocketAddr>,
+}
+
+/// One network path, identified by its [`PathKey`].
 #[derive(Debug)]
 pub(crate) struct Path {
     pub(crate) remote: SocketAddr,
+    /// The server's preferred address this path uses, `None` for the
+    /// original one (see [`PathKey`]).
+    pub(crate) local: Option<SocketAddr>,
     /// RFC 9000 §8: the peer's ownership of the address is confirmed.
     pub(crate) validated: bool,
     /// Bytes received on this path while it was unvalidated (§8.1).
@@ -84,12 +98,18 @@ pub(crate) struct Path {
     /// The peer's connection ID to use on this path while it is probed,
     /// when it differs from the active one (RFC 9000 §9.5).
     pub(crate) dst_cid: Option<ConnectionId>,
+    /// A server's path on its preferred address that the client's
+    /// highest-numbered non-probing packet arrived on before the path was
+    /// validated: the server moves there once validation succeeds (RFC
+    /// 9000 §9.6.2), with this Destination CID the client used.
+    pub(crate) migrate_when_validated: Option<ConnectionId>,
 }
 
 impl Path {
     pub(crate) fn new(remote: SocketAddr, validated: bool) -> Self {
         Self {
             remote,
+            local: None,
             validated,
             received: 0,
             sent: 0,
@@ -100,6 +120,7 @@ impl Path {
             last_received: None,
             limited: true,
             dst_cid: None,
+            migrate_when_validated: None,
         }
     }
 
@@ -155,6 +176,14 @@ impl Path {
             .is_some_and(|c| c.next_send.is_none_or(|t| t <= now))
     }
 
+    /// The path's identity.
+    pub(crate) fn key(&self) -> PathKey {
+        PathKey {
+            remote: self.remote,
+            local: self.local,
+        }
+    }
+
     /// Whether only the port differs from `other` (RFC 9000 §9.4: a NAT
     /// rebinding, which may keep the congestion state).
     pub(crate) fn same_ip(&self, other: SocketAddr) -> bool {
@@ -169,8 +198,8 @@ pub(crate) struct OtherPaths {
 }
 
 impl OtherPaths {
-    pub(crate) fn find(&self, remote: SocketAddr) -> Option<usize> {
-        self.paths.iter().position(|p| p.remote == remote)
+    pub(crate) fn find(&self, key: PathKey) -> Option<usize> {
+        self.paths.iter().position(|p| p.key() == key)
     }
 
     pub(crate) fn get_mut(&mut self, i: usize) -> &mut Path {
@@ -207,7 +236,7 @@ impl OtherPaths {
         self.paths.len() - 1
     }
 
-    /// Removes every path for which `drop` holds.
+    /// Removes every path for which `keep` does not hold.
     pub(crate) fn retain(&mut self, keep: impl FnMut(&Path) -> bool) {
         self.paths.retain(keep);
     }
@@ -274,9 +303,13 @@ mod tests {
             others.insert(p);
         }
         assert_eq!(others.len(), MAX_OTHER_PATHS);
-        assert!(others.find(addr(1)).is_some(), "the validated path stays");
-        assert!(others.find(addr(19)).is_some());
-        assert!(others.find(addr(2)).is_none());
-        assert_eq!(others.last_validated(), others.find(addr(1)));
+        let key = |port| PathKey {
+            remote: addr(port),
+            local: None,
+        };
+        assert!(others.find(key(1)).is_some(), "the validated path stays");
+        assert!(others.find(key(19)).is_some());
+        assert!(others.find(key(2)).is_none());
+        assert_eq!(others.last_validated(), others.find(key(1)));
     }
 }

@@ -27,16 +27,19 @@ pub(super) struct Decrypted {
 }
 
 impl Connection {
-    /// Processes a datagram routed to this connection. `data` is modified
-    /// in place (protection is removed where it lies).
+    /// Processes a datagram routed to this connection, received from
+    /// `remote` on the local address `local` (`None`: not known, or the
+    /// endpoint's own address). `data` is modified in place (protection
+    /// is removed where it lies).
     pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         remote: SocketAddr,
+        local: Option<SocketAddr>,
         ecn: Option<crate::EcnCodepoint>,
         data: &mut [u8],
     ) {
-        self.handle_datagram_packets(now, remote, ecn, data);
+        self.handle_datagram_packets(now, remote, local, ecn, data);
         self.qlog_sync(now);
     }
 
@@ -44,6 +47,7 @@ impl Connection {
         &mut self,
         now: Instant,
         remote: SocketAddr,
+        local: Option<SocketAddr>,
         ecn: Option<crate::EcnCodepoint>,
         data: &mut [u8],
     ) {
@@ -52,11 +56,16 @@ impl Connection {
         }
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        let Some(rx) = self.rx_path(now, remote, data.len()) else {
+        // Only a server's preferred address makes a path of its own; any
+        // other local address is the one the connection started on.
+        let local = local.filter(|l| self.is_preferred_local(*l));
+        let key = super::paths::PathKey { remote, local };
+        let Some(rx) = self.rx_path(now, key, data.len()) else {
             self.stats.packets_dropped += 1;
             return;
         };
         self.rx_remote = remote;
+        self.rx_local = local;
         self.rx_ecn = ecn;
         self.stats.ecn_marked_received += u64::from(ecn.is_some());
         if ecn == Some(crate::EcnCodepoint::Ce) {

@@ -1,9 +1,9 @@
 //! Sending: packet assembly into datagrams (RFC 9000 §12.2, §13, §14),
 //! packet protection applied in place in the caller's buffer.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::paths::PathKey;
 use super::sent::{Retransmits, SentPacket};
 use super::spaces::SpaceId;
 use super::timers::Timer;
@@ -53,7 +53,7 @@ impl Connection {
 
     fn write_next_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         let start = buf.len();
-        let mut destination = self.path.remote;
+        let mut destination = self.path.key();
         // RFC 9000 §13.4: the active path's datagrams carry ECT(0) while it
         // is being tested or has passed validation; probes to other paths
         // and closes are not marked.
@@ -63,11 +63,11 @@ impl Connection {
             State::Closing | State::Draining => self.write_close_datagram(now, buf),
             State::Handshake | State::Established => {
                 let mut size = 0;
-                if let Some(remote) = self.path_probe_due(now) {
-                    self.tx_ecn = remote == self.path.remote && self.ecn.marking();
-                    size = self.write_path_probe(now, buf, remote);
+                if let Some(key) = self.path_probe_due(now) {
+                    self.tx_ecn = key == self.path.key() && self.ecn.marking();
+                    size = self.write_path_probe(now, buf, key);
                     if size > 0 {
-                        destination = remote;
+                        destination = key;
                     }
                 }
                 if size == 0 {
@@ -94,10 +94,13 @@ impl Connection {
         if let Some(path) = self.path_mut(destination) {
             path.on_sent(size);
         }
+        // RFC 9000 §8.2.2, §9.6.2: a probe leaves from the local address
+        // of its path; everything else from the active path's.
         Some(Transmit {
-            destination,
+            destination: destination.remote,
             size,
             ecn: self.tx_ecn.then_some(crate::EcnCodepoint::Ect0),
+            src: destination.local,
         })
     }
 
@@ -107,12 +110,12 @@ impl Connection {
         self.path.budget()
     }
 
-    /// A datagram probing the path to `remote` (RFC 9000 §8.2): a due
+    /// A datagram probing the path `key` (RFC 9000 §8.2): a due
     /// PATH_CHALLENGE and the PATH_RESPONSEs owed there, expanded to 1200
     /// bytes unless that path's anti-amplification budget forbids it
     /// (§8.2.1, §8.2.2). Returns 0 when the budget leaves no room.
-    fn write_path_probe(&mut self, now: Instant, buf: &mut Vec<u8>, remote: SocketAddr) -> usize {
-        let Some(path) = self.path_mut(remote) else {
+    fn write_path_probe(&mut self, now: Instant, buf: &mut Vec<u8>, key: PathKey) -> usize {
+        let Some(path) = self.path_mut(key) else {
             return 0;
         };
         let budget = usize::try_from(path.budget()).unwrap_or(usize::MAX);
@@ -133,7 +136,7 @@ impl Connection {
         // challenges, and anything on other paths, are probes outside it
         // (§9.4), so validating a new path never waits for data in flight
         // on the old one.
-        let congestion_controlled = remote == self.path.remote && challenge.is_none();
+        let congestion_controlled = key == self.path.key() && challenge.is_none();
         if congestion_controlled && self.bytes_in_flight + max as u64 > self.cc.window() {
             return 0;
         }
@@ -147,7 +150,7 @@ impl Connection {
             frame::Frame::PathChallenge(PathChallenge(data)).encode(buf);
             p.ack_eliciting = true;
         }
-        let path = self.path_mut(remote).expect("found above");
+        let path = self.path_mut(key).expect("found above");
         // §8.2.2: one PATH_RESPONSE per challenge, never repeated.
         while buf.len() + 9 <= limit {
             if path.responses.is_empty() {
@@ -158,7 +161,7 @@ impl Connection {
             p.ack_eliciting = true;
         }
         if challenge.is_some() {
-            self.on_challenge_sent(now, remote);
+            self.on_challenge_sent(now, key);
         }
         self.seal_packet(now, buf, p, Some(start + max));
         buf.len() - start

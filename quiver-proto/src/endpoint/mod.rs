@@ -422,6 +422,24 @@ impl Endpoint {
         ecn: Option<crate::EcnCodepoint>,
         data: &mut [u8],
     ) -> DatagramEvent {
+        self.handle_with_local(now, remote, None, ecn, data)
+    }
+
+    /// Processes a received datagram that arrived on the local address
+    /// `local` (which socket, or `IP_PKTINFO`; `None` when not known) and
+    /// carried the ECN codepoint `ecn`. A server with a preferred address
+    /// (RFC 9000 §9.6) needs it: a datagram to its preferred address is on
+    /// a path of its own, answered from that address (see
+    /// [`Transmit::src`]); any other local address counts as the endpoint's
+    /// own. `data` is modified in place.
+    pub fn handle_with_local(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        ecn: Option<crate::EcnCodepoint>,
+        data: &mut [u8],
+    ) -> DatagramEvent {
         self.token_now(now);
         self.rx_ecn = ecn;
         let cid_len = self.config.local_cid_len;
@@ -436,7 +454,7 @@ impl Endpoint {
                 .copied();
             if let Some(handle) = handle {
                 if let Some(conn) = self.connections.get_mut(handle) {
-                    conn.handle_datagram(now, remote, ecn, data);
+                    conn.handle_datagram(now, remote, local, ecn, data);
                     self.restart_if_asked(now, handle);
                     self.maintain(handle);
                     return DatagramEvent::Connection(handle);
@@ -884,12 +902,12 @@ impl Endpoint {
             conn.set_new_token_to_send(token.into());
             self.admission.stats.new_tokens_issued += 1;
         }
-        conn.handle_datagram(now, remote, ecn, &mut datagram);
+        conn.handle_datagram(now, remote, None, ecn, &mut datagram);
         for mut datagram in more {
-            conn.handle_datagram(now, remote, ecn, &mut datagram);
+            conn.handle_datagram(now, remote, None, ecn, &mut datagram);
         }
         for mut early in zero_rtt {
-            conn.handle_datagram(now, remote, ecn, &mut early);
+            conn.handle_datagram(now, remote, None, ecn, &mut early);
         }
         self.routes.insert(local_cid, handle);
         if let Some((cid, _)) = preferred_cid {
@@ -916,6 +934,7 @@ impl Endpoint {
                 destination,
                 size: data.len(),
                 ecn: None,
+                src: None,
             });
         }
         // Each connection in the queue is asked once at most; one that

@@ -1,0 +1,117 @@
+//! A server that sends disable_active_migration (RFC 9000 §18.2,
+//! `TransportConfig::disable_active_migration`): the client does not
+//! migrate, a new client address at the original server address is
+//! refused (dropped, §9), and the preferred address stays usable.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use quiver_proto::{MigrateError, TransportConfig};
+use quiver_sim::quic::{AppConfig, Pair, SERVER_ADDR, SendPlan};
+use quiver_sim::{LinkConfig, for_each_seed, loopback};
+
+const MB: u64 = 1_000_000;
+const PREFERRED: SocketAddr = loopback(5, 4500);
+
+fn link() -> LinkConfig {
+    LinkConfig {
+        delay: Duration::from_millis(10),
+        bandwidth: Some(2_500_000),
+        ..LinkConfig::default()
+    }
+}
+
+fn server_config() -> TransportConfig {
+    TransportConfig {
+        disable_active_migration: true,
+        ..TransportConfig::default()
+    }
+}
+
+/// Starts a download of `len` bytes from the server; returns the client's
+/// handle and whether the download is done, as a closure's state.
+fn download(
+    pair: &mut Pair,
+    len: u64,
+) -> (quiver_proto::ConnectionHandle, quiver_sim::quic::SharedApp) {
+    pair.server_app(AppConfig {
+        send: vec![SendPlan::uni(len)],
+        ..AppConfig::default()
+    });
+    let receiver = pair.client_app(AppConfig::default());
+    let (client, _) = pair.connect_and_wait(Duration::from_secs(10));
+    (client, receiver)
+}
+
+/// RFC 9000 §9: the client "MUST NOT send packets ... from a different
+/// local address", so `migrate` refuses; and when its NAT rebinds anyway,
+/// the server drops what arrives from the new address ("MUST either drop
+/// the incoming packets on that path without generating a Stateless
+/// Reset or proceed with path validation"): it never sends there, nor
+/// moves.
+#[test]
+fn a_new_client_address_is_refused() {
+    for_each_seed(5, |seed| {
+        let mut pair =
+            Pair::with_configs(seed, link(), TransportConfig::default(), server_config());
+        let (client, _r) = download(&mut pair, 4 * MB);
+        pair.net.run_for(Duration::from_millis(200));
+        let now = pair.net.now();
+        assert_eq!(
+            pair.client_conn(client).migrate(now),
+            Err(MigrateError::DisabledByPeer)
+        );
+        let new_addr = loopback(2, 6000);
+        let to_new = Rc::new(RefCell::new(0usize));
+        let t = to_new.clone();
+        pair.net.set_tap(move |d| {
+            if d.dst == new_addr {
+                *t.borrow_mut() += 1;
+            }
+        });
+        let dropped_before = pair.server_conn().stats().packets_dropped;
+        pair.net.nat_rebind(pair.client, new_addr);
+        pair.net.run_for(Duration::from_millis(500));
+        let server = pair.server_conn();
+        assert_ne!(server.remote_address(), new_addr);
+        assert_eq!(server.stats().migrations, 0);
+        assert!(
+            server.stats().packets_dropped > dropped_before,
+            "nothing from the new address was dropped"
+        );
+        assert_eq!(*to_new.borrow(), 0, "the server sent to the new address");
+    });
+}
+
+/// §18.2: the parameter "does not prohibit connection migration after a
+/// client has acted on a preferred_address": the client still moves to
+/// the server's preferred address and the download completes there.
+#[test]
+fn the_preferred_address_stays_open() {
+    for_each_seed(5, |seed| {
+        let mut pair = Pair::with_server_endpoint(
+            seed,
+            link(),
+            TransportConfig::default(),
+            server_config(),
+            |e| {
+                e.preferred_address_v4 = match PREFERRED {
+                    SocketAddr::V4(a) => Some(a),
+                    SocketAddr::V6(_) => None,
+                }
+            },
+        );
+        pair.net.add_alias(pair.server, PREFERRED);
+        let (client, r) = download(&mut pair, 2 * MB);
+        let done = pair.run_until(Duration::from_secs(60), |_| {
+            r.borrow().streams_finished() == 1
+        });
+        assert!(done, "download incomplete");
+        r.borrow().assert_intact();
+        assert_eq!(pair.client_conn(client).remote_address(), PREFERRED);
+        assert_eq!(pair.server_conn().local_address(), Some(PREFERRED));
+        assert_ne!(pair.client_conn(client).remote_address(), SERVER_ADDR);
+    });
+}
