@@ -80,8 +80,11 @@ pub(crate) struct AckFrequencyState {
     next_sequence: u64,
     /// Sender: an ACK_FREQUENCY frame waits to be sent.
     pending: Option<AckFrequency>,
-    /// Sender: the sequence number and delay of the frame in flight.
-    in_flight: Option<(u64, Duration)>,
+    /// Sender: the sequence number, delay and threshold of the frame in
+    /// flight.
+    in_flight: Option<(u64, Duration, u64)>,
+    /// Sender: the Ack-Eliciting Threshold the peer acknowledged last.
+    acked_threshold: u64,
     /// Sender: the peer's max_ack_delay as last acknowledged; `None` is its
     /// transport parameter.
     acked_delay: Option<Duration>,
@@ -103,6 +106,7 @@ impl AckFrequencyState {
             pending: None,
             in_flight: None,
             acked_delay: None,
+            acked_threshold: 1,
             requested: None,
             last_update: None,
             lost_at_update: 0,
@@ -119,17 +123,22 @@ impl AckFrequencyState {
         let f = self.pending.filter(|f| f.encoded_len() <= room)?;
         self.pending = None;
         let delay = Duration::from_micros(f.request_max_ack_delay.into_inner());
-        self.in_flight = Some((f.sequence.into_inner(), delay));
+        self.in_flight = Some((
+            f.sequence.into_inner(),
+            delay,
+            f.ack_eliciting_threshold.into_inner(),
+        ));
         Some(f)
     }
 
     /// Sender: the packet carrying ACK_FREQUENCY `seq` was acknowledged:
     /// its delay is now the peer's (draft §7).
     pub(crate) fn on_acked(&mut self, seq: u64) {
-        if let Some((s, delay)) = self.in_flight
+        if let Some((s, delay, threshold)) = self.in_flight
             && s == seq
         {
             self.acked_delay = Some(delay);
+            self.acked_threshold = threshold;
             self.in_flight = None;
         }
     }
@@ -138,11 +147,17 @@ impl AckFrequencyState {
     /// the sender "is encouraged to send another ACK_FREQUENCY frame"; the
     /// next update computes a fresh one with a new sequence number.
     pub(crate) fn on_lost(&mut self, seq: u64) {
-        if self.in_flight.is_some_and(|(s, _)| s == seq) {
+        if self.in_flight.is_some_and(|(s, _, _)| s == seq) {
             self.in_flight = None;
             self.requested = None;
             self.last_update = None;
         }
+    }
+
+    /// Sender: whether we asked the peer to change its ACK behaviour (a
+    /// request in flight, or acknowledged and not back to the defaults).
+    pub(crate) fn changed_peer_acks(&self) -> bool {
+        self.in_flight.is_some() || self.acked_threshold != 1
     }
 
     /// The max_ack_delay to use for the PTO: draft §7, "the endpoint MUST
@@ -151,7 +166,7 @@ impl AckFrequencyState {
     pub(crate) fn peer_max_ack_delay(&self, transport_param: Duration) -> Duration {
         let current = self.acked_delay.unwrap_or(transport_param);
         self.in_flight
-            .map_or(current, |(_, delay)| current.max(delay))
+            .map_or(current, |(_, delay, _)| current.max(delay))
     }
 }
 

@@ -607,11 +607,14 @@ impl Connection {
         }
         // draft-ietf-quic-ack-frequency §7: "When sending PTO packets, one
         // can include an IMMEDIATE_ACK frame to elicit an immediate
-        // acknowledgment", so a peer told to delay ACKs does not delay this
-        // one. It is ack-eliciting, so no PING is needed then.
+        // acknowledgment", so a peer we told to delay ACKs does not delay
+        // this one. (A peer on RFC 9000 defaults acknowledges a lone probe
+        // within its max_ack_delay, already in the PTO; then we leave the
+        // probe as it was.) It is ack-eliciting, so no PING is needed then.
         if space == SpaceId::ApplicationData
             && self.space(space).probes > 0
             && self.ack_frequency_enabled()
+            && self.ack_frequency.changed_peer_acks()
             && buf.len() + frame::IMMEDIATE_ACK_LEN <= limit
         {
             FrameType::IMMEDIATE_ACK.to_varint().encode(buf);
