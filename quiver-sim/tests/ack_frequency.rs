@@ -122,8 +122,7 @@ fn bulk_upload_with_ack_frequency_completes_under_five_percent_loss() {
     // peer's ACKs decimated and probes carrying IMMEDIATE_ACK).
     let mut frames = 0;
     for_each_seed(4, |seed| {
-        let (_, client, server) =
-            upload(seed, fast_link(0.05), TransportConfig::default(), 5 * MB);
+        let (_, client, server) = upload(seed, fast_link(0.05), TransportConfig::default(), 5 * MB);
         assert!(client.packets_lost > 0, "{client:?}");
         frames += client.ack_frequency_sent;
         eprintln!(
@@ -234,7 +233,9 @@ fn assert_protocol_violation(server: TransportConfig, frames: &[Frame<'_>], fram
     }
     match pair.client_conn(client).close_reason().cloned().unwrap() {
         ConnectionError::ConnectionClosed {
-            code, frame_type: ty, ..
+            code,
+            frame_type: ty,
+            ..
         } => {
             assert_eq!(code, TransportErrorCode::PROTOCOL_VIOLATION);
             assert_eq!(ty, Some(frame_type));
@@ -256,11 +257,7 @@ fn ack_frequency_to_an_endpoint_without_min_ack_delay_is_a_protocol_violation() 
     // draft §3: min_ack_delay is the "indication of support for receiving
     // ACK_FREQUENCY frames"; like DATAGRAM without its parameter (RFC 9221
     // §3), one received unannounced is a PROTOCOL_VIOLATION.
-    assert_protocol_violation(
-        no_min_ack_delay(),
-        &[ack_frequency(0, 10, 25_000, 1)],
-        0xaf,
-    );
+    assert_protocol_violation(no_min_ack_delay(), &[ack_frequency(0, 10, 25_000, 1)], 0xaf);
 }
 
 #[test]

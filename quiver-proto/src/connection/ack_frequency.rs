@@ -213,10 +213,10 @@ impl Connection {
         // PROTOCOL_VIOLATION."
         let delay = Duration::from_micros(f.request_max_ack_delay.into_inner());
         if delay >= MAX_ACK_DELAY_LIMIT || delay < min {
-            return Err(TransportError::protocol_violation(
-                "invalid Requested Max Ack Delay",
-            )
-            .with_frame(FrameType::ACK_FREQUENCY.value()));
+            return Err(
+                TransportError::protocol_violation("invalid Requested Max Ack Delay")
+                    .with_frame(FrameType::ACK_FREQUENCY.value()),
+            );
         }
         // draft §4: "A receiving endpoint MUST ignore a received
         // ACK_FREQUENCY frame unless the Sequence Number value in the frame
@@ -375,10 +375,28 @@ mod tests {
         assert!(!reordering_needs_ack(&set(&[0..2, 3..5]), 4, 4, None, t));
         assert!(reordering_needs_ack(&set(&[0..2, 3..6]), 5, 5, None, t));
         // ACK sent with Largest Acked 5; 8: no; 9: yes (9 - 6 >= 3).
-        assert!(!reordering_needs_ack(&set(&[0..2, 3..6, 8..9]), 8, 8, Some(5), t));
-        assert!(reordering_needs_ack(&set(&[0..2, 3..6, 8..10]), 9, 9, Some(5), t));
+        assert!(!reordering_needs_ack(
+            &set(&[0..2, 3..6, 8..9]),
+            8,
+            8,
+            Some(5),
+            t
+        ));
+        assert!(reordering_needs_ack(
+            &set(&[0..2, 3..6, 8..10]),
+            9,
+            9,
+            Some(5),
+            t
+        ));
         // Largest Acked 9; 10: yes (10 - 7 >= 3).
-        assert!(reordering_needs_ack(&set(&[0..2, 3..6, 8..11]), 10, 10, Some(9), t));
+        assert!(reordering_needs_ack(
+            &set(&[0..2, 3..6, 8..11]),
+            10,
+            10,
+            Some(9),
+            t
+        ));
     }
 
     /// draft §6.2 Table 2 (Reordering Threshold 5).
@@ -386,19 +404,61 @@ mod tests {
     fn reordering_threshold_5_matches_table_2() {
         let t = 5;
         assert!(!reordering_needs_ack(&set(&[0..2, 3..4]), 3, 3, None, t));
-        assert!(!reordering_needs_ack(&set(&[0..2, 3..4, 5..6]), 5, 5, None, t));
-        assert!(!reordering_needs_ack(&set(&[0..2, 3..4, 5..7]), 6, 6, None, t));
-        assert!(reordering_needs_ack(&set(&[0..2, 3..4, 5..8]), 7, 7, None, t));
-        assert!(!reordering_needs_ack(&set(&[0..2, 3..4, 5..9]), 8, 8, Some(7), t));
-        assert!(reordering_needs_ack(&set(&[0..2, 3..4, 5..10]), 9, 9, Some(7), t));
+        assert!(!reordering_needs_ack(
+            &set(&[0..2, 3..4, 5..6]),
+            5,
+            5,
+            None,
+            t
+        ));
+        assert!(!reordering_needs_ack(
+            &set(&[0..2, 3..4, 5..7]),
+            6,
+            6,
+            None,
+            t
+        ));
+        assert!(reordering_needs_ack(
+            &set(&[0..2, 3..4, 5..8]),
+            7,
+            7,
+            None,
+            t
+        ));
+        assert!(!reordering_needs_ack(
+            &set(&[0..2, 3..4, 5..9]),
+            8,
+            8,
+            Some(7),
+            t
+        ));
+        assert!(reordering_needs_ack(
+            &set(&[0..2, 3..4, 5..10]),
+            9,
+            9,
+            Some(7),
+            t
+        ));
     }
 
     #[test]
     fn old_packet_outside_the_window_is_acked_at_once() {
         // draft §6.2: "the received packet number is less than or equal to
         // Largest Acked - Reordering Threshold".
-        assert!(reordering_needs_ack(&set(&[0..3, 4..20]), 3, 19, Some(19), 3));
-        assert!(!reordering_needs_ack(&set(&[0..17, 18..20]), 17, 19, Some(19), 3));
+        assert!(reordering_needs_ack(
+            &set(&[0..3, 4..20]),
+            3,
+            19,
+            Some(19),
+            3
+        ));
+        assert!(!reordering_needs_ack(
+            &set(&[0..17, 18..20]),
+            17,
+            19,
+            Some(19),
+            3
+        ));
     }
 
     #[test]

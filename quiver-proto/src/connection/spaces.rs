@@ -17,7 +17,6 @@ pub(crate) use crate::recovery::PacketNumberSpace as SpaceId;
 /// the oldest go first, and they are only ever re-acknowledged anyway.
 const MAX_ACK_RANGES: usize = 64;
 
-
 /// One packet number space.
 #[derive(Debug)]
 pub(crate) struct PacketSpace {

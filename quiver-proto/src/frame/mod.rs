@@ -230,7 +230,9 @@ impl<'a> Frame<'a> {
     pub fn encode<B: BufMut>(&self, buf: &mut B) {
         match self {
             Self::Padding(n) => buf.put_bytes(0, *n),
-            Self::Ping | Self::HandshakeDone | Self::ImmediateAck => self.ty().to_varint().encode(buf),
+            Self::Ping | Self::HandshakeDone | Self::ImmediateAck => {
+                self.ty().to_varint().encode(buf)
+            }
             Self::Ack(f) => f.encode(buf),
             Self::ResetStream(f) => f.encode(buf),
             Self::StopSending(f) => f.encode(buf),

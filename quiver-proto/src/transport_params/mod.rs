@@ -687,7 +687,10 @@ impl TransportParameters {
         // extension MUST treat receipt of a min_ack_delay that is greater
         // than the max_ack_delay as a connection error of type
         // TRANSPORT_PARAMETER_ERROR."
-        if self.min_ack_delay.is_some_and(|min| min > self.max_ack_delay) {
+        if self
+            .min_ack_delay
+            .is_some_and(|min| min > self.max_ack_delay)
+        {
             return Err(tp_error("min_ack_delay above max_ack_delay"));
         }
         // RFC 9000 §18.2: active_connection_id_limit "An endpoint that

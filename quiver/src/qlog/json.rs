@@ -390,10 +390,7 @@ fn frame(s: &mut String, f: &Frame<'_>) {
         Frame::AckFrequency(f) => write!(
             s,
             r#"{{"frame_type":"ack_frequency","sequence_number":{},"ack_eliciting_threshold":{},"request_max_ack_delay":{},"reordering_threshold":{}}}"#,
-            f.sequence,
-            f.ack_eliciting_threshold,
-            f.request_max_ack_delay,
-            f.reordering_threshold
+            f.sequence, f.ack_eliciting_threshold, f.request_max_ack_delay, f.reordering_threshold
         ),
         Frame::ImmediateAck => write!(s, r#"{{"frame_type":"immediate_ack"}}"#),
     };
