@@ -10,7 +10,7 @@ use quiver_proto::{
     ConnectionError, ConnectionHandle, ConnectionStats, Side, TransportConfig, TransportErrorCode,
     VarInt,
 };
-use quiver_sim::quic::{AppConfig, Pair, SendPlan};
+use quiver_sim::quic::{AppConfig, CLIENT_ADDR, Pair, SERVER_ADDR, SendPlan};
 use quiver_sim::{LinkConfig, Seed, for_each_seed};
 
 const MB: u64 = 1_000_000;
@@ -201,6 +201,21 @@ fn ack_frequency_delays_acks_and_immediate_ack_elicits_one_at_once() {
     // processed value"); this one would ask for immediate ACKs.
     let t = time_to_ack(&mut pair, client, &[ack_frequency(0, 0, 1_000, 1)]);
     assert!(t >= one_way + Duration::from_millis(199), "{t:?}");
+    // draft §6.3: with a threshold above 1, the first CE-marked packet
+    // after unmarked ones is acknowledged at once; the next CE-marked one
+    // waits again.
+    let ce = LinkConfig {
+        ce_rate: 1.0,
+        ..LinkConfig::default()
+    };
+    pair.net.set_link(CLIENT_ADDR, SERVER_ADDR, ce);
+    let t = time_to_ack(&mut pair, client, &[Frame::Ping]);
+    assert!(t <= one_way + Duration::from_millis(1), "{t:?}");
+    let t = time_to_ack(&mut pair, client, &[Frame::Ping]);
+    assert!(t >= one_way + Duration::from_millis(199), "{t:?}");
+    pair.net
+        .set_link(CLIENT_ADDR, SERVER_ADDR, LinkConfig::default());
+    assert!(pair.server_conn().stats().ecn_ce_received >= 2);
     // draft §5: "An endpoint SHOULD send a packet containing an ACK frame
     // immediately upon receiving an IMMEDIATE_ACK frame."
     let t = time_to_ack(&mut pair, client, &[Frame::ImmediateAck]);

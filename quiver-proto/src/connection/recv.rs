@@ -289,6 +289,16 @@ impl Connection {
                     space.ecn_received[i] += 1;
                     space.ecn_seen = true;
                 }
+                // draft-ietf-quic-ack-frequency §6.3: "If the Ack-Eliciting
+                // Threshold is larger than 1, an endpoint SHOULD send an
+                // immediate acknowledgement when a packet marked with ... CE
+                // ... is received and the previously received packet was not
+                // marked CE."
+                let ce = ecn == Some(crate::EcnCodepoint::Ce);
+                if ce && !space.last_ce && policy.threshold > 1 {
+                    space.ack_immediately = true;
+                }
+                space.last_ce = ce;
             }
             Ok(_) => {}
             Err(e) => self.on_transport_error(now, e),

@@ -58,6 +58,9 @@ pub(crate) struct PacketSpace {
     /// ACK frames (RFC 9000 §13.4.1); reported once any was seen.
     pub(crate) ecn_received: [u64; 3],
     pub(crate) ecn_seen: bool,
+    /// Whether the last packet processed was marked CE
+    /// (draft-ietf-quic-ack-frequency §6.3).
+    pub(crate) last_ce: bool,
     /// When a delayed ACK becomes due.
     pub(crate) ack_deadline: Option<Instant>,
 }
@@ -86,6 +89,7 @@ impl PacketSpace {
             ack_deadline: None,
             ecn_received: [0; 3],
             ecn_seen: false,
+            last_ce: false,
         }
     }
 
