@@ -81,7 +81,16 @@ struct Args {
     /// X25519 (then P-256, P-384) either way.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     kx: Vec<quiver::KxGroup>,
+    /// quiver's sender does not ask for fewer ACKs (no ACK_FREQUENCY,
+    /// draft-ietf-quic-ack-frequency), for before/after comparisons. Each
+    /// quiver bulk run prints the receiver's ACK packets to stderr.
+    #[arg(long)]
+    no_ack_frequency: bool,
 }
+
+/// `--no-ack-frequency`, for quiver's transport configurations.
+static QUIVER_NO_ACK_FREQUENCY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// `--kx`, for quiver's client configurations.
 static QUIVER_KX: std::sync::OnceLock<Vec<quiver::KxGroup>> = std::sync::OnceLock::new();
@@ -161,6 +170,8 @@ mod quiver_side {
         if let Some(cc) = cc {
             transport.congestion = cc.factory();
         }
+        transport.ack_frequency =
+            !QUIVER_NO_ACK_FREQUENCY.load(std::sync::atomic::Ordering::Relaxed);
         let server_config =
             quiver::ServerConfig::with_single_cert(vec![id.cert.clone()], id.key.clone_key())
                 .alpn_protocols(&[ALPN])
@@ -249,6 +260,11 @@ mod quiver_side {
         if let Some(r) = &relay {
             eprintln!("  relay: {}", r.counters().summary());
         }
+        let stats = conn.stats();
+        eprintln!(
+            "  quiver receiver: {} ACK packets for {} packets received",
+            stats.ack_packets_sent, stats.datagrams_received
+        );
         conn.close(VarInt::from_u32(0), b"");
         p.server.close(VarInt::from_u32(0), b"");
         Ok(seconds)
@@ -470,6 +486,7 @@ fn size_name(bytes: u64) -> String {
 async fn run(args: Args) -> anyhow::Result<()> {
     let id = Identity::new();
     PRINT_CPU.store(args.cpu, std::sync::atomic::Ordering::Relaxed);
+    QUIVER_NO_ACK_FREQUENCY.store(args.no_ack_frequency, std::sync::atomic::Ordering::Relaxed);
     if let Some(impairment) = &args.impair {
         let plan = impaired::Plan {
             impairment,

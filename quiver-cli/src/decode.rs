@@ -253,6 +253,10 @@ fn frame_summary(f: &Frame<'_>) -> String {
             if st.fin { " fin" } else { "" }
         ),
         Frame::Datagram(d) => format!("DATAGRAM len {}", d.data.len()),
+        Frame::AckFrequency(f) => format!(
+            "ACK_FREQUENCY seq {} threshold {} max_ack_delay {}us reordering {}",
+            f.sequence, f.ack_eliciting_threshold, f.request_max_ack_delay, f.reordering_threshold
+        ),
         Frame::Ack(a) => {
             let ranges: Vec<String> = a
                 .ranges()

@@ -95,6 +95,19 @@ pub struct TransportConfig {
     /// bit is 0. Packets to a peer that advertised it get the bit cleared
     /// at random once its parameters are known (§3.1). On by default.
     pub grease_quic_bit: bool,
+    /// The least ACK delay we can honour, advertised as `min_ack_delay`
+    /// (draft-ietf-quic-ack-frequency-12 §3) so the peer may send
+    /// ACK_FREQUENCY and IMMEDIATE_ACK frames; `None` does not advertise the
+    /// extension. 1 ms by default: timers in the tokio runtime fire at
+    /// millisecond granularity (and RFC 9002 §6.1.2's kGranularity is
+    /// 1 ms), so shorter delays could not be honoured. Must not exceed
+    /// `max_ack_delay` (it is clamped to it).
+    pub min_ack_delay: Option<Duration>,
+    /// Ask a peer that advertised `min_ack_delay` for fewer ACKs once the
+    /// congestion window is large (ACK_FREQUENCY, draft §8), and put
+    /// IMMEDIATE_ACK in PTO probes (draft §7). On by default; without it
+    /// we still honour the peer's requests.
+    pub ack_frequency: bool,
     /// Makes each connection's qlog event sink ([`crate::qlog`]); `None`
     /// (the default) logs nothing and costs nothing.
     pub qlog: Option<Arc<dyn crate::qlog::QlogFactory>>,
@@ -127,6 +140,8 @@ impl Default for TransportConfig {
             key_update_interval: None,
             aead_integrity_limit: None,
             grease_quic_bit: true,
+            min_ack_delay: Some(Duration::from_millis(1)),
+            ack_frequency: true,
             qlog: None,
         }
     }
@@ -152,6 +167,14 @@ impl TransportConfig {
             initial_source_connection_id: Some(initial_src_cid),
             grease_quic_bit: self.grease_quic_bit,
             disable_active_migration: self.disable_active_migration,
+            // draft-ietf-quic-ack-frequency-12 §3: "An endpoint's
+            // min_ack_delay MUST NOT be greater than its max_ack_delay."
+            // max_ack_delay goes out in whole milliseconds.
+            min_ack_delay: self.min_ack_delay.map(|d| {
+                d.min(Duration::from_millis(
+                    u64::try_from(self.max_ack_delay.as_millis()).unwrap_or(u64::MAX),
+                ))
+            }),
             ..TransportParameters::default()
         }
     }

@@ -5,7 +5,7 @@
 
 use crate::qlog::PathState;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::RngCore;
 
@@ -303,10 +303,7 @@ impl Connection {
         // §8.2.1: "MUST use unpredictable data in every PATH_CHALLENGE".
         self.rng.fill_bytes(&mut data);
         let initial = RttEstimator::new(self.config.initial_rtt);
-        let max_ack_delay = self
-            .peer_params
-            .as_ref()
-            .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+        let max_ack_delay = self.peer_max_ack_delay();
         let new_path_pto =
             crate::recovery::pto_duration(&initial, SpaceId::ApplicationData, max_ack_delay, 0);
         let current = self.pto_duration(SpaceId::ApplicationData);

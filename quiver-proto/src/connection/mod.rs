@@ -10,6 +10,7 @@
 //! assembly), `recovery` (ACKs, loss detection, PTO), `close` (closing and
 //! draining), `cids` (connection IDs), `keys` (1-RTT keys and key update).
 
+mod ack_frequency;
 mod cids;
 mod close;
 mod crypto_stream;
@@ -163,6 +164,10 @@ pub struct ConnectionStats {
     pub congestion_undos: u64,
     /// 0-RTT packets read (server; RFC 9001 §4.6).
     pub zero_rtt_packets_received: u64,
+    /// 1-RTT packets sent carrying an ACK frame.
+    pub ack_packets_sent: u64,
+    /// ACK_FREQUENCY frames sent (draft-ietf-quic-ack-frequency §4).
+    pub ack_frequency_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +255,8 @@ pub struct Connection {
     /// (RFC 9000 §10.1 restarts the idle timer only for the first).
     idle_restarted_by_send: bool,
     handshake_done_pending: bool,
+    /// ACK_FREQUENCY / IMMEDIATE_ACK state (draft-ietf-quic-ack-frequency).
+    ack_frequency: ack_frequency::AckFrequencyState,
     /// NEW_TOKEN: the server's token to send, the client's token store.
     new_token: new_token::NewTokenState,
     ping_pending: bool,
@@ -391,6 +398,7 @@ impl Connection {
             idle_timeout: p.config.max_idle_timeout.filter(|d| !d.is_zero()),
             idle_restarted_by_send: false,
             handshake_done_pending: false,
+            ack_frequency: ack_frequency::AckFrequencyState::new(p.config.max_ack_delay),
             new_token: Default::default(),
             ping_pending: false,
             streams,
@@ -786,10 +794,7 @@ impl Connection {
     }
 
     fn pto_duration(&self, space: SpaceId) -> Duration {
-        let max_ack_delay = self
-            .peer_params
-            .as_ref()
-            .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+        let max_ack_delay = self.peer_max_ack_delay();
         crate::recovery::pto_duration(&self.rtt, space, max_ack_delay, self.pto_count)
     }
 

@@ -110,10 +110,7 @@ impl Connection {
                 // RFC 9002 §5.3: Initial and Handshake ack delay is ignored.
                 Duration::ZERO
             };
-            let max_ack_delay = self
-                .peer_params
-                .as_ref()
-                .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+            let max_ack_delay = self.peer_max_ack_delay();
             self.rtt.update(
                 now,
                 latest_rtt,
@@ -231,6 +228,9 @@ impl Connection {
         // packets" before it knows the server validated its address.
         if !(self.side.is_client() && space == SpaceId::Initial) {
             self.pto_count = 0;
+        }
+        if space == SpaceId::ApplicationData {
+            self.ack_frequency_update(now);
         }
         self.set_loss_detection_timer(now);
         Ok(())
@@ -371,10 +371,7 @@ impl Connection {
                 self.rtt.first_sample_time(),
             ) {
                 (Some(first), Some(last), Some(sample)) if first > sample => {
-                    let max_ack_delay = self
-                        .peer_params
-                        .as_ref()
-                        .map_or(Duration::from_millis(25), |p| p.max_ack_delay);
+                    let max_ack_delay = self.peer_max_ack_delay();
                     establishes_persistent_congestion(
                         first,
                         last,
@@ -437,6 +434,9 @@ impl Connection {
         if r.new_token {
             self.new_token_on_outcome(true);
         }
+        if let Some(seq) = r.ack_frequency {
+            self.ack_frequency.on_acked(seq);
+        }
         self.streams_on_acked(r.stream);
     }
 
@@ -450,6 +450,9 @@ impl Connection {
         }
         if r.new_token {
             self.new_token_on_outcome(false);
+        }
+        if let Some(seq) = r.ack_frequency {
+            self.ack_frequency.on_lost(seq);
         }
         for seq in r.new_cids {
             if !self.cids.pending_new.contains(&seq) {

@@ -276,13 +276,17 @@ impl Connection {
             Ok(ack_eliciting) if !self.space(d.space).discarded => {
                 // RFC 9000 §13.2.1: "An endpoint MUST acknowledge all
                 // ack-eliciting Initial and Handshake packets immediately".
-                let max_ack_delay = match d.space {
-                    SpaceId::ApplicationData => self.config.max_ack_delay,
-                    _ => std::time::Duration::ZERO,
+                // draft-ietf-quic-ack-frequency §6: in 1-RTT, as the peer's
+                // latest ACK_FREQUENCY asks (RFC 9000 §13.2 until one came).
+                let policy = match d.space {
+                    SpaceId::ApplicationData => self.ack_frequency.policy,
+                    _ => super::ack_frequency::AckPolicy::default_with_delay(
+                        std::time::Duration::ZERO,
+                    ),
                 };
                 let ecn = self.rx_ecn;
                 let space = self.space_mut(d.space);
-                space.on_packet_received(now, d.pn, ack_eliciting, max_ack_delay);
+                space.on_packet_received(now, d.pn, ack_eliciting, policy);
                 // RFC 9000 §13.4.1: each processed packet of the datagram
                 // counts its IP header's codepoint in its own space.
                 if let Some(cp) = ecn {
@@ -294,6 +298,16 @@ impl Connection {
                     space.ecn_received[i] += 1;
                     space.ecn_seen = true;
                 }
+                // draft-ietf-quic-ack-frequency §6.3: "If the Ack-Eliciting
+                // Threshold is larger than 1, an endpoint SHOULD send an
+                // immediate acknowledgement when a packet marked with ... CE
+                // ... is received and the previously received packet was not
+                // marked CE."
+                let ce = ecn == Some(crate::EcnCodepoint::Ce);
+                if ce && !space.last_ce && policy.threshold > 1 {
+                    space.ack_immediately = true;
+                }
+                space.last_ce = ce;
             }
             Ok(_) => {}
             Err(e) => self.on_transport_error(now, e),
@@ -532,6 +546,9 @@ impl Connection {
                 // RFC 9000 §8.1.3: kept for the next connection.
                 self.on_new_token_frame(t.token);
             }
+            // draft-ietf-quic-ack-frequency §4, §5.
+            Frame::AckFrequency(f) => self.on_ack_frequency_frame(f)?,
+            Frame::ImmediateAck => self.on_immediate_ack_frame()?,
             Frame::HandshakeDone => {
                 // RFC 9000 §19.20: "A server MUST treat receipt of a
                 // HANDSHAKE_DONE frame as a connection error of type

@@ -394,6 +394,7 @@ impl Connection {
         }
         self.ping_pending
             || self.handshake_done_pending
+            || (self.handshake_complete && self.ack_frequency.has_pending())
             || self.new_token.is_pending()
             || !self.cids.pending_new.is_empty()
             || !self.cids.pending_retire.is_empty()
@@ -519,6 +520,17 @@ impl Connection {
                 p.retransmits.handshake_done = true;
                 p.ack_eliciting = true;
             }
+            // draft-ietf-quic-ack-frequency §4 (1-RTT only, §3).
+            if self.handshake_complete
+                && let Some(f) = self
+                    .ack_frequency
+                    .take_pending(limit.saturating_sub(buf.len()))
+            {
+                f.encode(buf);
+                p.retransmits.ack_frequency = Some(f.sequence.into_inner());
+                p.ack_eliciting = true;
+                self.stats.ack_frequency_sent += 1;
+            }
             if self.write_new_token(buf, limit) {
                 p.retransmits.new_token = true;
                 p.ack_eliciting = true;
@@ -596,6 +608,21 @@ impl Connection {
                 }
             }
         }
+        // draft-ietf-quic-ack-frequency §7: "When sending PTO packets, one
+        // can include an IMMEDIATE_ACK frame to elicit an immediate
+        // acknowledgment", so a peer we told to delay ACKs does not delay
+        // this one. (A peer on RFC 9000 defaults acknowledges a lone probe
+        // within its max_ack_delay, already in the PTO; then we leave the
+        // probe as it was.) It is ack-eliciting, so no PING is needed then.
+        if space == SpaceId::ApplicationData
+            && self.space(space).probes > 0
+            && self.ack_frequency_enabled()
+            && self.ack_frequency.changed_peer_acks()
+            && buf.len() + frame::IMMEDIATE_ACK_LEN <= limit
+        {
+            FrameType::IMMEDIATE_ACK.to_varint().encode(buf);
+            p.ack_eliciting = true;
+        }
         // A probe or keep-alive must elicit an ACK (RFC 9002 §6.2.4).
         let s = self.space_mut(space);
         if s.probes > 0 {
@@ -669,6 +696,9 @@ impl Connection {
         }
         frame::encode_ack(ranges.take(count), delay, ecn, buf);
         p.largest_ack = Some(largest);
+        if p.space == SpaceId::ApplicationData {
+            self.stats.ack_packets_sent += 1;
+        }
         self.space_mut(p.space).on_ack_sent();
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct Retransmits {
     pub(crate) new_cids: Vec<u64>,
     /// Sequence numbers of RETIRE_CONNECTION_ID frames sent.
     pub(crate) retire_cids: Vec<u64>,
+    /// Sequence number of an ACK_FREQUENCY frame sent (draft §4).
+    pub(crate) ack_frequency: Option<u64>,
     /// Stream data and stream control frames.
     pub(crate) stream: super::streams_glue::StreamRetransmits,
 }

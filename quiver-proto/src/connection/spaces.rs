@@ -3,8 +3,9 @@
 //! stream.
 
 use std::ops::Range;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::ack_frequency::{AckPolicy, reordering_needs_ack};
 use super::crypto_stream::{CryptoRecv, CryptoSend};
 use super::replay::ReplayWindow;
 use super::sent::SentPackets;
@@ -15,11 +16,6 @@ pub(crate) use crate::recovery::PacketNumberSpace as SpaceId;
 /// ACK ranges kept per space. RFC 9000 §13.2.4 lets a receiver limit them;
 /// the oldest go first, and they are only ever re-acknowledged anyway.
 const MAX_ACK_RANGES: usize = 64;
-
-/// Ack-eliciting packets received before an ACK is sent at once
-/// (RFC 9000 §13.2.2: "SHOULD send an ACK frame after receiving at least
-/// two ack-eliciting packets").
-const ACK_ELICITING_THRESHOLD: u32 = 2;
 
 /// One packet number space.
 #[derive(Debug)]
@@ -50,7 +46,10 @@ pub(crate) struct PacketSpace {
     pub(crate) processed: ReplayWindow,
     pub(crate) largest_received: Option<(u64, Instant)>,
     /// Ack-eliciting packets received since the last ACK we sent.
-    pub(crate) unacked_eliciting: u32,
+    pub(crate) unacked_eliciting: u64,
+    /// Largest Acknowledged of the last ACK we sent ("Largest Acked" of
+    /// draft-ietf-quic-ack-frequency §6.2).
+    pub(crate) largest_ack_sent: Option<u64>,
     /// Anything received since the last ACK we sent.
     pub(crate) ack_pending: bool,
     /// Send an ACK in the next packet regardless of thresholds.
@@ -59,6 +58,9 @@ pub(crate) struct PacketSpace {
     /// ACK frames (RFC 9000 §13.4.1); reported once any was seen.
     pub(crate) ecn_received: [u64; 3],
     pub(crate) ecn_seen: bool,
+    /// Whether the last packet processed was marked CE
+    /// (draft-ietf-quic-ack-frequency §6.3).
+    pub(crate) last_ce: bool,
     /// When a delayed ACK becomes due.
     pub(crate) ack_deadline: Option<Instant>,
 }
@@ -81,11 +83,13 @@ impl PacketSpace {
             processed: ReplayWindow::default(),
             largest_received: None,
             unacked_eliciting: 0,
+            largest_ack_sent: None,
             ack_pending: false,
             ack_immediately: false,
             ack_deadline: None,
             ecn_received: [0; 3],
             ecn_seen: false,
+            last_ce: false,
         }
     }
 
@@ -111,7 +115,7 @@ impl PacketSpace {
         now: Instant,
         pn: u64,
         ack_eliciting: bool,
-        max_ack_delay: Duration,
+        policy: AckPolicy,
     ) {
         let out_of_order = self
             .largest_received
@@ -136,10 +140,26 @@ impl PacketSpace {
         // than another ack-eliciting packet that has been received, or ...
         // [that is] larger than the highest-numbered ack-eliciting packet
         // that has been received and there are missing packets between".
-        if self.unacked_eliciting >= ACK_ELICITING_THRESHOLD || out_of_order {
+        // draft-ietf-quic-ack-frequency §6: after an ACK_FREQUENCY, ACK
+        // once "The number of received ack-eliciting packets is greater
+        // than the Ack-Eliciting Threshold" (RFC 9000's rule is threshold
+        // 1), and on reordering per the Reordering Threshold (§6.2: 0 never,
+        // 1 as RFC 9000, more by the reordering window).
+        let reordered = match policy.reordering {
+            0 => false,
+            1 => out_of_order,
+            // Only gaps can trigger: skip the walk while there are none.
+            t => {
+                (out_of_order || self.received.len() > 1)
+                    && self.largest_received.is_some_and(|(largest, _)| {
+                        reordering_needs_ack(&self.received, pn, largest, self.largest_ack_sent, t)
+                    })
+            }
+        };
+        if self.unacked_eliciting > policy.threshold || reordered {
             self.ack_immediately = true;
         } else if self.ack_deadline.is_none() {
-            self.ack_deadline = Some(now + max_ack_delay);
+            self.ack_deadline = Some(now + policy.max_ack_delay);
         }
     }
 
@@ -150,6 +170,7 @@ impl PacketSpace {
 
     /// An ACK was just written: reset the triggers.
     pub(crate) fn on_ack_sent(&mut self) {
+        self.largest_ack_sent = self.largest_received.map(|(pn, _)| pn);
         self.ack_pending = false;
         self.ack_immediately = false;
         self.unacked_eliciting = 0;

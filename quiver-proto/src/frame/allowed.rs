@@ -33,6 +33,9 @@ pub fn is_allowed(ty: FrameType, packet: PacketType) -> bool {
         ),
         // RFC 9000 Table 3: every frame with a "0" in its Pkts column, i.e.
         // all but ACK, CRYPTO, NEW_TOKEN, PATH_RESPONSE and HANDSHAKE_DONE.
+        // draft-ietf-quic-ack-frequency-12 §3: "ACK_FREQUENCY and
+        // IMMEDIATE_ACK frames cannot be sent in 0-RTT packets" (min_ack_delay
+        // is not remembered), so they are 1-RTT only.
         // RFC 9221 §5: DATAGRAM frames "MUST be protected with either 0-RTT
         // or 1-RTT keys".
         PacketType::ZeroRtt => {
@@ -45,6 +48,8 @@ pub fn is_allowed(ty: FrameType, packet: PacketType) -> bool {
                         | FrameType::NEW_TOKEN
                         | FrameType::PATH_RESPONSE
                         | FrameType::HANDSHAKE_DONE
+                        | FrameType::ACK_FREQUENCY
+                        | FrameType::IMMEDIATE_ACK
                 )
         }
         // RFC 9000 §12.4: "Note that all frames can appear in 1-RTT packets."
@@ -154,6 +159,10 @@ mod tests {
         (0x1d, 0x1d, "CONNECTION_CLOSE", "__01", "N"),
         (0x1e, 0x1e, "HANDSHAKE_DONE", "___1", ""),
         (0x30, 0x31, "DATAGRAM", "__01", ""),
+        // draft-ietf-quic-ack-frequency-12 §3 (not in 0-RTT), §4 and §5
+        // (ack-eliciting, congestion controlled, non-probing per §8.4).
+        (0x1f, 0x1f, "IMMEDIATE_ACK", "___1", ""),
+        (0xaf, 0xaf, "ACK_FREQUENCY", "___1", ""),
     ];
 
     const PACKETS: [(char, PacketType); 4] = [
@@ -238,7 +247,7 @@ mod tests {
 
     #[test]
     fn unknown_frame_types_are_allowed_nowhere() {
-        for t in [0x1f, 0x20, 0x2f, 0x32, 0x40, 0x3fff, (1 << 62) - 1] {
+        for t in [0x20, 0x2f, 0x32, 0x40, 0xae, 0xb0, 0x3fff, (1 << 62) - 1] {
             let ty = FrameType::try_from(t).unwrap();
             assert!(!ty.is_known());
             for (_, packet) in PACKETS {

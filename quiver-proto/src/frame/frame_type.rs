@@ -65,6 +65,10 @@ impl FrameType {
     pub const DATAGRAM: Self = Self(0x30);
     /// DATAGRAM with a Length field (0x31), RFC 9221 §4.
     pub const DATAGRAM_LEN: Self = Self(0x31);
+    /// IMMEDIATE_ACK (0x1f), draft-ietf-quic-ack-frequency-12 §5, §11.2.
+    pub const IMMEDIATE_ACK: Self = Self(0x1f);
+    /// ACK_FREQUENCY (0xaf), draft-ietf-quic-ack-frequency-12 §4, §11.2.
+    pub const ACK_FREQUENCY: Self = Self(0xaf);
 
     /// The STREAM frame type with the given OFF (0x04), LEN (0x02) and FIN
     /// (0x01) bits (RFC 9000 §19.8).
@@ -117,6 +121,8 @@ impl FrameType {
             Self::CONNECTION_CLOSE | Self::APPLICATION_CLOSE => "CONNECTION_CLOSE",
             Self::HANDSHAKE_DONE => "HANDSHAKE_DONE",
             Self::DATAGRAM | Self::DATAGRAM_LEN => "DATAGRAM",
+            Self::IMMEDIATE_ACK => "IMMEDIATE_ACK",
+            Self::ACK_FREQUENCY => "ACK_FREQUENCY",
             _ => return None,
         })
     }

@@ -1,4 +1,4 @@
-//! Frames (RFC 9000 §19, RFC 9221 §4).
+//! Frames (RFC 9000 §19, RFC 9221 §4, draft-ietf-quic-ack-frequency-12 §4-5).
 //!
 //! [`Frame::decode`] reads one frame from a packet payload without copying:
 //! data, tokens and reason phrases borrow from the payload, and ACK ranges
@@ -29,6 +29,7 @@ use crate::TransportError;
 use crate::coding::{Reader, VarInt};
 
 mod ack;
+mod ack_frequency;
 mod allowed;
 mod cid;
 mod close;
@@ -45,6 +46,7 @@ mod token;
 mod tests;
 
 pub use ack::{Ack, AckRanges, EcnCounts, ack_encoded_len, encode_ack};
+pub use ack_frequency::{AckFrequency, IMMEDIATE_ACK_LEN};
 pub use allowed::{is_allowed, is_allowed_strict};
 pub use cid::{NewConnectionId, RESET_TOKEN_SIZE, RetireConnectionId};
 pub use close::{ApplicationClose, ConnectionClose};
@@ -111,6 +113,10 @@ pub enum Frame<'a> {
     HandshakeDone,
     /// DATAGRAM (0x30, 0x31), RFC 9221 §4.
     Datagram(Datagram<'a>),
+    /// ACK_FREQUENCY (0xaf), draft-ietf-quic-ack-frequency-12 §4.
+    AckFrequency(AckFrequency),
+    /// IMMEDIATE_ACK (0x1f), draft-ietf-quic-ack-frequency-12 §5.
+    ImmediateAck,
 }
 
 impl<'a> Frame<'a> {
@@ -179,6 +185,8 @@ impl<'a> Frame<'a> {
             FrameType::DATAGRAM | FrameType::DATAGRAM_LEN => {
                 Self::Datagram(Datagram::decode(r, ty)?)
             }
+            FrameType::ACK_FREQUENCY => Self::AckFrequency(AckFrequency::decode(r)?),
+            FrameType::IMMEDIATE_ACK => Self::ImmediateAck,
             // RFC 9000 §12.4: "An endpoint MUST treat the receipt of a frame of
             // unknown type as a connection error of type FRAME_ENCODING_ERROR."
             _ => return Err(TransportError::frame_encoding_error("unknown frame type")),
@@ -212,6 +220,8 @@ impl<'a> Frame<'a> {
             Self::ApplicationClose(_) => FrameType::APPLICATION_CLOSE,
             Self::HandshakeDone => FrameType::HANDSHAKE_DONE,
             Self::Datagram(f) => f.header().ty(),
+            Self::AckFrequency(_) => FrameType::ACK_FREQUENCY,
+            Self::ImmediateAck => FrameType::IMMEDIATE_ACK,
         }
     }
 
@@ -220,7 +230,9 @@ impl<'a> Frame<'a> {
     pub fn encode<B: BufMut>(&self, buf: &mut B) {
         match self {
             Self::Padding(n) => buf.put_bytes(0, *n),
-            Self::Ping | Self::HandshakeDone => self.ty().to_varint().encode(buf),
+            Self::Ping | Self::HandshakeDone | Self::ImmediateAck => {
+                self.ty().to_varint().encode(buf)
+            }
             Self::Ack(f) => f.encode(buf),
             Self::ResetStream(f) => f.encode(buf),
             Self::StopSending(f) => f.encode(buf),
@@ -240,6 +252,7 @@ impl<'a> Frame<'a> {
             Self::ConnectionClose(f) => f.encode(buf),
             Self::ApplicationClose(f) => f.encode(buf),
             Self::Datagram(f) => f.encode(buf),
+            Self::AckFrequency(f) => f.encode(buf),
         }
     }
 
@@ -247,7 +260,7 @@ impl<'a> Frame<'a> {
     pub fn encoded_len(&self) -> usize {
         match self {
             Self::Padding(n) => *n,
-            Self::Ping | Self::HandshakeDone => self.ty().size(),
+            Self::Ping | Self::HandshakeDone | Self::ImmediateAck => self.ty().size(),
             Self::Ack(f) => f.encoded_len(),
             Self::ResetStream(f) => f.encoded_len(),
             Self::StopSending(f) => f.encoded_len(),
@@ -267,6 +280,7 @@ impl<'a> Frame<'a> {
             Self::ConnectionClose(f) => f.encoded_len(),
             Self::ApplicationClose(f) => f.encoded_len(),
             Self::Datagram(f) => f.encoded_len(),
+            Self::AckFrequency(f) => f.encoded_len(),
         }
     }
 

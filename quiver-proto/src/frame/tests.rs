@@ -50,9 +50,10 @@ fn consecutive_padding_bytes_decode_as_one_frame() {
 
 #[test]
 fn unknown_frame_type_is_frame_encoding_error() {
-    // 0x1f and 0x2f are unassigned; 0x4040 is 64, minimally encoded.
+    // 0x2e and 0x2f are unassigned (0x1f is IMMEDIATE_ACK now,
+    // draft-ietf-quic-ack-frequency §5); 0x4040 is 64, minimally encoded.
     for (bytes, ty) in [
-        (&[0x1f][..], 0x1f),
+        (&[0x2e][..], 0x2e),
         (&[0x2f, 0x00], 0x2f),
         (&[0x40, 0x40], 0x40),
     ] {
@@ -92,11 +93,11 @@ fn truncated_frame_type_is_frame_encoding_error_without_frame_type() {
 
 #[test]
 fn iter_stops_after_first_error() {
-    let payload = [0x01, 0x1f, 0x01, 0x01];
+    let payload = [0x01, 0x2e, 0x01, 0x01];
     let out = frames(&payload);
     assert_eq!(out.len(), 2);
     assert_eq!(out[0], Ok(Frame::Ping));
-    assert_eq!(out[1].as_ref().unwrap_err().frame_type, Some(0x1f));
+    assert_eq!(out[1].as_ref().unwrap_err().frame_type, Some(0x2e));
 }
 
 #[test]

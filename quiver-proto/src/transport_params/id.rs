@@ -68,6 +68,9 @@ parameter_ids! {
     MAX_DATAGRAM_FRAME_SIZE = 0x20,
     /// `grease_quic_bit`, zero-length (RFC 9287 §3).
     GREASE_QUIC_BIT = 0x2ab2,
+    /// `min_ack_delay` in microseconds (draft-ietf-quic-ack-frequency-12
+    /// §3, provisional codepoint of its §11.1).
+    MIN_ACK_DELAY = 0xff04de1b,
 }
 
 impl TransportParameterId {
@@ -103,6 +106,7 @@ impl TransportParameterId {
             0x00..=0x11 => Some(self.0 as u32),
             0x20 => Some(0x12),
             0x2ab2 => Some(0x13),
+            0xff04de1b => Some(0x14),
             _ => None,
         }
     }

@@ -270,6 +270,12 @@ pub struct TransportParameters {
     /// `grease_quic_bit` (0x2ab2, RFC 9287 §3): the sender accepts packets
     /// whose QUIC Bit (the fixed bit, 0x40) is 0.
     pub grease_quic_bit: bool,
+    /// `min_ack_delay` (0xff04de1b, draft-ietf-quic-ack-frequency-12 §3):
+    /// the least delay the sender can honour for ACKs, in whole
+    /// microseconds on the wire. Its presence means the sender accepts
+    /// ACK_FREQUENCY and IMMEDIATE_ACK frames. Never above
+    /// `max_ack_delay`.
+    pub min_ack_delay: Option<Duration>,
 }
 
 impl Default for TransportParameters {
@@ -296,6 +302,7 @@ impl Default for TransportParameters {
             version_information: None,
             max_datagram_frame_size: None,
             grease_quic_bit: false,
+            min_ack_delay: None,
         }
     }
 }
@@ -481,6 +488,10 @@ impl TransportParameters {
             // value".
             put_header(buf, Id::GREASE_QUIC_BIT, 0);
         }
+        if let Some(d) = self.min_ack_delay {
+            let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            put_varint_param(buf, Id::MIN_ACK_DELAY, us.min(VarInt::MAX.into_inner()));
+        }
     }
 
     /// Parses and validates the parameters sent by `side_of_sender`.
@@ -621,6 +632,10 @@ impl TransportParameters {
                 }
                 self.grease_quic_bit = true;
             }
+            Id::MIN_ACK_DELAY => {
+                // draft-ietf-quic-ack-frequency-12 §3: in microseconds.
+                self.min_ack_delay = Some(Duration::from_micros(varint_value(value)?));
+            }
             // `known_bit` admits exactly the ids above.
             _ => {}
         }
@@ -667,6 +682,16 @@ impl TransportParameters {
         // invalid."
         if self.max_ack_delay.as_millis() >= u128::from(MAX_ACK_DELAY_LIMIT_MS) {
             return Err(tp_error("max_ack_delay of 2^14 ms or more"));
+        }
+        // draft-ietf-quic-ack-frequency-12 §3: "Endpoints that support this
+        // extension MUST treat receipt of a min_ack_delay that is greater
+        // than the max_ack_delay as a connection error of type
+        // TRANSPORT_PARAMETER_ERROR."
+        if self
+            .min_ack_delay
+            .is_some_and(|min| min > self.max_ack_delay)
+        {
+            return Err(tp_error("min_ack_delay above max_ack_delay"));
         }
         // RFC 9000 §18.2: active_connection_id_limit "An endpoint that
         // receives a value less than 2 MUST close the connection with an

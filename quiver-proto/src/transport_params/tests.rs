@@ -649,33 +649,39 @@ fn arb_params() -> impl Strategy<Value = TransportParameters> {
         proptest::option::of(arb_version_information()),
         proptest::option::of(arb_varint()),
     );
-    (a, b, any::<bool>()).prop_map(|((odcid, idle, token, udp, data, bl, br, uni), b, gqb)| {
-        let (sb, su, ade, mad, dam, pa, acl, iscid, rscid, vi, dg) = b;
-        // A server with a zero-length CID may not offer a preferred address.
-        let iscid = iscid.filter(|c| pa.is_none() || !c.is_empty());
-        TransportParameters {
-            original_destination_connection_id: odcid,
-            max_idle_timeout: Duration::from_millis(idle),
-            stateless_reset_token: token,
-            max_udp_payload_size: udp,
-            initial_max_data: data,
-            initial_max_stream_data_bidi_local: bl,
-            initial_max_stream_data_bidi_remote: br,
-            initial_max_stream_data_uni: uni,
-            initial_max_streams_bidi: sb,
-            initial_max_streams_uni: su,
-            ack_delay_exponent: ade,
-            max_ack_delay: Duration::from_millis(mad),
-            disable_active_migration: dam,
-            preferred_address: pa,
-            active_connection_id_limit: acl,
-            initial_source_connection_id: iscid,
-            retry_source_connection_id: rscid,
-            version_information: vi,
-            max_datagram_frame_size: dg,
-            grease_quic_bit: gqb,
-        }
-    })
+    // min_ack_delay as a fraction (per mille) of max_ack_delay, so it never
+    // exceeds it (draft-ietf-quic-ack-frequency-12 §3).
+    let c = (any::<bool>(), proptest::option::of(0u64..=1000));
+    (a, b, c).prop_map(
+        |((odcid, idle, token, udp, data, bl, br, uni), b, (gqb, mind))| {
+            let (sb, su, ade, mad, dam, pa, acl, iscid, rscid, vi, dg) = b;
+            // A server with a zero-length CID may not offer a preferred address.
+            let iscid = iscid.filter(|c| pa.is_none() || !c.is_empty());
+            TransportParameters {
+                original_destination_connection_id: odcid,
+                max_idle_timeout: Duration::from_millis(idle),
+                stateless_reset_token: token,
+                max_udp_payload_size: udp,
+                initial_max_data: data,
+                initial_max_stream_data_bidi_local: bl,
+                initial_max_stream_data_bidi_remote: br,
+                initial_max_stream_data_uni: uni,
+                initial_max_streams_bidi: sb,
+                initial_max_streams_uni: su,
+                ack_delay_exponent: ade,
+                max_ack_delay: Duration::from_millis(mad),
+                disable_active_migration: dam,
+                preferred_address: pa,
+                active_connection_id_limit: acl,
+                initial_source_connection_id: iscid,
+                retry_source_connection_id: rscid,
+                version_information: vi,
+                max_datagram_frame_size: dg,
+                grease_quic_bit: gqb,
+                min_ack_delay: mind.map(|pm| Duration::from_micros(mad * pm)),
+            }
+        },
+    )
 }
 
 /// What the peer sees of `p` sent by `side`: a client drops server-only
@@ -694,7 +700,13 @@ fn as_sent_by(side: Side, p: &TransportParameters) -> TransportParameters {
 /// A sequence of parameters with ids near or at known ones and arbitrary
 /// values, to reach the per-parameter parsers more often than random bytes.
 fn arb_param_sequence() -> impl Strategy<Value = Vec<u8>> {
-    let id = prop_oneof![0u64..0x22, Just(27u64), Just(0x2ab2u64), arb_varint()];
+    let id = prop_oneof![
+        0u64..0x22,
+        Just(27u64),
+        Just(0x2ab2u64),
+        Just(0xff04de1bu64),
+        arb_varint()
+    ];
     let value = proptest::collection::vec(any::<u8>(), 0..48);
     proptest::collection::vec((id, value, any::<bool>()), 0..12).prop_map(|params| {
         let mut out = Vec::new();
@@ -756,4 +768,33 @@ proptest! {
             prop_assert_eq!(e.code, TransportErrorCode::TRANSPORT_PARAMETER_ERROR);
         }
     }
+}
+
+// ---- min_ack_delay (draft-ietf-quic-ack-frequency-12 §3) ----
+
+#[test]
+fn min_ack_delay_vector_in_microseconds() {
+    // Id 0xff04de1b needs an 8-byte varint; 1000 us is 0x43e8.
+    let h = "c0000000ff04de1b 02 43e8";
+    let p = decode(Side::Client, h).unwrap();
+    assert_eq!(p.min_ack_delay, Some(Duration::from_micros(1000)));
+    assert_eq!(encode(&p, Side::Client), h.replace(' ', ""));
+    assert_eq!(TransportParameters::default().min_ack_delay, None);
+}
+
+#[test]
+fn min_ack_delay_above_max_ack_delay_is_transport_parameter_error() {
+    // draft-ietf-quic-ack-frequency-12 §3: "MUST treat receipt of a
+    // min_ack_delay that is greater than the max_ack_delay as a connection
+    // error of type TRANSPORT_PARAMETER_ERROR." Default max_ack_delay 25 ms.
+    assert_tp_error(Side::Server, "c0000000ff04de1b 04 800061a9"); // 25001 us
+    let p = decode(Side::Server, "c0000000ff04de1b 04 800061a8").unwrap(); // 25000 us
+    assert_eq!(p.min_ack_delay, Some(Duration::from_millis(25)));
+    // With max_ack_delay 1 ms, 1001 us is too much.
+    assert_tp_error(Side::Server, "0b 01 01  c0000000ff04de1b 02 43e9");
+    // Repeated, like every known id (RFC 9000 §7.4).
+    assert_tp_error(
+        Side::Server,
+        "c0000000ff04de1b 01 01  c0000000ff04de1b 01 01",
+    );
 }

@@ -386,6 +386,13 @@ fn frame(s: &mut String, f: &Frame<'_>) {
             r#"{{"frame_type":"datagram","length":{}}}"#,
             d.data.len()
         ),
+        // draft-ietf-quic-ack-frequency-12 §4-5 frames, named as in qlog.
+        Frame::AckFrequency(f) => write!(
+            s,
+            r#"{{"frame_type":"ack_frequency","sequence_number":{},"ack_eliciting_threshold":{},"request_max_ack_delay":{},"reordering_threshold":{}}}"#,
+            f.sequence, f.ack_eliciting_threshold, f.request_max_ack_delay, f.reordering_threshold
+        ),
+        Frame::ImmediateAck => write!(s, r#"{{"frame_type":"immediate_ack"}}"#),
     };
 }
 
