@@ -1,0 +1,261 @@
+//! Connection attempts: a client's first Initial datagrams become an
+//! [`Incoming`] (after admission control, and once its ClientHello is
+//! whole), which the application accepts, refuses, retries or ignores.
+
+use super::*;
+
+impl Endpoint {
+    pub(super) fn on_new_initial(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: &[u8],
+        p: &header::PartialPacket,
+    ) -> DatagramEvent {
+        if self.server.is_none() {
+            return DatagramEvent::Handled;
+        }
+        // RFC 9000 §14.1: "A server MUST discard an Initial packet that is
+        // carried in a UDP datagram with a payload that is smaller than the
+        // smallest allowed maximum datagram size of 1200 bytes."
+        if data.len() < 1200 {
+            return DatagramEvent::Handled;
+        }
+        // RFC 9000 §7.2: the client's first Destination CID is at least 8
+        // bytes; shorter ones cannot be a valid first Initial.
+        if p.dst_cid.len() < 8 {
+            return DatagramEvent::Handled;
+        }
+        while let Some(expired) = self.assembly.pop_expired(now) {
+            self.forget_attempt(&expired);
+        }
+        // The rest of a ClientHello that spans several datagrams, or a
+        // retransmitted Initial of an attempt awaiting a decision.
+        if self.incoming_keys.contains(&(p.dst_cid, remote)) {
+            return self.on_more_initial(remote, data, &p.dst_cid);
+        }
+        if self.incoming.len() + self.assembly.len() >= MAX_PENDING_INCOMING {
+            return DatagramEvent::Handled;
+        }
+        let version = p.version.unwrap_or(Version::V1);
+        let token = &data[p.token.clone()];
+        let is_new_token = token.first() == Some(&new_token::NEW_TOKEN_MARKER);
+        let retry = if token.is_empty() || is_new_token {
+            None
+        } else {
+            let now_ms = self.token_now(now);
+            let valid = self.token_key.validate(now_ms, remote, &p.dst_cid, token);
+            if valid.is_none() && token.first() == Some(&0x52) {
+                // RFC 9000 §8.1.2: an invalid Retry token "SHOULD
+                // immediately close ... with an INVALID_TOKEN error", without
+                // creating state.
+                let server_cid = self.new_cid();
+                let close = stateless::initial_close(
+                    version,
+                    &p.dst_cid,
+                    &p.src_cid,
+                    &server_cid,
+                    TransportErrorCode::INVALID_TOKEN,
+                    "invalid retry token",
+                );
+                self.queue_stateless(remote, close);
+                return DatagramEvent::Handled;
+            }
+            // Tokens of other kinds (NEW_TOKEN from another instance) are
+            // ignored: the address is simply not validated (§8.1.3).
+            valid
+        };
+        let id = IncomingId(self.next_incoming);
+        let mut incoming = Incoming::new(
+            id,
+            remote,
+            version,
+            (p.dst_cid, p.src_cid),
+            retry,
+            data.to_vec(),
+            now,
+        );
+        incoming.ecn = self.rx_ecn;
+        if !incoming.starts_crypto_stream() {
+            // Undecryptable, or no ClientHello bytes at offset 0 (a probe
+            // whose twin was lost, or the second datagram of a ClientHello
+            // whose first one was answered with a Retry or refused):
+            // nothing to start a handshake from, and nothing to answer, so
+            // each attempt gets one answer.
+            return DatagramEvent::Handled;
+        }
+        // RFC 9000 §8.1.3: "If the server cannot validate the token, it
+        // [...] SHOULD proceed as if the client did not have a validated
+        // address, including potentially sending a Retry packet" — never
+        // INVALID_TOKEN, which is for Retry tokens. Checked once per
+        // attempt (it uses up the token), after the datagram proved to
+        // start one.
+        let new_token_valid = is_new_token && self.check_new_token(now, remote, token);
+        incoming.new_token_validated = new_token_valid;
+        let validated = incoming.retry.is_some() || new_token_valid;
+        if let Some(answered) = self.admit(now, remote, p, version, validated) {
+            return answered;
+        }
+        self.next_incoming += 1;
+        self.incoming_keys
+            .insert((incoming.orig_dst_cid, incoming.remote));
+        self.admission.incoming_added(incoming.remote);
+        if !incoming.client_hello_complete() {
+            if let Some(evicted) = self.assembly.push(incoming) {
+                self.forget_attempt(&evicted);
+            }
+            return DatagramEvent::Handled;
+        }
+        self.incoming.push_back(incoming);
+        DatagramEvent::NewConnection(id)
+    }
+
+    /// Another Initial datagram of a pending attempt: kept while its
+    /// ClientHello is assembling (reported once whole); a retransmission
+    /// of a reported attempt is dropped, since accepting it will have the
+    /// client send again whatever the connection misses.
+    fn on_more_initial(
+        &mut self,
+        remote: SocketAddr,
+        data: &[u8],
+        dst_cid: &ConnectionId,
+    ) -> DatagramEvent {
+        let Some(pos) = self.assembly.position(dst_cid, remote) else {
+            return DatagramEvent::Handled;
+        };
+        let Some(incoming) = self.assembly.get_mut(pos) else {
+            return DatagramEvent::Handled;
+        };
+        incoming.add_datagram(data);
+        if !incoming.client_hello_complete() {
+            return DatagramEvent::Handled;
+        }
+        let Some(incoming) = self.assembly.remove(pos) else {
+            return DatagramEvent::Handled;
+        };
+        let id = incoming.id();
+        // Reported attempts stay in arrival order of their first datagram
+        // (ids increase), so look-ups by id can search.
+        let at = self.incoming.partition_point(|i| i.id().0 < id.0);
+        self.incoming.insert(at, incoming);
+        DatagramEvent::NewConnection(id)
+    }
+
+    /// Drops an attempt that was never reported (evicted or expired).
+    fn forget_attempt(&mut self, incoming: &Incoming) {
+        self.incoming_keys
+            .remove(&(incoming.orig_dst_cid, incoming.remote));
+        self.admission.incoming_removed(incoming.remote);
+    }
+
+    /// RFC 9001 §4.6: 0-RTT for an attempt still awaiting a decision is
+    /// kept (a bounded number of datagrams) and read once it is accepted.
+    pub(super) fn buffer_zero_rtt(&mut self, remote: SocketAddr, data: &[u8], dst_cid: &ConnectionId) {
+        if !self.incoming_keys.contains(&(*dst_cid, remote)) {
+            tracing::debug!("0-RTT datagram for no pending attempt dropped");
+            return;
+        }
+        // Reported and waiting for the application, or still assembling
+        // its ClientHello (a scan of at most `assembly::MAX_ASSEMBLING`).
+        let pending = match self.assembly.position(dst_cid, remote) {
+            Some(pos) => self.assembly.get_mut(pos),
+            None => self
+                .incoming
+                .iter_mut()
+                .find(|i| i.orig_dst_cid == *dst_cid && i.remote == remote),
+        };
+        if let Some(incoming) = pending
+            && incoming.zero_rtt.len() < incoming::MAX_BUFFERED_ZERO_RTT
+        {
+            tracing::debug!("0-RTT datagram buffered");
+            incoming.zero_rtt.push(data.to_vec());
+        }
+    }
+
+    /// Whether the pending attempt `id` may have its 0-RTT accepted (RFC
+    /// 9001 §4.6.2: a server may reject 0-RTT for any reason). By default
+    /// it may, when the server configuration allows early data; `false`
+    /// makes TLS reject it, and the client sends its data again in 1-RTT.
+    /// Returns false if there is no such attempt.
+    pub fn set_early_data(&mut self, id: IncomingId, allowed: bool) -> bool {
+        match self.incoming.iter_mut().find(|i| i.id() == id) {
+            Some(incoming) => {
+                incoming.early_data = allowed;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next connection attempt awaiting a decision: answer it with
+    /// [`Endpoint::accept`] (or, from the lifecycle work, refuse/retry/ignore).
+    pub fn poll_incoming(&mut self) -> Option<&Incoming> {
+        self.incoming.front()
+    }
+
+    /// The pending attempt `id`, to inspect before deciding.
+    pub fn incoming(&self, id: IncomingId) -> Option<&Incoming> {
+        self.incoming.iter().find(|i| i.id() == id)
+    }
+
+    /// Drops a pending attempt without answering.
+    pub fn ignore(&mut self, id: IncomingId) {
+        if self.take_incoming(id).is_some() {
+            self.admission.stats.ignored += 1;
+        }
+    }
+
+    pub(super) fn take_incoming(&mut self, id: IncomingId) -> Option<Incoming> {
+        let pos = self.incoming.iter().position(|i| i.id() == id)?;
+        let incoming = self.incoming.remove(pos)?;
+        self.incoming_keys
+            .remove(&(incoming.orig_dst_cid, incoming.remote));
+        self.admission.incoming_removed(incoming.remote);
+        Some(incoming)
+    }
+
+    /// Refuses a pending attempt: a CONNECTION_CLOSE with CONNECTION_REFUSED
+    /// in an Initial packet, and no state kept (RFC 9000 §10.2.3: "the
+    /// server MAY send a CONNECTION_CLOSE frame with error code
+    /// CONNECTION_REFUSED in an Initial packet").
+    pub fn refuse(&mut self, id: IncomingId) {
+        let Some(incoming) = self.take_incoming(id) else {
+            return;
+        };
+        self.admission.stats.refused.application += 1;
+        let server_cid = self.new_cid();
+        let close = stateless::initial_close(
+            incoming.version,
+            &incoming.orig_dst_cid,
+            &incoming.src_cid,
+            &server_cid,
+            TransportErrorCode::CONNECTION_REFUSED,
+            "",
+        );
+        self.queue_stateless(incoming.remote, close);
+    }
+
+    /// Answers a pending attempt with a Retry, asking the client to prove
+    /// its address (RFC 9000 §8.1.2). No state is kept: the client's next
+    /// Initial arrives as a new attempt whose address is validated.
+    pub fn retry(&mut self, now: Instant, id: IncomingId) -> Result<(), RetryError> {
+        let pos = self
+            .incoming
+            .iter()
+            .position(|i| i.id() == id)
+            .ok_or(RetryError::Unknown)?;
+        if self.incoming[pos].retry.is_some() {
+            return Err(RetryError::AlreadyValidated);
+        }
+        let incoming = self.take_incoming(id).ok_or(RetryError::Unknown)?;
+        self.admission.stats.retried_by_application += 1;
+        self.send_retry(
+            now,
+            incoming.remote,
+            incoming.version,
+            &incoming.orig_dst_cid,
+            &incoming.src_cid,
+        );
+        Ok(())
+    }
+}
