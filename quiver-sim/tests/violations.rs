@@ -10,8 +10,8 @@ mod common_violate;
 use std::time::Duration;
 
 use common_violate::{
-    Expect, HANDSHAKE, ONE_RTT, assert_closed_with, connected, encode, expect, stream, v,
-    violate_after_handshake, violate_with,
+    HANDSHAKE, ONE_RTT, assert_closed_with, connected, encode, expect,
+    server_violates_in_handshake, stream, v, violate_after_handshake, violate_with,
 };
 use quiver_proto::frame::{
     Dir, Frame, MaxStreamData, MaxStreams, NewConnectionId, NewToken, ResetStream,
@@ -45,29 +45,10 @@ fn a_stream_frame_in_a_handshake_packet_is_a_protocol_violation() {
     assert!(!pair.client_conn(client).is_handshake_confirmed());
 }
 
-/// The server puts `frames` into its first Handshake packet; the client is
-/// the victim, mid-handshake.
-fn server_violates_in_handshake(frames: Vec<u8>, e: Expect) {
-    let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
-    let mut frames = Some(frames);
-    pair.server().set_app(move |endpoint, _now| {
-        if let Some(h) = endpoint.connection_handles().first().copied() {
-            if let Some(frames) = frames.take() {
-                endpoint
-                    .connection(h)
-                    .unwrap()
-                    .send_raw_frames_for_test(HANDSHAKE, frames);
-            }
-        }
-    });
-    let client = pair.connect();
-    assert_closed_with(&mut pair, client, Side::Server, &e);
-    assert!(!pair.client_conn(client).is_handshake_complete());
-}
-
 #[test]
 fn a_max_data_frame_in_a_server_handshake_packet_is_a_protocol_violation() {
     server_violates_in_handshake(
+        Seed::from_env_or(1),
         encode(&[Frame::MaxData(quiver_proto::frame::MaxData(v(1 << 30)))]),
         expect(TransportErrorCode::PROTOCOL_VIOLATION, 0x10),
     );
@@ -77,6 +58,7 @@ fn a_max_data_frame_in_a_server_handshake_packet_is_a_protocol_violation() {
 fn handshake_done_in_a_handshake_packet_is_a_protocol_violation() {
     // HANDSHAKE_DONE is 1-RTT only (Table 3), even from the server.
     server_violates_in_handshake(
+        Seed::from_env_or(1),
         encode(&[Frame::HandshakeDone]),
         expect(TransportErrorCode::PROTOCOL_VIOLATION, 0x1e),
     );

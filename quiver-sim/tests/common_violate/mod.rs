@@ -192,3 +192,23 @@ pub fn violate_seeds(
         assert_closed_with(&mut pair, client, misbehaver, &e);
     });
 }
+
+/// The server puts `frames` into its first Handshake packet; the client is
+/// the victim, mid-handshake.
+pub fn server_violates_in_handshake(seed: Seed, frames: Vec<u8>, e: Expect) {
+    let mut pair = Pair::new(seed, LinkConfig::default());
+    let mut frames = Some(frames);
+    pair.server().set_app(move |endpoint, _now| {
+        if let Some(h) = endpoint.connection_handles().first().copied() {
+            if let Some(frames) = frames.take() {
+                endpoint
+                    .connection(h)
+                    .unwrap()
+                    .send_raw_frames_for_test(HANDSHAKE, frames);
+            }
+        }
+    });
+    let client = pair.connect();
+    assert_closed_with(&mut pair, client, Side::Server, &e);
+    assert!(!pair.client_conn(client).is_handshake_complete());
+}
