@@ -23,6 +23,8 @@
 //! | §4.5 STREAM data beyond a RESET_STREAM's final size | FINAL_SIZE_ERROR | `stream_data_beyond_a_reset_final_size_is_a_final_size_error` |
 //! | §19.5 STOP_SENDING for a local stream not yet created | STREAM_STATE_ERROR | `stop_sending_for_a_locally_initiated_stream_not_yet_created_is_a_stream_state_error` |
 //! | §19.11 MAX_STREAMS (uni) > 2^60 | FRAME_ENCODING_ERROR | `unidirectional_max_streams_above_2_to_the_60_is_a_frame_encoding_error` |
+//! | §19.14 STREAMS_BLOCKED (uni) > 2^60 | FRAME_ENCODING_ERROR or STREAM_LIMIT_ERROR | `unidirectional_streams_blocked_above_2_to_the_60_is_a_frame_encoding_error` |
+//! | §4.6 a client unidirectional stream beyond the limit | STREAM_LIMIT_ERROR | `a_unidirectional_stream_beyond_max_streams_from_the_client_is_a_stream_limit_error` |
 //! | §12.4 frame type not minimally encoded (MAY) | PROTOCOL_VIOLATION | `a_frame_type_not_minimally_encoded_is_a_protocol_violation` |
 //! | §12.4 STREAM in an Initial packet | PROTOCOL_VIOLATION | `a_stream_frame_in_a_client_initial_is_a_protocol_violation` |
 //! | §19.18 PATH_RESPONSE matching no challenge (MAY close; quiver ignores it) | none | `a_path_response_matching_no_challenge_is_ignored` |
@@ -459,4 +461,38 @@ fn a_path_response_matching_no_challenge_is_ignored() {
             assert!(ok);
         }
     });
+}
+
+#[test]
+fn a_unidirectional_stream_beyond_max_streams_from_the_client_is_a_stream_limit_error() {
+    // RFC 9000 §4.6: "An endpoint that receives a frame with a stream ID
+    // exceeding the limit it has sent MUST treat this as a connection
+    // error of type STREAM_LIMIT_ERROR"; `violations.rs` covers the
+    // client's bidirectional and the server's unidirectional streams.
+    let limit = TransportConfig::default().max_concurrent_uni_streams;
+    let first_beyond =
+        quiver_proto::streams::StreamId::new(Side::Client, quiver_proto::frame::Dir::Uni, limit);
+    violate_seeds(
+        SEEDS,
+        Side::Client,
+        no_setup,
+        &encode(&[stream(first_beyond.into_inner(), 0, b"x", false)]),
+        expect(Code::STREAM_LIMIT_ERROR, 0x0a),
+    );
+}
+
+#[test]
+fn unidirectional_streams_blocked_above_2_to_the_60_is_a_frame_encoding_error() {
+    // RFC 9000 §19.14: "This value cannot exceed 2^60 ... Receipt of a
+    // frame that encodes a larger stream ID MUST be treated as a connection
+    // error of type STREAM_LIMIT_ERROR or FRAME_ENCODING_ERROR."
+    let mut frames = vec![0x17];
+    v((1 << 60) + 1).encode(&mut frames);
+    violate_seeds(
+        SEEDS,
+        Side::Server,
+        no_setup,
+        &frames,
+        expect_either(Code::FRAME_ENCODING_ERROR, Code::STREAM_LIMIT_ERROR, 0x17),
+    );
 }

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | RFC 9000 §12.4, Table 3: ACK, CRYPTO, NEW_TOKEN, PATH_RESPONSE, HANDSHAKE_DONE in 0-RTT; §12.5 (MAY): RETIRE_CONNECTION_ID | PROTOCOL_VIOLATION | `frames_not_allowed_in_0rtt_are_a_protocol_violation` |
 //! | §13.1 a Handshake ACK of a packet never sent in that space (SHOULD) | PROTOCOL_VIOLATION | `a_handshake_ack_of_a_packet_never_sent_is_a_protocol_violation` |
+//! | RFC 9000 §12.4, Table 3: STREAM, NEW_TOKEN, HANDSHAKE_DONE in a server's Initial | PROTOCOL_VIOLATION | `frames_not_allowed_in_a_server_initial_are_a_protocol_violation` |
 //! | RFC 9001 §6 a TLS KeyUpdate message | CRYPTO_ERROR 0x010a | `a_tls_key_update_is_crypto_error_unexpected_message` |
 //! | RFC 9001 §8.4 ClientHello with a legacy_session_id (SHOULD) | PROTOCOL_VIOLATION | `a_client_hello_with_a_legacy_session_id_is_a_protocol_violation` |
 //!
@@ -32,11 +33,15 @@ mod common_zero_rtt;
 
 use std::time::Duration;
 
-use common_forge::{ForgedClient, client_hello, client_params, crypto_padded, seal_initial};
+use common_forge::{
+    ForgedClient, ForgedServer, client_hello, client_params, crypto_padded, seal_initial,
+};
 use common_violate::{connected_seeded, encode, expect, server_violates_in_handshake, v};
 use common_zero_rtt::{early_data_pair, first_connection};
 use quiver_proto::frame::{self, Frame, NewToken, PathResponse, RetireConnectionId};
-use quiver_proto::{ConnectionError, Side, TransportConfig, TransportErrorCode as Code};
+use quiver_proto::{
+    ConnectionError, ConnectionId, Side, TransportConfig, TransportErrorCode as Code,
+};
 use quiver_sim::quic::{Pair, TestPki};
 use quiver_sim::{LinkConfig, for_each_seed};
 
@@ -217,4 +222,40 @@ fn a_client_hello_with_a_legacy_session_id_is_a_protocol_violation() {
         assert_eq!(ty, 0, "{reason}");
         assert!(reason.contains("legacy_session_id"), "{reason:?}");
     });
+}
+
+#[test]
+fn frames_not_allowed_in_a_server_initial_are_a_protocol_violation() {
+    // RFC 9000 §12.4 and Table 3: Initial packets carry only PADDING, PING,
+    // ACK, CRYPTO and CONNECTION_CLOSE (0x1c). A forged server Initial
+    // with a STREAM, NEW_TOKEN or HANDSHAKE_DONE frame: the client closes
+    // with PROTOCOL_VIOLATION naming the frame.
+    let cases: Vec<(Vec<u8>, u64)> = vec![
+        (encode(&[common_violate::stream(1, 0, b"x", false)]), 0x0a),
+        (encode(&[Frame::NewToken(NewToken { token: b"t" })]), 0x07),
+        (encode(&[Frame::HandshakeDone]), 0x1e),
+    ];
+    for (frames, ty) in cases {
+        for_each_seed(SEEDS, |seed| {
+            let mut forged = ForgedServer::new(seed);
+            let server_cid = ConnectionId::new(&[0x5e; 8]).unwrap();
+            let (dcid, scid) = (forged.dcid, forged.scid);
+            forged.send(seal_initial(
+                &dcid,
+                Side::Server,
+                &scid,
+                &server_cid,
+                0,
+                &frames,
+                0,
+            ));
+            let client = forged.client;
+            let reason = forged.pair.client_conn(client).close_reason().cloned();
+            let Some(ConnectionError::TransportError(t)) = &reason else {
+                panic!("client: {reason:?}");
+            };
+            assert_eq!(t.code, Code::PROTOCOL_VIOLATION, "{t}");
+            assert_eq!(t.frame_type, Some(ty), "{t}");
+        });
+    }
 }

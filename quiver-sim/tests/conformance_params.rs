@@ -23,6 +23,7 @@
 //! | §17.2 reserved bits set (server's Initial) | PROTOCOL_VIOLATION | `reserved_bits_in_a_server_initial_are_a_protocol_violation` |
 //! | §12.4 a packet with no frames (client's Initial) | PROTOCOL_VIOLATION | `a_client_initial_without_frames_is_a_protocol_violation` |
 //! | §12.4 a packet with no frames (server's Initial) | PROTOCOL_VIOLATION | `a_server_initial_without_frames_is_a_protocol_violation` |
+//! | §17.2.2 a server Initial with a token: discard or PROTOCOL_VIOLATION (quiver discards) | none | `a_server_initial_with_a_token_is_discarded` |
 //!
 //! Not triggerable here: the same rules on a server's transport parameters
 //! (the client as victim) need a forged server handshake through to
@@ -36,7 +37,7 @@ mod common_forge;
 
 use common_forge::{
     ForgedClient, ForgedServer, LONG_RESERVED_BITS, client_params, param, seal_initial,
-    server_answer, varint,
+    seal_initial_with_token, server_answer, varint,
 };
 use quiver_proto::frame::Frame;
 use quiver_proto::{ConnectionError, ConnectionId, Side, TransportErrorCode};
@@ -367,5 +368,52 @@ fn a_server_initial_without_frames_is_a_protocol_violation() {
     // RFC 9000 §12.4, the client as victim.
     for_each_seed(3, |seed| {
         assert_protocol_violation(&client_close_after_server_initial(seed, &[], 0));
+    });
+}
+
+#[test]
+fn a_server_initial_with_a_token_is_discarded() {
+    // RFC 9000 §17.2.2: "Initial packets sent by the server MUST set the
+    // Token Length field to 0; clients that receive an Initial packet with
+    // a non-zero Token Length field MUST either discard the packet or
+    // generate a connection error of type PROTOCOL_VIOLATION." quiver
+    // discards it: a server Initial with a token and a frame that is
+    // itself a violation (STREAM) closes nothing, while the same packet
+    // without the token does.
+    let mut stream = Vec::new();
+    Frame::Stream(quiver_proto::frame::Stream {
+        id: quiver_proto::VarInt::from_u32(1),
+        offset: quiver_proto::VarInt::from_u32(0),
+        fin: false,
+        data: b"x",
+    })
+    .encode(&mut stream);
+    for_each_seed(3, |seed| {
+        let mut forged = ForgedServer::new(seed);
+        let server_cid = ConnectionId::new(&[0x5e; 8]).unwrap();
+        let (dcid, scid) = (forged.dcid, forged.scid);
+        let with_token = seal_initial_with_token(
+            &dcid,
+            Side::Server,
+            &scid,
+            &server_cid,
+            0,
+            &stream,
+            b"token",
+        );
+        forged.send(with_token);
+        let client = forged.client;
+        assert_eq!(forged.pair.client_conn(client).close_reason(), None);
+        assert!(forged.pair.client_conn(client).stats().packets_dropped > 0);
+        let without = seal_initial(&dcid, Side::Server, &scid, &server_cid, 1, &stream, 0);
+        forged.send(without);
+        assert_protocol_violation(
+            &forged
+                .pair
+                .client_conn(client)
+                .close_reason()
+                .cloned()
+                .expect("closed"),
+        );
     });
 }

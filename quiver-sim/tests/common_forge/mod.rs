@@ -94,13 +94,50 @@ pub fn seal_initial(
     plaintext: &[u8],
     first_byte_bits: u8,
 ) -> Vec<u8> {
+    seal_with(
+        keys_cid,
+        sender,
+        dst,
+        src,
+        pn,
+        plaintext,
+        &[],
+        first_byte_bits,
+    )
+}
+
+/// [`seal_initial`] with a Token field (RFC 9000 §17.2.2), which only
+/// clients may fill.
+pub fn seal_initial_with_token(
+    keys_cid: &ConnectionId,
+    sender: Side,
+    dst: &ConnectionId,
+    src: &ConnectionId,
+    pn: u64,
+    plaintext: &[u8],
+    token: &[u8],
+) -> Vec<u8> {
+    seal_with(keys_cid, sender, dst, src, pn, plaintext, token, 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn seal_with(
+    keys_cid: &ConnectionId,
+    sender: Side,
+    dst: &ConnectionId,
+    src: &ConnectionId,
+    pn: u64,
+    plaintext: &[u8],
+    token: &[u8],
+    first_byte_bits: u8,
+) -> Vec<u8> {
     let keys = initial_keys(Version::V1, keys_cid, sender);
     let mut buf = Vec::new();
     let encoded = Header::Initial {
         version: Version::V1,
         dst_cid: *dst,
         src_cid: *src,
-        token: &[],
+        token,
         number: TruncatedPacketNumber::with_len(pn, 4),
     }
     .encode(&mut buf);
