@@ -2,9 +2,12 @@
 //! connection resumes the first one's session, and the server's Handshake
 //! flight carries no Certificate or CertificateVerify.
 
+mod common_zero_rtt;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common_zero_rtt::early_data_pair;
 use quiver_proto::connection::LoggedPacket;
 use quiver_proto::crypto::{self, HandshakeKind};
 use quiver_proto::frame::{Frame, Iter};
@@ -269,22 +272,12 @@ fn a_server_issuing_no_tickets_is_never_resumed() {
 fn early_data_offered_without_0rtt_packets_still_works() {
     for_each_seed(2, |seed| {
         let pki = TestPki::new();
-        let mut pair = Pair::with_pki(
+        let mut pair = early_data_pair(
             seed,
             LinkConfig::default(),
             TransportConfig::default(),
-            TransportConfig::default(),
-            pki.clone(),
+            &pki,
         );
-        let crypto = pki.server_crypto().enable_early_data().build().unwrap();
-        pair.server()
-            .endpoint
-            .set_server_config(Some(Arc::new(ServerConfig {
-                crypto: Arc::new(crypto),
-                ..pki.server_config(TransportConfig::default())
-            })));
-        let crypto = pki.client_crypto().enable_early_data().build().unwrap();
-        pair.client_config = client_config(&pki, crypto);
         let (c1, s1) = connect(&mut pair);
         assert!(!pair.server().conn(s1).is_zero_rtt_accepted());
         // The scripted application drives every connection: end the first.

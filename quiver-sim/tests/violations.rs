@@ -5,134 +5,22 @@
 //! The misbehaviour is played with `send_raw_frames_for_test`, which puts
 //! encoded frames verbatim into the next packet of a space.
 
+mod common_violate;
+
 use std::time::Duration;
 
+use common_violate::{
+    HANDSHAKE, ONE_RTT, assert_closed_with, connected, encode, expect,
+    server_violates_in_handshake, stream, v, violate_after_handshake, violate_with,
+};
 use quiver_proto::frame::{
     Dir, Frame, MaxStreamData, MaxStreams, NewConnectionId, NewToken, ResetStream,
-    RetireConnectionId, StopSending, Stream, StreamDataBlocked,
+    RetireConnectionId, StopSending, StreamDataBlocked,
 };
 use quiver_proto::streams::StreamId;
-use quiver_proto::{
-    ConnectionError, ConnectionHandle, ConnectionId, Side, TransportConfig, TransportErrorCode,
-    VarInt,
-};
+use quiver_proto::{ConnectionError, ConnectionId, Side, TransportConfig, TransportErrorCode};
 use quiver_sim::quic::Pair;
 use quiver_sim::{LinkConfig, Seed};
-
-/// Packet number spaces as `send_raw_frames_for_test` numbers them.
-const HANDSHAKE: u8 = 1;
-const ONE_RTT: u8 = 2;
-
-fn encode(frames: &[Frame<'_>]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    for f in frames {
-        f.encode(&mut buf);
-    }
-    buf
-}
-
-fn stream<'a>(id: u64, offset: u64, data: &'a [u8], fin: bool) -> Frame<'a> {
-    Frame::Stream(Stream {
-        id: VarInt::from_u64(id).unwrap(),
-        offset: VarInt::from_u64(offset).unwrap(),
-        fin,
-        data,
-    })
-}
-
-fn v(x: u64) -> VarInt {
-    VarInt::from_u64(x).unwrap()
-}
-
-/// The expected outcome: the code, and the frame type the error names
-/// (`None`: not checked).
-struct Expect {
-    code: TransportErrorCode,
-    frame_type: Option<u64>,
-}
-
-fn expect(code: TransportErrorCode, frame_type: u64) -> Expect {
-    Expect {
-        code,
-        frame_type: Some(frame_type),
-    }
-}
-
-/// Runs until both ends are closed and checks both close reasons.
-fn assert_closed_with(pair: &mut Pair, client: ConnectionHandle, misbehaver: Side, e: &Expect) {
-    let closed = pair.run_until(Duration::from_secs(5), |p| {
-        p.client_conn(client).close_reason().is_some()
-            && p.server_handle().is_some()
-            && p.server_conn().close_reason().is_some()
-    });
-    let client_reason = pair.client_conn(client).close_reason().cloned();
-    let server_reason = pair
-        .server_handle()
-        .and_then(|_| pair.server_conn().close_reason().cloned());
-    assert!(
-        closed,
-        "not both closed: client {client_reason:?}, server {server_reason:?}"
-    );
-    let (bad, victim) = match misbehaver {
-        Side::Client => (client_reason.unwrap(), server_reason.unwrap()),
-        Side::Server => (server_reason.unwrap(), client_reason.unwrap()),
-    };
-    match &victim {
-        ConnectionError::TransportError(t) => {
-            assert_eq!(t.code, e.code, "victim: {victim}");
-            if let Some(ty) = e.frame_type {
-                assert_eq!(t.frame_type, Some(ty), "victim: {victim}");
-            }
-        }
-        other => panic!(
-            "victim closed with {other:?}, expected a transport error {}",
-            e.code
-        ),
-    }
-    match &bad {
-        ConnectionError::ConnectionClosed {
-            code, frame_type, ..
-        } => {
-            assert_eq!(*code, e.code, "misbehaving side: {bad}");
-            if let Some(ty) = e.frame_type {
-                assert_eq!(*frame_type, Some(ty), "misbehaving side: {bad}");
-            }
-        }
-        other => panic!(
-            "misbehaving side closed with {other:?}, expected the peer's CONNECTION_CLOSE with {}",
-            e.code
-        ),
-    }
-}
-
-fn connected(client: TransportConfig, server: TransportConfig) -> (Pair, ConnectionHandle) {
-    let mut pair = Pair::with_configs(Seed::from_env_or(1), LinkConfig::default(), client, server);
-    let (client, _) = pair.connect_and_wait(Duration::from_secs(5));
-    (pair, client)
-}
-
-/// After the handshake, `misbehaver` sends `frames` in a 1-RTT packet.
-fn violate_after_handshake(misbehaver: Side, frames: Vec<u8>, e: Expect) {
-    violate_with(TransportConfig::default(), misbehaver, |_, _| {}, frames, e);
-}
-
-fn violate_with(
-    server_config: TransportConfig,
-    misbehaver: Side,
-    setup: impl FnOnce(&mut Pair, ConnectionHandle),
-    frames: Vec<u8>,
-    e: Expect,
-) {
-    let (mut pair, client) = connected(TransportConfig::default(), server_config);
-    setup(&mut pair, client);
-    match misbehaver {
-        Side::Client => pair
-            .client_conn(client)
-            .send_raw_frames_for_test(ONE_RTT, frames),
-        Side::Server => pair.server_conn().send_raw_frames_for_test(ONE_RTT, frames),
-    }
-    assert_closed_with(&mut pair, client, misbehaver, &e);
-}
 
 // ----- frames in the wrong packet type (RFC 9000 §12.4, Table 3) -----
 
@@ -157,29 +45,10 @@ fn a_stream_frame_in_a_handshake_packet_is_a_protocol_violation() {
     assert!(!pair.client_conn(client).is_handshake_confirmed());
 }
 
-/// The server puts `frames` into its first Handshake packet; the client is
-/// the victim, mid-handshake.
-fn server_violates_in_handshake(frames: Vec<u8>, e: Expect) {
-    let mut pair = Pair::new(Seed::from_env_or(1), LinkConfig::default());
-    let mut frames = Some(frames);
-    pair.server().set_app(move |endpoint, _now| {
-        if let Some(h) = endpoint.connection_handles().first().copied() {
-            if let Some(frames) = frames.take() {
-                endpoint
-                    .connection(h)
-                    .unwrap()
-                    .send_raw_frames_for_test(HANDSHAKE, frames);
-            }
-        }
-    });
-    let client = pair.connect();
-    assert_closed_with(&mut pair, client, Side::Server, &e);
-    assert!(!pair.client_conn(client).is_handshake_complete());
-}
-
 #[test]
 fn a_max_data_frame_in_a_server_handshake_packet_is_a_protocol_violation() {
     server_violates_in_handshake(
+        Seed::from_env_or(1),
         encode(&[Frame::MaxData(quiver_proto::frame::MaxData(v(1 << 30)))]),
         expect(TransportErrorCode::PROTOCOL_VIOLATION, 0x10),
     );
@@ -189,6 +58,7 @@ fn a_max_data_frame_in_a_server_handshake_packet_is_a_protocol_violation() {
 fn handshake_done_in_a_handshake_packet_is_a_protocol_violation() {
     // HANDSHAKE_DONE is 1-RTT only (Table 3), even from the server.
     server_violates_in_handshake(
+        Seed::from_env_or(1),
         encode(&[Frame::HandshakeDone]),
         expect(TransportErrorCode::PROTOCOL_VIOLATION, 0x1e),
     );

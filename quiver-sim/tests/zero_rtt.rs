@@ -2,11 +2,15 @@
 //! §12.3): a resumed client sends streams before the handshake completes;
 //! accepted, under loss, rejected, and bounded by the remembered limits.
 
+mod common_zero_rtt;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common_zero_rtt::{early_data_pair, first_connection};
+
 use quiver_proto::frame::Dir;
-use quiver_proto::{ClientConfig, ConnectionHandle, ServerConfig, TransportConfig};
+use quiver_proto::{ConnectionHandle, ServerConfig, TransportConfig};
 use quiver_sim::quic::{AppConfig, Pair, SendPlan, SharedApp, TestPki};
 use quiver_sim::{LinkConfig, Seed, for_each_seed};
 
@@ -20,40 +24,7 @@ fn pair_with_pki(seed: Seed, pki: &TestPki) -> Pair {
 }
 
 fn build(seed: Seed, link: LinkConfig, server_transport: TransportConfig, pki: &TestPki) -> Pair {
-    let mut pair = Pair::with_pki(
-        seed,
-        link,
-        TransportConfig::default(),
-        server_transport.clone(),
-        pki.clone(),
-    );
-    let crypto = pki.server_crypto().enable_early_data().build().unwrap();
-    pair.server()
-        .endpoint
-        .set_server_config(Some(Arc::new(ServerConfig {
-            crypto: Arc::new(crypto),
-            ..pki.server_config(server_transport)
-        })));
-    let crypto = pki.client_crypto().enable_early_data().build().unwrap();
-    pair.client_config = ClientConfig {
-        crypto: Arc::new(crypto),
-        ..pki.client_config(TransportConfig::default())
-    };
-    pair
-}
-
-/// A first connection that leaves a ticket allowing 0-RTT, then closed.
-fn first_connection(pair: &mut Pair) {
-    let c1 = pair.connect();
-    assert!(pair.run_handshake(c1, Duration::from_secs(10)));
-    // The ticket comes in 1-RTT CRYPTO frames after the handshake.
-    pair.net.run_for(Duration::from_millis(300));
-    let now = pair.net.now();
-    pair.client()
-        .conn(c1)
-        .close(now, quiver_proto::VarInt::from_u32(0), bytes::Bytes::new());
-    pair.net.run_for(Duration::from_secs(1));
-    assert!(!pair.client().conn(c1).is_zero_rtt_offered());
+    early_data_pair(seed, link, server_transport, pki)
 }
 
 /// Client and server applications: the client opens `plans` as early as

@@ -720,7 +720,8 @@ impl Connection {
     }
 
     /// Sends `frames` (already encoded) verbatim in the next packet of the
-    /// given space: 0 Initial, 1 Handshake, 2 application data. Exists so
+    /// given space: 0 Initial, 1 Handshake, 2 application data (a 0-RTT
+    /// packet while a client has only 0-RTT keys). Exists so
     /// tests can play a misbehaving peer; never use it otherwise.
     #[doc(hidden)]
     pub fn send_raw_frames_for_test(&mut self, space: u8, frames: Vec<u8>) {

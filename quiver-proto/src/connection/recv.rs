@@ -471,8 +471,13 @@ impl Connection {
                 .varint()
                 .map_or(ty.value(), |t| t.into_inner());
             // RFC 9000 §12.4: a frame in a packet type that does not allow
-            // it "MUST" be a PROTOCOL_VIOLATION.
-            if !frame::is_allowed(ty, p.ty) {
+            // it "MUST" be a PROTOCOL_VIOLATION. §12.5: a server "MAY"
+            // treat RETIRE_CONNECTION_ID in 0-RTT (allowed by Table 3) the
+            // same; quiver does: acting on it (sequence 0, say) retired the
+            // server's handshake connection ID before its first Initial,
+            // and the client then refused the handshake for an
+            // initial_source_connection_id mismatch (§7.3).
+            if !frame::is_allowed_strict(ty, p.ty) {
                 return Err(TransportError::protocol_violation(
                     "frame not allowed in this packet type",
                 )

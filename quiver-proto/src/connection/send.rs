@@ -481,6 +481,21 @@ impl Connection {
         }
     }
 
+    /// The first frames queued by `send_raw_frames_for_test` for this
+    /// packet's space that fit within `limit`.
+    fn write_raw_frames(&mut self, buf: &mut Vec<u8>, p: &mut OpenPacket, limit: usize) {
+        let space = p.space;
+        if let Some(i) = self
+            .raw_frames
+            .iter()
+            .position(|(id, f)| *id == space && buf.len() + f.len() <= limit)
+        {
+            let (_, frames) = self.raw_frames.remove(i);
+            buf.extend_from_slice(&frames);
+            p.ack_eliciting = true;
+        }
+    }
+
     /// Fills a packet with frames, never past `limit` (absolute offset in
     /// `buf`, the tag excluded).
     fn write_frames(&mut self, now: Instant, buf: &mut Vec<u8>, p: &mut OpenPacket, limit: usize) {
@@ -489,6 +504,9 @@ impl Connection {
             // RFC 9000 §12.4, Table 3: no ACK, CRYPTO, HANDSHAKE_DONE or
             // NEW_TOKEN in 0-RTT; only streams (RFC 9001 §4.6).
             self.zero_rtt.sent = true;
+            // Test frames too: `has_data_for` counts them in 0-RTT, so
+            // leaving them out here would send empty packets without end.
+            self.write_raw_frames(buf, p, limit);
             if self.streams_write_control(buf, limit, &mut p.retransmits) {
                 p.ack_eliciting = true;
             }
@@ -504,15 +522,7 @@ impl Connection {
         if self.space(space).ack_pending {
             self.write_ack(now, buf, p, limit);
         }
-        if let Some(i) = self
-            .raw_frames
-            .iter()
-            .position(|(id, f)| *id == space && buf.len() + f.len() <= limit)
-        {
-            let (_, frames) = self.raw_frames.remove(i);
-            buf.extend_from_slice(&frames);
-            p.ack_eliciting = true;
-        }
+        self.write_raw_frames(buf, p, limit);
         if space == SpaceId::ApplicationData {
             if self.handshake_done_pending && buf.len() < limit {
                 FrameType::HANDSHAKE_DONE.to_varint().encode(buf);
