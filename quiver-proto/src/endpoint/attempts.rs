@@ -150,7 +150,12 @@ impl Endpoint {
 
     /// RFC 9001 §4.6: 0-RTT for an attempt still awaiting a decision is
     /// kept (a bounded number of datagrams) and read once it is accepted.
-    pub(super) fn buffer_zero_rtt(&mut self, remote: SocketAddr, data: &[u8], dst_cid: &ConnectionId) {
+    pub(super) fn buffer_zero_rtt(
+        &mut self,
+        remote: SocketAddr,
+        data: &[u8],
+        dst_cid: &ConnectionId,
+    ) {
         if !self.incoming_keys.contains(&(*dst_cid, remote)) {
             tracing::debug!("0-RTT datagram for no pending attempt dropped");
             return;
