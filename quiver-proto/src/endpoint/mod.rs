@@ -216,6 +216,9 @@ pub struct Endpoint {
     admission: Admission,
 }
 
+/// Connection ID draws at most per new ID (see `Endpoint::new_cid`).
+const MAX_CID_DRAWS: usize = 16;
+
 /// Stateless resets sent per second at most (RFC 9000 §10.3.3 suggests
 /// limits so resets cannot be used for amplification or loops).
 const MAX_RESETS_PER_SECOND: u32 = 100;
@@ -762,7 +765,10 @@ impl Endpoint {
             return;
         }
         let wanted = slot.conn.cids_wanted();
-        if wanted == 0 {
+        // RFC 9000 §5.1.1: "An endpoint that selects a zero-length
+        // connection ID during the handshake cannot issue a new connection
+        // ID."
+        if wanted == 0 || self.config.local_cid_len == 0 {
             return;
         }
         for _ in 0..wanted {
@@ -778,13 +784,20 @@ impl Endpoint {
         self.connections.touch(handle);
     }
 
+    /// A connection ID not routed to any connection, drawing again on a
+    /// collision — a bounded number of times: with zero-length IDs (or a
+    /// generator whose space is used up) every draw collides, and looping
+    /// until one does not would never end. The last draw is returned then;
+    /// zero-length IDs cannot tell connections apart anyway.
     fn new_cid(&mut self) -> ConnectionId {
-        loop {
-            let cid = self.cid_generator.generate();
+        let mut cid = self.cid_generator.generate();
+        for _ in 0..MAX_CID_DRAWS {
             if !self.routes.contains_key(&cid) {
-                return cid;
+                break;
             }
+            cid = self.cid_generator.generate();
         }
+        cid
     }
 
     fn next_handle(&mut self) -> ConnectionHandle {
