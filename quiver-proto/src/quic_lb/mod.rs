@@ -44,14 +44,19 @@
 //!
 //! # Load balancers that route on QUIC-LB IDs
 //!
-//! This copy of the draft names no implementation and no load balancer
-//! product (its references are RFCs and papers only), and we could not
-//! verify from the sources at hand which load balancers decode this
-//! revision's format, so we name none rather than guess. Note that only a
-//! decoder of this revision routes these IDs: revision -19 changed the
-//! `expand` layout (change log E.4), so older decoders get other server IDs
-//! from encrypted IDs. Interoperability here rests on the draft's test
-//! vectors, every one of which is checked in this module's tests.
+//! This copy of the draft names no implementation. The one open-source
+//! QUIC-LB code we found in use is Google's QUICHE
+//! (`quiche/quic/load_balancer/`: an encoder and the load balancer's
+//! `LoadBalancerDecoder`), on which Envoy's QUIC-LB connection ID
+//! generator (`envoy.quic.connection_id_generator.quic_lb`) is built. The
+//! QUICHE copy we read checks draft-14's vectors: two config bits and the
+//! old `expand` layout (revision -19 changed it, change log E.4). So a
+//! decoder of that age routes quiver's IDs only in plaintext mode with
+//! config rotation 0 (the test `draft14_decoder_agrees_only_on_plaintext_rotation_zero`
+//! shows where the revisions agree and where not); encrypted IDs need a
+//! decoder of this revision, such as [`QuicLbDecoder`]. Interoperability
+//! here rests on the draft's own test vectors, every one of which is
+//! checked in this module's tests.
 //!
 //! # Example
 //!

@@ -385,3 +385,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(lb.decode(&cid).unwrap(), (sid.to_vec(), nonce.to_vec()));
     }
 }
+
+/// Where this revision meets an older decoder. QUICHE's QUIC-LB decoder
+/// (`quiche/quic/load_balancer/`, which Envoy's QUIC-LB connection ID
+/// generator builds on) checks draft-14's vectors: two config bits, not
+/// three, and the old `expand` layout. Its unencrypted vector for config 0
+/// decodes to the same server ID here, because with config rotation 0 and
+/// no key both revisions put the server ID in the octets after the first;
+/// its config 1 vector (first octet 0x4d) is config rotation 2 in this
+/// revision, and its encrypted vectors (e.g. `0727edaa37e7fac8` for the
+/// `KEY` above, config 0, 3-octet server ID, 4-octet nonce) decode to other
+/// server IDs here, as the -19 change log says they must.
+#[test]
+fn draft14_decoder_agrees_only_on_plaintext_rotation_zero() {
+    let mut lb = QuicLbDecoder::new();
+    lb.add(QuicLbConfig::new(0, 3, 4, None).unwrap());
+    assert_eq!(
+        lb.server_id(&unhex("07ed793a8049718a")).unwrap(),
+        unhex("ed793a")
+    );
+
+    let mut lb = QuicLbDecoder::new();
+    lb.add(QuicLbConfig::new(0, 3, 4, Some(<[u8; 16]>::try_from(unhex(KEY)).unwrap())).unwrap());
+    assert_ne!(
+        lb.server_id(&unhex("0727edaa37e7fac8")).unwrap(),
+        unhex("ed793a")
+    );
+
+    let mut lb = QuicLbDecoder::new();
+    lb.add(QuicLbConfig::new(1, 8, 5, None).unwrap());
+    assert_eq!(
+        lb.server_id(&unhex("4ded793a51d49b8f5fee15da27c4")),
+        Err(QuicLbError::UnknownConfig(2))
+    );
+}
