@@ -677,6 +677,10 @@ pub struct QlogArgs {
     /// does the same (the flag wins).
     #[arg(long, value_name = "DIR")]
     pub qlog_dir: Option<PathBuf>,
+    /// Cap each qlog file at about MB megabytes: past it, only the
+    /// connection's end is recorded (unlimited by default).
+    #[arg(long, value_name = "MB")]
+    pub qlog_max_mb: Option<u64>,
 }
 
 impl QlogArgs {
@@ -690,7 +694,13 @@ impl QlogArgs {
         };
         match dir {
             None => Ok(None),
-            Some(Ok(dir)) => Ok(Some(std::sync::Arc::new(dir))),
+            Some(Ok(dir)) => {
+                let dir = match self.qlog_max_mb {
+                    Some(mb) => dir.max_file_bytes(mb.saturating_mul(1 << 20)),
+                    None => dir,
+                };
+                Ok(Some(std::sync::Arc::new(dir)))
+            }
             Some(Err(e)) => bail!("qlog directory: {e}"),
         }
     }

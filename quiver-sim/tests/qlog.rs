@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use quiver_proto::frame::{Frame, Iter};
 use quiver_proto::qlog::{
-    CloseCode, CongestionState, ConnectionState, KeyTrigger, KeyType, Owner, PathState,
-    QlogConnectionInfo, QlogEvent, QlogFactory, QlogSink, RecoveryMetrics,
+    CloseCode, CongestionState, ConnectionState, DropTrigger, KeyTrigger, KeyType, Owner,
+    PathState, QlogConnectionInfo, QlogEvent, QlogFactory, QlogSink, RecoveryMetrics,
 };
 use quiver_proto::{ConnectionId, Side, TransportConfig, VarInt};
 use quiver_sim::quic::{AppConfig, Pair, SendPlan};
@@ -24,6 +24,7 @@ enum Seen {
     Sent { pn: u64, frames: usize },
     Received { pn: u64 },
     Lost,
+    Dropped(DropTrigger),
     Metrics(RecoveryMetrics),
     Congestion(CongestionState),
     Key(KeyType, u64, KeyTrigger),
@@ -82,6 +83,7 @@ impl QlogSink for Sink {
                 }
             }
             QlogEvent::PacketLost { .. } => Seen::Lost,
+            QlogEvent::PacketDropped { trigger, .. } => Seen::Dropped(*trigger),
             QlogEvent::MetricsUpdated(m) => Seen::Metrics(**m),
             QlogEvent::CongestionStateUpdated { new, .. } => Seen::Congestion(*new),
             QlogEvent::KeyUpdated {
@@ -294,6 +296,46 @@ fn a_factory_may_decline_and_no_factory_is_the_default() {
         pair.server_app(AppConfig::default());
         pair.connect_and_wait(Duration::from_secs(25));
         assert_eq!(*asked.lock().unwrap(), 2);
+    });
+}
+
+/// Duplicated and corrupted datagrams are dropped unread, each reported
+/// with its reason (transport:packet_dropped): a copy of a packet already
+/// read (RFC 9000 §12.3) and one that fails authentication (RFC 9001
+/// §5.3, §9.5).
+#[test]
+fn dropped_packets_are_reported_with_their_reason() {
+    for_each_seed(4, |seed| {
+        let recorder = Recorder::default();
+        let cfg = TransportConfig {
+            qlog: Some(Arc::new(recorder.clone())),
+            ..TransportConfig::default()
+        };
+        let link = LinkConfig {
+            duplicate_rate: 0.05,
+            corrupt_rate: 0.05,
+            ..LinkConfig::default()
+        };
+        let mut pair = Pair::with_configs(seed, link, cfg.clone(), cfg);
+        let plan = AppConfig {
+            send: vec![SendPlan::uni(500_000)],
+            ..AppConfig::default()
+        };
+        let _client_app = pair.client_app(plan);
+        let server_app = pair.server_app(AppConfig::default());
+        pair.connect_and_wait(Duration::from_secs(25));
+        assert!(pair.run_until(Duration::from_secs(60), |_| {
+            server_app.borrow().streams_finished() == 1
+        }));
+        let log = recorder.0.lock().unwrap();
+        let dropped = |t| {
+            log.events
+                .iter()
+                .filter(|(_, _, e)| *e == Seen::Dropped(t))
+                .count()
+        };
+        assert!(dropped(DropTrigger::Duplicate) > 0, "seed {seed}");
+        assert!(dropped(DropTrigger::DecryptionFailure) > 0, "seed {seed}");
     });
 }
 

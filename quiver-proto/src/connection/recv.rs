@@ -15,7 +15,7 @@ use crate::crypto::{Level, TlsOutput};
 use crate::frame::{self, Frame};
 use crate::packet::header::{self, Parsed, PartialPacket};
 use crate::packet::{PacketType, TruncatedPacketNumber};
-use crate::qlog::{KeyTrigger, KeyType};
+use crate::qlog::{DropTrigger, KeyTrigger, KeyType};
 use crate::{ConnectionId, TransportError, TransportErrorCode, VarInt};
 
 /// Packets and frames of one decrypted packet, summarised for ACK logic.
@@ -61,7 +61,7 @@ impl Connection {
         let local = local.filter(|l| self.is_preferred_local(*l));
         let key = super::paths::PathKey { remote, local };
         let Some(rx) = self.rx_path(now, key, data.len()) else {
-            self.stats.packets_dropped += 1;
+            self.packet_dropped(now, None, data.len(), DropTrigger::DosPrevention);
             return;
         };
         self.rx_remote = remote;
@@ -82,8 +82,14 @@ impl Connection {
             let grease = self.local_params.grease_quic_bit;
             let parsed = match header::decode_with(&data[offset..], cid_len, grease) {
                 Ok(Parsed::Packet(p)) => p,
-                Ok(Parsed::UnsupportedVersion(_)) | Err(_) => {
-                    self.stats.packets_dropped += 1;
+                Ok(Parsed::UnsupportedVersion(_)) => {
+                    let len = data.len() - offset;
+                    self.packet_dropped(now, None, len, DropTrigger::UnsupportedVersion);
+                    break;
+                }
+                Err(_) => {
+                    let len = data.len() - offset;
+                    self.packet_dropped(now, None, len, DropTrigger::HeaderParseError);
                     break;
                 }
             };
@@ -105,6 +111,25 @@ impl Connection {
         }
         // A 1-RTT close coalesced after a converted one was read above.
         self.end_of_datagram_while_closed();
+    }
+
+    /// Counts a packet dropped unread, and tells qlog why.
+    fn packet_dropped(
+        &mut self,
+        now: Instant,
+        packet_type: Option<PacketType>,
+        len: usize,
+        trigger: DropTrigger,
+    ) {
+        self.stats.packets_dropped += 1;
+        if let Some(q) = &mut self.qlog {
+            let event = crate::qlog::QlogEvent::PacketDropped {
+                packet_type,
+                length: u16::try_from(len).unwrap_or(u16::MAX),
+                trigger,
+            };
+            q.sink.event(now, &event);
+        }
     }
 
     /// One packet; returns whether it was authenticated.
@@ -130,7 +155,7 @@ impl Connection {
                 // (early data rejected, or the keys are gone) discards it
                 // (RFC 9000 §17.2.3, RFC 9001 §4.9.3).
                 tracing::debug!("0-RTT packet dropped: no 0-RTT keys");
-                self.stats.packets_dropped += 1;
+                self.packet_dropped(now, Some(p.ty), packet.len(), DropTrigger::KeyUnavailable);
                 return false;
             }
             _ => {}
@@ -145,7 +170,8 @@ impl Connection {
         // RFC 9369 §4.1: packets of another version are dropped, except
         // the original version's Initials and a client's switch.
         let Ok(switched) = self.accept_packet_version(p) else {
-            self.stats.packets_dropped += 1;
+            let trigger = DropTrigger::UnsupportedVersion;
+            self.packet_dropped(now, Some(p.ty), packet.len(), trigger);
             return false;
         };
         if p.is_long() && self.peer_src_cid_fixed() && Some(p.src_cid) != self.peer_initial_src_cid
@@ -156,13 +182,15 @@ impl Connection {
             // Connection ID", and a server: "if subsequent Initial packets
             // include a different Source Connection ID, they MUST be
             // discarded".
-            self.stats.packets_dropped += 1;
+            let trigger = DropTrigger::UnexpectedSourceConnectionId;
+            self.packet_dropped(now, Some(p.ty), packet.len(), trigger);
             return false;
         }
         if p.ty == PacketType::Initial && self.side.is_client() && !p.token.is_empty() {
             // RFC 9000 §17.2.2: a client receiving an Initial with a token
             // "MUST either discard the packet or generate a connection error".
-            self.stats.packets_dropped += 1;
+            let trigger = DropTrigger::UnexpectedPacket;
+            self.packet_dropped(now, Some(p.ty), packet.len(), trigger);
             return false;
         }
         // Whether or not we may read it (RFC 9001 §5.7), a 1-RTT packet says
@@ -182,11 +210,17 @@ impl Connection {
         // keys). Answers stay rate-limited and within the anti-amplification
         // budget.
         self.on_packet_while_closed();
+        let failures = self.stats.authentication_failures;
         let Some(d) = self.decrypt(now, p, packet) else {
             if let Some(undo) = switched {
                 self.undo_version_switch(undo);
             }
-            self.stats.packets_dropped += 1;
+            let trigger = if self.stats.authentication_failures > failures {
+                DropTrigger::DecryptionFailure
+            } else {
+                DropTrigger::KeyUnavailable
+            };
+            self.packet_dropped(now, Some(p.ty), packet.len(), trigger);
             return false;
         };
         if !header::reserved_bits_ok(packet[0]) {
@@ -199,7 +233,7 @@ impl Connection {
             return true;
         }
         if self.space(d.space).is_duplicate(d.pn) {
-            self.stats.packets_dropped += 1;
+            self.packet_dropped(now, Some(p.ty), packet.len(), DropTrigger::Duplicate);
             return true;
         }
 
@@ -846,7 +880,8 @@ impl Connection {
         // RFC 9001 §5.8: the integrity tag binds it to our original DCID.
         if crate::crypto::verify_retry_integrity(self.version, &self.orig_dst_cid, packet).is_err()
         {
-            self.stats.packets_dropped += 1;
+            let trigger = DropTrigger::UnexpectedPacket;
+            self.packet_dropped(now, Some(p.ty), packet.len(), trigger);
             return;
         }
         self.retry_src_cid = Some(p.src_cid);

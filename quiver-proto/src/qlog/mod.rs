@@ -89,6 +89,17 @@ pub enum QlogEvent<'a> {
         /// What declared it lost.
         trigger: LossTrigger,
     },
+    /// A packet that reached the connection was dropped unread
+    /// (transport:packet_dropped).
+    PacketDropped {
+        /// Its type, when the header could be parsed.
+        packet_type: Option<PacketType>,
+        /// Its size in bytes (the rest of the datagram when it could not
+        /// be parsed).
+        length: u16,
+        /// Why.
+        trigger: DropTrigger,
+    },
     /// Recovery state changed since the last report
     /// (recovery:metrics_updated).
     MetricsUpdated(&'a RecoveryMetrics),
@@ -173,6 +184,29 @@ pub enum LossTrigger {
     ReorderingThreshold,
     /// It was sent long enough before an acknowledged one (§6.1.2).
     TimeThreshold,
+}
+
+/// Why a packet was dropped (the triggers of transport:packet_dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropTrigger {
+    /// No keys to read it with: not yet installed, or already discarded.
+    KeyUnavailable,
+    /// It failed authentication.
+    DecryptionFailure,
+    /// Its header could not be parsed.
+    HeaderParseError,
+    /// Another QUIC version than the connection's.
+    UnsupportedVersion,
+    /// A Source Connection ID other than the peer's first (RFC 9000 §7.2).
+    UnexpectedSourceConnectionId,
+    /// A packet this side must not accept: a server's Initial with a
+    /// token, a Retry that fails its integrity check.
+    UnexpectedPacket,
+    /// Its packet number was received before (RFC 9000 §12.3).
+    Duplicate,
+    /// From a new address while no more paths can be tracked, or beyond
+    /// that path's limits (RFC 9000 §9.3).
+    DosPrevention,
 }
 
 /// The recovery state reported in metrics updates.

@@ -13,8 +13,9 @@ use std::time::Duration;
 use quiver_proto::frame::{Dir, Frame, Iter};
 use quiver_proto::packet::PacketType;
 use quiver_proto::qlog::{
-    CloseCode, CongestionState, CongestionTrigger, ConnectionState, KeyTrigger, KeyType,
-    LossTrigger, Owner, PacketInfo, PathState, QlogConnectionInfo, QlogEvent, RecoveryMetrics,
+    CloseCode, CongestionState, CongestionTrigger, ConnectionState, DropTrigger, KeyTrigger,
+    KeyType, LossTrigger, Owner, PacketInfo, PathState, QlogConnectionInfo, QlogEvent,
+    RecoveryMetrics,
 };
 use quiver_proto::transport_params::TransportParameters;
 use quiver_proto::{ConnectionError, Side, Version};
@@ -94,6 +95,29 @@ pub(super) fn event(
                 packet_type(*ty)
             );
             "recovery:packet_lost"
+        }
+        QlogEvent::PacketDropped {
+            packet_type: ty,
+            length,
+            trigger,
+        } => {
+            // The packet_dropped triggers of draft-ietf-quic-qlog-quic-events-03.
+            let trigger = match trigger {
+                DropTrigger::KeyUnavailable => "key_unavailable",
+                DropTrigger::DecryptionFailure => "payload_decrypt_error",
+                DropTrigger::HeaderParseError => "header_parse_error",
+                DropTrigger::UnsupportedVersion => "unsupported_version",
+                DropTrigger::UnexpectedSourceConnectionId => "unexpected_source_connection_id",
+                DropTrigger::UnexpectedPacket => "unexpected_packet",
+                DropTrigger::Duplicate => "duplicate",
+                DropTrigger::DosPrevention => "dos_prevention",
+            };
+            s.push('{');
+            if let Some(ty) = ty {
+                let _ = write!(s, r#""header":{{"packet_type":"{}"}},"#, packet_type(*ty));
+            }
+            let _ = write!(s, r#""raw":{{"length":{length}}},"trigger":"{trigger}"}}"#);
+            "transport:packet_dropped"
         }
         QlogEvent::MetricsUpdated(m) => {
             metrics(s, m, last.as_ref());

@@ -25,9 +25,24 @@ use quiver_proto::qlog::{QlogConnectionInfo, QlogEvent, QlogFactory, QlogSink};
 pub const QLOGDIR_ENV: &str = "QLOGDIR";
 
 /// Writes each connection's qlog to `{dir}/{odcid}_{client|server}.sqlog`.
+///
+/// ```no_run
+/// # fn main() -> std::io::Result<()> {
+/// use std::sync::Arc;
+/// // At most 64 MB per connection: a long transfer logs every packet.
+/// let qlog = quiver::qlog::QlogDir::new("/tmp/qlog")?.max_file_bytes(64 << 20);
+/// let transport = quiver_proto::TransportConfig {
+///     qlog: Some(Arc::new(qlog)),
+///     ..Default::default()
+/// };
+/// # let _ = transport;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct QlogDir {
     dir: PathBuf,
+    max_file_bytes: u64,
 }
 
 impl QlogDir {
@@ -35,7 +50,19 @@ impl QlogDir {
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            max_file_bytes: u64::MAX,
+        })
+    }
+
+    /// Caps each file at about `bytes`: past it, a connection's file
+    /// keeps only the records of its end (state changes and the close),
+    /// so a server with long-lived connections does not fill its disk.
+    /// Unlimited by default.
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
+        self
     }
 
     /// The directory named by `QLOGDIR`, if set and not empty.
@@ -68,7 +95,11 @@ impl QlogFactory for QlogDir {
     fn new_sink(&self, info: &QlogConnectionInfo) -> Option<Box<dyn QlogSink>> {
         let path = self.dir.join(Self::file_name(info));
         match File::create(&path) {
-            Ok(file) => Some(Box::new(QlogWriter::new(file, info))),
+            Ok(file) => {
+                let mut writer = QlogWriter::new(file, info);
+                writer.limit = self.max_file_bytes;
+                Some(Box::new(writer))
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot create qlog file");
                 None
@@ -101,6 +132,10 @@ pub struct QlogWriter<W: Write> {
     line: Vec<u8>,
     data: String,
     failed: bool,
+    /// Bytes written so far, and the cap past which only the end of the
+    /// connection is recorded.
+    written: u64,
+    limit: u64,
 }
 
 impl<W: Write> std::fmt::Debug for QlogWriter<W> {
@@ -128,6 +163,8 @@ impl<W: Write> QlogWriter<W> {
             line: Vec::with_capacity(1024),
             data: String::with_capacity(1024),
             failed: false,
+            written: 0,
+            limit: u64::MAX,
         };
         json::header(&mut w.line, info, reference);
         w.flush_line();
@@ -139,6 +176,7 @@ impl<W: Write> QlogWriter<W> {
             self.line.clear();
             return;
         }
+        self.written += self.line.len() as u64;
         if let Err(e) = self.out.write_all(&self.line) {
             tracing::warn!(error = %e, "qlog write failed; no more events for this connection");
             self.failed = true;
@@ -149,6 +187,13 @@ impl<W: Write> QlogWriter<W> {
 
 impl<W: Write + Send> QlogSink for QlogWriter<W> {
     fn event(&mut self, now: Instant, event: &QlogEvent<'_>) {
+        let end_of_life = matches!(
+            event,
+            QlogEvent::ConnectionClosed { .. } | QlogEvent::ConnectionStateUpdated { .. }
+        );
+        if self.written >= self.limit && !end_of_life {
+            return;
+        }
         let time = now.saturating_duration_since(self.start);
         json::event(
             &mut self.line,

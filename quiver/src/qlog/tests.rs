@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use quiver_proto::packet::PacketType;
 use quiver_proto::qlog::{
-    CloseCode, ConnectionState, Owner, PacketInfo, QlogConnectionInfo, QlogEvent, QlogSink,
-    RecoveryMetrics,
+    CloseCode, ConnectionState, DropTrigger, Owner, PacketInfo, QlogConnectionInfo, QlogEvent,
+    QlogSink, RecoveryMetrics,
 };
 use quiver_proto::transport_params::TransportParameters;
 use quiver_proto::{ConnectionError, ConnectionId, Side, VarInt, Version};
@@ -166,4 +166,67 @@ fn metrics_updates_carry_only_changed_fields() {
 fn file_name_is_odcid_and_role() {
     let i = info(crate::shared::now());
     assert_eq!(QlogDir::file_name(&i), "ab01ff_server.sqlog");
+}
+
+#[test]
+fn packet_dropped_names_type_and_trigger() {
+    let start = crate::shared::now();
+    let out = Shared::default();
+    let mut w = QlogWriter::new(out.clone(), &info(start));
+    w.event(
+        start,
+        &QlogEvent::PacketDropped {
+            packet_type: Some(PacketType::Handshake),
+            length: 77,
+            trigger: DropTrigger::DecryptionFailure,
+        },
+    );
+    w.event(
+        start,
+        &QlogEvent::PacketDropped {
+            packet_type: None,
+            length: 5,
+            trigger: DropTrigger::HeaderParseError,
+        },
+    );
+    drop(w);
+    let recs = parse(&out.0.lock().unwrap());
+    assert_eq!(recs[1]["name"], "transport:packet_dropped");
+    assert_eq!(recs[1]["data"]["header"]["packet_type"], "handshake");
+    assert_eq!(recs[1]["data"]["raw"]["length"], 77);
+    assert_eq!(recs[1]["data"]["trigger"], "payload_decrypt_error");
+    assert!(recs[2]["data"].get("header").is_none());
+    assert_eq!(recs[2]["data"]["trigger"], "header_parse_error");
+}
+
+#[test]
+fn a_capped_file_keeps_only_the_end_past_its_cap() {
+    let start = crate::shared::now();
+    let out = Shared::default();
+    let mut w = QlogWriter::new(out.clone(), &info(start));
+    w.limit = 600;
+    for pn in 0..100 {
+        w.event(
+            start,
+            &QlogEvent::PacketSent(PacketInfo {
+                packet_type: PacketType::OneRtt,
+                packet_number: pn,
+                length: 1200,
+                payload: &[0x01],
+            }),
+        );
+    }
+    w.event(
+        start,
+        &QlogEvent::ConnectionStateUpdated {
+            old: Some(ConnectionState::Draining),
+            new: ConnectionState::Closed,
+        },
+    );
+    drop(w);
+    let bytes = out.0.lock().unwrap().clone();
+    assert!(bytes.len() < 1200, "{} bytes", bytes.len());
+    let recs = parse(&bytes);
+    assert!(recs.len() < 10, "{} records", recs.len());
+    assert_eq!(recs.last().unwrap()["data"]["new"], "closed");
 }
