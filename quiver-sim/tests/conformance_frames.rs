@@ -29,12 +29,7 @@
 //! | §12.4 STREAM in an Initial packet | PROTOCOL_VIOLATION | `a_stream_frame_in_a_client_initial_is_a_protocol_violation` |
 //! | §19.18 PATH_RESPONSE matching no challenge (MAY close; quiver ignores it) | none | `a_path_response_matching_no_challenge_is_ignored` |
 //!
-//! Not tested: §19.15 "An endpoint that is sending packets with a
-//! zero-length Destination Connection ID MUST treat receipt of a
-//! NEW_CONNECTION_ID frame as ... PROTOCOL_VIOLATION" (`cids.rs` checks
-//! it). The sim test needs a server with `EndpointConfig::local_cid_len =
-//! 0`, and with it the handshake never returns: one simulation step runs
-//! without end (seen 2026-12-02, not investigated further here).
+//! | §19.15 NEW_CONNECTION_ID to an endpoint sending zero-length Destination CIDs | PROTOCOL_VIOLATION | `a_new_connection_id_to_a_peer_using_zero_length_ids_is_a_protocol_violation` |
 //!
 //! Covered elsewhere: the other frame rules of §§4, 12.4, 13.1, 19 in
 //! `violations.rs` (STREAM_LIMIT_ERROR, FLOW_CONTROL_ERROR, FINAL_SIZE_ERROR,
@@ -109,6 +104,33 @@ fn a_zero_length_new_connection_id_is_a_frame_encoding_error() {
             expect(Code::FRAME_ENCODING_ERROR, 0x18),
         );
     }
+}
+
+#[test]
+fn a_new_connection_id_to_a_peer_using_zero_length_ids_is_a_protocol_violation() {
+    // RFC 9000 §19.15: "An endpoint that is sending packets with a
+    // zero-length Destination Connection ID MUST treat receipt of a
+    // NEW_CONNECTION_ID frame as a connection error of type
+    // PROTOCOL_VIOLATION." The server's IDs are zero length, so the
+    // client's packets carry none; the server then sends the frame.
+    for_each_seed(SEEDS, |seed| {
+        let mut pair = Pair::with_server_endpoint(
+            seed,
+            quiver_sim::LinkConfig::default(),
+            TransportConfig::default(),
+            TransportConfig::default(),
+            |config| config.local_cid_len = 0,
+        );
+        let (client, _) = pair.connect_and_wait(Duration::from_secs(5));
+        pair.server_conn()
+            .send_raw_frames_for_test(common_violate::ONE_RTT, raw_new_connection_id(1, 8));
+        assert_closed_with(
+            &mut pair,
+            client,
+            Side::Server,
+            &expect(Code::PROTOCOL_VIOLATION, 0x18),
+        );
+    });
 }
 
 #[test]

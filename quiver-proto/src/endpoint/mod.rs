@@ -187,6 +187,11 @@ pub struct Endpoint {
     /// Client-chosen Destination CIDs of Initials → connection, so
     /// retransmitted Initials reach the connection they created.
     initial_routes: HashMap<ConnectionId, ConnectionHandle>,
+    /// Peer addresses → connection, used only when our connection IDs are
+    /// zero length: RFC 9000 §5.1 lets an endpoint use them when it "can
+    /// route by address" instead. One connection per peer address; a
+    /// newer connection from the same address takes the route over.
+    addr_routes: HashMap<SocketAddr, ConnectionHandle, SeededState>,
     /// Peer reset tokens in use → connection, for datagrams that route
     /// nowhere (RFC 9000 §10.3.1).
     reset_tokens: ResetTokens,
@@ -250,6 +255,7 @@ impl Endpoint {
             next_handle: 0,
             routes: HashMap::with_hasher(hash_seed),
             initial_routes: HashMap::new(),
+            addr_routes: HashMap::with_hasher(hash_seed),
             reset_tokens,
             incoming: VecDeque::new(),
             assembly: assembly::Assembly::default(),
@@ -325,6 +331,7 @@ impl Endpoint {
         let slot = self.connections.remove(handle)?;
         self.admission.removed(handle);
         self.unroute(handle, slot.cids, slot.initial_cid, slot.reset_tokens);
+        self.unroute_addr(handle, slot.addr);
         Some(slot.conn)
     }
 
@@ -351,6 +358,30 @@ impl Endpoint {
         }
     }
 
+    /// Routes datagrams from `remote` to `handle` when our connection IDs
+    /// are zero length (the peer then sends none to route by).
+    fn route_addr(&mut self, handle: ConnectionHandle, remote: SocketAddr) {
+        if self.config.local_cid_len != 0 {
+            return;
+        }
+        if let Some(old) = self.addr_routes.insert(remote, handle) {
+            if let Some(slot) = self.connections.slot_untouched(old) {
+                slot.addr = None;
+            }
+        }
+        if let Some(slot) = self.connections.slot_untouched(handle) {
+            slot.addr = Some(remote);
+        }
+    }
+
+    fn unroute_addr(&mut self, handle: ConnectionHandle, addr: Option<SocketAddr>) {
+        if let Some(addr) = addr {
+            if self.addr_routes.get(&addr) == Some(&handle) {
+                self.addr_routes.remove(&addr);
+            }
+        }
+    }
+
     /// Starts a connection to `remote`, verifying the server as
     /// `server_name`.
     pub fn connect(
@@ -370,6 +401,7 @@ impl Endpoint {
         let handle = self.next_handle();
         self.routes.insert(local_cid, handle);
         self.connections.insert(handle, conn).cids.push(local_cid);
+        self.route_addr(handle, remote);
         Ok(handle)
     }
 
@@ -451,11 +483,14 @@ impl Endpoint {
             return DatagramEvent::Handled;
         };
         if let Some(dst) = ConnectionId::new(dst) {
-            let handle = self
-                .routes
-                .get(&dst)
-                .or_else(|| self.initial_routes.get(&dst))
-                .copied();
+            let handle = if dst.is_empty() && cid_len == 0 {
+                self.addr_routes.get(&remote)
+            } else {
+                self.routes
+                    .get(&dst)
+                    .or_else(|| self.initial_routes.get(&dst))
+            }
+            .copied();
             if let Some(handle) = handle {
                 if let Some(conn) = self.connections.get_mut(handle) {
                     conn.handle_datagram(now, remote, local, ecn, data);
@@ -671,6 +706,7 @@ impl Endpoint {
             slot.cids.push(cid);
         }
         slot.initial_cid = Some(initial_cid);
+        self.route_addr(handle, remote);
         self.admission.accepted(handle, remote);
         self.maintain(handle);
         Ok(handle)
@@ -761,7 +797,9 @@ impl Endpoint {
             let cids = std::mem::take(&mut slot.cids);
             let initial_cid = slot.initial_cid.take();
             let reset_tokens = std::mem::take(&mut slot.reset_tokens);
+            let addr = slot.addr.take();
             self.unroute(handle, cids, initial_cid, reset_tokens);
+            self.unroute_addr(handle, addr);
             return;
         }
         let wanted = slot.conn.cids_wanted();

@@ -37,6 +37,9 @@ pub(super) struct Slot {
     /// Peer reset tokens the endpoint checks for it (a few: those of the
     /// peer's connection IDs in use).
     pub(super) reset_tokens: Vec<[u8; 16]>,
+    /// The peer address routed to it, when our connection IDs are zero
+    /// length (RFC 9000 §5.1: such an endpoint routes by address).
+    pub(super) addr: Option<std::net::SocketAddr>,
 }
 
 /// The endpoint's connections with their send queue and timers.
@@ -75,6 +78,7 @@ impl Connections {
                 cids: Vec::new(),
                 initial_cid: None,
                 reset_tokens: Vec::new(),
+                addr: None,
             },
         );
         self.touch(handle);
