@@ -13,7 +13,9 @@
 #               (`get --key-update`);
 #   chacha20    TLS_CHACHA20_POLY1305_SHA256 negotiated (`--cipher chacha20`);
 #   v2          the client starts in v1 and the Handshake packets are QUIC
-#               v2 (`serve --versions v2,v1`, `get --versions v1,v2`).
+#               v2 (`serve --versions v2,v1`, `get --versions v1,v2`);
+# and, as `quiver serve` takes 0-RTT over HTTP/0.9 only, that ngtcp2's
+# HTTP/3 requests in 0-RTT are refused and sent again in 1-RTT.
 # Every Handshake, 0-RTT and 1-RTT packet must decrypt with quiver's key
 # log: a secret it lacks fails the case.
 #
@@ -221,9 +223,18 @@ wire_ngtcp2() {
     wire_case "wire resumption: quiver get --resume -> ngtcp2" resumption
 
     # zerortt. `quiver serve` accepts 0-RTT on HTTP/0.9 only, and
-    # gtlsclient speaks HTTP/3 only.
+    # gtlsclient speaks HTTP/3 only: its 0-RTT requests are refused, and
+    # must be sent again in 1-RTT (the rejection path, on the wire).
     skip "wire zerortt: ngtcp2 client -> quiver serve" \
         "quiver serve accepts 0-RTT for hq-interop only; gtlsclient speaks only h3"
+    wire_server() { quiver_serve --alpn h3; }
+    wire_client() {
+        rm -f "$session" "$tp"
+        gtlsclient_run --session-file="$session" --tp-file="$tp" localhost "$WPORT" "$(url 1k.bin)" &&
+            gtlsclient_run --session-file="$session" --tp-file="$tp" localhost "$WPORT" \
+                "$(url 5k.bin)" "$(url 100k.bin)"
+    }
+    wire_case "wire zerortt refused (h3): ngtcp2 client -> quiver" zerortt-rejected
     wire_server() { gtlsserver_run; }
     wire_client() { quiver_get --0rtt "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
     TRIES=3 wire_case "wire zerortt: quiver get --0rtt -> ngtcp2" zerortt --h3 --paths /5k.bin,/100k.bin

@@ -14,6 +14,10 @@ CASE is one of:
               `GET /path` for each of --paths over HTTP/0.9; with --h3,
               as many request streams as paths), and the server accepted
               early data (early_data in EncryptedExtensions);
+  zerortt-rejected
+              as resumption; the client sent requests in 0-RTT, the
+              server did not accept early data, and the requests went
+              again in 1-RTT;
   keyupdate   short-header packets with key phase 1 from both sides,
               decrypted (RFC 9001 §6);
   chacha20    the ServerHello of every connection picks
@@ -290,9 +294,30 @@ def check_v2(cap, args):
     return ok, evidence
 
 
+def check_zerortt_rejected(cap, args):
+    """0-RTT offered and refused: the requests the client sent in 0-RTT
+    go again in 1-RTT (RFC 9001 §4.6.2, RFC 9000 §7.4.1: the server
+    discards 0-RTT it does not accept)."""
+    ok, evidence = check_resumption(cap, args)
+    if len(cap.conns) < 2:
+        return ok, evidence
+    last = cap.conns[-1]
+    mine = [p for p in cap.packets if p.conn == last and not p.from_server]
+    early = {sid for p in mine if p.type == "0rtt" for sid, _ in p.streams() if sid % 4 == 0}
+    again = {sid for p in mine if p.type == "1rtt" for sid, _ in p.streams() if sid % 4 == 0}
+    ee = cap.messages(last, ENCRYPTED_EXTENSIONS)
+    accepted = bool(ee) and EARLY_DATA in ee[0]["extensions"]
+    evidence += (
+        f"; {len(early)} request streams in 0-RTT, early data "
+        f"{'accepted' if accepted else 'not accepted'}, {len(early & again)} of them sent again in 1-RTT"
+    )
+    return ok and bool(early) and not accepted and early <= again, evidence
+
+
 CHECKS = {
     "resumption": check_resumption,
     "zerortt": check_zerortt,
+    "zerortt-rejected": check_zerortt_rejected,
     "keyupdate": check_keyupdate,
     "chacha20": check_chacha20,
     "v2": check_v2,
