@@ -113,9 +113,11 @@ wire_attempt() {
     fi
 }
 
-# quiver serve in the namespace, logging its secrets to $KEYS.
+# quiver serve in the namespace, logging its secrets to $KEYS. The
+# servers exec, so that wire_attempt's kill reaches them (not only the
+# subshell running wire_server).
 quiver_serve() {
-    SSLKEYLOGFILE=$KEYS "${IN[@]}" "$QUIVER" serve -v --keylog --listen "127.0.0.1:$WPORT" \
+    SSLKEYLOGFILE=$KEYS exec "${IN[@]}" "$QUIVER" serve -v --keylog --listen "127.0.0.1:$WPORT" \
         --root "$WORK/www" --cert "$CERT" --key "$KEY" "$@"
 }
 # quiver get in the namespace, logging its secrets to $KEYS.
@@ -132,7 +134,7 @@ wire_aioquic() {
     }
     local py=("${IN[@]}" timeout 20 "$AIOQUIC_VENV/bin/python" "$ROOT/interop/external/aioquic_peer.py")
     aioquic_server() {
-        "${py[@]}" server --listen "127.0.0.1:$WPORT" --root "$WORK/www" --cert "$CERT" --key "$KEY" "$@"
+        exec "${py[@]}" server --listen "127.0.0.1:$WPORT" --root "$WORK/www" --cert "$CERT" --key "$KEY" "$@"
     }
     aioquic_client() {
         "${py[@]}" client --ca "$CERT" --out "$WORK/wire/dl" "$@"
@@ -202,7 +204,7 @@ wire_ngtcp2() {
             --download="$WORK/wire/dl" "$@"
     }
     gtlsserver_run() {
-        "${IN[@]}" timeout 30 gtlsserver -q --timeout=5s -d "$WORK/www" 127.0.0.1 "$WPORT" "$KEY" "$CERT"
+        exec "${IN[@]}" timeout 30 gtlsserver -q --timeout=5s -d "$WORK/www" 127.0.0.1 "$WPORT" "$KEY" "$CERT"
     }
     local session=$WORK/wire/gt.session tp=$WORK/wire/gt.tp
     WANT=(1k.bin 5k.bin 100k.bin)
