@@ -45,19 +45,30 @@ fn authority(url: &Url) -> String {
     }
 }
 
-/// Fetches `url` into `file` (through `file.part`).
-pub async fn fetch(
-    mut requests: Requests,
+/// A request sent, its response still to come.
+pub struct Sent {
+    stream: h3::client::RequestStream<quiver_h3::BidiStream<Bytes>, Bytes>,
     conn: quiver::Connection,
-    url: Url,
-    file: PathBuf,
-    progress: ProgressBar,
-) -> Result<Fetched, Failed> {
+    path: String,
+    /// Held until the response is in: h3 closes the connection once the
+    /// last request handle is gone.
+    _requests: Requests,
+}
+
+/// Sends the request for `url` (HEADERS, then the end of the request
+/// stream). Awaited by the task that set up the connection, so that with
+/// `--0rtt` the requests are written before the server's first flight can
+/// complete the handshake: they go in 0-RTT (RFC 9001 §4.6.1).
+pub async fn send(
+    mut requests: Requests,
+    conn: &quiver::Connection,
+    url: &Url,
+) -> Result<Sent, Failed> {
     let path = url.path.as_str();
-    let request = Request::get(format!("https://{}{path}", authority(&url)))
+    let request = Request::get(format!("https://{}{path}", authority(url)))
         .body(())
         .map_err(|e| Failed::new(format!("{path}: cannot make a request: {e}")))?;
-    let fail = |e: StreamError| Failed::new(describe_stream(&conn, path, &e));
+    let fail = |e: StreamError| Failed::new(describe_stream(conn, path, &e));
     let mut stream = requests.send_request(request).await.map_err(fail)?;
     match stream.finish().await {
         // RFC 9114 §4.1.2: a server that has its response complete may
@@ -65,6 +76,24 @@ pub async fn fetch(
         Err(StreamError::RemoteTerminate { code, .. }) if code == Code::H3_NO_ERROR => {}
         other => other.map_err(fail)?,
     }
+    Ok(Sent {
+        stream,
+        conn: conn.clone(),
+        path: url.path.clone(),
+        _requests: requests,
+    })
+}
+
+/// Receives the response to `sent` into `file` (through `file.part`).
+pub async fn receive(sent: Sent, file: PathBuf, progress: ProgressBar) -> Result<Fetched, Failed> {
+    let Sent {
+        mut stream,
+        conn,
+        path,
+        _requests,
+    } = sent;
+    let path = path.as_str();
+    let fail = |e: StreamError| Failed::new(describe_stream(&conn, path, &e));
     let response = stream.recv_response().await.map_err(fail)?;
     let status = response.status();
     if !status.is_success() {
