@@ -320,6 +320,9 @@ impl Connection {
     /// old one.
     fn swap_congestion(&mut self, mut next: PathCongestion) -> Box<PathCongestion> {
         next.delivery.activate_after(&self.delivery);
+        // RFC 9002 §7.6.2 compares losses with the path's RTT samples:
+        // losses on the old path say nothing about the new one.
+        self.persistent.reset();
         let old = PathCongestion {
             rtt: std::mem::replace(&mut self.rtt, next.rtt),
             cc: std::mem::replace(&mut self.cc, next.cc),

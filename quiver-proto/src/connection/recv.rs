@@ -806,6 +806,7 @@ impl Connection {
             return;
         }
         let in_flight = self.space_mut(id).discard();
+        self.persistent.on_space_discarded(id);
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(in_flight);
         let key_type = super::qlog::key_type(id);
         self.qlog(now, crate::qlog::QlogEvent::KeyDiscarded { key_type });
