@@ -101,6 +101,9 @@ pub struct Network {
     by_addr: BTreeMap<SocketAddr, NodeId>,
     default_link: LinkConfig,
     link_configs: BTreeMap<LinkKey, LinkConfig>,
+    /// Links that carry their datagrams through another's model
+    /// ([`Network::share_link`]).
+    shared: BTreeMap<LinkKey, LinkKey>,
     links: BTreeMap<LinkKey, Link>,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     next_seq: u64,
@@ -124,6 +127,7 @@ impl Network {
             by_addr: BTreeMap::new(),
             default_link: LinkConfig::default(),
             link_configs: BTreeMap::new(),
+            shared: BTreeMap::new(),
             links: BTreeMap::new(),
             in_flight: BinaryHeap::new(),
             next_seq: 0,
@@ -175,10 +179,32 @@ impl Network {
         self.set_link(b, a, config);
     }
 
+    /// Sends datagrams from `src` to `dst` through the `via.0 → via.1`
+    /// link: one queue, one rate, one set of impairments and counters for
+    /// both, as when two hosts sit behind one bottleneck. `via` must not
+    /// itself be shared through another link.
+    ///
+    /// # Panics
+    /// If `via` is already shared through another link.
+    pub fn share_link(&mut self, src: SocketAddr, dst: SocketAddr, via: (SocketAddr, SocketAddr)) {
+        assert!(
+            !self.shared.contains_key(&via),
+            "{via:?} is itself shared through another link"
+        );
+        if (src, dst) != via {
+            self.shared.insert((src, dst), via);
+        }
+    }
+
+    /// The link whose model carries datagrams from `src` to `dst`.
+    fn link_key(&self, src: SocketAddr, dst: SocketAddr) -> LinkKey {
+        self.shared.get(&(src, dst)).copied().unwrap_or((src, dst))
+    }
+
     /// The configuration in force from `src` to `dst`.
     pub fn link_config(&self, src: SocketAddr, dst: SocketAddr) -> &LinkConfig {
         self.link_configs
-            .get(&(src, dst))
+            .get(&self.link_key(src, dst))
             .unwrap_or(&self.default_link)
     }
 
@@ -419,10 +445,11 @@ impl Network {
 
     // ----- observation -----
 
-    /// Counters of the `src → dst` link (zero if it never carried anything).
+    /// Counters of the `src → dst` link (zero if it never carried anything;
+    /// those of the link it shares, if any).
     pub fn link_stats(&self, src: SocketAddr, dst: SocketAddr) -> LinkStats {
         self.links
-            .get(&(src, dst))
+            .get(&self.link_key(src, dst))
             .map_or_else(LinkStats::default, |l| l.stats)
     }
 
@@ -526,9 +553,10 @@ impl Network {
     fn deliver(&mut self, d: InFlight) {
         self.count_event();
         let dst_node = self.by_addr.get(&d.dst).copied();
+        let key = self.link_key(d.src, d.dst);
         let link = self
             .links
-            .get_mut(&(d.src, d.dst))
+            .get_mut(&key)
             .expect("a datagram in flight has a link");
         let kind = match dst_node {
             None => {
@@ -597,10 +625,11 @@ impl Network {
         self.count_event();
         let now = self.now;
         let seed = self.seed;
+        let key = self.link_key(src, dst);
         let link = self
             .links
-            .entry((src, dst))
-            .or_insert_with(|| Link::new(Rng::new(link_seed(seed, src, dst))));
+            .entry(key)
+            .or_insert_with(|| Link::new(Rng::new(link_seed(seed, key.0, key.1))));
         let index = link.stats.sent;
         link.stats.sent += 1;
         link.stats.sent_bytes += data.len() as u64;
@@ -631,17 +660,11 @@ impl Network {
         let outcome = if verdict == Verdict::Drop {
             Err((DropReason::Filter, data))
         } else {
-            let config = self
-                .link_configs
-                .get(&(src, dst))
-                .unwrap_or(&self.default_link);
+            let config = self.link_configs.get(&key).unwrap_or(&self.default_link);
             link.transmit(now, config, data)
         };
         let ecn = {
-            let config = self
-                .link_configs
-                .get(&(src, dst))
-                .unwrap_or(&self.default_link);
+            let config = self.link_configs.get(&key).unwrap_or(&self.default_link);
             link.ecn(config, ecn)
         };
         match outcome {

@@ -389,6 +389,31 @@ impl Pair {
         self.net.node_mut::<QuicNode>(self.server)
     }
 
+    /// Adds another client endpoint at `addr` (with the client's
+    /// configuration), for scenarios with several hosts: see
+    /// [`Network::share_link`] to put them behind one bottleneck.
+    pub fn add_client(&mut self, addr: SocketAddr) -> NodeId {
+        let mut rng = self.net.rng(&format!("quic-keys-{addr}"));
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let config = EndpointConfig::new(seed);
+        rng.fill_bytes(&mut seed);
+        let endpoint = Endpoint::new(Arc::new(config), None, seed);
+        self.net.add_node(addr, QuicNode::new(endpoint))
+    }
+
+    /// Starts a connection from client node `node` (the client or one
+    /// added by [`Pair::add_client`]) to the server.
+    pub fn connect_from(&mut self, node: NodeId) -> ConnectionHandle {
+        let now = self.net.now();
+        let config = self.client_config.clone();
+        self.net
+            .node_mut::<QuicNode>(node)
+            .endpoint
+            .connect(now, &config, SERVER_ADDR, "localhost")
+            .expect("connect")
+    }
+
     /// Starts a connection from the client to the server.
     pub fn connect(&mut self) -> ConnectionHandle {
         let now = self.net.now();

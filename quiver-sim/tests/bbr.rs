@@ -8,30 +8,22 @@
 //! The controller is observed through a wrapper factory that records each
 //! rate sample's outcome (state, bandwidth estimate, window).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quiver_proto::ConnectionHandle;
 use quiver_proto::TransportConfig;
 use quiver_proto::congestion::{
     Bbr, BbrConfig, BbrState, Controller, ControllerFactory, CubicConfig, LostPacket, RateSample,
 };
-use quiver_proto::frame::Dir;
 use quiver_proto::recovery::RttEstimator;
-use quiver_proto::streams::StreamId;
 use quiver_sim::quic::{AppConfig, Pair, SendPlan};
 use quiver_sim::{LinkConfig, Seed, for_each_seed};
 
+// The bottleneck of these tests: 20 Mbit/s, 20 ms each way.
+mod common_bottleneck;
+use common_bottleneck::{BDP, RATE, bottleneck, goodput};
+
 const MB: u64 = 1_000_000;
-/// The bottleneck of these tests: 20 Mbit/s.
-const RATE: u64 = 20_000_000 / 8;
-/// 20 ms each way.
-const ONE_WAY: Duration = Duration::from_millis(20);
-/// RATE * 40 ms.
-const BDP: u64 = 100_000;
 
 /// What the controller looked like after one rate sample.
 #[derive(Debug, Clone, Copy)]
@@ -144,15 +136,6 @@ fn transport(congestion: Arc<dyn ControllerFactory>) -> TransportConfig {
     }
 }
 
-fn bottleneck(queue: usize) -> LinkConfig {
-    LinkConfig {
-        delay: ONE_WAY,
-        bandwidth: Some(RATE),
-        queue_limit: Some(queue),
-        ..LinkConfig::default()
-    }
-}
-
 /// A download of `len` bytes from a server using `cc`; returns the virtual
 /// time it took after the handshake and the server's smoothed RTT sampled
 /// every 50 ms from 1 s on.
@@ -186,10 +169,6 @@ fn download(
     r.assert_intact();
     assert_eq!(r.bytes_received(), len);
     (pair.net.now() - start, rtts)
-}
-
-fn goodput(len: u64, took: Duration) -> u64 {
-    (len as f64 / took.as_secs_f64()) as u64
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -369,115 +348,8 @@ fn app_limited_flow_does_not_inflate_its_model() {
     });
 }
 
-/// Builds BBR for the first connection, CUBIC for the second.
-#[derive(Debug, Default)]
-struct BbrThenCubic {
-    built: std::sync::atomic::AtomicUsize,
-    seed: u64,
-}
-
-impl ControllerFactory for BbrThenCubic {
-    fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
-        let n = self
-            .built
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n == 0 {
-            BbrConfig::new(self.seed).build(now, max_datagram_size)
-        } else {
-            CubicConfig::default().build(now, max_datagram_size)
-        }
-    }
-}
-
-/// Bytes the client received per connection.
-type Received = Rc<RefCell<HashMap<ConnectionHandle, u64>>>;
-
-/// Every server connection sends an endless unidirectional stream; the
-/// client reads everything and counts the bytes per connection.
-fn bulk_apps(pair: &mut Pair) -> Received {
-    let mut streams: HashMap<ConnectionHandle, StreamId> = HashMap::new();
-    let chunk = vec![0x5a; 32 * 1024];
-    pair.server().set_app(move |ep, _now| {
-        for h in ep.connection_handles() {
-            let Some(conn) = ep.connection(h) else {
-                continue;
-            };
-            while conn.poll().is_some() {}
-            let id = match streams.get(&h) {
-                Some(id) => *id,
-                None => match conn.open_stream(Dir::Uni) {
-                    Some(id) => *streams.entry(h).or_insert(id),
-                    None => continue,
-                },
-            };
-            while conn.write(id, &chunk).is_ok_and(|n| n > 0) {}
-        }
-    });
-    let received: Received = Rc::default();
-    let counts = received.clone();
-    let mut incoming: Vec<(ConnectionHandle, StreamId)> = Vec::new();
-    let mut buf = vec![0; 64 * 1024];
-    pair.client().set_app(move |ep, now| {
-        for h in ep.connection_handles() {
-            let Some(conn) = ep.connection(h) else {
-                continue;
-            };
-            while conn.poll().is_some() {}
-            while let Some(id) = conn.accept_stream(Dir::Uni) {
-                incoming.push((h, id));
-            }
-            for &(_, id) in incoming.iter().filter(|(c, _)| *c == h) {
-                while let Ok(Some(n)) = conn.read(now, id, &mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    *counts.borrow_mut().entry(h).or_default() += n as u64;
-                }
-            }
-        }
-    });
-    received
-}
-
-// §5.3.3.8.1 (coexistence with Reno/CUBIC): a BBR flow and a CUBIC flow
-// share one bottleneck (both connections of one client, so their packets
-// meet in the same FIFO) with a one-BDP buffer; over 20 s CUBIC keeps a
-// real share and together they fill the link.
-#[test]
-fn bbr_does_not_starve_cubic_on_a_shared_bottleneck() {
-    for_each_seed(2, |seed| {
-        let mut pair = Pair::with_configs(
-            seed,
-            bottleneck(BDP as usize),
-            TransportConfig::default(),
-            transport(Arc::new(BbrThenCubic {
-                seed: seed.derive("bbr"),
-                ..BbrThenCubic::default()
-            })),
-        );
-        let received = bulk_apps(&mut pair);
-        let bbr = pair.connect();
-        assert!(pair.run_handshake(bbr, Duration::from_secs(5)));
-        let cubic = pair.connect();
-        assert!(pair.run_handshake(cubic, Duration::from_secs(5)));
-        assert_eq!(pair.server().accepted.len(), 2);
-        pair.run_until(Duration::from_secs(3), |_| false);
-        let at = |h| received.borrow().get(&h).copied().unwrap_or(0);
-        let (b0, c0) = (at(bbr), at(cubic));
-        let span = Duration::from_secs(20);
-        pair.run_until(span, |_| false);
-        let (b, c) = (at(bbr) - b0, at(cubic) - c0);
-        let total = goodput(b + c, span);
-        eprintln!(
-            "{seed}: BBR {} B/s, CUBIC {} B/s",
-            goodput(b, span),
-            goodput(c, span)
-        );
-        assert!(total >= RATE * 85 / 100, "{seed}: together {total} B/s");
-        assert!(c * 4 >= b + c, "{seed}: CUBIC got {c} of {} bytes", b + c);
-        assert!(b * 4 >= b + c, "{seed}: BBR got {b} of {} bytes", b + c);
-    });
-}
+// BBR against CUBIC on a shared bottleneck (draft-ietf-ccwg-bbr
+// §5.3.3.8.1): `fairness.rs`, with the fixture in `common_bottleneck/`.
 
 // Sans-IO: BBR reads no clock and no global generator, so a run is a
 // function of its seed (its probe timing is random, §5.3.3.8).

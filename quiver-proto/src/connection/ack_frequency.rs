@@ -304,7 +304,11 @@ impl Connection {
         let lost = self.stats.packets_lost;
         let recent_loss = lost > self.ack_frequency.lost_at_update;
         self.ack_frequency.lost_at_update = lost;
-        let (threshold, delay) = if cwnd_packets < MIN_CWND_PACKETS || recent_loss {
+        // draft §8.4: after a path change the RTT estimator starts again;
+        // until the new path gave a sample, nothing to base a request on:
+        // the defaults (which `on_path_change` already asked for).
+        let rtt_unknown = !self.rtt.has_sample();
+        let (threshold, delay) = if cwnd_packets < MIN_CWND_PACKETS || recent_loss || rtt_unknown {
             // RFC 9000 defaults: threshold 1, the advertised max_ack_delay.
             (1, peer.max_ack_delay)
         } else {
@@ -327,6 +331,13 @@ impl Connection {
         if threshold == current.0 && !delay_changed {
             return;
         }
+        self.queue_ack_frequency(threshold, delay);
+    }
+
+    /// Sender: queues an ACK_FREQUENCY frame asking for `threshold` and
+    /// `delay`, replacing one not yet sent (draft §4: the newest Sequence
+    /// Number wins at the receiver anyway).
+    fn queue_ack_frequency(&mut self, threshold: u64, delay: Duration) {
         self.ack_frequency.requested = Some((threshold, delay));
         let af = &mut self.ack_frequency;
         let seq = af.next_sequence;
@@ -342,6 +353,62 @@ impl Connection {
             // that is the same as the loss detection packet threshold".
             reordering_threshold: VarInt::from_u64_unchecked(crate::recovery::PACKET_THRESHOLD),
         });
+    }
+
+    /// Sender: the connection moved to another path and its congestion
+    /// controller and RTT estimator changed with it (RFC 9000 §9.4).
+    /// draft-ietf-quic-ack-frequency-12 §8.4: "an endpoint that has sent an
+    /// ACK_FREQUENCY frame earlier in the connection ought to send a new
+    /// ACK_FREQUENCY frame upon confirmation of connection migration with
+    /// updated information, e.g. to consider the new RTT estimate". The
+    /// request tuned to the old path's window and RTT would starve the new
+    /// path's slow start of ACKs, so we ask at once for the RFC 9000
+    /// defaults (the peer's own max_ack_delay, an ACK every second
+    /// packet); the once-per-RTT update asks for fewer ACKs again once the
+    /// new path has an RTT sample and a window worth it.
+    pub(super) fn ack_frequency_on_path_change(&mut self) {
+        if !self.ack_frequency_enabled() {
+            return;
+        }
+        let Some(peer_delay) = self.peer_params.as_ref().map(|p| p.max_ack_delay) else {
+            return;
+        };
+        let af = &self.ack_frequency;
+        let asked_for_change = af.changed_peer_acks()
+            || af.pending.is_some()
+            || af.requested.is_some_and(|r| r != (1, peer_delay));
+        self.ack_frequency.last_update = None;
+        self.ack_frequency.lost_at_update = self.stats.packets_lost;
+        if asked_for_change {
+            self.queue_ack_frequency(1, peer_delay);
+        }
+    }
+
+    /// Receiver, after recording ack-eliciting packet of the application
+    /// data space: draft-ietf-quic-ack-frequency-12 §6.1, "When no
+    /// acknowledgment has been sent in over one smoothed round trip time
+    /// ..., receivers are encouraged to send an acknowledgment soon after
+    /// receiving an ack-eliciting packet" — the peer's first packet after a
+    /// pause (the first since our last ACK) gets its ACK at once rather than after the Ack-Eliciting
+    /// Threshold or the requested delay, so its RTT estimate is fresh.
+    /// Only while an ACK_FREQUENCY of the peer is in force: under RFC 9000
+    /// defaults the delay is already bounded by our max_ack_delay.
+    pub(super) fn hurry_ack_after_idle(&mut self, now: Instant) {
+        if self.ack_frequency.recv_sequence.is_none() {
+            return;
+        }
+        let srtt = self.rtt.smoothed_rtt();
+        let s = self.space_mut(SpaceId::ApplicationData);
+        // The first ack-eliciting packet since our last ACK: the end of an
+        // idle period (§6.1's title), not a packet that follows others
+        // already waiting for the requested delay.
+        let first_since_ack = s.unacked_eliciting == 1;
+        if first_since_ack
+            && s.last_ack_sent_at
+                .is_none_or(|t| now.saturating_duration_since(t) > srtt)
+        {
+            s.ack_immediately = true;
+        }
     }
 }
 

@@ -317,9 +317,13 @@ impl Connection {
     }
 
     /// Swaps the connection's congestion state for `next`, returning the
-    /// old one.
+    /// old one: every change of path that changes the congestion state
+    /// goes through here (RFC 9000 §9.4).
     fn swap_congestion(&mut self, mut next: PathCongestion) -> Box<PathCongestion> {
         next.delivery.activate_after(&self.delivery);
+        // RFC 9002 §7.6.2 compares losses with the path's RTT samples:
+        // losses on the old path say nothing about the new one.
+        self.persistent.reset();
         let old = PathCongestion {
             rtt: std::mem::replace(&mut self.rtt, next.rtt),
             cc: std::mem::replace(&mut self.cc, next.cc),
@@ -328,6 +332,10 @@ impl Connection {
             max_udp_payload: std::mem::replace(&mut self.max_udp_payload, next.max_udp_payload),
             mtud: std::mem::replace(&mut self.mtud, next.mtud),
         };
+        // draft-ietf-quic-ack-frequency-12 §8.4: a new controller and RTT
+        // estimator call for a new ACK_FREQUENCY (the defaults, until the
+        // new path's RTT is known).
+        self.ack_frequency_on_path_change();
         Box::new(old)
     }
 

@@ -162,6 +162,8 @@ pub struct ConnectionStats {
     /// Congestion responses undone because every loss behind them proved
     /// spurious.
     pub congestion_undos: u64,
+    /// Times persistent congestion was established (RFC 9002 §7.6.2).
+    pub persistent_congestion: u64,
     /// 0-RTT packets read (server; RFC 9001 §4.6).
     pub zero_rtt_packets_received: u64,
     /// 1-RTT packets sent carrying an ACK frame.
@@ -218,6 +220,9 @@ pub struct Connection {
     key_update_requested: bool,
     /// Reordering allowance and recent losses (RFC 8985 §6.2).
     reordering: reorder::Reordering,
+    /// Runs of losses that may establish persistent congestion (RFC 9002
+    /// §7.6.2), across loss events.
+    persistent: crate::recovery::PersistentCongestion,
     /// PINGs sent since stream data stopped arriving mid-transfer.
     silence_probes: u32,
     /// Client: the server's preferred address while we validate it.
@@ -376,6 +381,7 @@ impl Connection {
             tx_ecn: false,
             key_update_requested: false,
             reordering: reorder::Reordering::default(),
+            persistent: crate::recovery::PersistentCongestion::default(),
             silence_probes: 0,
             preferred_path: None,
             rng: rand::SeedableRng::from_seed(p.rng_seed),

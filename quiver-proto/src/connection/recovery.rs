@@ -10,9 +10,7 @@ use super::{Connection, State};
 use crate::TransportError;
 use crate::frame::Ack;
 use crate::qlog::{CongestionTrigger, LossTrigger, QlogEvent};
-use crate::recovery::{
-    establishes_persistent_congestion, loss_delay, persistent_congestion_duration,
-};
+use crate::recovery::{LostPacketInfo, loss_delay, persistent_congestion_duration};
 
 impl Connection {
     /// RFC 9002 Appendix A.5 `OnPacketSent`.
@@ -97,6 +95,10 @@ impl Connection {
         }
         // Ranges come largest first.
         newly_acked.sort_unstable_by_key(|(pn, _)| *pn);
+        // RFC 9002 §7.6.2: an acknowledgment sent within a run of losses
+        // of another space ends that run.
+        let (_, latest) = newly_acked.last().expect("non-empty");
+        self.persistent.on_acked(space, latest.time_sent);
 
         // RFC 9002 §5.1: an RTT sample when the largest acknowledged is
         // newly acknowledged and at least one newly acknowledged packet was
@@ -280,10 +282,25 @@ impl Connection {
             return;
         }
         let mut lost = Vec::with_capacity(lost_pns.len());
+        // RFC 9002 §7.6.2 over every packet declared lost, in packet
+        // number order (MTU probes and ACK-only packets included: lost,
+        // not acknowledged, they keep a run going).
+        let mut persistent = false;
+        let pc_duration = persistent_congestion_duration(&self.rtt, self.peer_max_ack_delay());
+        let first_sample = self.rtt.first_sample_time();
         for pn in lost_pns {
             let Some(p) = self.space_mut(space).sent.remove(pn) else {
                 continue;
             };
+            let info = LostPacketInfo {
+                space,
+                pn,
+                time_sent: p.time_sent,
+                // RFC 9000 §14.4: a lost PMTU probe is no congestion signal,
+                // so it does not bound a period either.
+                ack_eliciting: p.ack_eliciting && !p.mtu_probe,
+            };
+            persistent |= self.persistent.on_lost(info, first_sample, pc_duration);
             if let Some(q) = &mut self.qlog {
                 // RFC 9002 §6.1: lost by the packet threshold (§6.1.1) or
                 // else by the time threshold (§6.1.2).
@@ -316,18 +333,23 @@ impl Connection {
             }
             lost.push(p);
         }
-        self.on_packets_lost(now, space, lost);
+        self.on_packets_lost(now, space, lost, persistent);
     }
 
     /// RFC 9002 Appendix B.8 `OnPacketsLost`, plus requeuing what they
-    /// carried.
-    fn on_packets_lost(&mut self, now: Instant, space: SpaceId, lost: Vec<SentPacket>) {
+    /// carried. `persistent`: these losses, with earlier ones, establish
+    /// persistent congestion (RFC 9002 §7.6.2, `recovery/persistent.rs`).
+    fn on_packets_lost(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        lost: Vec<SentPacket>,
+        persistent: bool,
+    ) {
         self.stats.packets_lost += lost.len() as u64;
         let mut lost_bytes = 0;
         let mut smallest_lost = u16::MAX;
         let mut latest_sent: Option<Instant> = None;
-        let mut earliest_eliciting: Option<Instant> = None;
-        let mut latest_eliciting: Option<Instant> = None;
         let marked_lost = lost.iter().filter(|p| p.ecn).count() as u64;
         if marked_lost > 0 {
             self.ecn.on_marked_lost(marked_lost);
@@ -346,9 +368,6 @@ impl Connection {
             if p.ack_eliciting {
                 let s = self.space_mut(space);
                 s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
-                earliest_eliciting =
-                    Some(earliest_eliciting.map_or(p.time_sent, |t| t.min(p.time_sent)));
-                latest_eliciting = latest_eliciting.max(Some(p.time_sent));
             }
         }
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(lost_bytes);
@@ -362,24 +381,6 @@ impl Connection {
             self.on_pmtu_black_hole();
         }
         if let Some(sent_time) = latest_sent {
-            // RFC 9002 §7.6.2: persistent congestion needs a prior RTT
-            // sample; the check that no packet between was acknowledged is
-            // approximated by all of them being lost in one batch.
-            let persistent = match (
-                earliest_eliciting,
-                latest_eliciting,
-                self.rtt.first_sample_time(),
-            ) {
-                (Some(first), Some(last), Some(sample)) if first > sample => {
-                    let max_ack_delay = self.peer_max_ack_delay();
-                    establishes_persistent_congestion(
-                        first,
-                        last,
-                        persistent_congestion_duration(&self.rtt, max_ack_delay),
-                    )
-                }
-                _ => false,
-            };
             self.cc
                 .on_congestion_event(now, sent_time, persistent, lost_bytes);
             if let Some(q) = &mut self.qlog {
@@ -391,6 +392,7 @@ impl Connection {
                 q.on_congestion_event(now, trigger);
             }
             if persistent {
+                self.stats.persistent_congestion += 1;
                 self.rtt.reset_min_rtt();
             }
         }

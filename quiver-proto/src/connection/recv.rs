@@ -321,6 +321,10 @@ impl Connection {
                 let ecn = self.rx_ecn;
                 let space = self.space_mut(d.space);
                 space.on_packet_received(now, d.pn, ack_eliciting, policy);
+                if ack_eliciting && d.space == SpaceId::ApplicationData {
+                    self.hurry_ack_after_idle(now);
+                }
+                let space = self.space_mut(d.space);
                 // RFC 9000 §13.4.1: each processed packet of the datagram
                 // counts its IP header's codepoint in its own space.
                 if let Some(cp) = ecn {
@@ -840,6 +844,7 @@ impl Connection {
             return;
         }
         let in_flight = self.space_mut(id).discard();
+        self.persistent.on_space_discarded(id);
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(in_flight);
         let key_type = super::qlog::key_type(id);
         self.qlog(now, crate::qlog::QlogEvent::KeyDiscarded { key_type });

@@ -709,7 +709,7 @@ impl Connection {
         if p.space == SpaceId::ApplicationData {
             self.stats.ack_packets_sent += 1;
         }
-        self.space_mut(p.space).on_ack_sent();
+        self.space_mut(p.space).on_ack_sent(now);
     }
 
     /// Pads (if asked), seals and applies header protection to an open

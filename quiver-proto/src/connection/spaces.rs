@@ -63,6 +63,9 @@ pub(crate) struct PacketSpace {
     pub(crate) last_ce: bool,
     /// When a delayed ACK becomes due.
     pub(crate) ack_deadline: Option<Instant>,
+    /// When we last sent an ACK of this space (draft-ietf-quic-ack-frequency
+    /// §6.1).
+    pub(crate) last_ack_sent_at: Option<Instant>,
 }
 
 impl PacketSpace {
@@ -87,6 +90,7 @@ impl PacketSpace {
             ack_pending: false,
             ack_immediately: false,
             ack_deadline: None,
+            last_ack_sent_at: None,
             ecn_received: [0; 3],
             ecn_seen: false,
             last_ce: false,
@@ -169,7 +173,8 @@ impl PacketSpace {
     }
 
     /// An ACK was just written: reset the triggers.
-    pub(crate) fn on_ack_sent(&mut self) {
+    pub(crate) fn on_ack_sent(&mut self, now: Instant) {
+        self.last_ack_sent_at = Some(now);
         self.largest_ack_sent = self.largest_received.map(|(pn, _)| pn);
         self.ack_pending = false;
         self.ack_immediately = false;
