@@ -21,54 +21,12 @@ ROOT=$PWD
 WORK=$(mktemp -d /tmp/quiver-external.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 WHICH=${QUIVER_EXTERNAL:-aioquic,ngtcp2}
-PASS=0
-FAIL=0
-SKIP=0
 PORT=${QUIVER_EXTERNAL_PORT:-24433}
-
-say() { printf '%-58s %s\n' "$1" "$2"; }
-pass() { PASS=$((PASS + 1)); say "$1" "ok${2:+ ($2)}"; }
-fail() { FAIL=$((FAIL + 1)); say "$1" "FAILED${2:+: $2}"; }
-# A peer that cannot be installed (its registry out of reach) is skipped,
-# loudly: nothing was checked against it.
-skip() { SKIP=$((SKIP + 1)); say "$1" "SKIPPED${2:+: $2}"; }
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc | sed 's/^\./0./'; }
-under() { [ "$(echo "$1 < $2" | bc)" = 1 ]; }
+. "$ROOT/interop/external/lib.sh"
 next_port() { PORT=$((PORT + 1)); }
-# Waits until something listens on UDP port $1.
-wait_udp() {
-    for _ in $(seq 100); do
-        ss -Hlun "sport = :$1" 2>/dev/null | grep -q . && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
-cargo build -q --release -p quiver-cli || exit 1
-QUIVER=$ROOT/target/release/quiver
-
-# Files to serve: a few of mixed sizes, and many small ones.
-mkdir -p "$WORK/www/small" "$WORK/certs"
-head -c 1000 /dev/urandom >"$WORK/www/1k.bin"
-head -c 1048576 /dev/urandom >"$WORK/www/1m.bin"
-head -c 10000000 /dev/urandom >"$WORK/www/10m.bin"
-for i in $(seq 500); do head -c $((100 + i * 7)) /dev/urandom >"$WORK/www/small/f$i.bin"; done
-# An end-entity certificate (CA:FALSE: webpki refuses a CA certificate
-# as a server's own).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$WORK/certs/key.pem" -out "$WORK/certs/cert.pem" -days 2 -subj /CN=localhost \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null || { echo "openssl failed"; exit 1; }
-CERT=$WORK/certs/cert.pem
-KEY=$WORK/certs/key.pem
-
-# Same bytes under www and in $1 for each file named after it?
-same_files() {
-    local dir=$1
-    shift
-    for f in "$@"; do cmp -s "$WORK/www/$f" "$dir/$(basename "$f")" || return 1; done
-}
+build_quiver || exit 1
+make_files || exit 1
 
 serve() { # quiver serve on $PORT with extra flags; sets SERVER
     "$QUIVER" serve -v --listen "127.0.0.1:$PORT" --root "$WORK/www" --cert "$CERT" --key "$KEY" "$@" \
@@ -79,13 +37,11 @@ serve() { # quiver serve on $PORT with extra flags; sets SERVER
 stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; next_port; }
 
 aioquic_cases() {
-    local venv=$ROOT/target/external-venv
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aioquic' 2>/dev/null; then
-        python3 -m venv "$venv" && "$venv/bin/pip" install -q 'aioquic==1.7.2' || {
-            skip "aioquic: not installed" "pip install aioquic failed"
-            return
-        }
-    fi
+    ensure_aioquic || {
+        skip "aioquic: not installed" "pip install aioquic failed"
+        return
+    }
+    local venv=$VENV
     local py="$venv/bin/python $ROOT/interop/external/aioquic_peer.py"
     local url="https://localhost:$PORT"
     local out t line
@@ -197,12 +153,7 @@ aioquic_cases() {
 }
 
 ngtcp2_cases() {
-    if ! command -v gtlsclient >/dev/null; then
-        if [ "$(id -u)" = 0 ]; then
-            (apt-get update -qq && apt-get install -y -qq ngtcp2-client ngtcp2-server) >/dev/null 2>&1
-        fi
-        command -v gtlsclient >/dev/null || { skip "ngtcp2: not installed" "apt-get install ngtcp2-client ngtcp2-server failed"; return; }
-    fi
+    ensure_ngtcp2 || { skip "ngtcp2: not installed" "apt-get install ngtcp2-client ngtcp2-server failed"; return; }
     local log=$WORK/gt.log t took line
 
     # gtlsclient speaks HTTP/3, which `quiver serve` offers (ALPN h3):
@@ -345,5 +296,8 @@ ngtcp2_cases() {
 
 [[ $WHICH == *aioquic* ]] && aioquic_cases
 [[ $WHICH == *ngtcp2* ]] && ngtcp2_cases
-echo "$PASS passed, $FAIL failed, $SKIP skipped"
+# The same peers through an impairing relay (impaired.sh, sourced: it
+# shares the counters, files and build; QUIVER_IMPAIRED=0 leaves it out).
+[ "${QUIVER_IMPAIRED:-1}" = 1 ] && . "$ROOT/interop/external/impaired.sh"
+summary
 [ "$FAIL" = 0 ]
