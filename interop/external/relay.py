@@ -33,7 +33,7 @@ ECN: every datagram's TOS byte is read (IP_RECVTOS) and its ECN codepoint
 kept when forwarding (IP_TOS on the sending socket, set only when it
 changes). Per direction, the relay counts the codepoints of the
 datagrams received from the first one that starts with a short header
-(1-RTT) on.
+(1-RTT) on ("ecn"), and of all of them ("ecn_all").
 
 Stalls: after each rebinding, the longest gap in server->client traffic
 forwarded to the client, from the rebinding until the next one (or the
@@ -78,6 +78,7 @@ class Direction:
         self.queue = deque()
         self.seen_short = False
         self.ecn = dict.fromkeys(ECN_NAMES, 0)
+        self.ecn_all = dict.fromkeys(ECN_NAMES, 0)
         self.stats = dict.fromkeys(
             (
                 "received",
@@ -92,7 +93,9 @@ class Direction:
         )
 
     def count_ecn(self, data, tos):
-        """Counts the codepoint, from the first short-header datagram on."""
+        """Counts the codepoint of every datagram, and from the first
+        short-header datagram on."""
+        self.ecn_all[ECN_NAMES[tos & 3]] += 1
         if not self.seen_short and data and data[0] & 0x80 == 0:
             self.seen_short = True
         if self.seen_short:
@@ -143,7 +146,7 @@ class Direction:
         return at
 
     def report(self):
-        return dict(self.stats, ecn=self.ecn)
+        return dict(self.stats, ecn=self.ecn, ecn_all=self.ecn_all)
 
 
 class Relay:
