@@ -8,6 +8,10 @@
 #     also moving to `quiver serve --preferred-address`, and `quiver get`
 #     downloads from gtlsserver, also moving to its --preferred-ipv4-addr).
 #
+# Then the same peers through an impairing relay: impaired.sh (rebinding,
+# loss, corruption, black holes, a bottleneck; ECN marks and stalls),
+# sourced at the end; QUIVER_IMPAIRED=0 leaves it out.
+#
 #   bash interop/external/run.sh            # everything it can install
 #   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh
 #
