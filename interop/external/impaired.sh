@@ -146,7 +146,10 @@ impaired_case() {
     # ECN counts, so validation passes and marking goes on: nearly all
     # of quiver's 1-RTT datagrams are ECT(0) (a few may go unmarked
     # between the testing period and the first validating ACK, RFC 9000
-    # Appendix A.4). aioquic (1.7.2) parses ACK_ECN but never sends it:
+    # Appendix A.4; and, under corruption, the endpoint's Stateless Resets
+    # answering datagrams whose connection ID was hit, RFC 9000 §10.3:
+    # 33-37-byte short-header-like datagrams outside any connection,
+    # unmarked). aioquic (1.7.2) parses ACK_ECN but never sends it:
     # its ACKs of marked packets carry no counts, validation fails
     # (§13.4.2.1) and quiver MUST stop marking (§13.4.2), so with aioquic
     # only the testing period's datagrams are marked, often all before the
