@@ -198,6 +198,13 @@ impaired_pairing() {
     ICONNS=1
 }
 
+# The relay itself first: codepoints kept and counted, rebinding, corruption,
+# loss, the queue and the black hole, with plain UDP sockets.
+if line=$(python3 "$ROOT/interop/external/relay_check.py" "$IPORT" 2>&1); then
+    pass "impaired: relay.py checked on its own" "$line"
+else fail "impaired: relay.py checked on its own" "$(tail -n1 <<<"$line")"; fi
+IPORT=$((IPORT + 2))
+
 if [[ $WHICH == *aioquic* ]]; then
     if ensure_aioquic; then
         impaired_pairing aioquic quiver

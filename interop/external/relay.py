@@ -112,7 +112,7 @@ class Direction:
         return False
 
     def corrupt(self, data):
-        if self.args.corrupt <= 0 or self.rng.random() * 100 >= self.args.corrupt:
+        if not data or self.args.corrupt <= 0 or self.rng.random() * 100 >= self.args.corrupt:
             return data
         # Version Negotiation (long header, version 0) is left alone: a
         # client ignores one naming the version it offered.
@@ -170,8 +170,6 @@ class Relay:
         self.next_rebind = None
         self.next_address = 2
         self.rebinds = []
-        self.last_s2c = None  # when the last datagram went to the client
-        self.stop = False
         self.trace = open(args.trace, "w") if args.trace else None
 
     @staticmethod
@@ -257,7 +255,7 @@ class Relay:
         d.stats["received"] += 1
         d.count_ecn(data, tos)
         if self.trace:
-            self.trace.write(f"{self.elapsed_ms(now)} {d.name} {len(data)} {data[0]:02x} {tos & 3}\n")
+            self.trace.write(f"{self.elapsed_ms(now)} {d.name} {len(data)} {data[:1].hex() or '-'} {tos & 3}\n")
         if self.blackholed(now):
             d.stats["blackholed"] += 1
             return
@@ -294,13 +292,12 @@ class Relay:
             r = self.rebinds[-1]
             r["max_gap_ms"] = max(r["max_gap_ms"], round((now - r["_last"]) * 1000, 1))
             r["_last"] = now
-        self.last_s2c = now
 
     def run(self):
         deadline = None
         if self.args.duration > 0:
             deadline = time.monotonic() + self.args.duration
-        while not self.stop:
+        while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
@@ -371,12 +368,22 @@ def main():
 
     relay = Relay(args)
 
+    class Stop(Exception):
+        pass
+
+    # Raised from the handler, so that a select() waiting for the next
+    # event ends at once (it would otherwise resume its timeout).
     def stop(_signum, _frame):
-        relay.stop = True
+        raise Stop
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    relay.run()
+    try:
+        relay.run()
+    except Stop:
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if relay.trace:
         relay.trace.close()
     line = json.dumps(relay.report(), separators=(",", ":"))
