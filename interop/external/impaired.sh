@@ -28,8 +28,12 @@
 # ngtcp2, which reports ECN counts, nearly all of them stay marked; aioquic
 # sends no ACK_ECN, so validation fails (§13.4.2.1) and quiver stops
 # marking after its testing period, as it must. At each rebinding: the
-# longest gap in server->client traffic stays under STALL_MS (about one RTT
-# plus path validation, with the queue and a PTO of margin).
+# longest gap in server->client traffic, less the relay's own lateness in
+# forwarding the datagram that ends it (a Python process on two shared
+# cores is sometimes not run for 100 ms; arrival times are the kernel's),
+# stays under STALL_MS, default 200 ms: one RTT plus path validation is
+# 20-50 ms here and 3-30 ms is what is usually measured; the margin is
+# for the loaded machine.
 #
 #   bash interop/external/impaired.sh            # standalone
 #   QUIVER_EXTERNAL=ngtcp2 bash interop/external/impaired.sh
@@ -54,7 +58,7 @@ fi
 
 IPORT=${QUIVER_IMPAIRED_PORT:-31400}
 ISEED=${QUIVER_IMPAIRED_SEED:-1}
-STALL_MS=${QUIVER_IMPAIRED_STALL_MS:-250}
+STALL_MS=${QUIVER_IMPAIRED_STALL_MS:-200}
 RELAY_PY=$ROOT/interop/external/relay.py
 BASE_IMPAIR=(--delay 5 --rate 20 --queue 25)
 head -c 3000000 /dev/urandom >"$WORK/www/3m.bin"
@@ -94,15 +98,17 @@ impaired_fetch() {
 
 # Reads the relay's statistics: sets ECT0, NOT_ECT, CE, MARKED_TOTAL for
 # direction $2 (c2s or s2c) from its first 1-RTT datagram on, ECT0_ALL
-# over all its datagrams, REBINDS and GAP_MS.
+# over all its datagrams, REBINDS, GAP_MS (the longest server->client gap
+# after a rebinding), STALL (the longest such gap less how late the relay
+# forwarded the datagram ending it) and LAG (the relay's worst lateness).
 relay_stats() {
-    read -r ECT0 NOT_ECT CE MARKED_TOTAL REBINDS GAP_MS ECT0_ALL < <(python3 -c '
+    read -r ECT0 NOT_ECT CE MARKED_TOTAL REBINDS GAP_MS ECT0_ALL STALL LAG < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 e = s[sys.argv[2]]["ecn"]
 print(e["ect0"], e["not_ect"], e["ce"], sum(e.values()), len(s["rebinds"]), s["max_rebind_gap_ms"],
-      s[sys.argv[2]]["ecn_all"]["ect0"])
-' "$1" "$2" 2>/dev/null || echo "0 0 0 0 0 0 0")
+      s[sys.argv[2]]["ecn_all"]["ect0"], s["max_rebind_stall_ms"], s["max_lag_ms"])
+' "$1" "$2" 2>/dev/null || echo "0 0 0 0 0 0 0 0 0")
 }
 
 # One case: client kind $1, server kind $2, case name $3, then the relay's
@@ -169,9 +175,10 @@ impaired_case() {
     fi
     if [ "$REBINDS" -gt 0 ]; then
         detail+=", $REBINDS rebinding(s), longest s->c gap after one ${GAP_MS} ms"
-        if [ $ok = 1 ] && ! under "$GAP_MS" "$STALL_MS"; then
+        detail+=", ${STALL} ms less the relay's lateness (up to ${LAG} ms)"
+        if [ $ok = 1 ] && ! under "$STALL" "$STALL_MS"; then
             ok=0
-            why="a ${GAP_MS} ms stall after a rebinding (limit ${STALL_MS} ms)"
+            why="a ${STALL} ms stall after a rebinding (limit ${STALL_MS} ms)"
         fi
     fi
     if [ $ok = 1 ]; then pass "$label" "$detail"; else fail "$label" "$why; $detail"; fi

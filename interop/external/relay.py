@@ -37,8 +37,10 @@ datagrams received from the first one that starts with a short header
 
 Stalls: after each rebinding, the longest gap in server->client traffic
 forwarded to the client, from the rebinding until the next one (or the
-end of traffic), and the time until the server's first datagram on the new
-socket.
+end of traffic), the time until the server's first datagram on the new
+socket, and the stall: each gap less how late the relay itself forwarded
+the datagram that ended it (a relay starved of CPU stretches the gaps it
+sees; that part is not the endpoints').
 
 At exit (SIGTERM, SIGINT or --duration) it prints one JSON line of
 statistics to stdout, or writes it to --stats FILE.
@@ -52,12 +54,16 @@ import random
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 from collections import deque
 
 ECN_NAMES = ("not_ect", "ect1", "ect0", "ce")  # codepoint 0b00, 0b01, 0b10, 0b11
 MAX_DATAGRAM = 65535
+# Linux's kernel receive timestamps (struct timespec, CLOCK_REALTIME);
+# Python's socket module does not name them.
+SO_TIMESTAMPNS = 35
 
 
 def parse_addr(text):
@@ -170,6 +176,10 @@ class Relay:
         self.next_rebind = None
         self.next_address = 2
         self.rebinds = []
+        self.max_lag_ms = 0.0
+        # Kernel timestamps are wall-clock time; the relay runs on the
+        # monotonic clock.
+        self.realtime_offset = time.time() - time.monotonic()
         self.trace = open(args.trace, "w") if args.trace else None
 
     @staticmethod
@@ -178,6 +188,9 @@ class Relay:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        # When each datagram really arrived, even if the relay was not
+        # running then: its schedule, and its lateness, start there.
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.bind(addr)
         s.setblocking(False)
         return s
@@ -206,6 +219,8 @@ class Relay:
                 "to": "%s:%d" % self.ssock.getsockname(),
                 "first_ms": None,
                 "max_gap_ms": 0.0,
+                "stall_ms": 0.0,
+                "lag_ms": 0.0,
                 "_t": now,
                 "_last": now,
             }
@@ -231,8 +246,9 @@ class Relay:
             pass  # ICMP errors from a peer that went away, a full buffer
 
     def receive(self, sock):
-        """The datagrams waiting on `sock`, with their TOS bytes."""
-        space = socket.CMSG_SPACE(4)
+        """The datagrams waiting on `sock`: data, TOS byte, source, and
+        when the kernel received it (monotonic clock)."""
+        space = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(16)
         while True:
             try:
                 data, anc, _flags, addr = sock.recvmsg(MAX_DATAGRAM, space)
@@ -240,11 +256,18 @@ class Relay:
                 return
             except OSError:
                 continue  # a queued ICMP error
+            now = time.monotonic()
             tos = 0
+            arrived = now
             for level, kind, value in anc:
                 if level == socket.IPPROTO_IP and kind == socket.IP_TOS and value:
                     tos = value[0]
-            yield data, tos, addr
+                elif level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    # Never later than now, never before the datagram could
+                    # have been sent by much (a clock step).
+                    arrived = min(now, max(now - 1.0, sec + nsec / 1e9 - self.realtime_offset))
+            yield data, tos, addr, arrived
 
     def arrive(self, direction, data, tos, now):
         if self.start is None:
@@ -278,19 +301,29 @@ class Relay:
 
     def deliver(self, now):
         while self.events and self.events[0][0] <= now:
-            _at, _seq, name, data, tos = heapq.heappop(self.events)
+            at, _seq, name, data, tos = heapq.heappop(self.events)
+            # How late the relay itself is (a starved process on a loaded
+            # machine): it stretches every gap it measures.
+            late = round((now - at) * 1000, 1)
+            self.max_lag_ms = max(self.max_lag_ms, late)
             if name == "c2s":
                 self.c2s.stats["forwarded"] += 1
                 self.send(self.ssock, data, tos, self.server)
             elif self.client is not None:
                 self.s2c.stats["forwarded"] += 1
                 self.send(self.csock, data, tos, self.client)
-                self.note_s2c(now)
+                self.note_s2c(now, late)
 
-    def note_s2c(self, now):
+    def note_s2c(self, now, late):
+        """A datagram went to the client `late` ms after it was due."""
         if self.rebinds:
             r = self.rebinds[-1]
-            r["max_gap_ms"] = max(r["max_gap_ms"], round((now - r["_last"]) * 1000, 1))
+            gap = round((now - r["_last"]) * 1000, 1)
+            r["max_gap_ms"] = max(r["max_gap_ms"], gap)
+            # The part of the gap the relay caused by being late with the
+            # datagram that ends it is not the endpoints' stall.
+            r["stall_ms"] = max(r["stall_ms"], round(gap - late, 1))
+            r["lag_ms"] = max(r["lag_ms"], late)
             r["_last"] = now
 
     def run(self):
@@ -314,8 +347,7 @@ class Relay:
             timeout = max(0.0, min(wake) - now) if wake else 0.5
             for key, _ in self.sel.select(min(timeout, 0.5)):
                 sock, role = key.fileobj, key.data
-                for data, tos, addr in self.receive(sock):
-                    now = time.monotonic()
+                for data, tos, addr, now in self.receive(sock):
                     if role == "client":
                         self.client = addr  # the latest client wins
                         self.arrive(self.c2s, data, tos, now)
@@ -336,6 +368,8 @@ class Relay:
             "s2c": self.s2c.report(),
             "rebinds": rebinds,
             "max_rebind_gap_ms": max((r["max_gap_ms"] for r in rebinds), default=0),
+            "max_rebind_stall_ms": max((r["stall_ms"] for r in rebinds), default=0),
+            "max_lag_ms": self.max_lag_ms,
         }
 
 
