@@ -6,7 +6,8 @@
 #                                a new port / a new 127.0.0.x address once
 #                                mid-transfer (RFC 9000 §9.3: the server sees
 #                                the client move, the client sees nothing);
-#   rebind-repeat                a new address every 250 ms;
+#   rebind-port-repeat,          the same every 250 ms from 200 ms on;
+#   rebind-addr-repeat
 #   transferloss                 5% random loss each way (1 MB);
 #   handshakeloss                30% random loss each way,
 #                                three connections fetching 1 kB each;
@@ -191,7 +192,9 @@ impaired_pairing() {
     ICONNS=1
     impaired_case "$client" "$server" rebind-port "${BASE_IMPAIR[@]}" --rebind port --rebind-at 300
     impaired_case "$client" "$server" rebind-addr "${BASE_IMPAIR[@]}" --rebind addr --rebind-at 300
-    impaired_case "$client" "$server" rebind-repeat "${BASE_IMPAIR[@]}" --rebind addr --rebind-at 200 \
+    impaired_case "$client" "$server" rebind-port-repeat "${BASE_IMPAIR[@]}" --rebind port --rebind-at 200 \
+        --rebind-every 250
+    impaired_case "$client" "$server" rebind-addr-repeat "${BASE_IMPAIR[@]}" --rebind addr --rebind-at 200 \
         --rebind-every 250
     IFILES=(1m.bin)
     impaired_case "$client" "$server" transferloss "${BASE_IMPAIR[@]}" --loss 5
