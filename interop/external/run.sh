@@ -17,8 +17,10 @@
 # failure. A peer that cannot be installed is skipped, not failed. Last,
 # wire.sh checks the interop runner's handshake cases (resumption, zerortt,
 # keyupdate, chacha20, v2) in decrypted packet captures
-# (QUIVER_EXTERNAL=aioquic,ngtcp2 leaves it out). What both share is in
-# lib.sh.
+# (QUIVER_EXTERNAL=aioquic,ngtcp2 leaves it out). Before that,
+# impaired.sh runs the same peers through an impairing relay (relay.py:
+# rebinding, loss, corruption, black holes, a bottleneck; ECN marks
+# counted). What they share is in lib.sh.
 . "$(dirname "$0")/lib.sh"
 WHICH=${QUIVER_EXTERNAL:-aioquic,ngtcp2,wire}
 PORT=${QUIVER_EXTERNAL_PORT:-24433}
@@ -292,5 +294,8 @@ ngtcp2_cases() {
 
 [[ $WHICH == *aioquic* ]] && aioquic_cases
 [[ $WHICH == *ngtcp2* ]] && ngtcp2_cases
+# The same peers through an impairing relay (impaired.sh, sourced: it
+# shares the counters, files and build; QUIVER_IMPAIRED=0 leaves it out).
+[ "${QUIVER_IMPAIRED:-1}" = 1 ] && . "$ROOT/interop/external/impaired.sh"
 [[ $WHICH == *wire* ]] && . "$ROOT/interop/external/wire.sh"
 summary

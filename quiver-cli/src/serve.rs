@@ -82,6 +82,13 @@ pub struct Args {
     /// Congestion controller (default: quiver's default).
     #[arg(long, value_enum)]
     cc: Option<common::Cc>,
+    /// Send the disable_active_migration transport parameter (RFC 9000
+    /// §18.2): clients must not move to a new address of their own while
+    /// talking to --listen; packets from a new client address there are
+    /// dropped (§9), so a NAT rebinding ends the connection too. Moving
+    /// to --preferred-address stays allowed.
+    #[arg(long)]
+    disable_active_migration: bool,
     #[command(flatten)]
     fleet: serve_fleet::FleetArgs,
     #[command(flatten)]
@@ -139,8 +146,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         identity,
         &alpns,
         args.keylog,
-        args.qlog
-            .apply(common::with_cc(quiver::TransportConfig::default(), args.cc))?,
+        args.qlog.apply(common::with_cc(
+            quiver::TransportConfig {
+                disable_active_migration: args.disable_active_migration,
+                ..Default::default()
+            },
+            args.cc,
+        ))?,
         args.cipher.as_ref(),
         early_data,
     )?;

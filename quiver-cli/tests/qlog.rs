@@ -168,3 +168,37 @@ fn no_qlog_without_the_flag_or_variable() {
         .collect();
     assert_eq!(produced, ["files"]);
 }
+
+/// The disable_active_migration transport parameter the client received
+/// from `quiver serve` with `extra` flags, read from the client's qlog.
+fn server_disables_migration(extra: &[&str]) -> bool {
+    let root = TempDir::new("dam-root");
+    let out = TempDir::new("dam-out");
+    let client_dir = out.path().join("client");
+    std::fs::write(root.path().join("f"), content(1000, 3)).unwrap();
+    let server = serve(root.path(), extra);
+    let files = out.path().join("files");
+    let u = url(server.port, "f");
+    let args = ["get", "--insecure", "--out", files.to_str().unwrap(), &u];
+    let (result, _) = run_with(&args, &[("QLOGDIR", &client_dir)], DEADLINE);
+    assert!(result.status.success(), "{}", stderr(&result));
+    drop(server);
+    let client = sqlog_files(&client_dir);
+    assert_eq!(client.len(), 1, "{client:?}");
+    let recs = records(&client[0]);
+    let remote = recs
+        .iter()
+        .find(|e| e["name"] == "transport:parameters_set" && e["data"]["owner"] == "remote")
+        .expect("the server's transport parameters");
+    remote["data"]["disable_active_migration"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no disable_active_migration: {remote}"))
+}
+
+/// `quiver serve --disable-active-migration` sends the transport
+/// parameter (RFC 9000 §18.2); without the flag it is absent.
+#[test]
+fn serve_disable_active_migration_sends_the_parameter() {
+    assert!(server_disables_migration(&["--disable-active-migration"]));
+    assert!(!server_disables_migration(&[]));
+}

@@ -639,6 +639,7 @@ impl Network {
             index,
             time: now,
             data: &data,
+            ecn,
         };
         if let Some(tap) = &mut self.tap {
             tap(&info);

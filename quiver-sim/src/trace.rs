@@ -17,6 +17,9 @@ pub struct DatagramInfo<'a> {
     pub time: Instant,
     /// Its bytes.
     pub data: &'a [u8],
+    /// The ECN codepoint its sender set (RFC 3168: 0 not-ECT, 1 ECT(1),
+    /// 2 ECT(0), 3 CE), before any link bleaches or marks it.
+    pub ecn: u8,
 }
 
 /// What the scripted filter decides for a datagram.

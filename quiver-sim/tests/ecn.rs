@@ -3,9 +3,13 @@
 //! congestion signal, and paths that bleach or mangle marks turn marking
 //! off.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use quiver_sim::quic::{AppConfig, Pair, SendPlan, SharedApp};
+use bytes::Bytes;
+use quiver_proto::VarInt;
+use quiver_sim::quic::{AppConfig, CLIENT_ADDR, Pair, SERVER_ADDR, SendPlan, SharedApp};
 use quiver_sim::{LinkConfig, Seed, for_each_seed};
 
 const MB: u64 = 1_000_000;
@@ -131,4 +135,54 @@ fn ecn_off_marks_nothing_yet_reports() {
     assert_eq!(client.ecn_marked_sent, 0);
     let server = pair.server_conn().stats();
     assert!(!server.ecn_failed, "the client reported: {server:?}");
+}
+
+/// RFC 9000 §13.4.1: on a path whose ECN validation passed, the close
+/// leaves marked ECT(0) like the rest of the path's traffic (an observer
+/// such as the interop runner's ECN check or an impairing relay sees every
+/// 1-RTT datagram marked), whichever side closes.
+#[test]
+fn the_close_is_marked_on_a_capable_path() {
+    for_each_seed(5, |seed| {
+        for client_closes in [true, false] {
+            let mut pair = Pair::new(seed, link());
+            download(&mut pair, MB / 4);
+            let (closer, closer_addr) = if client_closes {
+                (pair.client().endpoint.connection_handles()[0], CLIENT_ADDR)
+            } else {
+                (pair.server().endpoint.connection_handles()[0], SERVER_ADDR)
+            };
+            let close_at = pair.net.now();
+            let marks: Rc<RefCell<Vec<u8>>> = Rc::default();
+            {
+                let marks = marks.clone();
+                pair.net.set_tap(move |d| {
+                    if d.src == closer_addr && d.time >= close_at {
+                        marks.borrow_mut().push(d.ecn);
+                    }
+                });
+            }
+            let node = if client_closes {
+                pair.client()
+            } else {
+                pair.server()
+            };
+            assert!(!node.conn(closer).stats().ecn_failed);
+            node.conn(closer)
+                .close(close_at, VarInt::from_u32(0x2a), Bytes::from_static(b"bye"));
+            if client_closes {
+                pair.poke_client();
+            } else {
+                pair.poke_server();
+            }
+            pair.net.run_for(Duration::from_millis(50));
+            let marks = marks.borrow();
+            assert!(!marks.is_empty(), "no close sent");
+            // 0b10: ECT(0).
+            assert!(
+                marks.iter().all(|&ecn| ecn == 0b10),
+                "client closes: {client_closes}, codepoints {marks:?}"
+            );
+        }
+    });
 }

@@ -56,11 +56,18 @@ impl Connection {
         let mut destination = self.path.key();
         // RFC 9000 §13.4: the active path's datagrams carry ECT(0) while it
         // is being tested or has passed validation; probes to other paths
-        // and closes are not marked.
+        // are not marked. A close goes to the active path and is marked
+        // like the rest of its traffic (§13.4.1 sets no exception; an
+        // observer of the path, such as the interop runner's ECN check,
+        // sees every 1-RTT datagram marked). It is not tracked for loss,
+        // so it plays no part in validation (§13.4.2).
         self.tx_ecn = false;
         let size = match self.state {
             State::Drained => return None,
-            State::Closing | State::Draining => self.write_close_datagram(now, buf),
+            State::Closing | State::Draining => {
+                self.tx_ecn = self.ecn.marking();
+                self.write_close_datagram(now, buf)
+            }
             State::Handshake | State::Established => {
                 let mut size = 0;
                 if let Some(key) = self.path_probe_due(now) {
