@@ -70,13 +70,11 @@ pub struct TransportConfig {
     /// Send the disable_active_migration transport parameter (RFC 9000
     /// §18.2): the peer must not move to a new address of its own while
     /// talking to the address it used during the handshake (§9). A
-    /// connection that sent it drops packets from a new peer address that
-    /// arrive at that address, without a stateless reset (§9: "MUST
-    /// either drop the incoming packets on that path without generating a
-    /// Stateless Reset or proceed with path validation"), so a NAT
-    /// rebinding ends such a connection too. Moving to a server's
-    /// preferred address, and any move after it, stays allowed. Off by
-    /// default.
+    /// packet from a new peer address anyway (a NAT rebinding looks the
+    /// same) is validated and followed, the second choice §9 gives ("MUST
+    /// either drop the incoming packets on that path ... or proceed with
+    /// path validation and allow the peer to migrate"). Moving to a
+    /// server's preferred address stays allowed. Off by default.
     pub disable_active_migration: bool,
     /// Mark packets ECT(0) and react to congestion the path reports with
     /// ECN-CE (RFC 9000 §13.4, RFC 9002 §7.1), on paths that pass ECN

@@ -94,19 +94,13 @@ impl Connection {
         }
         // RFC 9000 §9: a peer told disable_active_migration "MUST NOT send
         // packets (including probing packets ...) from a different local
-        // address to the address the peer used during the handshake,
-        // unless the endpoint has acted on a preferred_address"; if it
-        // does, we "MUST either drop the incoming packets on that path
+        // address to the address the peer used during the handshake"; if
+        // it does, we "MUST either drop the incoming packets on that path
         // without generating a Stateless Reset or proceed with path
-        // validation". We drop them, at the original address only: the
-        // preferred address (and every path once the client moved there)
-        // stays open to it.
-        if self.local_params.disable_active_migration
-            && key.local.is_none()
-            && self.path.local.is_none()
-        {
-            return None;
-        }
+        // validation and allow the peer to migrate". We validate: a NAT
+        // rebinding looks the same as a migration and is no choice of the
+        // peer's ("Not all changes of peer address are intentional"), and
+        // dropping would end every connection whose NAT moved it.
         Some(RxPath::New)
     }
 
