@@ -84,9 +84,8 @@ pub struct Args {
     cc: Option<common::Cc>,
     /// Send the disable_active_migration transport parameter (RFC 9000
     /// §18.2): clients must not move to a new address of their own while
-    /// talking to --listen; packets from a new client address there are
-    /// dropped (§9), so a NAT rebinding ends the connection too. Moving
-    /// to --preferred-address stays allowed.
+    /// talking to --listen (a NAT that moves one anyway is validated and
+    /// followed, §9). Moving to --preferred-address stays allowed.
     #[arg(long)]
     disable_active_migration: bool,
     #[command(flatten)]
