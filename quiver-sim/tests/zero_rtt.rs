@@ -35,7 +35,8 @@ fn apps(pair: &mut Pair, plans: Vec<SendPlan>) -> (SharedApp, SharedApp) {
         early: true,
         ..AppConfig::default()
     });
-    let server = pair.server_app(AppConfig::default());
+    // Not the first connection's server side, which may still be open.
+    let server = pair.server_app_for_new_connections(AppConfig::default());
     (client, server)
 }
 
@@ -259,7 +260,7 @@ fn datagrams_go_in_0rtt() {
     for_each_seed(2, |seed| {
         let mut pair = pair(seed, LinkConfig::default(), TransportConfig::default());
         first_connection(&mut pair);
-        let server = pair.server_app(AppConfig::default());
+        let server = pair.server_app_for_new_connections(AppConfig::default());
         let c2 = pair.connect();
         let conn = pair.client().conn(c2);
         conn.enable_sent_log_for_test();
