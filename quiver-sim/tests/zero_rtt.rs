@@ -1,6 +1,8 @@
 //! 0-RTT between quiver endpoints (RFC 9001 §4.6, RFC 9000 §7.4.1,
 //! §12.3): a resumed client sends streams before the handshake completes;
 //! accepted, under loss, rejected, and bounded by the remembered limits.
+//! Closing with 0-RTT keys is a stage of the close matrix
+//! (close_matrix/zero_rtt.rs).
 
 mod common_zero_rtt;
 
@@ -191,64 +193,6 @@ fn remembered_limits_bound_0rtt() {
     assert!(pair.server().conn(s2).stats().zero_rtt_packets_received > 0);
     assert_eq!(pair.server().conn(s2).close_reason(), None);
     assert_eq!(pair.client().conn(c2).close_reason(), None);
-}
-
-/// RFC 9000 §10.2.3: a client that closes holding only Initial and 0-RTT
-/// keys sends its close in Initial packets (CONNECTION_CLOSE of type
-/// APPLICATION_ERROR, no reason), never in 0-RTT, which the server may
-/// not read; the server ends with that error.
-#[test]
-fn client_closing_with_only_0rtt_keys_closes_in_initial_packets() {
-    use quiver_proto::frame::{Frame, Iter};
-    use quiver_proto::packet::PacketType;
-    let mut pair = pair(
-        Seed::from_env_or(43),
-        LinkConfig::default(),
-        TransportConfig::default(),
-    );
-    first_connection(&mut pair);
-    let c2 = pair.connect();
-    let conn = pair.client().conn(c2);
-    conn.enable_sent_log_for_test();
-    let id = conn.open_stream(Dir::Uni).expect("0-RTT stream");
-    conn.write(id, b"early").unwrap();
-    // The first datagram (Initial and 0-RTT) leaves; nothing has come back.
-    pair.net.run_for(Duration::from_millis(1));
-    let now = pair.net.now();
-    pair.client().conn(c2).close(
-        now,
-        quiver_proto::VarInt::from_u32(0x2a),
-        bytes::Bytes::from_static(b"bye"),
-    );
-    pair.net.run_for(Duration::from_secs(2));
-    let log = pair.client().conn(c2).sent_log_for_test().to_vec();
-    assert!(
-        log.iter().any(|p| p.ty == PacketType::ZeroRtt),
-        "no 0-RTT sent"
-    );
-    let mut closes = 0;
-    for p in &log {
-        for f in Iter::new(&p.payload) {
-            match f.unwrap() {
-                Frame::ConnectionClose(c) => {
-                    assert_eq!(p.ty, PacketType::Initial);
-                    assert_eq!(u64::from(c.error_code), 0x0c, "APPLICATION_ERROR");
-                    assert!(c.reason.is_empty());
-                    closes += 1;
-                }
-                Frame::ApplicationClose(_) => panic!("0x1d in a {:?} packet", p.ty),
-                _ => {}
-            }
-        }
-    }
-    assert!(closes > 0, "no close sent");
-    let s2 = second_server(&mut pair);
-    match pair.server().conn(s2).close_reason() {
-        Some(quiver_proto::ConnectionError::ConnectionClosed { code, .. }) => {
-            assert_eq!(*code, quiver_proto::TransportErrorCode::APPLICATION_ERROR);
-        }
-        other => panic!("server ended with {other:?}"),
-    }
 }
 
 /// RFC 9221 §3 with RFC 9000 §7.4.1: a DATAGRAM sent before the handshake
