@@ -288,8 +288,24 @@ matrix! {
     server_0rtt_accepted_handshake_lost: Server, ZeroRtt, "handshake";
     server_0rtt_accepted_random_loss: Server, ZeroRtt, "random";
     server_0rtt_accepted_first_close_lost: Server, ZeroRtt, "first_close_lost";
+    server_0rtt_accepted_handshake_and_first_close_lost:
+        Server, ZeroRtt, "handshake_first_close_lost";
     client_0rtt_keys_no_loss: Client, ZeroRtt, "none";
     client_0rtt_keys_handshake_lost: Client, ZeroRtt, "handshake";
     client_0rtt_keys_random_loss: Client, ZeroRtt, "random";
     client_0rtt_keys_first_close_lost: Client, ZeroRtt, "first_close_lost";
+}
+
+/// Regression, random-loss seed 59 of the server's 0-RTT stage: the
+/// server's Handshake flight and its close are lost, and the client, whose
+/// Initials were acknowledged, has only 0-RTT packets in flight. It must
+/// still arm its anti-deadlock probe (RFC 9002 §6.2.2.1: "even if there
+/// are no packets in flight"), which the closing server answers; it used
+/// to arm no timer and time out 30 s later.
+#[test]
+fn server_0rtt_accepted_client_probes_with_only_0rtt_in_flight() {
+    run_cell(Role::Server, Stage::ZeroRtt, Loss::Random(Seed(59)))
+        .expect("stage reached")
+        .check()
+        .unwrap_or_else(|e| panic!("{e}"));
 }
