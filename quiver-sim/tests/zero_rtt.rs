@@ -278,3 +278,125 @@ fn lowered_limits_reject_0rtt() {
         other => panic!("server ended with {other:?}"),
     }
 }
+
+/// Whether a client datagram starts with an Initial packet (long header,
+/// type 0: RFC 9000 §17.2, not covered by header protection).
+fn starts_with_initial(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| b & 0xb0 == 0x80)
+}
+
+/// RFC 9000 §5.2.2 ("the server MAY buffer a limited number of these
+/// packets in anticipation of a late-arriving Initial packet"): the
+/// client's 0-RTT datagrams overtake its Initials. The server keeps them,
+/// reads them once the Initials make the attempt, and every byte arrives
+/// in 0-RTT, before the client's handshake completes (nothing is resent
+/// in 1-RTT, which dropping them would have made happen).
+#[test]
+fn zero_rtt_overtaking_its_initial_is_read_as_0rtt() {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    use quiver_sim::Verdict;
+    use quiver_sim::quic::{CLIENT_ADDR, SERVER_ADDR};
+    for_each_seed(3, |seed| {
+        let mut pair = pair(seed, LinkConfig::default(), TransportConfig::default());
+        first_connection(&mut pair);
+        let (client, server) = apps(&mut pair, vec![SendPlan::uni(6000)]);
+        let holding = Rc::new(Cell::new(true));
+        let held: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+        {
+            let (holding, held) = (holding.clone(), held.clone());
+            pair.net.set_filter(move |d| {
+                if holding.get() && d.src == CLIENT_ADDR && starts_with_initial(d.data) {
+                    held.borrow_mut().push(d.data.to_vec());
+                    return Verdict::Drop;
+                }
+                Verdict::Deliver
+            });
+        }
+        let c2 = pair.connect();
+        pair.poke_client();
+        // The first flight leaves; its 0-RTT-only datagrams arrive first.
+        pair.net.run_for(Duration::from_millis(15));
+        holding.set(false);
+        assert!(held.borrow().len() >= 2, "the ClientHello's datagrams");
+        assert!(pair.server().endpoint.early_datagrams_for_test() > 0);
+        for d in held.borrow_mut().drain(..) {
+            pair.net.inject(CLIENT_ADDR, SERVER_ADDR, d);
+        }
+        assert!(pair.run_until(Duration::from_secs(5), |p| {
+            server.borrow().streams_finished() == 1 && p.client().conn(c2).is_handshake_complete()
+        }));
+        server.borrow().assert_intact();
+        assert_eq!(pair.server().endpoint.early_datagrams_for_test(), 0);
+        let s2 = second_server(&mut pair);
+        assert!(pair.server().conn(s2).is_zero_rtt_accepted());
+        assert!(pair.server().conn(s2).stats().zero_rtt_packets_received >= 5);
+        assert!(pair.client().conn(c2).is_zero_rtt_accepted());
+        let connected = client.borrow().connected_at.expect("connected");
+        for (id, r) in &server.borrow().recv {
+            let fin = r.fin_at.expect("finished");
+            assert!(
+                fin < connected,
+                "stream {id:?} done at {fin:?}, after {connected:?}"
+            );
+        }
+    });
+}
+
+/// A forged 0-RTT packet for a connection that does not exist: long
+/// header type 1 (RFC 9000 §17.2.3), an 8-byte Destination CID of its own.
+fn forged_0rtt(i: u32) -> Vec<u8> {
+    let mut d = vec![0xd0, 0, 0, 0, 1, 8];
+    d.extend_from_slice(&i.to_be_bytes());
+    d.extend_from_slice(&[0xee; 4]);
+    d.push(8);
+    d.extend_from_slice(&[0x5c; 8]);
+    let len: u16 = 1100;
+    d.extend_from_slice(&(0x4000 | len).to_be_bytes());
+    d.resize(d.len() + usize::from(len), 0xa5);
+    d
+}
+
+/// A flood of forged 0-RTT packets, each for its own connection ID and
+/// from one of thousands of addresses, holds no more than the endpoint's
+/// bound of early datagrams at any time; meanwhile a genuine client
+/// resumes and its 0-RTT is accepted and read.
+#[test]
+fn a_flood_of_forged_0rtt_stays_bounded() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use quiver_sim::quic::SERVER_ADDR;
+    let mut pair = pair(
+        Seed::from_env_or(45),
+        LinkConfig::default(),
+        TransportConfig::default(),
+    );
+    first_connection(&mut pair);
+    let (_, server) = apps(&mut pair, vec![SendPlan::uni(4000)]);
+    let mut most = 0;
+    for i in 0..20_000u32 {
+        let from = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)),
+            1024 + (i % 7) as u16,
+        );
+        pair.net.inject(from, SERVER_ADDR, forged_0rtt(i));
+        if i % 100 == 99 {
+            pair.net.run_for(Duration::from_millis(1));
+            most = most.max(pair.server().endpoint.early_datagrams_for_test());
+        }
+        if i == 10_000 {
+            // A genuine client in the middle of the flood.
+            pair.connect();
+            pair.poke_client();
+        }
+    }
+    assert!(most > 0, "the flood was buffered at all");
+    assert!(most <= 256, "{most} early datagrams held");
+    assert!(pair.run_until(Duration::from_secs(5), |_| {
+        server.borrow().streams_finished() == 1
+    }));
+    server.borrow().assert_intact();
+    let s2 = second_server(&mut pair);
+    assert!(pair.server().conn(s2).stats().zero_rtt_packets_received > 0);
+}
