@@ -184,7 +184,7 @@ mod tests {
     /// last is kept and handed over.
     #[test]
     fn a_flood_stays_within_the_bounds() {
-        let now = Instant::now();
+        let now = crate::connection::tests::epoch();
         let mut buf = EarlyDatagrams::default();
         for i in 0..10_000 {
             let k = key(i, 1000);
@@ -202,7 +202,7 @@ mod tests {
     /// its own; what is taken frees the share.
     #[test]
     fn per_source_and_per_key_bounds() {
-        let now = Instant::now();
+        let now = crate::connection::tests::epoch();
         let mut buf = EarlyDatagrams::default();
         let k = key(1, 1000);
         for _ in 0..MAX_PER_KEY {
@@ -225,7 +225,7 @@ mod tests {
     /// Datagrams older than `MAX_AGE` are gone.
     #[test]
     fn old_datagrams_expire() {
-        let now = Instant::now();
+        let now = crate::connection::tests::epoch();
         let mut buf = EarlyDatagrams::default();
         let k = key(1, 1000);
         buf.push(now, k, EarlyKind::ZeroRtt, b"a");
