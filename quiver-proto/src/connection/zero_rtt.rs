@@ -39,7 +39,11 @@
 //! accepted handshake yields 0-RTT read keys. 0-RTT packets share the
 //! application data packet number space with 1-RTT ones (RFC 9000 §12.3)
 //! and are acknowledged in 1-RTT packets. What they carry is bounded by
-//! the server's own flow-control limits, as any stream data is.
+//! the server's own flow-control limits, as any stream data is. 0-RTT
+//! datagrams that arrive before the Initial that makes their attempt
+//! (reordered, or the Initial lost) wait in the endpoint, a bounded
+//! number for a bounded time, and are read once it is accepted (RFC 9000
+//! §5.2.2; `endpoint/early.rs`).
 //!
 //! RFC 9001 §4.9.3: "a server MAY discard 0-RTT keys as soon as it
 //! receives a 1-RTT packet"; quiver does, so a 0-RTT packet reordered
