@@ -434,6 +434,9 @@ pub fn describe_connection_error(e: &ConnectionError) -> String {
         ConnectionError::VersionMismatch => "no QUIC version in common with the server".to_owned(),
         ConnectionError::Refused => "connection refused by peer".to_owned(),
         ConnectionError::Unreachable(kind) => kind.to_string(),
+        ConnectionError::ZeroRttRejected => {
+            "0-RTT rejected and the server's settings changed: connect again".to_owned()
+        }
     }
 }
 

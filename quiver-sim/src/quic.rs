@@ -528,6 +528,17 @@ impl Pair {
         install_app(self.server(), config)
     }
 
+    /// Like [`Pair::server_app`], driving only server connections made
+    /// after this call. The scripted state is keyed by stream ID, so an
+    /// earlier connection still open (its peer's CONNECTION_CLOSE lost, it
+    /// lives until its idle timeout) would otherwise have the same stream
+    /// IDs read on it, fail with `UnknownStream` and stop the new
+    /// connection's streams from being read.
+    pub fn server_app_for_new_connections(&mut self, config: AppConfig) -> SharedApp {
+        let before = self.server().endpoint.connection_handles();
+        install_app_filtered(self.server(), config, move |h| !before.contains(&h))
+    }
+
     /// Like [`Pair::server_app`], driving only the server connections
     /// `only` selects: the scripted state is keyed by stream ID, so it can
     /// follow one connection's streams when the server has several.

@@ -290,7 +290,7 @@ fn early_data_offered_without_0rtt_packets_still_works() {
             send: vec![SendPlan::uni(20_000)],
             ..AppConfig::default()
         });
-        let server = pair.server_app(AppConfig::default());
+        let server = pair.server_app_for_new_connections(AppConfig::default());
         let (c2, s2) = connect(&mut pair);
         assert!(pair.client().conn(c2).is_resumed());
         assert!(pair.server().conn(s2).is_zero_rtt_accepted());

@@ -483,9 +483,11 @@ impl Connecting {
     /// same streams: nothing is lost and the application does nothing. It
     /// does so only when nothing the data relied on can have changed (one
     /// application protocol offered, none of the server's limits smaller
-    /// than remembered); otherwise the connection fails with a local
-    /// INTERNAL_ERROR ("0-RTT rejected and the server's limits or protocol
-    /// changed") and the application connects again. Resending in the
+    /// than remembered); otherwise the connection fails with
+    /// [`ConnectionError::ZeroRttRejected`]: nothing sent reached the
+    /// server's application, and the application connects again and sends
+    /// once that handshake completes (awaiting the `Connecting`, not in
+    /// 0-RTT, which the server may reject again). Resending in the
     /// transport keeps 0-RTT as simple to use as a normal connection,
     /// which is what most applications (a GET, a small RPC) want.
     ///

@@ -50,6 +50,21 @@ pub enum ConnectionError {
     /// host); see [`crate::Endpoint::handle_unreachable`].
     #[error("destination unreachable: {0}")]
     Unreachable(super::Unreachable),
+    /// Client: the server rejected 0-RTT and the transport could not send
+    /// the 0-RTT data again in 1-RTT, because what it was sent under may
+    /// have changed (RFC 9001 §4.6.2): the server's limits are smaller
+    /// than the ones remembered with the ticket (RFC 9000 §7.4.1), or more
+    /// than one application protocol was offered, so the negotiated one
+    /// may differ. (When neither holds, the transport resends the data
+    /// itself and the connection goes on.)
+    ///
+    /// The connection is closed (the server sees NO_ERROR) and nothing the
+    /// application sent reached the server's application. To recover,
+    /// connect again and send the data once that handshake completes
+    /// (await the connection; don't send in 0-RTT): a ticket the server
+    /// issued before its settings changed may be rejected again.
+    #[error("0-RTT rejected by the server, and its limits or protocol may have changed")]
+    ZeroRttRejected,
 }
 
 fn reason_suffix(reason: &Bytes) -> String {

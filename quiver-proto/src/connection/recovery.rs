@@ -493,9 +493,7 @@ impl Connection {
             self.timers.stop(Timer::LossDetection);
             return;
         }
-        let anything_in_flight = SpaceId::ALL
-            .into_iter()
-            .any(|id| self.space(id).ack_eliciting_in_flight > 0);
+        let anything_in_flight = self.pto_eligible_in_flight();
         // RFC 9002 §6.2.2.1: the client keeps a PTO armed until it knows the
         // server validated its address (it has Handshake keys acknowledged,
         // approximated by handshake completion).
@@ -511,9 +509,7 @@ impl Connection {
 
     /// RFC 9002 Appendix A.8 `GetPtoTimeAndSpace`.
     fn pto_time_and_space(&self) -> Option<(Instant, SpaceId)> {
-        let anything_in_flight = SpaceId::ALL
-            .into_iter()
-            .any(|id| self.space(id).ack_eliciting_in_flight > 0);
+        let anything_in_flight = self.pto_eligible_in_flight();
         if !anything_in_flight {
             // RFC 9002 §6.2.2.1: an anti-deadlock probe from the client, in
             // Handshake if it has those keys, else Initial.
@@ -548,6 +544,23 @@ impl Connection {
         best
     }
 
+    /// Whether ack-eliciting packets are in flight in a space whose PTO may
+    /// be armed: not the application data space before confirmation (RFC
+    /// 9002 §6.2.1). A client whose only packets in flight are 0-RTT ones
+    /// (its Initials acknowledged, the server's Handshake flight lost) has
+    /// nothing the PTO may cover, so it arms the anti-deadlock probe: RFC
+    /// 9002 §6.2.2.1, "the client MUST set the probe timer if the client
+    /// has not received an acknowledgment for any of its Handshake packets
+    /// and the handshake is not confirmed [...], even if there are no
+    /// packets in flight". Counting the 0-RTT packets left it with no
+    /// timer at all, waiting for the idle timeout.
+    fn pto_eligible_in_flight(&self) -> bool {
+        SpaceId::ALL.into_iter().any(|id| {
+            self.space(id).ack_eliciting_in_flight > 0
+                && (id != SpaceId::ApplicationData || self.handshake_confirmed)
+        })
+    }
+
     fn last_receipt_or_send(&self) -> Option<Instant> {
         SpaceId::ALL
             .into_iter()
@@ -567,9 +580,7 @@ impl Connection {
             self.set_loss_detection_timer(now);
             return;
         }
-        let anything_in_flight = SpaceId::ALL
-            .into_iter()
-            .any(|id| self.space(id).ack_eliciting_in_flight > 0);
+        let anything_in_flight = self.pto_eligible_in_flight();
         let space = if !anything_in_flight {
             // Anti-deadlock probe (client).
             if self.space(SpaceId::Handshake).keys.is_some() {

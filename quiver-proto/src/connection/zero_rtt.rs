@@ -22,10 +22,9 @@
 //! assumed may no longer hold); quiver resends only when nothing it
 //! assumed can have changed: a single application protocol offered (so
 //! the same one) and none of the limits of RFC 9000 §7.4.1 smaller than
-//! remembered. Otherwise the connection
-//! fails with a local INTERNAL_ERROR ("0-RTT rejected and the server's
-//! limits or protocol changed"), so the application can connect again
-//! and resend.
+//! remembered. Otherwise the connection fails with
+//! [`ConnectionError::ZeroRttRejected`] (the server sees NO_ERROR), so the
+//! application can connect again and resend after the handshake.
 //!
 //! # Server
 //!
@@ -40,7 +39,11 @@
 //! accepted handshake yields 0-RTT read keys. 0-RTT packets share the
 //! application data packet number space with 1-RTT ones (RFC 9000 §12.3)
 //! and are acknowledged in 1-RTT packets. What they carry is bounded by
-//! the server's own flow-control limits, as any stream data is.
+//! the server's own flow-control limits, as any stream data is. 0-RTT
+//! datagrams that arrive before the Initial that makes their attempt
+//! (reordered, or the Initial lost) wait in the endpoint, a bounded
+//! number for a bounded time, and are read once it is accepted (RFC 9000
+//! §5.2.2; `endpoint/early.rs`).
 //!
 //! RFC 9001 §4.9.3: "a server MAY discard 0-RTT keys as soon as it
 //! receives a 1-RTT packet"; quiver does, so a 0-RTT packet reordered
@@ -49,9 +52,10 @@
 
 use std::time::Instant;
 
-use super::Connection;
+use super::close::CloseReason;
 use super::recv::Decrypted;
 use super::spaces::SpaceId;
+use super::{Connection, ConnectionError};
 use crate::crypto::DirectionalKeys;
 use crate::packet::header::PartialPacket;
 use crate::transport_params::TransportParameters;
@@ -187,13 +191,17 @@ impl Connection {
             });
         if !unchanged {
             // RFC 9001 §4.6.2: "all connection characteristics that the
-            // client assumed might be incorrect".
-            self.on_transport_error(
+            // client assumed might be incorrect". The application is told
+            // with its own error, to connect again; the server did nothing
+            // wrong, so it sees NO_ERROR.
+            tracing::debug!("0-RTT rejected and its assumptions changed: closing");
+            self.on_fatal(ConnectionError::ZeroRttRejected);
+            self.close_inner(
                 now,
-                TransportError::new(
-                    TransportErrorCode::INTERNAL_ERROR,
-                    "0-RTT rejected and the server's limits or protocol changed",
-                ),
+                CloseReason::Transport(TransportError::new(
+                    TransportErrorCode::NO_ERROR,
+                    "0-RTT rejected",
+                )),
             );
         }
     }

@@ -163,7 +163,7 @@ pub(super) struct Admission {
 
 /// The key a source address is counted under: an IPv4 address, or the /64
 /// prefix of an IPv6 address.
-fn source_key(addr: SocketAddr) -> IpAddr {
+pub(super) fn source_key(addr: SocketAddr) -> IpAddr {
     match addr.ip() {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

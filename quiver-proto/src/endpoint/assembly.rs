@@ -9,11 +9,9 @@
 //! connection when it is accepted, so nothing the client sent is lost.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::incoming::Incoming;
-use crate::ConnectionId;
 
 /// Attempts assembling at once, at most; a new one beyond it evicts the
 /// oldest (whose client will send its ClientHello again).
@@ -54,12 +52,11 @@ impl Assembly {
         self.queue.pop_front()
     }
 
-    /// The attempt of (client's first DCID, address), if it is assembling
-    /// (a scan of at most [`MAX_ASSEMBLING`]).
-    pub(super) fn position(&self, dst_cid: &ConnectionId, remote: SocketAddr) -> Option<usize> {
-        self.queue
-            .iter()
-            .position(|i| i.orig_dst_cid == *dst_cid && i.remote == remote)
+    /// The attempt `id`, if it is assembling: attempts are pushed in
+    /// the order their ids were given and leave without reordering, so the
+    /// queue is sorted by id.
+    pub(super) fn position_of(&self, id: super::IncomingId) -> Option<usize> {
+        self.queue.binary_search_by_key(&id.0, |i| i.id().0).ok()
     }
 
     pub(super) fn get_mut(&mut self, pos: usize) -> Option<&mut Incoming> {
@@ -126,6 +123,30 @@ mod tests {
         let hello = pair.server.incoming(id).unwrap().client_hello().unwrap();
         assert_eq!(hello.server_name.as_deref(), Some("localhost"));
         assert_eq!(hello.alpn, vec![b"test".to_vec()]);
+        pair.server.accept(pair.now, id).unwrap();
+        pair.drive();
+        assert!(connected(&mut pair, client));
+    }
+
+    /// The second datagram first (the first lost or reordered): it waits,
+    /// without an attempt, for the first, and the handshake completes from
+    /// both (RFC 9001 §4.3; RFC 9000 §5.2.2).
+    #[test]
+    fn second_datagram_first_waits_for_the_first() {
+        let mut pair = Pair::new();
+        let client = pair.connect();
+        let first_flight = client_datagrams(&mut pair);
+        assert!(matches!(
+            deliver(&mut pair, &first_flight[1]),
+            DatagramEvent::Handled
+        ));
+        assert_eq!(pair.server.stats().pending_incoming, 0);
+        assert_eq!(pair.server.early_datagrams_for_test(), 1);
+        let DatagramEvent::NewConnection(id) = deliver(&mut pair, &first_flight[0]) else {
+            panic!("not reported once the first datagram came");
+        };
+        let hello = pair.server.incoming(id).unwrap().client_hello().unwrap();
+        assert_eq!(hello.server_name.as_deref(), Some("localhost"));
         pair.server.accept(pair.now, id).unwrap();
         pair.drive();
         assert!(connected(&mut pair, client));

@@ -2,6 +2,7 @@
 //! [`Incoming`] (after admission control, and once its ClientHello is
 //! whole), which the application accepts, refuses, retries or ignores.
 
+use super::early::EarlyKind;
 use super::*;
 
 impl Endpoint {
@@ -31,8 +32,8 @@ impl Endpoint {
         }
         // The rest of a ClientHello that spans several datagrams, or a
         // retransmitted Initial of an attempt awaiting a decision.
-        if self.incoming_keys.contains(&(p.dst_cid, remote)) {
-            return self.on_more_initial(remote, data, &p.dst_cid);
+        if let Some(&id) = self.incoming_keys.get(&(p.dst_cid, remote)) {
+            return self.on_more_initial(id, data);
         }
         if self.incoming.len() + self.assembly.len() >= MAX_PENDING_INCOMING {
             return DatagramEvent::Handled;
@@ -81,7 +82,16 @@ impl Endpoint {
             // whose twin was lost, or the second datagram of a ClientHello
             // whose first one was answered with a Retry or refused):
             // nothing to start a handshake from, and nothing to answer, so
-            // each attempt gets one answer.
+            // each attempt gets one answer. A later part of a ClientHello
+            // is kept a while for the first part, which loss or reordering
+            // may bring after it (RFC 9001 §4.3); admission then sees the
+            // attempt once, with its first datagram.
+            if incoming.carries_later_crypto_data() {
+                let kept = self
+                    .early
+                    .push(now, (p.dst_cid, remote), EarlyKind::Initial, data);
+                tracing::debug!(kept, "later part of a ClientHello before its first");
+            }
             return DatagramEvent::Handled;
         }
         // RFC 9000 §8.1.3: "If the server cannot validate the token, it
@@ -94,12 +104,28 @@ impl Endpoint {
         incoming.new_token_validated = new_token_valid;
         let validated = incoming.retry.is_some() || new_token_valid;
         if let Some(answered) = self.admit(now, remote, p, version, validated) {
+            // No attempt: what arrived early for it is of no use.
+            self.early.take(now, &(p.dst_cid, remote));
             return answered;
         }
         self.next_incoming += 1;
         self.incoming_keys
-            .insert((incoming.orig_dst_cid, incoming.remote));
+            .insert((incoming.orig_dst_cid, incoming.remote), id);
         self.admission.incoming_added(incoming.remote);
+        // RFC 9000 §5.2.2: the 0-RTT (and later ClientHello parts) that
+        // arrived before this Initial join the attempt.
+        for (kind, early) in self.early.take(now, &(p.dst_cid, remote)) {
+            match kind {
+                EarlyKind::Initial => {
+                    incoming.add_datagram(&early);
+                }
+                EarlyKind::ZeroRtt => {
+                    if incoming.zero_rtt.len() < incoming::MAX_BUFFERED_ZERO_RTT {
+                        incoming.zero_rtt.push(early);
+                    }
+                }
+            }
+        }
         if !incoming.client_hello_complete() {
             if let Some(evicted) = self.assembly.push(incoming) {
                 self.forget_attempt(&evicted);
@@ -114,13 +140,8 @@ impl Endpoint {
     /// ClientHello is assembling (reported once whole); a retransmission
     /// of a reported attempt is dropped, since accepting it will have the
     /// client send again whatever the connection misses.
-    fn on_more_initial(
-        &mut self,
-        remote: SocketAddr,
-        data: &[u8],
-        dst_cid: &ConnectionId,
-    ) -> DatagramEvent {
-        let Some(pos) = self.assembly.position(dst_cid, remote) else {
+    fn on_more_initial(&mut self, id: IncomingId, data: &[u8]) -> DatagramEvent {
+        let Some(pos) = self.assembly.position_of(id) else {
             return DatagramEvent::Handled;
         };
         let Some(incoming) = self.assembly.get_mut(pos) else {
@@ -148,26 +169,42 @@ impl Endpoint {
         self.admission.incoming_removed(incoming.remote);
     }
 
+    /// Where the reported attempt `id` is in `incoming`: attempts are
+    /// reported in id order (see `on_more_initial`), so a binary search of
+    /// at most `MAX_PENDING_INCOMING` (ten steps) rather than a scan.
+    fn incoming_position(&self, id: IncomingId) -> Option<usize> {
+        self.incoming.binary_search_by_key(&id.0, |i| i.id().0).ok()
+    }
+
     /// RFC 9001 §4.6: 0-RTT for an attempt still awaiting a decision is
-    /// kept (a bounded number of datagrams) and read once it is accepted.
+    /// kept (a bounded number of datagrams) and read once it is accepted;
+    /// 0-RTT for no attempt yet waits for its Initial (RFC 9000 §5.2.2).
     pub(super) fn buffer_zero_rtt(
         &mut self,
+        now: Instant,
         remote: SocketAddr,
         data: &[u8],
         dst_cid: &ConnectionId,
     ) {
-        if !self.incoming_keys.contains(&(*dst_cid, remote)) {
-            tracing::debug!("0-RTT datagram for no pending attempt dropped");
+        let Some(&id) = self.incoming_keys.get(&(*dst_cid, remote)) else {
+            // RFC 9000 §7.2: the client's first Destination CID has at
+            // least 8 bytes; only a server that may accept 0-RTT keeps it.
+            let may_accept = self.server.as_ref().is_some_and(|s| s.crypto.early_data());
+            if may_accept && dst_cid.len() >= 8 {
+                let kept = self
+                    .early
+                    .push(now, (*dst_cid, remote), EarlyKind::ZeroRtt, data);
+                tracing::debug!(kept, "0-RTT datagram before its Initial");
+            }
             return;
-        }
+        };
         // Reported and waiting for the application, or still assembling
-        // its ClientHello (a scan of at most `assembly::MAX_ASSEMBLING`).
-        let pending = match self.assembly.position(dst_cid, remote) {
+        // its ClientHello: both sorted by id.
+        let pending = match self.assembly.position_of(id) {
             Some(pos) => self.assembly.get_mut(pos),
             None => self
-                .incoming
-                .iter_mut()
-                .find(|i| i.orig_dst_cid == *dst_cid && i.remote == remote),
+                .incoming_position(id)
+                .and_then(|pos| self.incoming.get_mut(pos)),
         };
         if let Some(incoming) = pending
             && incoming.zero_rtt.len() < incoming::MAX_BUFFERED_ZERO_RTT
@@ -183,7 +220,10 @@ impl Endpoint {
     /// makes TLS reject it, and the client sends its data again in 1-RTT.
     /// Returns false if there is no such attempt.
     pub fn set_early_data(&mut self, id: IncomingId, allowed: bool) -> bool {
-        match self.incoming.iter_mut().find(|i| i.id() == id) {
+        match self
+            .incoming_position(id)
+            .and_then(|pos| self.incoming.get_mut(pos))
+        {
             Some(incoming) => {
                 incoming.early_data = allowed;
                 true
@@ -200,7 +240,7 @@ impl Endpoint {
 
     /// The pending attempt `id`, to inspect before deciding.
     pub fn incoming(&self, id: IncomingId) -> Option<&Incoming> {
-        self.incoming.iter().find(|i| i.id() == id)
+        self.incoming.get(self.incoming_position(id)?)
     }
 
     /// Drops a pending attempt without answering.
@@ -211,7 +251,7 @@ impl Endpoint {
     }
 
     pub(super) fn take_incoming(&mut self, id: IncomingId) -> Option<Incoming> {
-        let pos = self.incoming.iter().position(|i| i.id() == id)?;
+        let pos = self.incoming_position(id)?;
         let incoming = self.incoming.remove(pos)?;
         self.incoming_keys
             .remove(&(incoming.orig_dst_cid, incoming.remote));
@@ -244,11 +284,7 @@ impl Endpoint {
     /// its address (RFC 9000 §8.1.2). No state is kept: the client's next
     /// Initial arrives as a new attempt whose address is validated.
     pub fn retry(&mut self, now: Instant, id: IncomingId) -> Result<(), RetryError> {
-        let pos = self
-            .incoming
-            .iter()
-            .position(|i| i.id() == id)
-            .ok_or(RetryError::Unknown)?;
+        let pos = self.incoming_position(id).ok_or(RetryError::Unknown)?;
         if self.incoming[pos].retry.is_some() {
             return Err(RetryError::AlreadyValidated);
         }

@@ -158,6 +158,19 @@ impl Incoming {
         first_crypto_data(&self.keys, &mut copy).is_some_and(|d| !d.is_empty())
     }
 
+    /// Whether the datagram's first Initial carries ClientHello bytes
+    /// beyond offset 0: with [`Incoming::starts_crypto_stream`] false, a
+    /// later part of a ClientHello that spans several datagrams, arrived
+    /// before the first part.
+    pub(crate) fn carries_later_crypto_data(&self) -> bool {
+        let mut copy = self.datagram.clone();
+        crypto_chunks(&self.keys, &mut copy).is_some_and(|chunks| {
+            chunks
+                .iter()
+                .any(|(offset, data)| *offset > 0 && !data.is_empty())
+        })
+    }
+
     /// The first datagram, the later ones, and the Initial keys.
     pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<Vec<u8>>, Keys) {
         (self.datagram, self.more, self.keys)

@@ -17,6 +17,7 @@ mod admission;
 mod assembly;
 mod attempts;
 mod cid_generator;
+mod early;
 mod hash;
 mod incoming;
 mod new_token;
@@ -32,7 +33,7 @@ mod tests;
 #[cfg(test)]
 mod unreachable_tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -199,10 +200,13 @@ pub struct Endpoint {
     /// Attempts whose ClientHello is still arriving, not yet reported.
     assembly: assembly::Assembly,
     /// (client's first DCID, address) of each pending attempt (reported or
-    /// assembling), so a
-    /// retransmitted Initial is recognised in one look-up (client-chosen
-    /// keys: std's SipHash).
-    incoming_keys: HashSet<(ConnectionId, SocketAddr)>,
+    /// assembling) → its id, so a retransmitted Initial or a 0-RTT
+    /// datagram finds its attempt in one look-up (client-chosen keys:
+    /// std's SipHash).
+    incoming_keys: HashMap<(ConnectionId, SocketAddr), IncomingId>,
+    /// 0-RTT and later Initial datagrams that arrived before the Initial
+    /// that makes their attempt (RFC 9000 §5.2.2).
+    early: early::EarlyDatagrams,
     next_incoming: u64,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Token timestamps: wall-clock milliseconds once the runtime set the
@@ -259,7 +263,8 @@ impl Endpoint {
             reset_tokens,
             incoming: VecDeque::new(),
             assembly: assembly::Assembly::default(),
-            incoming_keys: HashSet::new(),
+            incoming_keys: HashMap::new(),
+            early: early::EarlyDatagrams::default(),
             next_incoming: 0,
             stateless: VecDeque::new(),
             token_clock: None,
@@ -322,6 +327,14 @@ impl Endpoint {
             self.initial_routes.len(),
             self.reset_tokens.len(),
         )
+    }
+
+    /// Datagrams held for attempts not made yet (0-RTT, or later parts of
+    /// a ClientHello, arrived before their first Initial): for tests that
+    /// check a flood cannot grow it beyond its bound.
+    #[doc(hidden)]
+    pub fn early_datagrams_for_test(&self) -> usize {
+        self.early.len()
     }
 
     /// Frees a connection's state. Call it once a connection reported
@@ -560,7 +573,7 @@ impl Endpoint {
                 DatagramEvent::Handled
             }
             Ok(Parsed::Packet(p)) if p.ty == PacketType::ZeroRtt => {
-                self.buffer_zero_rtt(remote, data, &p.dst_cid);
+                self.buffer_zero_rtt(now, remote, data, &p.dst_cid);
                 DatagramEvent::Handled
             }
             _ => DatagramEvent::Handled,

@@ -316,6 +316,7 @@ impl ConnectionError {
             // The network (ICMP) refused on the peer's behalf.
             | ConnectionError::Unreachable(_) => Owner::Remote,
             ConnectionError::TransportError(_)
+            | ConnectionError::ZeroRttRejected
             | ConnectionError::LocallyClosed
             | ConnectionError::TimedOut => Owner::Local,
         }
