@@ -24,6 +24,7 @@ use clap::Parser;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 mod impaired;
+mod ports;
 mod relay;
 
 use impaired::Controller;
@@ -135,7 +136,7 @@ impl Identity {
 }
 
 fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("valid address")
+    ports::loopback()
 }
 
 /// With `path` (an impairment and a seed), starts a relay towards `*addr`

@@ -269,8 +269,8 @@ impl Relay {
     /// A relay on loopback towards `server`, impairing both directions as
     /// `imp` says, its randomness from `seed`.
     pub async fn start(server: SocketAddr, imp: &Impairment, seed: u64) -> anyhow::Result<Self> {
-        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
-        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+        let front = Arc::new(UdpSocket::bind(crate::ports::loopback()).await?);
+        let back = Arc::new(UdpSocket::bind(crate::ports::loopback()).await?);
         back.connect(server).await?;
         let addr = front.local_addr()?;
         let counters = Arc::new(Counters::default());

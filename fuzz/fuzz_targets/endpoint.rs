@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = c.epoch;
     client.connect(now, &c.client, peer, "localhost").unwrap();
     let mut out = Vec::new();
-    while client.poll_transmit(now, &mut out).is_some() {}
+    while client.poll_transmit(now, 1, &mut out).is_some() {}
 
     // The input is a sequence of datagrams, each prefixed by a two-byte
     // length; a datagram's first byte says which endpoint gets it.
@@ -95,9 +95,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = server.accept(now, id);
         }
         out.clear();
-        while server.poll_transmit(now, &mut out).is_some() {}
+        while server.poll_transmit(now, 1, &mut out).is_some() {}
         out.clear();
-        while client.poll_transmit(now, &mut out).is_some() {}
+        while client.poll_transmit(now, 1, &mut out).is_some() {}
         now += Duration::from_millis(u64::from(target >> 5) * 40);
         server.handle_timeout(now);
         client.handle_timeout(now);

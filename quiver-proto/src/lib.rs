@@ -37,8 +37,8 @@ pub use cid::{ConnectionId, MAX_CID_SIZE};
 pub use coding::VarInt;
 pub use config::{EndpointConfig, TransportConfig};
 pub use connection::{
-    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, MigrateError, Transmit,
-    Unreachable,
+    Connection, ConnectionError, ConnectionHandle, ConnectionStats, Event, MAX_TRANSMIT_BYTES,
+    MigrateError, Transmit, Unreachable,
 };
 pub use ecn::EcnCodepoint;
 pub use endpoint::NewTokenConfig;

@@ -30,6 +30,23 @@ pub enum Admission {
     Manual,
 }
 
+/// Datagrams per transmit a [`QuicNode`] takes by default: batches as a
+/// GSO socket sends them, cut into datagrams again by the network.
+pub const DEFAULT_MAX_DATAGRAMS: usize = 10;
+
+/// Counts of a [`QuicNode`]'s transmits (each one `poll_transmit` result).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TransmitCounts {
+    /// Transmits.
+    pub transmits: u64,
+    /// Datagrams in them.
+    pub datagrams: u64,
+    /// Transmits of more than one datagram.
+    pub batched: u64,
+    /// The most datagrams one transmit carried.
+    pub largest: u64,
+}
+
 /// Called after every input to a node, to play the application's part.
 pub type AppHook = Box<dyn FnMut(&mut Endpoint, Instant)>;
 
@@ -41,8 +58,12 @@ pub struct QuicNode {
     pub admission: Admission,
     /// Connections this node accepted, in order.
     pub accepted: Vec<ConnectionHandle>,
+    /// What the endpoint's transmits carried.
+    pub transmits: TransmitCounts,
     app: Option<AppHook>,
     buf: Vec<u8>,
+    /// Datagrams one transmit may carry (see [`QuicNode::set_max_datagrams`]).
+    max_datagrams: usize,
 }
 
 impl std::fmt::Debug for QuicNode {
@@ -60,9 +81,19 @@ impl QuicNode {
             endpoint,
             admission: Admission::Accept,
             accepted: Vec::new(),
+            transmits: TransmitCounts::default(),
             app: None,
             buf: Vec::with_capacity(65536),
+            max_datagrams: DEFAULT_MAX_DATAGRAMS,
         }
+    }
+
+    /// How many datagrams the endpoint may write per transmit (its
+    /// `poll_transmit`'s `max_datagrams`): [`DEFAULT_MAX_DATAGRAMS`], as a
+    /// socket with GSO takes them, unless changed; 1 for one at a time.
+    /// The network carries each datagram of a transmit on its own.
+    pub fn set_max_datagrams(&mut self, n: usize) {
+        self.max_datagrams = n.max(1);
     }
 
     /// Installs the application's behaviour, run after every input.
@@ -127,10 +158,19 @@ impl Node for QuicNode {
 
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.buf.clear();
-        let t = self.endpoint.poll_transmit(now, &mut self.buf)?;
+        let t = self
+            .endpoint
+            .poll_transmit(now, self.max_datagrams, &mut self.buf)?;
+        let count = t.count() as u64;
+        let c = &mut self.transmits;
+        c.transmits += 1;
+        c.datagrams += count;
+        c.batched += u64::from(count > 1);
+        c.largest = c.largest.max(count);
         Some(Transmit {
             ecn: t.ecn.map_or(0, |e| e.bits()),
             src: t.src,
+            segment_size: t.segment_size,
             ..Transmit::new(t.destination, self.buf[self.buf.len() - t.size..].to_vec())
         })
     }

@@ -116,9 +116,9 @@ fn a_flood_of_fresh_initials_is_retried_and_refused_while_a_transfer_completes()
                     .connect(now, &client_config, SERVER_ADDR, "localhost")
                     .unwrap();
                 buf.clear();
-                forger.poll_transmit(now, &mut buf).unwrap();
+                forger.poll_transmit(now, 1, &mut buf).unwrap();
                 pair.net.inject(spoofed(injected), SERVER_ADDR, buf.clone());
-                while forger.poll_transmit(now, &mut buf).is_some() {}
+                while forger.poll_transmit(now, 1, &mut buf).is_some() {}
                 forger.remove(h);
                 injected += 1;
             }

@@ -5,8 +5,9 @@
 //! simulated network). Every datagram is classified by its decrypted
 //! frames: each endpoint's qlog sink records the packets it seals, and the
 //! network's filter, called as each datagram leaves, takes the packets
-//! sealed since the sender's previous datagram (the simulated node sends
-//! each datagram as soon as it is written).
+//! sealed since the sender's previous datagram (the simulated nodes send
+//! each datagram as soon as it is written: one datagram per transmit,
+//! not GSO batches).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -148,6 +149,10 @@ impl Scenario {
             }
         });
         pair.net.add_alias(pair.server, PREFERRED);
+        // A batch's packets are all sealed before its first datagram
+        // leaves: one datagram per transmit keeps the classification exact.
+        pair.client().set_max_datagrams(1);
+        pair.server().set_max_datagrams(1);
         let log: Rc<RefCell<Vec<Datagram>>> = Rc::default();
         let drop: DropRule = Rc::new(RefCell::new(Box::new(|_| false)));
         let (l, d) = (log.clone(), drop.clone());

@@ -189,14 +189,15 @@ impl Driver {
         let slots = slots.min(self.recv_buf.len() / slot);
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         for _ in 0..rounds {
-            let mut bufs: Vec<IoSliceMut<'_>> = self.recv_buf[..slot * slots]
-                .chunks_mut(slot)
-                .map(IoSliceMut::new)
-                .collect();
-            match socket.poll_recv(cx, &mut bufs, &mut meta) {
+            // An array on the stack, not a Vec per round: receiving
+            // allocates nothing.
+            let mut chunks = self.recv_buf[..slot * slots].chunks_mut(slot);
+            let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            let bufs = &mut bufs[..slots.min(BATCH_SIZE)];
+            match socket.poll_recv(cx, bufs, &mut meta) {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(n)) => {
-                    drop(bufs);
                     if index == Some(0) && self.prev_socket.take().is_some() {
                         tracing::debug!("new socket receives: old one closed");
                     }
@@ -263,12 +264,14 @@ impl Driver {
                 }
             }
             while !self.tx.is_empty() {
-                let (index, transmits) = self.tx.transmits();
+                let mut out = [no_transmit(); BATCH_SIZE];
+                let (index, n) = self.tx.transmits(&mut out);
+                let transmits = &out[..n];
                 let socket = match index {
                     0 => &self.socket,
                     i => &self.preferred[i - 1],
                 };
-                match socket.poll_send(cx, &transmits) {
+                match socket.poll_send(cx, transmits) {
                     Poll::Pending => return false, // woken when writable
                     Poll::Ready(Ok(n)) => self.tx.advance(n.max(1)),
                     Poll::Ready(Err(e)) => {
@@ -564,35 +567,39 @@ fn fail_all(state: &mut State) {
     state.idle_wakers.drain(..).for_each(Waker::wake);
 }
 
-/// Datagrams from `poll_transmit`, coalesced for GSO: consecutive
-/// datagrams to one destination, all of one size but the last, go out as
-/// one transmit.
+/// Transmits from `poll_transmit`, each one datagram or a GSO batch the
+/// core built (several datagrams of one size but the last, to one
+/// destination), gathered under the lock and sent without it. A socket
+/// without GSO gets one datagram per transmit from the core
+/// (`max_datagrams` 1), and `quiver-udp` sends any batch one datagram at a
+/// time if the kernel refuses GSO later.
 #[derive(Debug)]
 struct TxBatch {
     buf: Vec<u8>,
     runs: Vec<Run>,
     /// Runs already sent.
     sent: usize,
+    /// Datagrams the sockets take per send (`max_datagrams`).
     gso_segments: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Run {
     destination: SocketAddr,
-    /// The source the core asked for.
-    src: Option<SocketAddr>,
     /// The socket and local address to send from ([`Routes`]).
     route: Route,
-    /// The ECN codepoint the core asked for (one per run: it is per IP
-    /// header, so per datagram of a GSO batch alike).
+    /// The ECN codepoint the core asked for (one per transmit: it is per
+    /// IP header, so per datagram of a GSO batch alike).
     ecn: Option<quiver_proto::EcnCodepoint>,
     start: usize,
     end: usize,
-    segment: usize,
-    count: usize,
-    /// A shorter datagram ended the run.
-    closed: bool,
+    /// The core's segment size: `Some` for several datagrams.
+    segment: Option<usize>,
 }
+
+/// Bytes of transmits gathered per fill at most (besides the last one):
+/// bounds the buffer while each transmit may carry up to 64 KiB.
+const FILL_BYTES: usize = 4 * MAX_GSO_BYTES;
 
 impl TxBatch {
     fn new() -> Self {
@@ -612,65 +619,58 @@ impl TxBatch {
         self.buf.clear();
         self.runs.clear();
         self.sent = 0;
-        while self.runs.len() < BATCH_SIZE {
-            let Some(t) = state.proto.poll_transmit(time, &mut self.buf) else {
+        while self.runs.len() < BATCH_SIZE && self.buf.len() < FILL_BYTES {
+            let Some(t) = state
+                .proto
+                .poll_transmit(time, self.gso_segments, &mut self.buf)
+            else {
                 break;
             };
             let end = self.buf.len();
-            let start = end - t.size;
-            if let Some(run) = self.runs.last_mut() {
-                if !run.closed
-                    && run.destination == t.destination
-                    && run.src == t.src
-                    && run.ecn == t.ecn
-                    && run.end == start
-                    && t.size <= run.segment
-                    && run.count < self.gso_segments
-                    && run.end - run.start + t.size <= MAX_GSO_BYTES
-                {
-                    run.end = end;
-                    run.count += 1;
-                    run.closed = t.size < run.segment;
-                    continue;
-                }
-            }
             self.runs.push(Run {
                 destination: t.destination,
-                src: t.src,
                 route: routes.route(t.src, t.destination),
                 ecn: t.ecn,
-                start,
+                start: end - t.size,
                 end,
-                segment: t.size,
-                count: 1,
-                closed: false,
+                segment: t.segment_size,
             });
         }
     }
 
     /// The runs not yet sent that leave from the same socket as the first
-    /// of them, with that socket's index.
-    fn transmits(&self) -> (usize, Vec<Transmit<'_>>) {
+    /// of them, written into `out` (no allocation per send), with that
+    /// socket's index and how many there are.
+    fn transmits<'a>(&'a self, out: &mut [Transmit<'a>; BATCH_SIZE]) -> (usize, usize) {
         let socket = self.runs[self.sent].route.socket;
-        let transmits = self.runs[self.sent..]
-            .iter()
-            .take_while(|r| r.route.socket == socket)
-            .map(|r| Transmit {
+        let mut n = 0;
+        for (slot, r) in out.iter_mut().zip(
+            self.runs[self.sent..]
+                .iter()
+                .take_while(|r| r.route.socket == socket),
+        ) {
+            *slot = Transmit {
                 destination: r.destination,
                 ecn: r
                     .ecn
                     .and_then(|e| quiver_udp::EcnCodepoint::from_bits(e.bits())),
                 contents: &self.buf[r.start..r.end],
-                segment_size: (r.count > 1).then_some(r.segment),
+                segment_size: r.segment,
                 src_ip: r.route.ip,
-            })
-            .collect();
-        (socket, transmits)
+            };
+            n += 1;
+        }
+        (socket, n)
     }
 
     fn advance(&mut self, n: usize) {
         self.sent = (self.sent + n).min(self.runs.len());
     }
+}
+
+/// An empty transmit, to fill [`TxBatch::transmits`]' array with.
+fn no_transmit<'a>() -> Transmit<'a> {
+    Transmit::new(SocketAddr::from(([0, 0, 0, 0], 0)), &[])
 }
 
 #[cfg(test)]
@@ -730,24 +730,27 @@ mod tests {
     #[test]
     fn runs_are_sent_per_socket() {
         let mut tx = TxBatch::new();
-        tx.buf.extend_from_slice(&[0; 30]);
-        let run = |socket, start| Run {
+        tx.buf.extend_from_slice(&[0; 40]);
+        let run = |socket, start, segment| Run {
             destination: "127.0.0.9:1".parse().unwrap(),
-            src: None,
             route: Route { socket, ip: None },
             ecn: None,
             start,
             end: start + 10,
-            segment: 10,
-            count: 1,
-            closed: false,
+            segment,
         };
-        tx.runs = vec![run(0, 0), run(0, 10), run(1, 20)];
-        let (socket, transmits) = tx.transmits();
-        assert_eq!((socket, transmits.len()), (0, 2));
+        tx.runs = vec![run(0, 0, None), run(0, 10, Some(4)), run(1, 20, None)];
+        let mut out = [no_transmit(); BATCH_SIZE];
+        let (socket, n) = tx.transmits(&mut out);
+        assert_eq!((socket, n), (0, 2));
+        // The core's segment size goes to the socket as it is.
+        assert_eq!(out[0].segment_size, None);
+        assert_eq!(out[1].segment_size, Some(4));
+        assert_eq!(out[1].contents.len(), 10);
         tx.advance(2);
-        let (socket, transmits) = tx.transmits();
-        assert_eq!((socket, transmits.len()), (1, 1));
+        let mut out = [no_transmit(); BATCH_SIZE];
+        let (socket, n) = tx.transmits(&mut out);
+        assert_eq!((socket, n), (1, 1));
         tx.advance(1);
         assert!(tx.is_empty());
     }

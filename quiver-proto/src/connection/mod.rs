@@ -16,6 +16,7 @@ mod close;
 mod crypto_stream;
 mod ecn;
 mod error;
+mod gso;
 mod key_update;
 mod keys;
 mod migration;
@@ -49,6 +50,7 @@ use bytes::Bytes;
 use self::cids::CidState;
 use self::close::CloseState;
 pub use self::error::ConnectionError;
+pub use self::gso::MAX_TRANSMIT_BYTES;
 use self::keys::OneRttKeys;
 pub use self::migration::MigrateError;
 use self::spaces::{PacketSpace, SpaceId};
@@ -100,13 +102,19 @@ pub(crate) enum EndpointEvent {
     RetireResetToken([u8; 16]),
 }
 
-/// A datagram to send.
+/// One datagram to send, or several back to back (see
+/// [`Connection::poll_transmit`]'s `max_datagrams`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     /// Where to.
     pub destination: SocketAddr,
-    /// Bytes written at the end of the caller's buffer.
+    /// Bytes written at the end of the caller's buffer: every datagram of
+    /// the transmit, contiguous.
     pub size: usize,
+    /// `None`: the transmit is one datagram. `Some(n)`: it is several, cut
+    /// every `n` bytes (the last may be shorter), for a GSO send
+    /// (`UDP_SEGMENT`) or to be sent one by one.
+    pub segment_size: Option<usize>,
     /// The ECN codepoint to send it with (RFC 9000 §13.4); `None` is
     /// Not-ECT.
     pub ecn: Option<crate::EcnCodepoint>,
@@ -115,6 +123,22 @@ pub struct Transmit {
     /// preferred address (RFC 9000 §9.6.2: the answer to a probe there,
     /// and everything once the client has moved there).
     pub src: Option<SocketAddr>,
+}
+
+impl Transmit {
+    /// The datagrams of this transmit in `contents` (the `size` bytes it
+    /// wrote): one, or one per segment.
+    pub fn datagrams<'a>(&self, contents: &'a [u8]) -> std::slice::Chunks<'a, u8> {
+        contents.chunks(self.segment_size.unwrap_or(self.size).max(1))
+    }
+
+    /// How many datagrams this transmit carries.
+    pub fn count(&self) -> usize {
+        match self.segment_size {
+            Some(n) if n > 0 => self.size.div_ceil(n),
+            _ => 1,
+        }
+    }
 }
 
 /// Counters for the application and for tests.

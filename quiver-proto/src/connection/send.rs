@@ -17,11 +17,11 @@ use crate::packet::{PacketType, TruncatedPacketNumber};
 
 /// RFC 9000 §14.1: datagrams carrying a client's Initial (and a server's
 /// ack-eliciting Initial) are padded to at least 1200 bytes.
-const MIN_INITIAL_DATAGRAM: usize = 1200;
+pub(super) const MIN_INITIAL_DATAGRAM: usize = 1200;
 /// AEAD tag length of every QUIC v1/v2 cipher suite.
-const TAG_LEN: usize = 16;
+pub(super) const TAG_LEN: usize = 16;
 /// Smallest room worth opening a packet for.
-const MIN_PACKET_ROOM: usize = 64;
+pub(super) const MIN_PACKET_ROOM: usize = 64;
 
 /// A packet being written: its header is in the buffer, frames follow.
 struct OpenPacket {
@@ -41,17 +41,38 @@ struct OpenPacket {
 }
 
 impl Connection {
-    /// Writes the next datagram to send at the end of `buf`.
+    /// Writes the next datagrams to send at the end of `buf`: one, or up
+    /// to `max_datagrams` (at least 1) to one destination, back to back,
+    /// all of [`Transmit::segment_size`] bytes but the last, which may be
+    /// shorter: what a socket with generic segmentation offload sends in
+    /// one call. A caller that sends one datagram at a time passes 1.
     ///
     /// Returns `None` when there is nothing to send now (see
     /// [`Connection::poll_timeout`] for when there may be).
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        let transmit = self.write_next_datagram(now, buf);
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        let mut filled = false;
+        let mut transmit = self.write_next_datagram(now, buf, &mut filled);
+        if let Some(t) = &mut transmit {
+            self.append_segments(now, max_datagrams, buf, t, filled);
+        }
         self.qlog_sync(now);
         transmit
     }
 
-    fn write_next_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+    /// One datagram; `filled` tells whether it is one of ordinary packets
+    /// that took all the room it had (so more of its size may follow it in
+    /// a batch).
+    fn write_next_datagram(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        filled: &mut bool,
+    ) -> Option<Transmit> {
         let start = buf.len();
         let mut destination = self.path.key();
         // RFC 9000 §13.4: the active path's datagrams carry ECT(0) while it
@@ -84,7 +105,9 @@ impl Connection {
                     size = self.write_mtu_probe(now, buf);
                 }
                 if size == 0 {
-                    size = self.write_datagram(now, buf);
+                    let max = self.max_datagram_len();
+                    size = self.write_datagram(now, buf, max);
+                    *filled = size == max;
                 }
                 size
             }
@@ -106,6 +129,7 @@ impl Connection {
         Some(Transmit {
             destination: destination.remote,
             size,
+            segment_size: None,
             ecn: self.tx_ecn.then_some(crate::EcnCodepoint::Ect0),
             src: destination.local,
         })
@@ -174,7 +198,9 @@ impl Connection {
         buf.len() - start
     }
 
-    fn max_datagram_len(&self) -> usize {
+    /// The largest datagram the active path takes now: its MTU, within
+    /// the anti-amplification budget.
+    pub(super) fn max_datagram_len(&self) -> usize {
         let mtu = usize::from(self.max_udp_payload);
         let mut budget = self.amplification_budget();
         if self.path.challenge.is_some() && self.path.limited && !self.path.validated {
@@ -295,14 +321,14 @@ impl Connection {
         buf.len() - start
     }
 
-    /// A datagram of ordinary packets, coalesced in space order.
-    fn write_datagram(&mut self, now: Instant, buf: &mut Vec<u8>) -> usize {
+    /// A datagram of ordinary packets, coalesced in space order (RFC 9000
+    /// §12.2), at most `max` bytes long.
+    pub(super) fn write_datagram(&mut self, now: Instant, buf: &mut Vec<u8>, max: usize) -> usize {
         self.maybe_update_keys(now);
         if self.state != State::Handshake && self.state != State::Established {
             return 0;
         }
         let start = buf.len();
-        let max = self.max_datagram_len();
         if max < MIN_PACKET_ROOM + TAG_LEN {
             return 0;
         }
@@ -363,7 +389,7 @@ impl Connection {
     }
 
     /// Whether keys for `space` are available for sending.
-    fn can_send_in(&self, space: SpaceId) -> bool {
+    pub(super) fn can_send_in(&self, space: SpaceId) -> bool {
         match space {
             SpaceId::ApplicationData => {
                 (self.one_rtt.is_some() && self.handshake_complete_or_server())

@@ -89,20 +89,25 @@ impl Pair {
         for _ in 0..1000 {
             let mut moved = false;
             let mut buf = Vec::new();
-            while let Some(t) = self.client.poll_transmit(self.now, &mut buf) {
+            // Several datagrams per transmit, as a GSO socket takes them.
+            while let Some(t) = self.client.poll_transmit(self.now, 10, &mut buf) {
                 let start = buf.len() - t.size;
-                let mut d = buf[start..].to_vec();
-                self.server.handle(self.now, self.client_addr, &mut d);
+                for d in t.datagrams(&buf[start..]) {
+                    self.server
+                        .handle(self.now, self.client_addr, &mut d.to_vec());
+                }
                 moved = true;
             }
             while let Some(id) = self.server.poll_incoming().map(|i| i.id()) {
                 self.server.accept(self.now, id).unwrap();
             }
             buf.clear();
-            while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
+            while let Some(t) = self.server.poll_transmit(self.now, 10, &mut buf) {
                 let start = buf.len() - t.size;
-                let mut d = buf[start..].to_vec();
-                self.client.handle(self.now, self.server_addr, &mut d);
+                for d in t.datagrams(&buf[start..]) {
+                    self.client
+                        .handle(self.now, self.server_addr, &mut d.to_vec());
+                }
                 moved = true;
             }
             if !moved {

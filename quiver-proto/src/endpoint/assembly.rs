@@ -78,7 +78,7 @@ mod tests {
     fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = Vec::new();
-        while let Some(t) = pair.client.poll_transmit(pair.now, &mut buf) {
+        while let Some(t) = pair.client.poll_transmit(pair.now, 1, &mut buf) {
             out.push(buf[buf.len() - t.size..].to_vec());
         }
         out

@@ -7,8 +7,13 @@
 //! # use std::time::Instant;
 //! # fn demo(mut endpoint: quiver_proto::Endpoint, now: Instant) {
 //! let mut buf = Vec::new();
-//! while let Some(t) = endpoint.poll_transmit(now, &mut buf) {
-//!     // send buf[buf.len() - t.size..] to t.destination
+//! // Up to 10 datagrams per transmit, for a socket with GSO; 1 without.
+//! while let Some(t) = endpoint.poll_transmit(now, 10, &mut buf) {
+//!     let contents = &buf[buf.len() - t.size..];
+//!     for datagram in t.datagrams(contents) {
+//!         // send datagram to t.destination (or all at once with GSO,
+//!         // segment size t.segment_size)
+//!     }
 //! }
 //! # }
 //! ```
@@ -725,13 +730,21 @@ impl Endpoint {
         Ok(handle)
     }
 
-    /// The next datagram to send, written at the end of `buf`.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+    /// The next datagrams to send, written at the end of `buf`: one, or up
+    /// to `max_datagrams` of one connection to one destination (see
+    /// [`Connection::poll_transmit`](crate::Connection::poll_transmit)).
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
         if let Some((destination, data)) = self.stateless.pop_front() {
             buf.extend_from_slice(&data);
             return Some(Transmit {
                 destination,
                 size: data.len(),
+                segment_size: None,
                 ecn: None,
                 src: None,
             });
@@ -741,7 +754,7 @@ impl Endpoint {
         // until something touches it again.
         for _ in 0..self.connections.queued() {
             let (handle, conn) = self.connections.next_queued()?;
-            let sent = conn.poll_transmit(now, buf);
+            let sent = conn.poll_transmit(now, max_datagrams, buf);
             if sent.is_some() {
                 self.connections.touch(handle);
             }

@@ -18,7 +18,7 @@ use crate::{
 fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
-    while let Some(t) = pair.client.poll_transmit(pair.now, &mut buf) {
+    while let Some(t) = pair.client.poll_transmit(pair.now, 1, &mut buf) {
         out.push(buf[buf.len() - t.size..].to_vec());
     }
     out
@@ -27,7 +27,7 @@ fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
 fn server_datagrams(server: &mut Endpoint, now: std::time::Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
-    while let Some(t) = server.poll_transmit(now, &mut buf) {
+    while let Some(t) = server.poll_transmit(now, 1, &mut buf) {
         out.push(buf[buf.len() - t.size..].to_vec());
     }
     out

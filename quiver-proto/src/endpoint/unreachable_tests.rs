@@ -12,7 +12,7 @@ use crate::{ConnectionError, ConnectionHandle, Event, Unreachable};
 /// server gets it too.
 fn first_flight_quote(pair: &mut Pair, deliver: bool) -> Vec<u8> {
     let mut buf = Vec::new();
-    let t = pair.client.poll_transmit(pair.now, &mut buf).unwrap();
+    let t = pair.client.poll_transmit(pair.now, 1, &mut buf).unwrap();
     let mut d = buf[buf.len() - t.size..].to_vec();
     let quote = d[..d.len().min(64)].to_vec();
     if deliver {
@@ -57,7 +57,7 @@ fn port_unreachable_ends_the_handshake_at_once() {
         assert_eq!(lost, Some(ConnectionError::Unreachable(kind)));
         // Nothing more goes out for it.
         let mut buf = Vec::new();
-        assert!(pair.client.poll_transmit(pair.now, &mut buf).is_none());
+        assert!(pair.client.poll_transmit(pair.now, 1, &mut buf).is_none());
     }
 }
 

@@ -317,7 +317,7 @@ fn handshake_with_quic_lb_ids_routes_at_the_load_balancer() {
     for _ in 0..50 {
         let mut moved = false;
         let mut buf = Vec::new();
-        while let Some(t) = pair.client.poll_transmit(pair.now, &mut buf) {
+        while let Some(t) = pair.client.poll_transmit(pair.now, 1, &mut buf) {
             let mut d = buf[buf.len() - t.size..].to_vec();
             let dcid = if d[0] & 0x80 == 0 {
                 short += 1;
@@ -340,7 +340,7 @@ fn handshake_with_quic_lb_ids_routes_at_the_load_balancer() {
             pair.server.accept(pair.now, id).unwrap();
         }
         buf.clear();
-        while let Some(t) = pair.server.poll_transmit(pair.now, &mut buf) {
+        while let Some(t) = pair.server.poll_transmit(pair.now, 1, &mut buf) {
             let mut d = buf[buf.len() - t.size..].to_vec();
             pair.client.handle(pair.now, pair.server_addr, &mut d);
             moved = true;

@@ -134,7 +134,7 @@ fn configs() -> anyhow::Result<(ServerConfig, ClientConfig)> {
 fn pump(now: Instant, server: &mut Endpoint, client: &mut Endpoint, buf: &mut Vec<u8>) {
     loop {
         let mut moved = false;
-        while let Some(t) = client.poll_transmit(now, buf) {
+        while let Some(t) = client.poll_transmit(now, 1, buf) {
             let start = buf.len() - t.size;
             if let DatagramEvent::NewConnection(id) = server.handle(now, CLIENT, &mut buf[start..])
             {
@@ -143,7 +143,7 @@ fn pump(now: Instant, server: &mut Endpoint, client: &mut Endpoint, buf: &mut Ve
             buf.clear();
             moved = true;
         }
-        while let Some(t) = server.poll_transmit(now, buf) {
+        while let Some(t) = server.poll_transmit(now, 1, buf) {
             let start = buf.len() - t.size;
             client.handle(now, SERVER, &mut buf[start..]);
             buf.clear();
@@ -237,7 +237,7 @@ fn measure(server: &mut Endpoint, junk: &[Vec<u8>], datagrams: usize) -> f64 {
     let ns = start.elapsed().as_nanos() as f64 / datagrams as f64;
     // Drop the queued stateless resets.
     let mut out = Vec::new();
-    while server.poll_transmit(now, &mut out).is_some() {
+    while server.poll_transmit(now, 1, &mut out).is_some() {
         out.clear();
     }
     ns

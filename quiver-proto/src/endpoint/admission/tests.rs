@@ -33,10 +33,10 @@ fn pair_with(admission: AdmissionConfig) -> Pair {
 fn fresh_initial(pair: &mut Pair) -> (ConnectionHandle, Vec<u8>) {
     let handle = pair.connect();
     let mut buf = Vec::new();
-    let t = pair.client.poll_transmit(pair.now, &mut buf).unwrap();
+    let t = pair.client.poll_transmit(pair.now, 1, &mut buf).unwrap();
     let d = buf[buf.len() - t.size..].to_vec();
     // The rest of the client's first flight, if any, is not needed.
-    while pair.client.poll_transmit(pair.now, &mut buf).is_some() {}
+    while pair.client.poll_transmit(pair.now, 1, &mut buf).is_some() {}
     (handle, d)
 }
 
@@ -44,7 +44,7 @@ fn fresh_initial(pair: &mut Pair) -> (ConnectionHandle, Vec<u8>) {
 fn replies(pair: &mut Pair) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
-    while let Some(t) = pair.server.poll_transmit(pair.now, &mut buf) {
+    while let Some(t) = pair.server.poll_transmit(pair.now, 1, &mut buf) {
         out.push(buf[buf.len() - t.size..].to_vec());
     }
     out
@@ -108,9 +108,9 @@ fn expect_retry(pair: &mut Pair, from: SocketAddr) -> Vec<u8> {
     pair.client
         .handle(pair.now, pair.server_addr, &mut reply[0]);
     let mut buf = Vec::new();
-    let t = pair.client.poll_transmit(pair.now, &mut buf).unwrap();
+    let t = pair.client.poll_transmit(pair.now, 1, &mut buf).unwrap();
     let second = buf[buf.len() - t.size..].to_vec();
-    while pair.client.poll_transmit(pair.now, &mut buf).is_some() {}
+    while pair.client.poll_transmit(pair.now, 1, &mut buf).is_some() {}
     second
 }
 
@@ -342,7 +342,7 @@ fn fleet_servers_accept_each_others_retry_tokens() {
         DatagramEvent::Handled
     );
     let mut buf = Vec::new();
-    let t = stranger.poll_transmit(pair.now, &mut buf).unwrap();
+    let t = stranger.poll_transmit(pair.now, 1, &mut buf).unwrap();
     let reply = &buf[buf.len() - t.size..];
     // The close is protected with the keys of the client's current DCID
     // (the Retry's Source CID).
