@@ -126,6 +126,19 @@ impl State {
         self.conns.values().all(|c| c.drained)
     }
 
+    /// Whether no connection will send again: each has drained or is
+    /// draining with nothing left to send (see
+    /// [`quiver_proto::Connection::is_quiet`]).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.conns.iter().all(|(&h, c)| {
+            c.drained
+                || self
+                    .proto
+                    .connection_ref(h)
+                    .is_none_or(|conn| conn.is_quiet())
+        })
+    }
+
     /// Dispatches the events of connection `handle` to the tasks waiting
     /// on it, and frees its protocol state once it has drained.
     pub(crate) fn process_connection(&mut self, handle: ConnectionHandle) {
@@ -145,6 +158,7 @@ impl State {
         cs.stats = conn.stats();
         cs.rtt = conn.rtt();
         cs.remote = conn.remote_address();
+        let quiet = conn.is_quiet();
         if conn.is_drained() {
             let reason = conn
                 .close_reason()
@@ -161,6 +175,10 @@ impl State {
             if self.is_idle() {
                 self.idle_wakers.drain(..).for_each(Waker::wake);
             }
+        } else if quiet && !self.idle_wakers.is_empty() && self.is_quiet() {
+            // `Endpoint::wait_quiet` waits with the idle wakers; the check
+            // of every connection runs only while someone waits.
+            self.idle_wakers.drain(..).for_each(Waker::wake);
         }
     }
 
