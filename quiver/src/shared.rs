@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use quiver_proto::endpoint::SeededState;
 use quiver_proto::frame::Dir;
 use quiver_proto::streams::{StreamEvent, StreamId};
 use quiver_proto::{
@@ -58,7 +59,9 @@ pub(crate) struct State {
     /// what the core is told a datagram arrived on, and what its
     /// `Transmit::src` names.
     pub(crate) preferred_local: Vec<SocketAddr>,
-    pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
+    /// Keyed by handles the endpoint numbered: a fast hasher, not std's
+    /// SipHash (looked up on every stream operation).
+    pub(crate) conns: HashMap<ConnectionHandle, ConnState, SeededState>,
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
     /// Connections that received datagrams since the driver last
@@ -92,7 +95,7 @@ impl State {
             socket_generation: 0,
             preferred: preferred.into_iter().map(Arc::new).collect(),
             preferred_local,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             incoming: VecDeque::new(),
             dirty: Vec::new(),
             accept_wakers: Vec::new(),
