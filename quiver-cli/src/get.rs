@@ -324,7 +324,6 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     };
     let progress = progress_bar(plan.len());
     let mut result = Ok(());
-    let mut ended = false;
     let mut first_alpn: Option<Vec<u8>> = None;
     for (n, batch) in batches.into_iter().enumerate() {
         let (conn, accepted) = match (&first_alpn, args.zero_rtt) {
@@ -384,8 +383,6 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
                 now => eprintln!("moved to the server's preferred address {now}"),
             }
         }
-        // A connection the peer already ended has nothing left to send.
-        ended = conn.close_reason().is_some();
         report.version = conn.version().map(|v| format!("{v:?}"));
         let code = if outcome.h3 { get_h3::CLOSE_CODE } else { 0 };
         conn.close(VarInt::from_u32(code), b"");
@@ -399,11 +396,12 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         }
     }
     progress.finish_and_clear();
-    // Otherwise give our CONNECTION_CLOSE a moment to go out and the
-    // peer's retransmissions an answer (RFC 9000 §10.2.1).
-    if !ended {
-        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
-    }
+    // Give our CONNECTION_CLOSE (or the h3 layer's, or our reply to the
+    // peer's) a moment to go out and be answered (RFC 9000 §10.2.1), but
+    // not the draining period after the answer: nothing is sent then, and
+    // waiting it out (`wait_idle`) cost every download about 3 PTOs
+    // (~90 ms on loopback).
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_quiet()).await;
     result
 }
 

@@ -2,23 +2,19 @@
 
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use h3::error::Code;
 use h3::quic::{self, StreamErrorIncoming, StreamId};
 use quiver::{Dir, Side};
 
 use crate::error::{code, read_error, stream_id};
 
-/// The size of the buffers reads are made into.
-const CHUNK: usize = 64 * 1024;
-/// Less room than this left in the buffer: start a new one.
-const MIN_READ: usize = 4 * 1024;
-
 /// The receiving side of a quiver stream, handing h3 the data as
 /// [`Bytes`] chunks.
 ///
-/// Reads copy out of quiver's reassembly into a buffer that is split off
-/// as each chunk, so one allocation serves several small reads.
+/// The chunks are quiver's own receive buffer
+/// ([`quiver::RecvStream::read_chunk`]): nothing is copied between the
+/// packet and h3.
 ///
 /// Dropped before its end, it asks the peer to stop sending with an
 /// HTTP/3 code rather than quiver's default 0 (RFC 9114 §4.1.1, §4.1.2):
@@ -29,7 +25,6 @@ const MIN_READ: usize = 4 * 1024;
 #[derive(Debug)]
 pub struct RecvStream {
     stream: quiver::RecvStream,
-    buf: BytesMut,
     /// The STOP_SENDING code if dropped before the end.
     abandon: Code,
 }
@@ -41,11 +36,7 @@ impl RecvStream {
             (Dir::Bi, Side::Client) => Code::H3_REQUEST_CANCELLED,
             _ => Code::H3_NO_ERROR,
         };
-        Self {
-            stream,
-            buf: BytesMut::new(),
-            abandon,
-        }
+        Self { stream, abandon }
     }
 
     /// The quiver stream underneath.
@@ -61,21 +52,9 @@ impl quic::RecvStream for RecvStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        // Read into all the room left after the chunks already handed out
-        // (a fresh allocation only when little is left); a pending read
-        // keeps the buffer as is.
-        if self.buf.capacity() < MIN_READ {
-            self.buf.reserve(CHUNK);
-        }
-        self.buf.resize(self.buf.capacity(), 0);
-        match std::task::ready!(self.stream.poll_recv(cx, &mut self.buf)) {
-            Ok(Some(n)) => {
-                self.buf.truncate(n);
-                Poll::Ready(Ok(Some(self.buf.split().freeze())))
-            }
-            Ok(None) => Poll::Ready(Ok(None)),
-            Err(e) => Poll::Ready(Err(read_error(e))),
-        }
+        self.stream
+            .poll_read_chunk(cx, usize::MAX)
+            .map_err(read_error)
     }
 
     /// STOP_SENDING with `error_code`; nothing happens if the stream

@@ -669,6 +669,8 @@ pub struct AppConfig {
     /// Open the planned streams before the handshake completes when the
     /// connection allows it (a client sending 0-RTT).
     pub early: bool,
+    /// Read with `Connection::read_chunk` (no copy) instead of `read`.
+    pub read_chunks: bool,
 }
 
 /// What the application saw of one stream it receives on.
@@ -889,10 +891,22 @@ impl AppState {
             self.scratch = buf;
             return;
         }
+        let chunks = self.config.read_chunks;
         loop {
-            match conn.read(now, id, &mut buf) {
+            let mut chunk = Bytes::new();
+            let result = if chunks {
+                conn.read_chunk(now, id, usize::MAX).map(|c| {
+                    c.map(|c| {
+                        chunk = c;
+                        chunk.len()
+                    })
+                })
+            } else {
+                conn.read(now, id, &mut buf)
+            };
+            match result {
                 Ok(Some(n)) => {
-                    let data = &buf[..n];
+                    let data = if chunks { &chunk[..] } else { &buf[..n] };
                     if verify && log.mismatch.is_none() {
                         let expected = pattern(id.into_inner(), log.bytes, n);
                         if let Some(i) = data.iter().zip(&expected).position(|(a, b)| a != b) {

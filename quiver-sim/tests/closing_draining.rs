@@ -14,7 +14,7 @@ use bytes::Bytes;
 use quiver_proto::packet::PacketType;
 use quiver_proto::{ConnectionError, ConnectionHandle, Endpoint, VarInt};
 use quiver_sim::quic::{CLIENT_ADDR, Pair, SERVER_ADDR};
-use quiver_sim::{LinkConfig, Seed, TraceKind, Verdict};
+use quiver_sim::{LinkConfig, Seed, TraceKind, Verdict, for_each_seed};
 
 mod common_close;
 use common_close::{
@@ -458,4 +458,71 @@ fn closing_client_resends_its_close_to_a_server_out_of_budget() {
     let ended = pair.net.now();
     assert!(ended > close_at + Duration::from_secs(2), "{context}");
     assert!(ended < close_at + Duration::from_secs(4), "{context}");
+}
+
+/// `Connection::is_quiet`, what `Endpoint::wait_quiet` waits for before a
+/// program exits: the side that closed is quiet once the peer's answering
+/// CONNECTION_CLOSE arrives (it then drains and "MUST NOT send any
+/// packets", RFC 9000 §10.2.2), about one round trip after the close and
+/// long before the draining period (three PTOs) ends; the peer, draining,
+/// is quiet once its single reply is sent.
+#[test]
+fn closing_side_is_quiet_once_the_peer_answers_long_before_it_drains() {
+    for_each_seed(10, |seed| quiet_after_the_peers_answer(seed.0));
+}
+
+fn quiet_after_the_peers_answer(seed: u64) {
+    let (mut pair, client, server) = established(seed);
+    pair.net.record(true);
+    let start = pair.net.now();
+    pair.client().conn(client).close(
+        start,
+        VarInt::from_u32(APP_CODE),
+        Bytes::from_static(APP_REASON),
+    );
+    assert!(
+        !pair.client().conn(client).is_quiet(),
+        "closing: it may still have to answer"
+    );
+    let mut server_quiet_at = None;
+    let client_quiet_at = loop {
+        assert!(pair.net.step());
+        let now = pair.net.now();
+        assert!(now - start < Duration::from_secs(5), "never quiet");
+        let server_quiet = pair
+            .server()
+            .endpoint
+            .connection(server)
+            .is_none_or(|c| c.is_quiet());
+        if server_quiet && server_quiet_at.is_none() {
+            server_quiet_at = Some(now);
+        }
+        if pair.client().conn(client).is_quiet() {
+            break now;
+        }
+    };
+    assert!(
+        server_quiet_at.is_some_and(|at| at <= client_quiet_at),
+        "the server answered, so it was quiet first"
+    );
+    assert!(
+        client_quiet_at - start <= 2 * PATH_RTT,
+        "one round trip: {:?}",
+        client_quiet_at - start
+    );
+    assert!(
+        !pair.client().conn(client).is_drained(),
+        "quiet before the draining period ends"
+    );
+    // Draining, it sends nothing more, and drains after three PTOs.
+    let sent_before = pair.net.sent_from(CLIENT_ADDR).count();
+    assert!(sent_before > 0, "the close was recorded");
+    pair.net.run_for(Duration::from_secs(1));
+    assert_eq!(pair.net.sent_from(CLIENT_ADDR).count(), sent_before);
+    assert!(
+        pair.client()
+            .endpoint
+            .connection(client)
+            .is_none_or(|c| c.is_drained())
+    );
 }

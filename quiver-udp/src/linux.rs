@@ -3,6 +3,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::cmsg::{self, RECV_SPACE, SEND_SPACE};
@@ -33,6 +34,21 @@ pub(crate) struct State {
     pktinfo: bool,
     /// ICMP errors are queued for us (`IP_RECVERR`, `IPV6_RECVERR`).
     icmp: AtomicBool,
+    /// Control buffers for `recvmmsg`, kept between calls.
+    recv_controls: RecvControls,
+}
+
+/// `recvmmsg`'s control buffers (~5 KB): kept, because zeroing a fresh
+/// array on every receive call cost more than the rest of the call's
+/// userspace work. The kernel writes each buffer's used prefix and
+/// reports its length; only that prefix is decoded, so what earlier calls
+/// left beyond it is never read.
+struct RecvControls(Mutex<Box<[cmsg::Buf<RECV_SPACE>; BATCH_SIZE]>>);
+
+impl std::fmt::Debug for RecvControls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecvControls")
+    }
 }
 
 impl State {
@@ -90,6 +106,7 @@ impl State {
             ecn_send: AtomicBool::new(options.ecn),
             pktinfo,
             icmp: AtomicBool::new(false),
+            recv_controls: RecvControls(Mutex::new(Box::new([cmsg::Buf::new(); BATCH_SIZE]))),
         };
         tracing::debug!(?state, "UDP socket configured");
         Ok(state)
@@ -236,10 +253,17 @@ impl State {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> io::Result<usize> {
-        let mut controls = [cmsg::Buf::<RECV_SPACE>::new(); BATCH_SIZE];
+        // One receiving task per socket: the lock is never contended (a
+        // poisoned one only means a panic elsewhere; the buffers are fine).
+        let mut controls = self
+            .recv_controls
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let controls = &mut **controls;
         let mut out = [Received::default(); BATCH_SIZE];
         let n = bufs.len().min(meta.len()).min(BATCH_SIZE);
-        let got = sys::recvmmsg(io.as_raw_fd(), &mut bufs[..n], &mut controls, &mut out)?;
+        let got = sys::recvmmsg(io.as_raw_fd(), &mut bufs[..n], controls, &mut out)?;
         for i in 0..got {
             let r = out[i];
             let info = cmsg::decode(&controls[i].0[..r.control_len]);

@@ -416,6 +416,32 @@ impl Endpoint {
         .await
     }
 
+    /// Waits until no connection will send again: each has drained, or is
+    /// draining (its peer's CONNECTION_CLOSE arrived, RFC 9000 §10.2.2)
+    /// with no reply left to send. After closing, this is usually one
+    /// round trip, where [`wait_idle`](Self::wait_idle) also waits out the
+    /// draining period (three probe timeouts): what a program that exits
+    /// after closing needs to know its close was delivered.
+    ///
+    /// ```no_run
+    /// # async fn f(endpoint: quiver::Endpoint, conn: quiver::Connection) {
+    /// conn.close(quiver::VarInt::from_u32(0), b"done");
+    /// // Bounded: a peer that never answers leaves us closing for 3 PTOs.
+    /// let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_quiet()).await;
+    /// # }
+    /// ```
+    pub async fn wait_quiet(&self) {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.is_quiet() || state.driver_error.is_some() {
+                return Poll::Ready(());
+            }
+            state.idle_wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// What admission control did with new clients and what the endpoint
     /// holds now (see [`crate::AdmissionConfig`]).
     pub fn stats(&self) -> crate::EndpointStats {

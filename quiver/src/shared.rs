@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use quiver_proto::endpoint::SeededState;
 use quiver_proto::frame::Dir;
 use quiver_proto::streams::{StreamEvent, StreamId};
 use quiver_proto::{
@@ -58,7 +59,9 @@ pub(crate) struct State {
     /// what the core is told a datagram arrived on, and what its
     /// `Transmit::src` names.
     pub(crate) preferred_local: Vec<SocketAddr>,
-    pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
+    /// Keyed by handles the endpoint numbered: a fast hasher, not std's
+    /// SipHash (looked up on every stream operation).
+    pub(crate) conns: HashMap<ConnectionHandle, ConnState, SeededState>,
     /// Connection attempts not yet handed to the application.
     pub(crate) incoming: VecDeque<(IncomingId, SocketAddr)>,
     /// Connections that received datagrams since the driver last
@@ -92,7 +95,7 @@ impl State {
             socket_generation: 0,
             preferred: preferred.into_iter().map(Arc::new).collect(),
             preferred_local,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             incoming: VecDeque::new(),
             dirty: Vec::new(),
             accept_wakers: Vec::new(),
@@ -126,6 +129,19 @@ impl State {
         self.conns.values().all(|c| c.drained)
     }
 
+    /// Whether no connection will send again: each has drained or is
+    /// draining with nothing left to send (see
+    /// [`quiver_proto::Connection::is_quiet`]).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.conns.iter().all(|(&h, c)| {
+            c.drained
+                || self
+                    .proto
+                    .connection_ref(h)
+                    .is_none_or(|conn| conn.is_quiet())
+        })
+    }
+
     /// Dispatches the events of connection `handle` to the tasks waiting
     /// on it, and frees its protocol state once it has drained.
     pub(crate) fn process_connection(&mut self, handle: ConnectionHandle) {
@@ -145,6 +161,7 @@ impl State {
         cs.stats = conn.stats();
         cs.rtt = conn.rtt();
         cs.remote = conn.remote_address();
+        let quiet = conn.is_quiet();
         if conn.is_drained() {
             let reason = conn
                 .close_reason()
@@ -161,6 +178,10 @@ impl State {
             if self.is_idle() {
                 self.idle_wakers.drain(..).for_each(Waker::wake);
             }
+        } else if quiet && !self.idle_wakers.is_empty() && self.is_quiet() {
+            // `Endpoint::wait_quiet` waits with the idle wakers; the check
+            // of every connection runs only while someone waits.
+            self.idle_wakers.drain(..).for_each(Waker::wake);
         }
     }
 

@@ -6,6 +6,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+
 use quiver_proto::streams::{self as ps, StreamId};
 use quiver_proto::{ConnectionError, VarInt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -342,12 +344,12 @@ impl RecvStream {
     /// Reads the whole stream, failing if it holds more than `limit` bytes.
     pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, ReadToEndError> {
         let mut out = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        while let Some(n) = self.read(&mut chunk).await? {
-            if out.len() + n > limit {
+        // Chunks: one copy, into `out`, and no bounce buffer.
+        while let Some(chunk) = self.read_chunk(usize::MAX).await? {
+            if out.len() + chunk.len() > limit {
                 return Err(ReadToEndError::TooLong);
             }
-            out.extend_from_slice(&chunk[..n]);
+            out.extend_from_slice(&chunk);
         }
         Ok(out)
     }
@@ -368,24 +370,80 @@ impl RecvStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<Result<Option<usize>, ReadError>> {
+        if buf.is_empty() && self.readable_state().is_none() {
+            return Poll::Ready(Ok(Some(0)));
+        }
+        self.poll_with(cx, |conn, id| conn.read(now(), id, buf))
+    }
+
+    /// Takes the next data of the stream, at most `max` bytes, without
+    /// copying it out of quiver's receive buffer, waiting for data:
+    /// `Ok(Some(chunk))`, or `Ok(None)` at the end of the stream. A chunk
+    /// can be shorter than what has arrived (chunks end where quiver's
+    /// buffer pages do); `read` and `read_chunk` can be mixed.
+    ///
+    /// The chunk shares memory with the stream's buffer, which is reused
+    /// once every chunk of it is dropped: keeping chunks for long keeps
+    /// that memory.
+    ///
+    /// ```no_run
+    /// # async fn f(mut recv: quiver::RecvStream) -> Result<(), quiver::ReadError> {
+    /// let mut total = 0;
+    /// while let Some(chunk) = recv.read_chunk(usize::MAX).await? {
+    ///     total += chunk.len(); // a `bytes::Bytes`, handed on as is
+    /// }
+    /// println!("{total} bytes");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, ReadError> {
+        poll_fn(|cx| self.poll_read_chunk(cx, max)).await
+    }
+
+    /// Polling form of [`read_chunk`](Self::read_chunk).
+    pub fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<Result<Option<Bytes>, ReadError>> {
+        if max == 0 && self.readable_state().is_none() {
+            return Poll::Ready(Ok(Some(Bytes::new())));
+        }
+        self.poll_with(cx, |conn, id| conn.read_chunk(now(), id, max))
+    }
+
+    /// What this handle already knows ends reading: `None` if the stream
+    /// may still be read.
+    fn readable_state(&self) -> Option<Result<Option<()>, ReadError>> {
         if self.eof {
-            return Poll::Ready(Ok(None));
+            return Some(Ok(None));
         }
         if let Some(code) = self.reset {
-            return Poll::Ready(Err(ReadError::Reset(code)));
+            return Some(Err(ReadError::Reset(code)));
         }
         if self.stopped {
-            return Poll::Ready(Err(ReadError::ClosedStream));
+            return Some(Err(ReadError::ClosedStream));
         }
-        if buf.is_empty() {
-            return Poll::Ready(Ok(Some(0)));
+        None
+    }
+
+    /// The part of reading shared by [`poll_recv`](Self::poll_recv) and
+    /// [`poll_read_chunk`](Self::poll_read_chunk): `read` takes data from
+    /// the connection; a blocked read registers the waker.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: impl FnOnce(&mut quiver_proto::Connection, StreamId) -> Result<Option<T>, ps::ReadError>,
+    ) -> Poll<Result<Option<T>, ReadError>> {
+        if let Some(end) = self.readable_state() {
+            return Poll::Ready(end.map(|_| None));
         }
         let id = self.id;
         let r = self.conn.with(|state, h| {
             let Some(conn) = state.proto.connection(h) else {
                 return Poll::Ready(Err(conn_state(state, h).lost().into()));
             };
-            match conn.read(now(), id, buf) {
+            match read(conn, id) {
                 Ok(r) => {
                     // Reading may free flow-control credit to announce.
                     if conn.has_stream_control_frames() {

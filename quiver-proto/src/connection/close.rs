@@ -150,6 +150,20 @@ impl Connection {
         self.enter_closing_period(now);
     }
 
+    /// Whether the connection will send nothing more: it drained, or it is
+    /// draining with no reply left to send. RFC 9000 §10.2.2: a draining
+    /// endpoint received the peer's CONNECTION_CLOSE and "MUST NOT send
+    /// any packets" beyond the single optional reply; so the peer has
+    /// finished with it, and a program about to exit loses nothing by not
+    /// waiting out the draining period.
+    pub fn is_quiet(&self) -> bool {
+        match self.state {
+            State::Drained => true,
+            State::Draining => self.close.as_ref().is_none_or(|c| !c.pending),
+            _ => false,
+        }
+    }
+
     /// Whether a packet of type `ty`, arriving while draining, should still
     /// be read: only the 1-RTT packet of the datagram whose converted close
     /// started the draining (see [`Connection::on_peer_close`]).

@@ -249,6 +249,25 @@ impl Connection {
         self.streams.read(now, rtt, id, buf)
     }
 
+    /// Takes the next in-order data of a stream, at most `max` bytes, as a
+    /// [`Bytes`](bytes::Bytes) sharing the reassembly buffer instead of
+    /// copying it: `Ok(Some(chunk))`, `Ok(None)` at the end of the stream.
+    /// A chunk can be shorter than what is readable (it ends at a buffer
+    /// page); reads and chunk reads can be mixed. Flow-control credit is
+    /// returned as by [`read`](Self::read).
+    pub fn read_chunk(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        max: usize,
+    ) -> Result<Option<bytes::Bytes>, ReadError> {
+        if self.is_closed() {
+            return Err(ReadError::ConnectionLost);
+        }
+        let rtt = self.rtt.smoothed_rtt();
+        self.streams.read_chunk(now, rtt, id, max)
+    }
+
     /// Asks the peer to stop sending on a stream (STOP_SENDING, §19.5).
     pub fn stop_sending(&mut self, id: StreamId, code: VarInt) -> Result<(), StreamError> {
         if self.is_closed() {

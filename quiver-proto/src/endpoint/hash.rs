@@ -9,14 +9,17 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-/// Builds [`FoldHasher`]s from one seed.
+/// Builds [`FoldHasher`]s from one seed. Public for maps keyed by values
+/// the local side chose (connection handles in the `quiver` runtime);
+/// never for keys a peer picks.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SeededState {
+pub struct SeededState {
     seed: u64,
 }
 
 impl SeededState {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A state whose hashers start from `seed`.
+    pub fn new(seed: u64) -> Self {
         Self { seed }
     }
 }
@@ -38,7 +41,7 @@ impl BuildHasher for SeededState {
 /// Mixes each 64-bit word in with a folded 128-bit multiply (the low and
 /// high halves of the product XORed), as foldhash and wyhash do.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FoldHasher {
+pub struct FoldHasher {
     state: u64,
 }
 

@@ -49,7 +49,7 @@ use rand_chacha::ChaCha20Rng;
 use self::admission::Admission;
 pub use self::admission::{AdmissionConfig, EndpointStats, RefusedStats};
 pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
-use self::hash::SeededState;
+pub use self::hash::{FoldHasher, SeededState};
 pub use self::incoming::{Incoming, IncomingId};
 pub use self::new_token::NewTokenConfig;
 use self::new_token::{NewTokenKey, ReplayFilter};

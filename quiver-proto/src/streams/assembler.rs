@@ -12,6 +12,11 @@
 //! in data below the stream's flow-control limit, so at most
 //! `limit - read offset` bytes (rounded out to whole pages) are ever held,
 //! plus a few read pages kept for reuse.
+//! Pages are [`BytesMut`]s: [`Assembler::read_chunk`] hands the readable
+//! part of the front page to the application as a [`Bytes`] sharing the
+//! page (no copy), and [`Assembler::read`] copies out and advances past it
+//! the same way. A page whose chunks the application has dropped is reused
+//! like one read by copy.
 //! Bytes that were already received are simply written again (RFC 9000
 //! §2.2: "The data at a given offset MUST NOT change if it is sent multiple
 //! times"), which costs no memory; bytes below the read offset are dropped.
@@ -26,6 +31,8 @@
 //! page per stream for rounding, and a bounded number of ranges.
 
 use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::range_set::RangeSet;
 
@@ -42,14 +49,18 @@ pub(super) struct Assembler {
     /// `pages[i]` holds offsets `(base_page + i) * PAGE ..`; `None` until a
     /// byte of it arrives. A page's length is the end of what was written
     /// into it (gaps below are zero-filled), so in-order data is appended
-    /// without zeroing the page first.
-    pages: VecDeque<Option<Vec<u8>>>,
+    /// without zeroing the page first. The front page has had its first
+    /// [`head`](Self::head) bytes (those already read) split or advanced
+    /// off.
+    pages: VecDeque<Option<BytesMut>>,
     /// The page holding `read`.
     base_page: u64,
     /// Pages already read, kept for the next ones (at most [`SPARE_PAGES`]):
     /// a stream read as it arrives reuses a few pages instead of allocating
-    /// and zeroing one per 4 KiB.
-    spare: Vec<Vec<u8>>,
+    /// and zeroing one per 4 KiB. A page handed out by
+    /// [`read_chunk`](Self::read_chunk) is reusable once the application
+    /// has dropped its chunks.
+    spare: Vec<BytesMut>,
 }
 
 /// Read pages kept for reuse per stream.
@@ -99,6 +110,22 @@ impl Assembler {
         self.pages.iter().flatten().count() * PAGE
     }
 
+    /// Bytes of the front page already read and removed from it.
+    fn head(&self) -> usize {
+        (self.read - self.base_page * PAGE as u64) as usize
+    }
+
+    /// An empty page: a spare one none of whose chunks is still held by
+    /// the application, else a new one.
+    fn new_page(spare: &mut Vec<BytesMut>) -> BytesMut {
+        // `try_reclaim` succeeds only when no chunk of the page is alive,
+        // and never allocates.
+        match spare.iter_mut().position(|p| p.try_reclaim(PAGE)) {
+            Some(i) => spare.swap_remove(i),
+            None => BytesMut::with_capacity(PAGE),
+        }
+    }
+
     /// Stores `data`, which starts at stream offset `offset`. Returns
     /// whether bytes became readable that were not before.
     pub(super) fn insert(&mut self, offset: u64, data: &[u8]) -> bool {
@@ -117,9 +144,14 @@ impl Assembler {
             if self.pages.len() <= page {
                 self.pages.resize_with(page + 1, || None);
             }
+            // The front page starts at the read offset, not at its own.
+            let within = if page == 0 {
+                within - self.head()
+            } else {
+                within
+            };
             let spare = &mut self.spare;
-            let slot = self.pages[page]
-                .get_or_insert_with(|| spare.pop().unwrap_or_else(|| Vec::with_capacity(PAGE)));
+            let slot = self.pages[page].get_or_insert_with(|| Self::new_page(spare));
             if slot.len() < within {
                 slot.resize(within, 0);
             }
@@ -139,25 +171,51 @@ impl Assembler {
         let n = (self.readable().min(buf.len() as u64)) as usize;
         let mut done = 0;
         while done < n {
-            let within = (self.read % PAGE as u64) as usize;
-            let take = (n - done).min(PAGE - within);
-            let page = self.pages[0]
-                .as_ref()
-                .expect("readable bytes are on an allocated page");
-            buf[done..done + take].copy_from_slice(&page[within..within + take]);
+            let page = self.front_page();
+            let take = (n - done).min(page.len());
+            buf[done..done + take].copy_from_slice(&page[..take]);
+            page.advance(take);
             done += take;
-            self.read += take as u64;
-            if self.read % PAGE as u64 == 0 {
-                if let Some(Some(mut page)) = self.pages.pop_front() {
-                    if self.spare.len() < SPARE_PAGES {
-                        page.clear();
-                        self.spare.push(page);
-                    }
-                }
-                self.base_page += 1;
-            }
+            self.advance(take);
         }
         n
+    }
+
+    /// The next readable bytes, at most `max` of them, as a slice of the
+    /// page they were received into (no copy): up to the end of that page,
+    /// so a chunk may be shorter than what is readable. `None` if nothing is
+    /// readable or `max` is 0.
+    pub(super) fn read_chunk(&mut self, max: usize) -> Option<Bytes> {
+        let n = self.readable().min(max as u64) as usize;
+        if n == 0 {
+            return None;
+        }
+        let page = self.front_page();
+        let take = n.min(page.len());
+        let chunk = page.split_to(take).freeze();
+        self.advance(take);
+        Some(chunk)
+    }
+
+    /// The front page, which holds the readable bytes at its start.
+    fn front_page(&mut self) -> &mut BytesMut {
+        self.pages[0]
+            .as_mut()
+            .expect("readable bytes are on an allocated page")
+    }
+
+    /// Moves the read offset past `n` bytes just removed from the front
+    /// page; a page read to its end is dropped (kept as a spare).
+    fn advance(&mut self, n: usize) {
+        self.read += n as u64;
+        if self.read % PAGE as u64 == 0 {
+            if let Some(Some(page)) = self.pages.pop_front() {
+                if self.spare.len() < SPARE_PAGES {
+                    self.spare.push(page);
+                }
+            }
+            self.base_page += 1;
+        }
     }
 
     /// Drops all buffered data (after a reset or when the application

@@ -43,6 +43,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::Side;
 use crate::coding::VarInt;
 use crate::frame::Dir;
@@ -466,12 +468,43 @@ impl StreamsState {
         id: StreamId,
         buf: &mut [u8],
     ) -> Result<Option<usize>, ReadError> {
+        self.read_with(now, rtt, id, |recv| recv.read(buf))
+    }
+
+    /// Takes the next in-order data, at most `max` bytes, as a [`Bytes`]
+    /// sharing the reassembly buffer (no copy): `Ok(Some(chunk))`,
+    /// `Ok(None)` at the end of the stream. A chunk can be shorter than
+    /// what is readable; flow-control credit is returned as by
+    /// [`read`](Self::read).
+    pub fn read_chunk(
+        &mut self,
+        now: Instant,
+        rtt: Duration,
+        id: StreamId,
+        max: usize,
+    ) -> Result<Option<Bytes>, ReadError> {
+        self.read_with(now, rtt, id, |recv| recv.read_chunk(max))
+    }
+
+    /// What [`read`](Self::read) and [`read_chunk`](Self::read_chunk)
+    /// share: `take` reads from the stream's receiving part and returns the
+    /// bytes consumed, which are credited to the connection window; window
+    /// updates are queued and a finished stream released.
+    fn read_with<T>(
+        &mut self,
+        now: Instant,
+        rtt: Duration,
+        id: StreamId,
+        take: impl FnOnce(&mut RecvStream) -> (Result<Option<T>, ReadError>, u64),
+    ) -> Result<Option<T>, ReadError> {
         let recv = self
             .lookup(id)?
             .recv
             .as_mut()
             .ok_or(ReadError::UnknownStream)?;
-        let (result, consumed) = recv.read(buf);
+        let (result, consumed) = take(recv);
+        // RFC 9000 §4.2: credit freed by reading is announced with
+        // MAX_STREAM_DATA / MAX_DATA when the window policy says so.
         let update = recv.poll_window_update(Some((now, rtt)));
         if update {
             self.max_stream_data_pending.insert(id);

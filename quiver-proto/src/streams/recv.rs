@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::ReadError;
 use super::assembler::Assembler;
 use super::flow_control::RecvWindow;
@@ -225,6 +227,35 @@ impl RecvStream {
     /// Reads ordered data into `buf`. Returns the result and the bytes the
     /// application consumed.
     pub(super) fn read(&mut self, buf: &mut [u8]) -> (Result<Option<usize>, ReadError>, u64) {
+        self.read_with(|assembler| {
+            let n = assembler.read(buf);
+            // An empty buffer reads 0 bytes while data is waiting.
+            (n > 0 || (buf.is_empty() && assembler.readable() > 0)).then_some((n, n))
+        })
+    }
+
+    /// Takes the next ordered data, at most `max` bytes, without copying it
+    /// (see [`Assembler::read_chunk`]). Returns the result and the bytes the
+    /// application consumed, like [`read`](Self::read).
+    pub(super) fn read_chunk(&mut self, max: usize) -> (Result<Option<Bytes>, ReadError>, u64) {
+        self.read_with(|assembler| {
+            if max == 0 {
+                return (assembler.readable() > 0).then(|| (Bytes::new(), 0));
+            }
+            let chunk = assembler.read_chunk(max)?;
+            let n = chunk.len();
+            Some((chunk, n))
+        })
+    }
+
+    /// The state machine shared by [`read`](Self::read) and
+    /// [`read_chunk`](Self::read_chunk): `take` removes readable data from
+    /// the assembler and returns it with its length, or `None` if there is
+    /// none; the length is credited to the stream window.
+    fn read_with<T>(
+        &mut self,
+        take: impl FnOnce(&mut Assembler) -> Option<(T, usize)>,
+    ) -> (Result<Option<T>, ReadError>, u64) {
         self.notified = false;
         if self.stopped.is_some() {
             return (Err(ReadError::ClosedStream), 0);
@@ -237,10 +268,11 @@ impl RecvStream {
             }
             RecvState::DataRead | RecvState::ResetRead => (Err(ReadError::ClosedStream), 0),
             RecvState::Recv | RecvState::SizeKnown | RecvState::DataRecvd => {
-                let n = self.assembler.read(buf);
-                self.window.consume(n as u64);
-                if n > 0 || (buf.is_empty() && self.assembler.readable() > 0) {
-                    return (Ok(Some(n)), n as u64);
+                if let Some((data, n)) = take(&mut self.assembler) {
+                    // RFC 9000 §4.1/§4.2: consumed bytes free stream credit
+                    // (and connection credit, counted by the caller).
+                    self.window.consume(n as u64);
+                    return (Ok(Some(data)), n as u64);
                 }
                 if self.final_size == Some(self.assembler.read_offset()) {
                     // RFC 9000 §3.2: "Once stream data has been delivered, the

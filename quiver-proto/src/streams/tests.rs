@@ -8,6 +8,7 @@ use super::*;
 use crate::frame::{self, Frame};
 use crate::{TransportError, TransportErrorCode};
 
+mod chunks;
 mod errors;
 mod flows;
 
