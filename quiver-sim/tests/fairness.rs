@@ -57,16 +57,34 @@ fn assert_fair(seed: Seed, shares: Shares) {
     );
 }
 
-// KNOWN FAILURE, ignored until CUBIC is fixed: on this perfectly
-// deterministic drop-tail link the two CUBIC flows lock into unequal
-// shares (balance 0.68 to 1.00 over seeds 0 to 11, 6 of 12 below 0.8,
-// with a 10 s warm-up as here). A 0.05% random loss on the link, which
-// breaks drop-tail phase locking, brings most seeds to 0.83-0.96 but seed
-// 4 still gives 0.78. Not yet diagnosed; NewReno on the same link shares
-// within 0.89-0.99. A lead: with fast convergence off (RFC 9438 §4.7,
-// implemented as written) seeds 0, 4, 7, 9 and 11 give 0.79, 0.99, 0.88,
-// 0.89 and 0.85 instead of 0.79, 0.76, 0.71, 0.68 and 0.71; HyStart++ on
-// or off changes nothing.
+// KNOWN FAILURE (issue 10). Diagnosed with `cubic_trace.rs` (per-flow
+// congestion events, cwnd, W_max and K; knobs for jitter, random loss,
+// Poisson cross traffic, fast convergence, warm-up and span): not a bug
+// found in CUBIC, and not drop-tail phase locking either.
+// - CUBIC checked against RFC 9438 §4.2-§4.8 and RFC 9002 §7.3.2: W_max
+//   and fast convergence, K from cwnd_epoch, the t + RTT target within
+//   [cwnd, 1.5 cwnd], W_est with α_cubic until cwnd_prior, one reduction
+//   per recovery period, no growth on app-limited ACKs (6 in a 40 s run).
+//   No deviation.
+// - Over 30 s after 10 s, seeds 0-23: 8 of 24 below 0.8 (min 0.68). What
+//   "breaks phase locking" does not fix it: 300 µs jitter 2 of 12 below
+//   (min 0.67); Poisson cross traffic at 5% of the link 2 of 12 (0.75),
+//   at 10% 2 of 12 (0.59); 0.05% random loss 1 of 12 (0.78). Fast
+//   convergence off 1 of 12 (0.79), but with 300 µs jitter 7 of 12 (0.64):
+//   the lead was noise.
+// - 30 s is short for this link: each flow sees ~12 congestion events in
+//   it (one every ~2.5 s, K ≈ 3-4 s). Even after a 60 s warm-up, 4 of 24
+//   seeds are below 0.8 over the next 30 s (min 0.70); over 90 s, 47 of
+//   48 seeds reach 0.8 (seed 0x1a: 0.75). NewReno, which passes on the
+//   default two seeds, gives 0.79 at seed 20 over 30 s too.
+// - Why convergence is slow: the larger flow does not see more loss. In
+//   all 12 seeds it took 40-50% of the congestion events with 52-59% of
+//   the window; with 5% cross traffic its per-packet loss rate was 0.41
+//   to 0.88 times the smaller flow's in 11 of 12. CUBIC regrows each flow
+//   to its own W_max in about K, so at equal event counts the ratio
+//   barely moves (NewReno's equal additive increase converges anyway);
+//   shares drift (seed 0x1a, 10 s windows: 0.39, 0.85, 0.90, 0.57, 0.68,
+//   0.75, 0.97). Why the smaller flow is hit more is not diagnosed yet.
 #[test]
 #[ignore = "CUBIC flows do not converge within 20% on a deterministic drop-tail bottleneck (issue 10)"]
 fn two_cubic_flows_share_fairly() {
@@ -86,7 +104,11 @@ fn two_newreno_flows_share_fairly() {
 
 // KNOWN FAILURE, ignored until BBR is fixed: balance 0.52 to 0.97 over
 // seeds 0 to 11 (the first flow keeps more); with 0.05% random loss on
-// the link 0.85 to 0.97 over seeds 0, 4, 5, 7, 9 and 11.
+// the link 0.85 to 0.97 over seeds 0, 4, 5, 7, 9 and 11. Not diagnosed;
+// measured with `cubic_trace.rs` (`CTRL=bbr`), seeds 0-11: over 30 s
+// after 10 s, 3 below 0.8 (min 0.62); over 90 s, none (min 0.80); 30 s
+// after a 60 s warm-up, 1 (0.79); with 5% Poisson cross traffic, 2
+// (0.76). The flows converge, slower than the 10 s warm-up allows.
 #[test]
 #[ignore = "BBR flows do not converge within 20% on a deterministic drop-tail bottleneck (issue 10)"]
 fn two_bbr_flows_share_fairly() {

@@ -4,6 +4,10 @@
 //! queue, one rate), read everything and count the bytes.
 #![allow(dead_code)] // each test file uses a subset
 
+mod cross_traffic;
+
+pub use cross_traffic::{CROSS_ADDR, CrossTraffic, SINK_ADDR, Sink};
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -174,6 +178,23 @@ pub fn two_flows(
     warmup: Duration,
     span: Duration,
 ) -> Shares {
+    two_flows_with_cross_traffic(seed, link, 0, first, second, head_start, warmup, span)
+}
+
+/// [`two_flows`], with [`CrossTraffic`] of `cross_rate` bytes per second
+/// on average (none if 0) through the same bottleneck queue from the
+/// start.
+#[allow(clippy::too_many_arguments)]
+pub fn two_flows_with_cross_traffic(
+    seed: Seed,
+    link: LinkConfig,
+    cross_rate: u64,
+    first: Arc<dyn ControllerFactory>,
+    second: Arc<dyn ControllerFactory>,
+    head_start: Duration,
+    warmup: Duration,
+    span: Duration,
+) -> Shares {
     let server = TransportConfig {
         congestion: Arc::new(InTurn::new(vec![first, second])),
         ..TransportConfig::default()
@@ -182,6 +203,15 @@ pub fn two_flows(
     let client2 = pair.add_client(CLIENT2_ADDR);
     pair.net
         .share_link(SERVER_ADDR, CLIENT2_ADDR, (SERVER_ADDR, CLIENT_ADDR));
+    if cross_rate > 0 {
+        let rng = pair.net.rng("cross-traffic");
+        let start = pair.net.now();
+        pair.net
+            .add_node(CROSS_ADDR, CrossTraffic::new(rng, cross_rate, start));
+        pair.net.add_node(SINK_ADDR, Sink);
+        pair.net
+            .share_link(CROSS_ADDR, SINK_ADDR, (SERVER_ADDR, CLIENT_ADDR));
+    }
     bulk_server(&mut pair);
     let client1 = pair.client;
     let got1 = bulk_client(&mut pair, client1);

@@ -1,0 +1,207 @@
+//! Diagnostic for the ignored `two_cubic_flows_share_fairly` of
+//! `fairness.rs` (issue 10): runs the same two-CUBIC-flow bottleneck and
+//! prints, per flow, every congestion event (cwnd before and after, W_max,
+//! K) and the window twice a second, so that who takes the drops and how
+//! the windows evolve can be read off. Not an assertion: ignored, run by
+//! hand:
+//!
+//! ```text
+//! V=1 QUIVER_SIM_SEED=0x9 cargo test --release -p quiver-sim \
+//!     --test cubic_trace -- --ignored --nocapture
+//! ```
+//!
+//! Knobs (environment): `V` prints the trace (otherwise only the shares),
+//! `FC=0` turns fast convergence off, `JIT` (µs) and `LOSS` (probability)
+//! add per-datagram jitter and random loss to the link, `CROSS` (bytes/s)
+//! Poisson cross traffic through the bottleneck, `WARM` and `SPAN`
+//! (seconds) replace the 10 s warm-up and the 30 s measured span;
+//! `CTRL=bbr` runs two BBR flows instead (shares only, no trace).
+
+mod common_bottleneck;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quiver_proto::congestion::{
+    BbrConfig, CUBIC_C, Controller, ControllerFactory, Cubic, CubicConfig,
+};
+use quiver_proto::recovery::RttEstimator;
+use quiver_sim::{Seed, for_each_seed};
+
+use common_bottleneck::{BDP, bottleneck, two_flows_with_cross_traffic};
+
+/// Prints only when `V` is set.
+macro_rules! trace {
+    ($($a:tt)*) => {
+        if std::env::var_os("V").is_some() {
+            eprintln!($($a)*)
+        }
+    };
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A [`Cubic`] that reports what it does.
+#[derive(Debug, Clone)]
+struct Traced {
+    /// 1 for the first flow, 2 for the second.
+    flow: usize,
+    inner: Cubic,
+    max_datagram_size: u16,
+    /// The simulation's start, for printing times in seconds.
+    t0: Instant,
+    last_print: f64,
+}
+
+impl Traced {
+    fn secs(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.t0).as_secs_f64()
+    }
+}
+
+/// Builds [`Traced`] controllers, numbering the flows.
+#[derive(Debug)]
+struct TracedFactory {
+    config: CubicConfig,
+    /// The first build time and the flows built so far.
+    built: Mutex<(Option<Instant>, usize)>,
+}
+
+impl ControllerFactory for TracedFactory {
+    fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
+        let mut built = self.built.lock().expect("not poisoned");
+        let t0 = *built.0.get_or_insert(now);
+        built.1 += 1;
+        Box::new(Traced {
+            flow: built.1,
+            inner: Cubic::new(self.config, max_datagram_size),
+            max_datagram_size,
+            t0,
+            last_print: 0.0,
+        })
+    }
+}
+
+impl Controller for Traced {
+    fn on_packet_sent(&mut self, now: Instant, bytes: u64, bytes_in_flight: u64) {
+        self.inner.on_packet_sent(now, bytes, bytes_in_flight)
+    }
+
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        sent_time: Instant,
+        bytes: u64,
+        app_limited: bool,
+        rtt: &RttEstimator,
+    ) {
+        self.inner.on_ack(now, sent_time, bytes, app_limited, rtt);
+        let t = self.secs(now);
+        if app_limited {
+            trace!("{t:8.3} f{} app-limited ack", self.flow);
+        }
+        if t - self.last_print >= 0.5 {
+            self.last_print = t;
+            trace!(
+                "{t:8.3} f{} cwnd {} srtt {:?}",
+                self.flow,
+                self.inner.window(),
+                rtt.smoothed_rtt()
+            );
+        }
+    }
+
+    fn on_congestion_event(
+        &mut self,
+        now: Instant,
+        sent_time: Instant,
+        is_persistent_congestion: bool,
+        lost_bytes: u64,
+    ) {
+        let (before, w_max_before) = (self.inner.window(), self.inner.w_max());
+        let in_recovery = self.inner.in_recovery(sent_time);
+        self.inner
+            .on_congestion_event(now, sent_time, is_persistent_congestion, lost_bytes);
+        let t = self.secs(now);
+        if in_recovery {
+            trace!("{t:8.3} f{} loss in recovery: {lost_bytes} B", self.flow);
+        } else {
+            // K is computed when the stage takes its first ACK: from W_max
+            // and the new cwnd here (RFC 9438 §4.2, Figure 2).
+            let k = ((self.inner.w_max() as f64 - self.inner.window() as f64).max(0.0)
+                / f64::from(self.max_datagram_size)
+                / CUBIC_C)
+                .cbrt();
+            trace!(
+                "{t:8.3} f{} LOSS cwnd {before} -> {} W_max {w_max_before} -> {} K ~{k:.2} s, lost {lost_bytes} B, persistent {is_persistent_congestion}",
+                self.flow,
+                self.inner.window(),
+                self.inner.w_max()
+            );
+        }
+    }
+
+    fn on_spurious_congestion_event(&mut self) {
+        trace!("f{} undo", self.flow);
+        self.inner.on_spurious_congestion_event()
+    }
+
+    fn set_max_datagram_size(&mut self, max_datagram_size: u16) {
+        self.max_datagram_size = max_datagram_size;
+        self.inner.set_max_datagram_size(max_datagram_size)
+    }
+
+    fn window(&self) -> u64 {
+        self.inner.window()
+    }
+
+    fn initial_window(&self) -> u64 {
+        self.inner.initial_window()
+    }
+
+    fn clone_box(&self) -> Box<dyn Controller> {
+        Box::new(self.clone())
+    }
+}
+
+#[test]
+#[ignore = "diagnostic trace, run by hand"]
+fn trace_two_cubic_flows() {
+    for_each_seed(1, |seed: Seed| {
+        let factory: Arc<dyn ControllerFactory> = Arc::new(TracedFactory {
+            config: CubicConfig {
+                fast_convergence: env_or("FC", 1) != 0,
+                ..CubicConfig::default()
+            },
+            built: Mutex::new((None, 0)),
+        });
+        // `CTRL=bbr`: two BBR flows instead, shares only.
+        let (first, second) = if std::env::var("CTRL").is_ok_and(|cc| cc == "bbr") {
+            let a: Arc<dyn ControllerFactory> = Arc::new(BbrConfig::new(seed.derive("bbr-1")));
+            let b: Arc<dyn ControllerFactory> = Arc::new(BbrConfig::new(seed.derive("bbr-2")));
+            (a, b)
+        } else {
+            (factory.clone(), factory)
+        };
+        let mut link = bottleneck(BDP as usize);
+        link.jitter = Duration::from_micros(env_or("JIT", 0));
+        link.loss_rate = env_or("LOSS", 0.0);
+        let head_start = Duration::from_millis(1000 + seed.derive("head-start") % 2000);
+        let shares = two_flows_with_cross_traffic(
+            seed,
+            link,
+            env_or("CROSS", 0),
+            first,
+            second,
+            head_start,
+            Duration::from_secs(env_or("WARM", 10)),
+            Duration::from_secs(env_or("SPAN", 30)),
+        );
+        eprintln!("{seed}: {shares}");
+    });
+}
