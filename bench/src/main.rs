@@ -3,8 +3,15 @@
 //! handshakes. Both run the same small protocol (the one of `quiver perf`:
 //! the client sends an 8-byte big-endian size and finishes, the server
 //! answers with that many bytes), the same TLS (rustls with ring, one
-//! self-signed certificate, no session resumption) and each its default
-//! transport settings.
+//! self-signed certificate, no session resumption unless `--resume`) and
+//! each its default transport settings.
+//!
+//! `--resume` makes the handshakes resumed ones on both sides: each
+//! client keeps tickets in a counting store (`tickets.rs`), one untimed
+//! full handshake provides the first ticket, and every connection is
+//! closed only once a ticket for the next one arrived (untimed). Only the
+//! time of the handshakes themselves (`connect` to established) is
+//! counted, in both modes.
 //!
 //! `cargo run --release -p quiver-bench [-- --size 1GiB --streams 8 --handshakes 1000]`
 //! (`--only quiver` or `--only quinn` and `--no-bulk` to profile one part).
@@ -26,9 +33,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 mod impaired;
 mod ports;
 mod relay;
+mod tickets;
 
 use impaired::Controller;
 use relay::{Impairment, Relay};
+use tickets::{ClientTickets, ServerSessions};
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 const ALPN: &[u8] = b"perf";
@@ -45,6 +54,10 @@ struct Args {
     /// Sequential handshakes.
     #[arg(long, default_value_t = 1000)]
     handshakes: u64,
+    /// The handshakes resume a session (both stacks): one full handshake
+    /// first (untimed), then `--handshakes` resumed ones, each checked.
+    #[arg(long)]
+    resume: bool,
     /// Runs of each test per implementation; the best is reported.
     #[arg(long, default_value_t = 1)]
     runs: u32,
@@ -82,6 +95,12 @@ struct Args {
     /// X25519 (then P-256, P-384) either way.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     kx: Vec<quiver::KxGroup>,
+    /// Cipher suites both clients offer, in this order, comma-separated
+    /// (`aes128gcm`, `aes256gcm`, `chacha20`); the servers follow the
+    /// client's order. Default: each stack's default (both rustls's ring
+    /// order, TLS_AES_256_GCM_SHA384 first).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    suites: Vec<quiver::CipherSuite>,
     /// quiver's sender does not ask for fewer ACKs (no ACK_FREQUENCY,
     /// draft-ietf-quic-ack-frequency), for before/after comparisons. Each
     /// quiver bulk run prints the receiver's ACK packets to stderr.
@@ -95,6 +114,14 @@ static QUIVER_NO_ACK_FREQUENCY: std::sync::atomic::AtomicBool =
 
 /// `--kx`, for quiver's client configurations.
 static QUIVER_KX: std::sync::OnceLock<Vec<quiver::KxGroup>> = std::sync::OnceLock::new();
+
+/// `--suites`, for both stacks' client configurations.
+static SUITES: std::sync::OnceLock<Vec<quiver::CipherSuite>> = std::sync::OnceLock::new();
+
+/// `--suites`, when given.
+fn suites() -> Option<&'static [quiver::CipherSuite]> {
+    SUITES.get().map(Vec::as_slice).filter(|s| !s.is_empty())
+}
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -166,7 +193,12 @@ mod quiver_side {
     }
 
     /// `cc`: the congestion controller of both ends (`None`: the default).
-    pub fn pair(id: &Identity, cc: Option<&Controller>) -> anyhow::Result<Pair> {
+    /// `tickets`: the client resumes sessions, keeping tickets there.
+    pub fn pair(
+        id: &Identity,
+        cc: Option<&Controller>,
+        tickets: Option<Arc<ClientTickets>>,
+    ) -> anyhow::Result<Pair> {
         let mut transport = quiver::TransportConfig::default();
         if let Some(cc) = cc {
             transport.congestion = cc.factory();
@@ -182,11 +214,17 @@ mod quiver_side {
         let mut client = Endpoint::client(loopback())?;
         let mut client_config = quiver::ClientConfig::with_root_certificates(id.roots())
             .alpn_protocols(&[ALPN])
-            .transport(transport)
+            .transport(transport);
+        client_config = match tickets {
+            Some(store) => client_config.session_store(store),
             // Full handshakes, as quinn's side runs them.
-            .resumption(false);
+            None => client_config.resumption(false),
+        };
         if let Some(groups) = QUIVER_KX.get().filter(|g| !g.is_empty()) {
             client_config = client_config.kx_groups(groups);
+        }
+        if let Some(suites) = suites() {
+            client_config = client_config.cipher_suites(suites);
         }
         client.set_default_client_config(client_config.build()?);
         let addr = server.local_addr()?;
@@ -231,7 +269,7 @@ mod quiver_side {
         cc: Option<&Controller>,
         path: Option<(&Impairment, u64)>,
     ) -> anyhow::Result<f64> {
-        let mut p = pair(id, cc)?;
+        let mut p = pair(id, cc, None)?;
         let relay = via(&mut p.addr, path).await?;
         let conn = connect(&p).await?;
         let start = Instant::now();
@@ -271,15 +309,30 @@ mod quiver_side {
         Ok(seconds)
     }
 
-    /// Seconds for `n` handshakes one after the other.
-    pub async fn handshakes(id: &Identity, n: u64) -> anyhow::Result<f64> {
-        let p = pair(id, None)?;
-        let start = Instant::now();
-        for _ in 0..n {
+    /// Seconds spent in `n` handshakes one after the other (resumed ones
+    /// with `resume`, after an untimed full one).
+    pub async fn handshakes(id: &Identity, n: u64, resume: bool) -> anyhow::Result<f64> {
+        let tickets = resume.then(ClientTickets::new);
+        let p = pair(id, None, tickets.clone())?;
+        if let Some(store) = &tickets {
             let conn = connect(&p).await?;
+            store.wait_beyond(0).await?;
             conn.close(VarInt::from_u32(0), b"");
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let mut seconds = 0.0;
+        for _ in 0..n {
+            let seen = tickets.as_ref().map(|s| s.received());
+            let start = Instant::now();
+            let conn = connect(&p).await?;
+            seconds += start.elapsed().as_secs_f64();
+            if let (Some(store), Some(seen)) = (&tickets, seen) {
+                if !conn.is_resumed() {
+                    bail!("quiver: a handshake did not resume");
+                }
+                store.wait_beyond(seen).await?;
+            }
+            conn.close(VarInt::from_u32(0), b"");
+        }
         p.server.close(VarInt::from_u32(0), b"");
         Ok(seconds)
     }
@@ -298,8 +351,14 @@ mod quinn_side {
     }
 
     /// With `fixed_mtu`, quinn sends 1200-byte datagrams throughout, as
-    /// quiver (which has no path MTU discovery yet) does.
-    pub fn pair(id: &Identity, fixed_mtu: bool) -> anyhow::Result<Pair> {
+    /// quiver (which has no path MTU discovery yet) does. With `resume`,
+    /// the client keeps tickets in `.0` and the server counts resumed
+    /// sessions in `.1`.
+    pub fn pair(
+        id: &Identity,
+        fixed_mtu: bool,
+        resume: Option<(Arc<ClientTickets>, Arc<ServerSessions>)>,
+    ) -> anyhow::Result<Pair> {
         let mut transport = quinn::TransportConfig::default();
         if fixed_mtu {
             transport.initial_mtu(1200).mtu_discovery_config(None);
@@ -311,17 +370,30 @@ mod quinn_side {
             .with_no_client_auth()
             .with_single_cert(vec![id.cert.clone()], id.key.clone_key())?;
         server_tls.alpn_protocols = vec![ALPN.to_vec()];
+        if let Some((_, sessions)) = &resume {
+            server_tls.session_storage = sessions.clone();
+        }
         let mut server_config =
             quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(server_tls)?));
         server_config.transport_config(transport.clone());
         let server = Endpoint::server(server_config, loopback())?;
-        let mut client_tls = rustls::ClientConfig::builder_with_provider(provider)
+        let mut client_provider = (*provider).clone();
+        if let Some(suites) = suites() {
+            client_provider.cipher_suites = suites
+                .iter()
+                .map(|s| rustls::SupportedCipherSuite::Tls13(s.tls13()))
+                .collect();
+        }
+        let mut client_tls = rustls::ClientConfig::builder_with_provider(Arc::new(client_provider))
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(id.roots())
             .with_no_client_auth();
         client_tls.alpn_protocols = vec![ALPN.to_vec()];
-        // Full handshakes, as quiver's client does for now.
-        client_tls.resumption = rustls::client::Resumption::disabled();
+        client_tls.resumption = match resume {
+            Some((store, _)) => rustls::client::Resumption::store(store),
+            // Full handshakes, as quiver's side runs them.
+            None => rustls::client::Resumption::disabled(),
+        };
         let mut client = Endpoint::client(loopback())?;
         let mut client_config =
             quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(client_tls)?));
@@ -369,7 +441,7 @@ mod quinn_side {
         fixed_mtu: bool,
         path: Option<(&Impairment, u64)>,
     ) -> anyhow::Result<f64> {
-        let mut p = pair(id, fixed_mtu)?;
+        let mut p = pair(id, fixed_mtu, None)?;
         let relay = via(&mut p.addr, path).await?;
         let conn = connect(&p).await?;
         let start = Instant::now();
@@ -404,15 +476,33 @@ mod quinn_side {
         Ok(seconds)
     }
 
-    /// Seconds for `n` handshakes one after the other.
-    pub async fn handshakes(id: &Identity, n: u64) -> anyhow::Result<f64> {
-        let p = pair(id, false)?;
-        let start = Instant::now();
-        for _ in 0..n {
+    /// Seconds spent in `n` handshakes one after the other (resumed ones
+    /// with `resume`, after an untimed full one).
+    pub async fn handshakes(id: &Identity, n: u64, resume: bool) -> anyhow::Result<f64> {
+        let stores = resume.then(|| (ClientTickets::new(), ServerSessions::new()));
+        let p = pair(id, false, stores.clone())?;
+        if let Some((store, _)) = &stores {
             let conn = connect(&p).await?;
+            store.wait_beyond(0).await?;
             conn.close(0u32.into(), b"");
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let mut seconds = 0.0;
+        for _ in 0..n {
+            let seen = stores.as_ref().map(|(s, _)| s.received());
+            let start = Instant::now();
+            let conn = connect(&p).await?;
+            seconds += start.elapsed().as_secs_f64();
+            if let (Some((store, _)), Some(seen)) = (&stores, seen) {
+                store.wait_beyond(seen).await?;
+            }
+            conn.close(0u32.into(), b"");
+        }
+        if let Some((_, sessions)) = &stores {
+            let resumed = sessions.resumed() as u64;
+            if resumed != n {
+                bail!("quinn: {resumed} of {n} handshakes resumed");
+            }
+        }
         p.server.close(0u32.into(), b"");
         Ok(seconds)
     }
@@ -444,16 +534,19 @@ where
 
 static PRINT_CPU: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The process's CPU time so far (Linux: utime + stime of /proc/self/stat,
-/// in clock ticks of 10 ms).
+/// The process's CPU time so far, user + system (`getrusage`).
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let utime: f64 = fields.nth(11)?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    // SAFETY: `getrusage` only writes the `rusage` it is given, which is
+    // plain data that may start zeroed.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return None;
+        }
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 fn cpu_model() -> String {
@@ -503,7 +596,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let cc = args.cc.first();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "loopback, one process, {cpus} CPUs ({}), quinn 0.11.12, best of {} run(s)",
+        "loopback, one process, {cpus} CPUs ({}), quinn 0.11.12, best of {} run(s) \
+         (handshakes: median, the stacks taking turns)",
         cpu_model(),
         args.runs.max(1)
     );
@@ -558,31 +652,87 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let hs = args.handshakes;
     if hs > 0 {
-        let mut q = f64::NAN;
-        let mut n = f64::NAN;
-        if quiver {
-            q = best(args.runs, || quiver_side::handshakes(&id, hs))
-                .await
-                .context("quiver handshakes")?;
+        // The stacks take turns, so a change in the machine's load hits
+        // both; each run is printed (wall rate, and the process's CPU time
+        // per handshake, steadier on a busy machine) and the medians
+        // compared.
+        let mut q = (Vec::new(), Vec::new());
+        let mut n = (Vec::new(), Vec::new());
+        for run in 0..args.runs.max(1) {
+            if quiver {
+                let cpu = cpu_seconds();
+                let t = quiver_side::handshakes(&id, hs, args.resume)
+                    .await
+                    .context("quiver handshakes")?;
+                record(&mut q, run, "quiver", hs, t, cpu);
+            }
+            if quinn {
+                let cpu = cpu_seconds();
+                let t = quinn_side::handshakes(&id, hs, args.resume)
+                    .await
+                    .context("quinn handshakes")?;
+                record(&mut n, run, "quinn", hs, t, cpu);
+            }
+            // Let the closes drain before the next run.
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if quinn {
-            n = best(args.runs, || quinn_side::handshakes(&id, hs))
-                .await
-                .context("quinn handshakes")?;
-        }
+        let kind = if args.resume { "resumed " } else { "" };
+        let (qw, nw) = (median(&mut q.0), median(&mut n.0));
         println!(
-            "| {hs} sequential handshakes | {:.0} /s | {:.0} /s | {:.2} | | |",
-            hs as f64 / q,
-            hs as f64 / n,
-            n / q
+            "| {hs} sequential {kind}handshakes (median) | {:.0} /s | {:.0} /s | {:.2} | | |",
+            hs as f64 / qw,
+            hs as f64 / nw,
+            nw / qw
+        );
+        let (qc, nc) = (median(&mut q.1), median(&mut n.1));
+        println!(
+            "| CPU per {kind}handshake, both ends (median) | {:.0} µs | {:.0} µs | {:.2} | | |",
+            qc * 1e6 / hs as f64,
+            nc * 1e6 / hs as f64,
+            nc / qc
         );
     }
     Ok(())
 }
 
+/// Prints and keeps one handshake run: `seconds` of handshakes, and the
+/// CPU time since `cpu` (the whole run, untimed parts included).
+fn record(
+    into: &mut (Vec<f64>, Vec<f64>),
+    run: u32,
+    stack: &str,
+    hs: u64,
+    seconds: f64,
+    cpu: Option<f64>,
+) {
+    let cpu = cpu.zip(cpu_seconds()).map_or(f64::NAN, |(a, b)| b - a);
+    eprintln!(
+        "  handshakes run {run}: {stack} {:.0} /s, {:.0} µs CPU per handshake",
+        hs as f64 / seconds,
+        cpu * 1e6 / hs as f64
+    );
+    into.0.push(seconds);
+    into.1.push(cpu);
+}
+
+/// The median of `times` (NaN when empty).
+fn median(times: &mut [f64]) -> f64 {
+    if times.is_empty() {
+        return f64::NAN;
+    }
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        (times[mid - 1] + times[mid]) / 2.0
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let _ = QUIVER_KX.set(args.kx.clone());
+    let _ = SUITES.set(args.suites.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -194,7 +194,8 @@ impl ClientConfigBuilder {
     }
 
     /// Offers only `suites`, most preferred first (by default all of
-    /// [`CipherSuite::ALL`]), as the QUIC interop runner's `chacha20` case
+    /// [`CipherSuite::ALL`], in rustls's ring order: TLS_AES_256_GCM_SHA384
+    /// first), as the QUIC interop runner's `chacha20` case
     /// does with `[CipherSuite::ChaCha20Poly1305Sha256]`. An empty list
     /// fails in [`build`](Self::build).
     ///

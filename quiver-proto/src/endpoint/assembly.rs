@@ -168,18 +168,42 @@ mod tests {
         assert!(connected(&mut pair, client));
     }
 
+    /// A padded client Initial for `dcid` carrying `data` at `offset` of
+    /// the CRYPTO stream.
+    fn crypto_initial(dcid: &crate::ConnectionId, offset: u64, data: &[u8]) -> Vec<u8> {
+        let mut frames = vec![0x06];
+        crate::VarInt::from_u64(offset).unwrap().encode(&mut frames);
+        crate::VarInt::from_u64(data.len() as u64)
+            .unwrap()
+            .encode(&mut frames);
+        frames.extend_from_slice(data);
+        frames.resize(1200, 0); // PADDING: a datagram of at least 1200 bytes
+        let scid = crate::ConnectionId::new(&[9; 8]).unwrap();
+        super::super::tests::forge_initial(dcid, crate::Side::Client, *dcid, scid, offset, &frames)
+    }
+
     /// An attempt whose ClientHello never completes is reported once it
-    /// holds `MAX_DATAGRAMS` datagrams (bounded work and memory), and one
+    /// holds `MAX_DATAGRAMS` datagrams that each brought CRYPTO bytes not
+    /// held before (bounded work and memory); duplicates do not count
+    /// (they would use up the room for the rest of the ClientHello). One
     /// abandoned for `ASSEMBLY_TIMEOUT` is forgotten.
     #[test]
     fn incomplete_attempts_are_bounded_and_expire() {
         let mut pair = Pair::new();
-        let _client = pair.connect();
-        let first = client_datagrams(&mut pair).remove(0);
-        for _ in 1..super::super::incoming::MAX_DATAGRAMS {
+        let dcid = crate::ConnectionId::new(&[7; 8]).unwrap();
+        // A ClientHello header announcing 60,000 bytes that never come.
+        let first = crypto_initial(&dcid, 0, &[1, 0, 0xea, 0x60, 3, 3]);
+        assert!(matches!(deliver(&mut pair, &first), DatagramEvent::Handled));
+        for _ in 0..super::super::incoming::MAX_DATAGRAMS {
             assert!(matches!(deliver(&mut pair, &first), DatagramEvent::Handled));
         }
-        let DatagramEvent::NewConnection(id) = deliver(&mut pair, &first) else {
+        assert!(pair.server.poll_incoming().is_none(), "duplicates held");
+        for i in 1..super::super::incoming::MAX_DATAGRAMS as u64 - 1 {
+            let more = crypto_initial(&dcid, 1000 * i, &[0; 100]);
+            assert!(matches!(deliver(&mut pair, &more), DatagramEvent::Handled));
+        }
+        let last = crypto_initial(&dcid, 50_000, &[0; 100]);
+        let DatagramEvent::NewConnection(id) = deliver(&mut pair, &last) else {
             panic!("not reported at the bound");
         };
         assert!(pair.server.incoming(id).unwrap().client_hello().is_none());

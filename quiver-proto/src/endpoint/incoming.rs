@@ -44,6 +44,13 @@ pub struct Incoming {
     pub(crate) zero_rtt: Vec<Vec<u8>>,
     /// Whether 0-RTT may be accepted (see `Endpoint::set_early_data`).
     pub(crate) early_data: bool,
+    /// The client's Initial CRYPTO stream as far as the datagrams held
+    /// carry it, decrypted once per datagram on arrival (not again for
+    /// each question about the ClientHello).
+    hello: CryptoAssembly,
+    /// Whether the first datagram's first Initial carries CRYPTO bytes
+    /// from offset 0.
+    starts_stream: bool,
 }
 
 /// How many 0-RTT datagrams a pending attempt holds until it is accepted;
@@ -63,6 +70,8 @@ impl Incoming {
         now: Instant,
     ) -> Self {
         let keys = crate::crypto::initial_keys(version, &orig_dst_cid, crate::Side::Server);
+        let mut hello = CryptoAssembly::default();
+        let starts_stream = hello.add_datagram(&keys, &datagram).starts;
         Self {
             id,
             remote,
@@ -78,6 +87,8 @@ impl Incoming {
             keys,
             zero_rtt: Vec::new(),
             early_data: true,
+            hello,
+            starts_stream,
         }
     }
 
@@ -109,20 +120,7 @@ impl Incoming {
     /// is in, however many Initial datagrams it spans (or once it holds
     /// four of them).
     pub fn client_hello(&self) -> Option<crate::crypto::ClientHelloInfo> {
-        parse_client_hello(&self.crypto_prefix())
-    }
-
-    /// The Initial CRYPTO stream from offset 0, as far as it is contiguous
-    /// in the datagrams held.
-    fn crypto_prefix(&self) -> Vec<u8> {
-        let mut chunks = Vec::new();
-        for datagram in std::iter::once(&self.datagram).chain(&self.more) {
-            let mut copy = datagram.clone();
-            if let Some(list) = crypto_chunks(&self.keys, &mut copy) {
-                chunks.extend(list);
-            }
-        }
-        contiguous(chunks)
+        parse_client_hello(self.hello.prefix())
     }
 
     /// Whether the whole ClientHello is in (or cannot be completed here:
@@ -132,17 +130,24 @@ impl Incoming {
         if 1 + self.more.len() >= MAX_DATAGRAMS {
             return true;
         }
-        let prefix = self.crypto_prefix();
-        match client_hello_length(&prefix) {
+        let prefix = self.hello.prefix();
+        match client_hello_length(prefix) {
             Some(len) => prefix.len() >= len,
             None => prefix.len() >= 4,
         }
     }
 
     /// Keeps another Initial datagram of this attempt; false when
-    /// `MAX_DATAGRAMS` are held already.
+    /// `MAX_DATAGRAMS` are held already, or when it brings nothing new: a
+    /// duplicate, or a retransmission of CRYPTO bytes held already (the
+    /// network may duplicate datagrams, RFC 9000 §21.10, and the client
+    /// resends on loss), would otherwise use up the room for the rest of
+    /// the ClientHello, and the attempt would be reported without it.
     pub(crate) fn add_datagram(&mut self, data: &[u8]) -> bool {
         if 1 + self.more.len() >= MAX_DATAGRAMS {
+            return false;
+        }
+        if !self.hello.add_datagram(&self.keys, data).new {
             return false;
         }
         self.more.push(data.to_vec());
@@ -154,8 +159,7 @@ impl Incoming {
     /// garbage that happens to decrypt) cannot start a handshake, so no
     /// connection should be created for it.
     pub(crate) fn starts_crypto_stream(&self) -> bool {
-        let mut copy = self.datagram.clone();
-        first_crypto_data(&self.keys, &mut copy).is_some_and(|d| !d.is_empty())
+        self.starts_stream
     }
 
     /// Whether the datagram's first Initial carries ClientHello bytes
@@ -189,33 +193,101 @@ impl Incoming {
 /// extension while bounding what one attempt costs before any decision.
 pub const MAX_DATAGRAMS: usize = 4;
 
-/// The CRYPTO bytes from offset 0 carried by the datagram's first Initial
-/// (clients may split and reorder their ClientHello across frames).
-fn first_crypto_data(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<u8>> {
-    Some(contiguous(crypto_chunks(keys, datagram)?))
+/// The Initial CRYPTO stream of an attempt, assembled as its datagrams
+/// arrive: the contiguous prefix from offset 0, and the chunks beyond a gap
+/// (clients may split and reorder their ClientHello across frames and
+/// datagrams). Bounded by the datagrams an attempt may hold
+/// ([`MAX_DATAGRAMS`]).
+#[derive(Debug, Default)]
+struct CryptoAssembly {
+    prefix: Vec<u8>,
+    /// (offset, bytes) chunks that start beyond `prefix`.
+    beyond: Vec<(u64, Vec<u8>)>,
 }
 
-/// The stream from offset 0, as far as `chunks` (offset, bytes) cover it
-/// without a gap.
-fn contiguous(mut chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
-    chunks.sort_unstable_by_key(|(offset, _)| *offset);
-    let mut out = Vec::new();
-    for (offset, data) in chunks {
-        let end = offset + data.len() as u64;
-        let have = out.len() as u64;
-        if offset > have {
-            break;
-        }
-        if end > have {
-            out.extend_from_slice(&data[(have - offset) as usize..]);
-        }
+impl CryptoAssembly {
+    /// The stream from offset 0, as far as it is contiguous.
+    fn prefix(&self) -> &[u8] {
+        &self.prefix
     }
-    out
+
+    /// Adds the CRYPTO frames of the datagram's first Initial (decrypted
+    /// on a copy).
+    fn add_datagram(&mut self, keys: &Keys, datagram: &[u8]) -> Added {
+        let mut copy = datagram.to_vec();
+        let Some(first) = crypto_chunks(keys, &mut copy) else {
+            // Not an Initial we can read: nothing to assemble, but kept
+            // for the connection as before.
+            return Added {
+                starts: false,
+                new: true,
+            };
+        };
+        let starts = first
+            .chunks
+            .iter()
+            .any(|(off, data)| *off == 0 && !data.is_empty());
+        // Coalesced packets after the Initial (other than zero padding)
+        // are not judged here: such a datagram is always new.
+        let new = first.more_packets
+            || first
+                .chunks
+                .iter()
+                .any(|(off, data)| !data.is_empty() && !self.covers(*off, data.len()));
+        self.add_chunks(first.chunks);
+        Added { starts, new }
+    }
+
+    /// Whether `len` bytes at `offset` are all held already, in the prefix
+    /// or in one waiting chunk.
+    fn covers(&self, offset: u64, len: usize) -> bool {
+        let end = offset + len as u64;
+        end <= self.prefix.len() as u64
+            || self
+                .beyond
+                .iter()
+                .any(|(o, d)| *o <= offset && end <= o + d.len() as u64)
+    }
+
+    /// Adds (offset, bytes) chunks: those that reach the prefix extend it,
+    /// those it already covers are dropped, the others wait.
+    fn add_chunks(&mut self, chunks: Vec<(u64, Vec<u8>)>) {
+        self.beyond.extend(chunks);
+        self.beyond.sort_unstable_by_key(|(offset, _)| *offset);
+        let mut kept = Vec::new();
+        for (offset, data) in self.beyond.drain(..) {
+            let have = self.prefix.len() as u64;
+            let end = offset + data.len() as u64;
+            if offset > have {
+                kept.push((offset, data));
+            } else if end > have {
+                self.prefix
+                    .extend_from_slice(&data[(have - offset) as usize..]);
+            }
+        }
+        self.beyond = kept;
+    }
+}
+
+/// What [`CryptoAssembly::add_datagram`] found in a datagram.
+struct Added {
+    /// Its first Initial carries CRYPTO bytes from offset 0.
+    starts: bool,
+    /// It carries something not held already.
+    new: bool,
+}
+
+/// The CRYPTO frames of a datagram's first Initial.
+struct FirstInitial {
+    /// (offset, bytes) of each CRYPTO frame.
+    chunks: Vec<(u64, Vec<u8>)>,
+    /// Non-zero bytes follow the packet: coalesced packets.
+    more_packets: bool,
 }
 
 /// The CRYPTO frames (offset, bytes) of the datagram's first Initial, if
 /// it decrypts.
-fn crypto_chunks(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<(u64, Vec<u8>)>> {
+fn crypto_chunks(keys: &Keys, datagram: &mut [u8]) -> Option<FirstInitial> {
     // The endpoint admitted the packet under its grease_quic_bit setting
     // (RFC 9287 §3): a client resuming a session may clear the fixed bit
     // of its first Initial (§3.1, as quinn does), so it is not checked
@@ -232,13 +304,63 @@ fn crypto_chunks(keys: &Keys, datagram: &mut [u8]) -> Option<Vec<(u64, Vec<u8>)>
     let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
     let len = keys.remote.packet.open(pn, packet, header_len).ok()?;
     let payload = &packet[header_len..header_len + len];
-    Some(
-        frame::Iter::new(payload)
-            .map_while(Result::ok)
-            .filter_map(|f| match f {
-                Frame::Crypto(c) => Some((c.offset.into_inner(), c.data.to_vec())),
-                _ => None,
-            })
-            .collect(),
-    )
+    let chunks = frame::Iter::new(payload)
+        .map_while(Result::ok)
+        .filter_map(|f| match f {
+            Frame::Crypto(c) => Some((c.offset.into_inner(), c.data.to_vec())),
+            _ => None,
+        })
+        .collect();
+    let more_packets = datagram[p.len..].iter().any(|&b| b != 0);
+    Some(FirstInitial {
+        chunks,
+        more_packets,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CryptoAssembly;
+
+    fn chunk(offset: u64, data: &[u8]) -> (u64, Vec<u8>) {
+        (offset, data.to_vec())
+    }
+
+    #[test]
+    fn crypto_assembly_joins_reordered_overlapping_and_repeated_chunks() {
+        let mut a = CryptoAssembly::default();
+        // The second half first (a ClientHello's second datagram arriving
+        // before its first): nothing contiguous yet.
+        a.add_chunks(vec![chunk(6, b"ghij"), chunk(10, b"kl")]);
+        assert_eq!(a.prefix(), b"");
+        // The start, split and out of order within the packet, with a
+        // chunk overlapping the held one.
+        a.add_chunks(vec![chunk(3, b"defgh"), chunk(0, b"abc")]);
+        assert_eq!(a.prefix(), b"abcdefghijkl");
+        // A retransmission of what is held changes nothing.
+        a.add_chunks(vec![chunk(0, b"abcd"), chunk(4, b"")]);
+        assert_eq!(a.prefix(), b"abcdefghijkl");
+        assert!(a.beyond.is_empty());
+    }
+
+    #[test]
+    fn crypto_assembly_tells_bytes_it_holds() {
+        let mut a = CryptoAssembly::default();
+        a.add_chunks(vec![chunk(0, b"abcd"), chunk(10, b"klmn")]);
+        assert!(a.covers(0, 4) && a.covers(1, 2));
+        assert!(a.covers(10, 4) && a.covers(11, 3));
+        assert!(!a.covers(3, 2), "byte 4 is missing");
+        assert!(!a.covers(9, 2) && !a.covers(12, 3));
+    }
+
+    #[test]
+    fn crypto_assembly_keeps_chunks_beyond_a_gap() {
+        let mut a = CryptoAssembly::default();
+        a.add_chunks(vec![chunk(0, b"ab"), chunk(5, b"fg")]);
+        assert_eq!(a.prefix(), b"ab");
+        a.add_chunks(vec![chunk(2, b"cd")]);
+        assert_eq!(a.prefix(), b"abcd");
+        a.add_chunks(vec![chunk(4, b"e")]);
+        assert_eq!(a.prefix(), b"abcdefg");
+    }
 }

@@ -290,7 +290,7 @@ fn stateless_reset_tokens_are_checked_only_for_ids_in_use() {
 
 /// An Initial packet as `sender` would protect it with the Initial keys of
 /// `odcid`, carrying `frames`.
-fn forge_initial(
+pub(super) fn forge_initial(
     odcid: &ConnectionId,
     sender: Side,
     dst_cid: ConnectionId,
