@@ -167,12 +167,10 @@ impl Incoming {
     /// later part of a ClientHello that spans several datagrams, arrived
     /// before the first part.
     pub(crate) fn carries_later_crypto_data(&self) -> bool {
-        let mut copy = self.datagram.clone();
-        crypto_chunks(&self.keys, &mut copy).is_some_and(|chunks| {
-            chunks
-                .iter()
-                .any(|(offset, data)| *offset > 0 && !data.is_empty())
-        })
+        // Read from what the attempt assembled (the datagram was decrypted
+        // once, when it arrived): bytes beyond offset 0 sit either in the
+        // prefix, past the first, or in the chunks beyond a gap.
+        self.hello.prefix.len() > 1 || self.hello.beyond.iter().any(|(_, d)| !d.is_empty())
     }
 
     /// The first datagram, the later ones, and the Initial keys.
