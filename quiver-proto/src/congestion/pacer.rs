@@ -50,8 +50,8 @@ fn burst_capacity(rate: Option<Rate>, cwnd: u64, mtu: u16) -> u64 {
 ///
 /// A leaky bucket, as §7.7 suggests: it fills at
 /// `rate = N * congestion_window / smoothed_rtt` bytes per unit of time and
-/// holds at most [`BURST_TIME`] at that rate, between
-/// `MAX_BURST_PACKETS * mtu` and [`MAX_SEND_QUANTUM`], within `cwnd` (but
+/// holds at most `BURST_TIME` (250 µs) at that rate, between
+/// `MAX_BURST_PACKETS * mtu` and `MAX_SEND_QUANTUM` (64 KiB), within `cwnd` (but
 /// at least one `mtu`), so at most that much leaves in one burst, e.g. one
 /// GSO batch. It starts full.
 /// Integer arithmetic only, and fractions of a byte carry over between
