@@ -11,16 +11,21 @@ use quiver_proto::{Endpoint, EndpointConfig, TransportConfig};
 use quiver_sim::quic::{Pair, QuicNode, SERVER_ADDR};
 use quiver_sim::{LinkConfig, for_each_seed, loopback};
 
+/// A server endpoint whose connection IDs are zero length.
+fn zero_length_server(seed: quiver_sim::Seed) -> Pair {
+    Pair::with_server_endpoint(
+        seed,
+        LinkConfig::default(),
+        TransportConfig::default(),
+        TransportConfig::default(),
+        |config| config.local_cid_len = 0,
+    )
+}
+
 #[test]
 fn a_server_with_zero_length_ids_completes_handshakes() {
     for_each_seed(3, |seed| {
-        let mut pair = Pair::with_server_endpoint(
-            seed,
-            LinkConfig::default(),
-            TransportConfig::default(),
-            TransportConfig::default(),
-            |config| config.local_cid_len = 0,
-        );
+        let mut pair = zero_length_server(seed);
         let client = pair.connect();
         assert!(pair.run_handshake(client, Duration::from_secs(5)));
     });
@@ -34,13 +39,7 @@ fn a_server_with_zero_length_ids_completes_handshakes() {
 #[test]
 fn a_server_with_zero_length_ids_routes_by_address() {
     for_each_seed(5, |seed| {
-        let mut pair = Pair::with_server_endpoint(
-            seed,
-            LinkConfig::default(),
-            TransportConfig::default(),
-            TransportConfig::default(),
-            |config| config.local_cid_len = 0,
-        );
+        let mut pair = zero_length_server(seed);
         let second = Endpoint::new(Arc::new(EndpointConfig::new([7; 32])), None, [9; 32]);
         let second = pair.net.add_node(loopback(3, 6000), QuicNode::new(second));
         let a = pair.connect();
