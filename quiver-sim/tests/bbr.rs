@@ -395,8 +395,11 @@ fn bbr_slows_down_on_ce_marks() {
             took.push(t);
         }
         let (clean, marked) = (took[0], took[1]);
+        // Ignoring CE would give the same time to the nanosecond; the
+        // response is mild by design (above), 4–5% on this path, so the
+        // margin asks for 2%.
         assert!(
-            marked > clean + clean / 20,
+            marked > clean + clean / 50,
             "{seed}: marked {marked:?}, clean {clean:?}"
         );
     });

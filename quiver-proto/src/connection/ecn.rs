@@ -45,6 +45,10 @@ pub(crate) struct EcnValidation {
     /// Marked packets acknowledged whose ACK said CE: while testing, all
     /// of them CE means a middlebox marks everything.
     marked_acked_ce: u64,
+    /// Marked packets acknowledged by ACKs that did not raise the largest
+    /// acknowledged, whose counts we do not validate (§13.4.2.1): they
+    /// only tell that the packet is accounted for.
+    marked_acked_unchecked: u64,
     /// Per space: packets we sent with ECT(0), and the peer's last
     /// validated counts (connection-wide, as the peer counts per space,
     /// not per path).
@@ -66,6 +70,7 @@ impl EcnValidation {
             marked_acked: 0,
             marked_lost: 0,
             marked_acked_ce: 0,
+            marked_acked_unchecked: 0,
             sent_ect0: [0; 3],
             peer: [[0; 3]; 3],
         }
@@ -89,6 +94,7 @@ impl EcnValidation {
         self.marked_acked = 0;
         self.marked_lost = 0;
         self.marked_acked_ce = 0;
+        self.marked_acked_unchecked = 0;
     }
 
     /// A packet marked ECT(0) went out in `space`.
@@ -122,6 +128,10 @@ impl EcnValidation {
         // of processing an ACK frame that does not increase the largest
         // acknowledged packet number."
         if !largest_increased {
+            if newly_marked > 0 {
+                self.marked_acked_unchecked += newly_marked;
+                self.conclude_testing();
+            }
             return 0;
         }
         let prev = self.peer[space as usize];
@@ -183,19 +193,26 @@ impl EcnValidation {
     /// the ECN counts in an ACK frame causes the ECN state for the path to
     /// become 'capable', unless no marked packet has been acknowledged",
     /// and the state "can also" become failed "if marked packets are all
-    /// declared lost or if they are all ECN-CE marked".
+    /// declared lost or if they are all ECN-CE marked". "All" is judged
+    /// once every testing packet is acknowledged or lost: the first ACK
+    /// may cover only one or two of them, and on a path that marks a fifth
+    /// of the packets CE two in a row are no proof of a middlebox marking
+    /// everything (a sim seed failed validation that way and never marked
+    /// again).
     fn conclude_testing(&mut self) {
         if self.state != EcnState::Unknown {
             return;
         }
+        let settled = self.marked_acked + self.marked_acked_unchecked + self.marked_lost
+            >= self.testing_marked;
         if self.marked_acked == 0 {
             if self.marked_lost >= self.testing_marked {
                 self.fail("every marked packet was lost");
             }
-        } else if self.marked_acked_ce == self.marked_acked {
-            self.fail("every marked packet came back CE");
-        } else {
+        } else if self.marked_acked_ce < self.marked_acked {
             self.state = EcnState::Capable;
+        } else if settled {
+            self.fail("every marked packet came back CE");
         }
     }
 
@@ -301,6 +318,24 @@ mod tests {
     fn all_testing_packets_ce_fails() {
         let mut e = tested(10);
         e.on_ack(APP, counts(0, 0, 10), 10, true);
+        assert_eq!(e.state, EcnState::Failed);
+    }
+
+    /// Appendix A.4's "all ECN-CE marked" means all testing packets: the
+    /// first ACK covering two of ten, both CE, decides nothing.
+    #[test]
+    fn a_few_ce_marks_first_do_not_fail() {
+        let mut e = tested(10);
+        assert_eq!(e.on_ack(APP, counts(0, 0, 2), 2, true), 0);
+        assert_eq!(e.state, EcnState::Unknown);
+        e.on_ack(APP, counts(7, 0, 3), 8, true);
+        assert_eq!(e.state, EcnState::Capable);
+        // All ten CE, over two ACKs: fails once the last is in.
+        let mut e = tested(10);
+        e.on_ack(APP, counts(0, 0, 2), 2, true);
+        e.on_marked_lost(1);
+        assert_eq!(e.state, EcnState::Unknown);
+        e.on_ack(APP, counts(0, 0, 9), 7, true);
         assert_eq!(e.state, EcnState::Failed);
     }
 
