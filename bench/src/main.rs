@@ -192,6 +192,33 @@ mod quiver_side {
         pub addr: SocketAddr,
     }
 
+    /// Runs its closure when dropped.
+    struct Defer<F: FnMut()>(F);
+    impl<F: FnMut()> Drop for Defer<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+
+    /// With `QUIVER_BENCH_SENDER_STATS` set, prints the serving (sending)
+    /// connection's loss-recovery counters to stderr when it ends.
+    fn sender_report(conn: &Connection) {
+        if std::env::var_os("QUIVER_BENCH_SENDER_STATS").is_none() {
+            return;
+        }
+        let s = conn.stats();
+        eprintln!(
+            "  quiver sender: {} packets, {} lost ({} spurious, {} undos), {} probe timeouts, \
+             {} persistent congestion",
+            s.packets_sent,
+            s.packets_lost,
+            s.spurious_losses,
+            s.congestion_undos,
+            s.probe_timeouts,
+            s.persistent_congestion
+        );
+    }
+
     /// `cc`: the congestion controller of both ends (`None`: the default).
     /// `tickets`: the client resumes sessions, keeping tickets there.
     pub fn pair(
@@ -205,6 +232,10 @@ mod quiver_side {
         }
         transport.ack_frequency =
             !QUIVER_NO_ACK_FREQUENCY.load(std::sync::atomic::Ordering::Relaxed);
+        // QLOGDIR: qlog of quiver's connections, both ends, for diagnosis.
+        if let Some(qlog) = quiver::qlog::QlogDir::from_env().transpose()? {
+            transport.qlog = Some(Arc::new(qlog));
+        }
         let server_config =
             quiver::ServerConfig::with_single_cert(vec![id.cert.clone()], id.key.clone_key())
                 .alpn_protocols(&[ALPN])
@@ -233,6 +264,8 @@ mod quiver_side {
             while let Some(incoming) = accept.accept().await {
                 tokio::spawn(async move {
                     let Ok(conn) = incoming.await else { return };
+                    let stats_conn = conn.clone();
+                    let _report = Defer(move || sender_report(&stats_conn));
                     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                         tokio::spawn(async move {
                             let mut header = [0u8; 8];

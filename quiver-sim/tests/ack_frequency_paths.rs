@@ -1,6 +1,7 @@
 //! draft-ietf-quic-ack-frequency-12 around path changes and idle periods:
-//! §8.4, a new ACK_FREQUENCY after migration (the RFC 9000 defaults until
-//! the new path's RTT is known), and §6.1, an ACK soon after the first
+//! §8.4, an IMMEDIATE_ACK with the client's first non-probing packet after
+//! it migrates and a new ACK_FREQUENCY (the RFC 9000 defaults until the
+//! new path's RTT is known), and §6.1, an ACK soon after the first
 //! ack-eliciting packet that follows more than an RTT without ACKs.
 
 use std::cell::RefCell;
@@ -95,6 +96,30 @@ fn migration_resets_the_ack_frequency_until_the_new_path_has_an_rtt() {
             *first_at - migrated_at
         );
         assert_eq!(first.ack_eliciting_threshold.into_inner(), 1, "{seed}");
+        // §8.4: "a client can bundle an IMMEDIATE_ACK frame with the first
+        // non-probing frame (Section 9.2 of [QUIC-TRANSPORT]) it sends".
+        let log = pair.client_conn(client).sent_log_for_test();
+        let first_non_probing = log
+            .iter()
+            .filter(|p| p.time >= migrated_at)
+            .find(|p| {
+                Iter::new(&p.payload).flatten().any(|f| {
+                    !matches!(
+                        f,
+                        Frame::PathChallenge(_)
+                            | Frame::PathResponse(_)
+                            | Frame::NewConnectionId(_)
+                            | Frame::Padding(_)
+                    )
+                })
+            })
+            .expect("a non-probing packet after migrating");
+        assert!(
+            Iter::new(&first_non_probing.payload)
+                .flatten()
+                .any(|f| matches!(f, Frame::ImmediateAck)),
+            "{seed}: no IMMEDIATE_ACK in the first non-probing packet after migrating"
+        );
         assert_eq!(
             first.request_max_ack_delay.into_inner(),
             DEFAULT_MAX_ACK_DELAY.as_micros() as u64,

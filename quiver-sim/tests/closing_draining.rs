@@ -72,9 +72,12 @@ fn watch_drained(pair: &mut Pair, h: ConnectionHandle) -> Rc<Cell<Option<Instant
 /// The server closes a confirmed connection while every server→client
 /// datagram is lost, so the client never learns and sends a DATAGRAM every
 /// 2 ms for a second. Bounds: the closing period is three PTOs, PTO =
-/// smoothed_rtt + max(4·rttvar, 1 ms) + max_ack_delay (25 ms) with
-/// smoothed_rtt ≈ 20 ms and 0 < rttvar ≤ 2·RTT here, so it must lie within
-/// [3 × (RTT + 25 ms), 3 × (RTT + 8·RTT + 25 ms)] = [135 ms, 615 ms]. The
+/// smoothed_rtt + max(4·rttvar, 1 ms) + max_ack_delay with smoothed_rtt ≈
+/// 20 ms and 0 < rttvar ≤ 2·RTT here. The client's max_ack_delay is 25 ms,
+/// or what the server's ACK_FREQUENCY asked for instead (as little as the
+/// client's min_ack_delay, 1 ms; draft-ietf-quic-ack-frequency §7), so it
+/// must lie within [3 × (RTT + 1 ms), 3 × (RTT + 8·RTT + 25 ms)] =
+/// [63 ms, 615 ms]. The
 /// rate: with N packets received while closing, at most ⌈log2(N + 1)⌉ + 2
 /// answers (the first three one for one, then after 1, 2, 4, … packets),
 /// and at least two.
@@ -103,7 +106,7 @@ fn closing_answers_at_a_decreasing_rate_then_goes_silent() {
     let drained_at = drained_at.get().expect("the closing period ended");
     let period = drained_at - close_at;
     let (low, high) = (
-        3 * (PATH_RTT + Duration::from_millis(25)),
+        3 * (PATH_RTT + Duration::from_millis(1)),
         3 * (PATH_RTT + 8 * PATH_RTT + Duration::from_millis(25)),
     );
     assert!(

@@ -660,6 +660,9 @@ impl Connection {
         // A non-probing packet at once moves the server to us (§9.3), and
         // a PATH_CHALLENGE checks the new path both ways.
         self.ping_pending = true;
+        // draft-ietf-quic-ack-frequency-12 §8.4: "a client can bundle an
+        // IMMEDIATE_ACK frame with the first non-probing frame".
+        self.ack_frequency.immediate_ack_pending = self.ack_frequency_enabled();
         self.path.challenge = Some(challenge);
         self.stats.migrations += 1;
         self.qlog_path(now, self.path.remote, PathState::Migrated);

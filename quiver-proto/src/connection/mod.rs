@@ -188,6 +188,9 @@ pub struct ConnectionStats {
     pub congestion_undos: u64,
     /// Times persistent congestion was established (RFC 9002 §7.6.2).
     pub persistent_congestion: u64,
+    /// Probe timeouts that fired (RFC 9002 §6.2), in any packet number
+    /// space.
+    pub probe_timeouts: u64,
     /// 0-RTT packets read (server; RFC 9001 §4.6).
     pub zero_rtt_packets_received: u64,
     /// 1-RTT packets sent carrying an ACK frame.
@@ -635,7 +638,13 @@ impl Connection {
 
     /// When [`Connection::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ack_due = if self.is_closed() {
+        // An ACK the anti-amplification limit keeps us from sending (RFC
+        // 9000 §8.1, a new path not yet validated) waits for the peer's
+        // next datagram, not for a deadline already past: reporting that
+        // deadline had the caller call `handle_timeout` again and again
+        // without anything changing (a busy loop; quiver-sim's livelock
+        // guard caught it after a NAT rebinding).
+        let ack_due = if self.is_closed() || self.amplification_blocked() {
             None
         } else {
             self.spaces

@@ -612,6 +612,7 @@ impl Connection {
                 .requeue_unacked();
         }
         self.pto_count += 1;
+        self.stats.probe_timeouts += 1;
         if space == SpaceId::ApplicationData
             && self.mtud.as_mut().is_some_and(|m| m.on_pto(self.pto_count))
         {

@@ -200,6 +200,13 @@ impl Connection {
 
     /// The largest datagram the active path takes now: its MTU, within
     /// the anti-amplification budget.
+    /// Whether the anti-amplification limit (RFC 9000 §8.1) leaves too
+    /// little to send any ordinary packet, so only the peer's next datagram
+    /// can let us send again.
+    pub(super) fn amplification_blocked(&self) -> bool {
+        self.max_datagram_len() < MIN_PACKET_ROOM + TAG_LEN
+    }
+
     pub(super) fn max_datagram_len(&self) -> usize {
         let mtu = usize::from(self.max_udp_payload);
         let mut budget = self.amplification_budget();
@@ -657,14 +664,19 @@ impl Connection {
         // this one. (A peer on RFC 9000 defaults acknowledges a lone probe
         // within its max_ack_delay, already in the PTO; then we leave the
         // probe as it was.) It is ack-eliciting, so no PING is needed then.
+        // §8.4: a client that migrated bundles one with its first
+        // non-probing packet on the new path, so the server's answer (and
+        // with it the move) is not held back by our requested ACK delay.
         if space == SpaceId::ApplicationData
-            && self.space(space).probes > 0
+            && p.ty == PacketType::OneRtt
+            && ((self.space(space).probes > 0 && self.ack_frequency.changed_peer_acks())
+                || self.ack_frequency.immediate_ack_pending)
             && self.ack_frequency_enabled()
-            && self.ack_frequency.changed_peer_acks()
             && buf.len() + frame::IMMEDIATE_ACK_LEN <= limit
         {
             FrameType::IMMEDIATE_ACK.to_varint().encode(buf);
             p.ack_eliciting = true;
+            self.ack_frequency.immediate_ack_pending = false;
         }
         // A probe or keep-alive must elicit an ACK (RFC 9002 §6.2.4).
         let s = self.space_mut(space);
