@@ -5,7 +5,7 @@ use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::{EcnCodepoint, Options, RecvMeta, Transmit, UdpSocket};
+use crate::{DEFAULT_SOCKET_BUFFER, EcnCodepoint, Options, RecvMeta, Transmit, UdpSocket};
 
 const V4: &str = "127.0.0.1:0";
 const V6: &str = "[::1]:0";
@@ -384,4 +384,29 @@ async fn icmp_errors_are_off_by_default() {
     assert!(waited.is_err());
     let portable = bind(V4, Options::portable()).unwrap();
     assert!(!portable.enable_icmp_errors());
+}
+
+/// `Options::recv_buffer` reaches the kernel (below Linux's default cap
+/// of 208 KiB, so the result does not depend on `net.core.rmem_max`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn socket_buffers_are_applied() {
+    let with = |size| {
+        let options = Options {
+            recv_buffer: Some(size),
+            send_buffer: Some(size),
+            ..Options::default()
+        };
+        UdpSocket::bind_with("127.0.0.1:0".parse().unwrap(), options)
+            .unwrap()
+            .recv_buffer_size()
+            .unwrap()
+    };
+    let (small, large) = (with(32 * 1024), with(128 * 1024));
+    assert!(
+        small >= 32 * 1024 && large >= 128 * 1024 && large > small,
+        "{small} {large}"
+    );
+    assert_eq!(Options::default().recv_buffer, Some(DEFAULT_SOCKET_BUFFER));
 }
