@@ -89,6 +89,10 @@ impl Connection {
         for range in ack.ranges() {
             s.sent.remove_range(range, &mut newly_acked);
         }
+        // Before the early return below: an ACK whose only news is a
+        // packet we had declared lost (it arrived late, and we no longer
+        // track it) is exactly the proof of reordering.
+        let undo = space == SpaceId::ApplicationData && self.detect_spurious_losses(now, ack);
         if newly_acked.is_empty() {
             self.acked_scratch = newly_acked;
             return Ok(());
@@ -140,26 +144,7 @@ impl Connection {
             }
         }
 
-        // RFC 8985: packets we declared lost and the peer acknowledges now
-        // were only reordered; all of an episode's losses so: undo.
         if space == SpaceId::ApplicationData {
-            let mut spurious = 0;
-            let mut undo = false;
-            // Nothing declared lost to find (the usual case): skip decoding
-            // the ranges again.
-            let ranges = self.reordering.has_lost().then(|| ack.ranges());
-            for range in ranges.into_iter().flatten() {
-                let s = self.reordering.on_ack_range(range);
-                spurious += s.packets;
-                undo |= s.undo;
-            }
-            if spurious > 0 {
-                self.stats.spurious_losses += u64::from(spurious);
-            }
-            if undo {
-                self.stats.congestion_undos += 1;
-                self.cc.on_spurious_congestion_event();
-            }
             let (_, largest_new) = newly_acked.last().expect("non-empty");
             self.reordering.on_acked_sent_at(largest_new.time_sent);
             if let Some(q) = &mut self.qlog {
@@ -236,6 +221,41 @@ impl Connection {
         }
         self.set_loss_detection_timer(now);
         Ok(())
+    }
+
+    /// RFC 8985: packets we declared lost that the peer acknowledges now
+    /// were only reordered. Widens the loss thresholds to fit, and when all
+    /// of an episode's losses prove so, undoes its congestion response;
+    /// returns whether it did.
+    fn detect_spurious_losses(&mut self, now: Instant, ack: &Ack<'_>) -> bool {
+        // Nothing declared lost to find (the usual case): skip decoding
+        // the ranges again.
+        if !self.reordering.has_lost() {
+            return false;
+        }
+        let mut spurious = 0;
+        let mut undo = false;
+        let mut earliest_sent: Option<Instant> = None;
+        for range in ack.ranges() {
+            let s = self.reordering.on_ack_range(range);
+            spurious += s.packets;
+            undo |= s.undo;
+            if let Some(t) = s.earliest_sent {
+                earliest_sent = Some(earliest_sent.map_or(t, |e| e.min(t)));
+            }
+        }
+        self.stats.spurious_losses += u64::from(spurious);
+        if let Some(sent) = earliest_sent {
+            // The same RTT basis as the time threshold (RFC 9002 §6.1.2:
+            // max(smoothed_rtt, latest_rtt)).
+            let basis = self.rtt.smoothed_rtt().max(self.rtt.latest_rtt());
+            self.reordering.cover_lateness(now, sent, basis);
+        }
+        if undo {
+            self.stats.congestion_undos += 1;
+            self.cc.on_spurious_congestion_event();
+        }
+        undo
     }
 
     fn decode_ack_delay(&self, raw: u64) -> Duration {
@@ -329,7 +349,7 @@ impl Connection {
                 continue;
             }
             if space == SpaceId::ApplicationData && p.in_flight {
-                self.reordering.on_lost(now, pn);
+                self.reordering.on_lost(now, pn, p.time_sent);
             }
             lost.push(p);
         }

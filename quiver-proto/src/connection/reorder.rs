@@ -37,6 +37,9 @@ const DECAY_EPISODES: u32 = 16;
 struct Lost {
     pn: u64,
     episode: u64,
+    /// When it was sent: how late its acknowledgment came measures the
+    /// reordering.
+    sent: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +61,9 @@ pub(crate) struct Spurious {
     /// Every loss of the current episode proved spurious: undo the
     /// congestion response.
     pub(crate) undo: bool,
+    /// When the earliest sent of these packets left: with the ACK's
+    /// arrival, how long reordering held it back.
+    pub(crate) earliest_sent: Option<Instant>,
 }
 
 /// Loss history and reordering allowance of the application data space.
@@ -88,7 +94,7 @@ impl Default for Reordering {
 
 impl Reordering {
     /// In-flight packet `pn` was declared lost.
-    pub(crate) fn on_lost(&mut self, now: Instant, pn: u64) {
+    pub(crate) fn on_lost(&mut self, now: Instant, pn: u64, sent: Instant) {
         let episode = match &mut self.episode {
             Some(e) if !e.ended => e,
             _ => {
@@ -116,6 +122,7 @@ impl Reordering {
         let record = Lost {
             pn,
             episode: episode.id,
+            sent,
         };
         if self.lost.len() >= MAX_RECORDS {
             self.lost.pop_front();
@@ -155,6 +162,7 @@ impl Reordering {
         }
         for l in self.lost.drain(from..to) {
             out.packets += 1;
+            out.earliest_sent = Some(out.earliest_sent.map_or(l.sent, |e| e.min(l.sent)));
             // RFC 8985 §6.2: once reordering is seen, loss is judged by
             // time alone ("RACK ... does not use a fixed packet-count
             // threshold"): a packet-count threshold lags behind a reordering
@@ -174,6 +182,21 @@ impl Reordering {
         self.episodes_without_spurious = 0;
         out
     }
+
+    /// A packet sent at `sent` and declared lost was acknowledged at `now`:
+    /// widen the time threshold at once to cover that delay, in eighths of
+    /// `rtt` (the RTT the threshold is a multiple of), plus an eighth,
+    /// capped as always. RFC 8985 §6.2 grows its window in steps of
+    /// min_rtt/4 per recovery with reordering, so a path that holds
+    /// packets back for most of an RTT costs several spurious losses (and
+    /// congestion responses) before the window fits; one measurement is
+    /// enough to fit it.
+    pub(crate) fn cover_lateness(&mut self, now: Instant, sent: Instant, rtt: std::time::Duration) {
+        let rtt = rtt.as_nanos().max(1);
+        let late = now.saturating_duration_since(sent).as_nanos();
+        let needed = u32::try_from((late * 8).div_ceil(rtt) + 1).unwrap_or(u32::MAX);
+        self.time_eighths = self.time_eighths.max(needed).min(MAX_TIME_EIGHTHS);
+    }
 }
 
 #[cfg(test)]
@@ -188,7 +211,7 @@ mod tests {
     #[test]
     fn a_late_ack_of_a_lost_packet_widens_the_thresholds() {
         let mut r = Reordering::default();
-        r.on_lost(t0(), 10);
+        r.on_lost(t0(), 10, t0());
         let s = r.on_ack_range(10..=10);
         assert_eq!(s.packets, 1);
         assert!(s.undo, "the only loss of the episode was spurious");
@@ -196,24 +219,44 @@ mod tests {
         assert_eq!(r.time_eighths, 11);
     }
 
+    /// One late acknowledgment widens the time threshold to the delay it
+    /// measured (plus an eighth), not only by the usual step.
+    #[test]
+    fn the_threshold_covers_the_lateness_measured() {
+        let mut r = Reordering::default();
+        let rtt = Duration::from_millis(20);
+        // Acknowledged 35 ms after it was sent: 14 eighths of 20 ms, + 1.
+        r.cover_lateness(t0() + Duration::from_millis(35), t0(), rtt);
+        assert_eq!(r.time_eighths, 15);
+        // Never narrower than before, never beyond the cap.
+        r.cover_lateness(t0() + Duration::from_millis(5), t0(), rtt);
+        assert_eq!(r.time_eighths, 15);
+        r.cover_lateness(t0() + Duration::from_secs(1), t0(), rtt);
+        assert_eq!(r.time_eighths, MAX_TIME_EIGHTHS);
+    }
+
     #[test]
     fn undo_only_when_every_loss_of_the_episode_was_spurious() {
         let mut r = Reordering::default();
-        r.on_lost(t0(), 10);
-        r.on_lost(t0(), 11);
+        r.on_lost(t0(), 10, t0());
+        r.on_lost(t0(), 11, t0());
         assert!(!r.on_ack_range(10..=10).undo);
         assert!(r.on_ack_range(11..=11).undo);
         // Once only.
-        r.on_lost(t0(), 12);
+        r.on_lost(t0(), 12, t0());
         assert!(!r.on_ack_range(12..=12).undo);
     }
 
     #[test]
     fn a_new_episode_starts_after_a_later_packet_is_acknowledged() {
         let mut r = Reordering::default();
-        r.on_lost(t0(), 10);
+        r.on_lost(t0(), 10, t0());
         r.on_acked_sent_at(t0() + Duration::from_millis(1));
-        r.on_lost(t0() + Duration::from_millis(5), 20);
+        r.on_lost(
+            t0() + Duration::from_millis(5),
+            20,
+            t0() + Duration::from_millis(5),
+        );
         // The first episode's loss proving spurious does not undo the new
         // episode's response.
         assert!(!r.on_ack_range(10..=10).undo);
@@ -224,18 +267,18 @@ mod tests {
     fn thresholds_are_capped_and_decay() {
         let mut r = Reordering::default();
         for i in 0..20 {
-            r.on_lost(t0(), 1000 + i);
+            r.on_lost(t0(), 1000 + i, t0());
             r.on_ack_range(1000 + i..=1000 + i);
         }
         assert_eq!(r.packet_threshold, TIME_ONLY);
         assert_eq!(r.time_eighths, MAX_TIME_EIGHTHS);
         let mut t = t0();
         for i in 0..=DECAY_EPISODES as u64 {
-            r.on_lost(t, 9000 + i);
+            r.on_lost(t, 9000 + i, t);
             t += Duration::from_millis(1);
             r.on_acked_sent_at(t);
         }
-        r.on_lost(t, 99_000);
+        r.on_lost(t, 99_000, t);
         assert_eq!(r.packet_threshold, PACKET_THRESHOLD);
         assert_eq!(r.time_eighths, DEFAULT_TIME_EIGHTHS);
     }
@@ -244,7 +287,7 @@ mod tests {
     fn memory_is_bounded() {
         let mut r = Reordering::default();
         for pn in 0..10_000 {
-            r.on_lost(t0(), pn);
+            r.on_lost(t0(), pn, t0());
         }
         assert!(r.lost.len() <= MAX_RECORDS);
     }
