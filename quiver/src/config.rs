@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use quiver_proto::crypto::{self, ConfigError};
 use quiver_proto::{
-    AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenStore, TransportConfig, Version,
+    AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenReuseLog, TokenStore,
+    TransportConfig, Version,
 };
 use rustls::RootCertStore;
 use rustls::client::ClientSessionStore;
@@ -380,10 +381,21 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// NEW_TOKEN tokens: on/off, lifetime, replay filter size (default:
-    /// [`NewTokenConfig::default`], on for 24 hours).
+    /// NEW_TOKEN tokens: on/off, lifetime, reuse log (default:
+    /// [`NewTokenConfig::default`], on for 24 hours, a log of its own).
     pub fn new_tokens(mut self, new_tokens: NewTokenConfig) -> Self {
         self.new_tokens = new_tokens;
+        self
+    }
+
+    /// Records accepted NEW_TOKEN tokens in `log`, so that servers sharing
+    /// it (and the fleet key, [`EndpointConfig::with_fleet_key`]) accept
+    /// each token once between them (RFC 9000 §8.1.4); by default each
+    /// configuration has its own [`InMemoryTokenReuseLog`].
+    ///
+    /// [`EndpointConfig::with_fleet_key`]: quiver_proto::EndpointConfig::with_fleet_key
+    pub fn token_reuse_log(mut self, log: Arc<dyn TokenReuseLog>) -> Self {
+        self.new_tokens.reuse_log = log;
         self
     }
 

@@ -119,7 +119,10 @@ pub use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
     Side, TransportConfig, TransportError, TransportErrorCode, Unreachable, VarInt,
 };
-pub use quiver_proto::{InMemoryTokenStore, NewTokenConfig, TokenStore};
+pub use quiver_proto::{
+    InMemoryTokenReuseLog, InMemoryTokenStore, NewTokenConfig, TokenReuseLog, TokenReused,
+    TokenStore, TokenUse,
+};
 pub use quiver_udp as udp;
 /// The TLS library quiver uses (certificates, keys and root stores for
 /// the configs).
