@@ -394,6 +394,7 @@ impl ServerConfigBuilder {
     /// configuration has its own [`InMemoryTokenReuseLog`].
     ///
     /// [`EndpointConfig::with_fleet_key`]: quiver_proto::EndpointConfig::with_fleet_key
+    /// [`InMemoryTokenReuseLog`]: crate::InMemoryTokenReuseLog
     pub fn token_reuse_log(mut self, log: Arc<dyn TokenReuseLog>) -> Self {
         self.new_tokens.reuse_log = log;
         self
@@ -515,5 +516,28 @@ mod tests {
             .unwrap();
         let debug = format!("{:?}", shared.proto().crypto.rustls().resumption);
         assert!(debug.contains("ClientSessionMemoryCache"), "{debug}");
+    }
+
+    /// Servers built with one log share it (a fleet accepts each NEW_TOKEN
+    /// token once, RFC 9000 §8.1.4); without one, each has its own.
+    #[test]
+    fn builders_share_a_token_reuse_log_only_when_given_one() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let log: Arc<dyn TokenReuseLog> = Arc::new(crate::InMemoryTokenReuseLog::new(16));
+        let build = |log: Option<Arc<dyn TokenReuseLog>>| {
+            let mut builder = ServerConfig::with_single_cert(vec![cert.clone()], key.clone_key());
+            if let Some(log) = log {
+                builder = builder.token_reuse_log(log);
+            }
+            builder.build().unwrap()
+        };
+        let (a, b) = (build(Some(log.clone())), build(Some(log.clone())));
+        let reuse_log = |c: &ServerConfig| c.proto().new_tokens.reuse_log.clone();
+        assert!(Arc::ptr_eq(&reuse_log(&a), &log));
+        assert!(Arc::ptr_eq(&reuse_log(&b), &log));
+        let (c, d) = (build(None), build(None));
+        assert!(!Arc::ptr_eq(&reuse_log(&c), &reuse_log(&d)));
     }
 }

@@ -100,12 +100,14 @@ mod driver;
 mod endpoint;
 mod icmp;
 pub mod qlog;
+mod session_store;
 mod shared;
 mod streams;
 
 pub use config::{ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder};
 pub use connection::{Connecting, Connection, ZeroRttAccepted};
 pub use endpoint::{ConnectError, Endpoint, Incoming, RetryError};
+pub use session_store::CountingSessionStore;
 pub use streams::{
     ClosedStream, ReadError, ReadToEndError, RecvStream, SendStream, StoppedError, WriteError,
 };
