@@ -7,7 +7,7 @@
 //! each its default transport settings.
 //!
 //! `--resume` makes the handshakes resumed ones on both sides: each
-//! client keeps tickets in a counting store (`tickets.rs`), one untimed
+//! client keeps tickets in a counting store (`quiver::CountingSessionStore`), one untimed
 //! full handshake provides the first ticket, and every connection is
 //! closed only once a ticket for the next one arrived (untimed). Only the
 //! time of the handshakes themselves (`connect` to established) is
@@ -36,8 +36,9 @@ mod relay;
 mod tickets;
 
 use impaired::Controller;
+use quiver::CountingSessionStore;
 use relay::{Impairment, Relay};
-use tickets::{ClientTickets, ServerSessions};
+use tickets::{ServerSessions, ticket_after};
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 const ALPN: &[u8] = b"perf";
@@ -224,7 +225,7 @@ mod quiver_side {
     pub fn pair(
         id: &Identity,
         cc: Option<&Controller>,
-        tickets: Option<Arc<ClientTickets>>,
+        tickets: Option<Arc<CountingSessionStore>>,
     ) -> anyhow::Result<Pair> {
         let mut transport = quiver::TransportConfig::default();
         if let Some(cc) = cc {
@@ -345,11 +346,11 @@ mod quiver_side {
     /// Seconds spent in `n` handshakes one after the other (resumed ones
     /// with `resume`, after an untimed full one).
     pub async fn handshakes(id: &Identity, n: u64, resume: bool) -> anyhow::Result<f64> {
-        let tickets = resume.then(ClientTickets::new);
+        let tickets = resume.then(tickets::client_store);
         let p = pair(id, None, tickets.clone())?;
         if let Some(store) = &tickets {
             let conn = connect(&p).await?;
-            store.wait_beyond(0).await?;
+            ticket_after(store, 0).await?;
             conn.close(VarInt::from_u32(0), b"");
         }
         let mut seconds = 0.0;
@@ -362,7 +363,7 @@ mod quiver_side {
                 if !conn.is_resumed() {
                     bail!("quiver: a handshake did not resume");
                 }
-                store.wait_beyond(seen).await?;
+                ticket_after(store, seen).await?;
             }
             conn.close(VarInt::from_u32(0), b"");
         }
@@ -390,7 +391,7 @@ mod quinn_side {
     pub fn pair(
         id: &Identity,
         fixed_mtu: bool,
-        resume: Option<(Arc<ClientTickets>, Arc<ServerSessions>)>,
+        resume: Option<(Arc<CountingSessionStore>, Arc<ServerSessions>)>,
     ) -> anyhow::Result<Pair> {
         let mut transport = quinn::TransportConfig::default();
         if fixed_mtu {
@@ -512,11 +513,11 @@ mod quinn_side {
     /// Seconds spent in `n` handshakes one after the other (resumed ones
     /// with `resume`, after an untimed full one).
     pub async fn handshakes(id: &Identity, n: u64, resume: bool) -> anyhow::Result<f64> {
-        let stores = resume.then(|| (ClientTickets::new(), ServerSessions::new()));
+        let stores = resume.then(|| (tickets::client_store(), ServerSessions::new()));
         let p = pair(id, false, stores.clone())?;
         if let Some((store, _)) = &stores {
             let conn = connect(&p).await?;
-            store.wait_beyond(0).await?;
+            ticket_after(store, 0).await?;
             conn.close(0u32.into(), b"");
         }
         let mut seconds = 0.0;
@@ -526,7 +527,7 @@ mod quinn_side {
             let conn = connect(&p).await?;
             seconds += start.elapsed().as_secs_f64();
             if let (Some((store, _)), Some(seen)) = (&stores, seen) {
-                store.wait_beyond(seen).await?;
+                ticket_after(store, seen).await?;
             }
             conn.close(0u32.into(), b"");
         }

@@ -1,90 +1,29 @@
 //! Session stores for `--resume`, shared by both stacks (both use rustls):
-//! the client's store counts the tickets it receives, so a connection is
-//! closed only once it delivered a ticket for the next one (the server
-//! sends NewSessionTicket after the handshake, RFC 8446 §4.6.1); the
-//! server's counts the sessions it resumed, so the bench can check that
-//! every timed handshake of quinn's really was a resumed one (quiver's
-//! connections say so themselves).
+//! the client's store ([`quiver::CountingSessionStore`]) counts the
+//! tickets it receives, so a connection is closed only once it delivered a
+//! ticket for the next one (the server sends NewSessionTicket after the
+//! handshake, RFC 8446 §4.6.1); the server's counts the sessions it
+//! resumed, so the bench can check that every timed handshake of quinn's
+//! really was a resumed one (quiver's connections say so themselves).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rustls::client::{
-    ClientSessionMemoryCache, ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue,
-};
-use rustls::pki_types::ServerName;
+use quiver::CountingSessionStore;
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 
-/// rustls's bounded in-memory client store, counting TLS 1.3 tickets.
-#[derive(Debug)]
-pub struct ClientTickets {
-    inner: ClientSessionMemoryCache,
-    received: AtomicUsize,
-    arrived: tokio::sync::Notify,
+/// A client store for up to 32 tickets.
+pub fn client_store() -> Arc<CountingSessionStore> {
+    CountingSessionStore::new(32)
 }
 
-impl ClientTickets {
-    /// An empty store for up to 32 tickets.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            inner: ClientSessionMemoryCache::new(32),
-            received: AtomicUsize::new(0),
-            arrived: tokio::sync::Notify::new(),
-        })
-    }
-
-    /// Tickets received so far.
-    pub fn received(&self) -> usize {
-        self.received.load(Ordering::SeqCst)
-    }
-
-    /// Waits (at most 10 s) until more than `seen` tickets were received.
-    pub async fn wait_beyond(&self, seen: usize) -> anyhow::Result<()> {
-        let wait = async {
-            loop {
-                let notified = self.arrived.notified();
-                if self.received() > seen {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), wait)
-            .await
-            .map_err(|_| anyhow::anyhow!("no session ticket within 10 s"))
-    }
-}
-
-impl ClientSessionStore for ClientTickets {
-    fn set_kx_hint(&self, name: ServerName<'static>, group: rustls::NamedGroup) {
-        self.inner.set_kx_hint(name, group);
-    }
-
-    fn kx_hint(&self, name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
-        self.inner.kx_hint(name)
-    }
-
-    fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
-        self.inner.set_tls12_session(name, value);
-    }
-
-    fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        self.inner.tls12_session(name)
-    }
-
-    fn remove_tls12_session(&self, name: &ServerName<'static>) {
-        self.inner.remove_tls12_session(name);
-    }
-
-    fn insert_tls13_ticket(&self, name: ServerName<'static>, value: Tls13ClientSessionValue) {
-        self.inner.insert_tls13_ticket(name, value);
-        self.received.fetch_add(1, Ordering::SeqCst);
-        self.arrived.notify_waiters();
-    }
-
-    fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
-        self.inner.take_tls13_ticket(name)
+/// Waits (at most 10 s) until more than `seen` tickets were received.
+pub async fn ticket_after(store: &CountingSessionStore, seen: usize) -> anyhow::Result<()> {
+    if store.wait_beyond(seen, Duration::from_secs(10)).await {
+        Ok(())
+    } else {
+        anyhow::bail!("no session ticket within 10 s")
     }
 }
 

@@ -12,12 +12,11 @@ use tokio::time::Instant;
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quiver::VarInt;
+use quiver::{CountingSessionStore, VarInt};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::common::{self, H3_ALPN, HQ_ALPN, Url};
-use crate::tickets::TicketStore;
 use crate::{get_h3, get_hq};
 
 /// Download files over HTTP/3 (ALPN h3) or HTTP/0.9 (ALPN hq-interop) on
@@ -205,7 +204,7 @@ fn plan(urls: &[String], out: &Path) -> anyhow::Result<Vec<(Url, PathBuf)>> {
 fn client_config(
     args: &Args,
     timeout: Duration,
-    store: Option<Arc<TicketStore>>,
+    store: Option<Arc<CountingSessionStore>>,
 ) -> anyhow::Result<quiver::ClientConfig> {
     let builder = if args.insecure {
         quiver::ClientConfig::insecure()
@@ -305,7 +304,7 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         })
         .collect();
     let resume = args.resume || args.zero_rtt;
-    let store = resume.then(TicketStore::new);
+    let store = resume.then(|| CountingSessionStore::new(32));
     let config = client_config(args, timeout, store.clone())?;
     let (host, port) = (plan[0].0.host.clone(), plan[0].0.port);
     let server_name = args.server_name.clone().unwrap_or_else(|| host.clone());

@@ -16,7 +16,6 @@ mod save;
 mod serve;
 mod serve_fleet;
 mod serve_h3;
-mod tickets;
 
 /// quiver: a QUIC implementation (RFC 9000, 9001, 9002, 9221, 9369).
 #[derive(Debug, Parser)]

@@ -11,12 +11,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::{anyhow, bail};
-use quiver::{Connection, ConnectionStats, RecvStream, SendStream, VarInt};
+use quiver::{Connection, ConnectionStats, CountingSessionStore, RecvStream, SendStream, VarInt};
 use tokio::io::AsyncReadExt as _;
 use tokio::task::JoinSet;
 
 use crate::common;
-use crate::tickets::TicketStore;
 
 /// The application protocol of `quiver perf`.
 pub const PERF_ALPN: &[u8] = b"perf";
@@ -288,7 +287,7 @@ async fn handshakes(
     n: u64,
 ) -> anyhow::Result<()> {
     let builder = client_builder(args.keylog, timeout, args.cc);
-    let store = args.resume.then(TicketStore::new);
+    let store = args.resume.then(|| CountingSessionStore::new(32));
     let builder = match &store {
         Some(store) => builder.session_store(store.clone()),
         None => builder.resumption(false),

@@ -26,6 +26,7 @@ pub mod quic_lb;
 pub mod range_set;
 pub mod recovery;
 pub mod streams;
+pub mod token_reuse_log;
 pub mod token_store;
 pub mod transport_params;
 
@@ -47,6 +48,10 @@ pub use endpoint::{
     RefusedStats, RetryError, ServerConfig,
 };
 pub use error::{TransportError, TransportErrorCode};
+pub use token_reuse_log::{
+    DEFAULT_TOKEN_REUSE_CAPACITY, InMemoryTokenReuseLog, TOKEN_NONCE_LEN, TokenReuseLog,
+    TokenReused, TokenUse,
+};
 pub use token_store::{InMemoryTokenStore, TokenStore};
 pub use version::Version;
 

@@ -2,8 +2,9 @@
 //! in the simulated network: a token from one connection validates the
 //! client's next one (no Retry, no anti-amplification limit); expired,
 //! forged, foreign-IP and reused tokens count as no token (a Retry when
-//! the server asks for one, never INVALID_TOKEN); and servers of a fleet
-//! sharing a key accept each other's tokens and resets.
+//! the server asks for one, never INVALID_TOKEN); servers of a fleet
+//! sharing a key accept each other's tokens and resets, and each token
+//! once per server, or once in all when they share a reuse log.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,10 +14,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionHandle, Endpoint, EndpointConfig, EndpointStats,
-    NewTokenConfig, TokenStore, TransportConfig,
+    InMemoryTokenReuseLog, NewTokenConfig, TokenReuseLog, TokenStore, TransportConfig,
 };
 use quiver_sim::quic::{Admission, CLIENT_ADDR, Pair, QuicNode, SERVER_ADDR, TestPki};
-use quiver_sim::{LinkConfig, Network, Seed, Verdict, for_each_seed, loopback};
+use quiver_sim::{LinkConfig, Network, NodeId, Seed, Verdict, for_each_seed, loopback};
 
 /// A certificate this large makes the server's first flight (about 8 KB)
 /// larger than three times a client Initial: the amplification limit
@@ -414,63 +415,97 @@ fn lost_new_token_is_retransmitted() {
     });
 }
 
+/// Where the second server of [`fleet`] listens.
+const SERVER_B_ADDR: std::net::SocketAddr = loopback(3, 4433);
+
+/// Two servers of a fleet configured with the same fleet secret and the
+/// wall clock, sending a Retry to every client whose address is not
+/// validated (retry threshold 0): A at `SERVER_ADDR` (the pair's server),
+/// B at [`SERVER_B_ADDR`], recording used NEW_TOKEN tokens in
+/// `reuse_logs[0]` and `[1]`. Returns the pair (its client keeps tokens in
+/// `store`) and B's node.
+fn fleet(
+    seed: Seed,
+    reuse_logs: [Arc<dyn TokenReuseLog>; 2],
+    store: Option<Arc<dyn TokenStore>>,
+) -> (Pair, NodeId) {
+    let secret = [0x5a; 48];
+    let pki = TestPki::new();
+    let mut net = Network::new(seed);
+    net.set_default_link(LinkConfig::default());
+    let [log_a, log_b] = reuse_logs;
+    let make_server = |rng_seed: u8, reuse_log| {
+        let mut server = pki.server_config(TransportConfig::default());
+        server.admission = AdmissionConfig {
+            retry_threshold: 0,
+            ..AdmissionConfig::default()
+        };
+        server.new_tokens = NewTokenConfig::default().with_reuse_log(reuse_log);
+        let mut endpoint = Endpoint::new(
+            Arc::new(EndpointConfig::with_fleet_key(&secret)),
+            Some(Arc::new(server)),
+            [rng_seed; 32],
+        );
+        // Both servers know the wall clock (the runtime sets it).
+        endpoint.set_wall_clock(net.now(), Duration::from_secs(1_800_000_000));
+        endpoint
+    };
+    let (a, b) = (make_server(1, log_a), make_server(2, log_b));
+    let server_a = net.add_node(SERVER_ADDR, QuicNode::new(a));
+    let server_b = net.add_node(SERVER_B_ADDR, QuicNode::new(b));
+    let client_ep = Endpoint::new(Arc::new(EndpointConfig::new([7; 32])), None, [8; 32]);
+    let client = net.add_node(CLIENT_ADDR, QuicNode::new(client_ep));
+    let mut client_config = pki.client_config(TransportConfig::default());
+    if let Some(store) = store {
+        client_config.token_store = Some(store);
+    }
+    let pair = Pair {
+        net,
+        client,
+        server: server_a,
+        client_config,
+        pki,
+    };
+    (pair, server_b)
+}
+
+/// A connection from the pair's client to the server at `addr`, through
+/// its handshake and long enough for a NEW_TOKEN to arrive.
+fn connect_to(pair: &mut Pair, addr: std::net::SocketAddr) -> ConnectionHandle {
+    let now = pair.net.now();
+    let config = pair.client_config.clone();
+    let handle = pair
+        .client()
+        .endpoint
+        .connect(now, &config, addr, "localhost")
+        .unwrap();
+    assert!(pair.run_handshake(handle, Duration::from_secs(10)));
+    pair.net.run_for(Duration::from_millis(300));
+    handle
+}
+
+fn node_stats(pair: &mut Pair, node: NodeId) -> EndpointStats {
+    pair.net.node_mut::<QuicNode>(node).endpoint.stats()
+}
+
 /// Fleet-wide keys (issue 13): two servers configured with the same fleet
 /// secret (and the wall clock) accept each other's NEW_TOKEN tokens, and
 /// one recognises the other's connections in stateless resets (RFC 9000
 /// §10.3.2).
 #[test]
 fn fleet_servers_share_tokens_and_resets() {
-    let secret = [0x5a; 48];
-    let pki = TestPki::new();
-    let mut net = Network::new(Seed::from_env_or(35));
-    net.set_default_link(LinkConfig::default());
-    let server_b_addr = loopback(3, 4433);
-    let make_server = |seed: u8| {
-        let mut server = pki.server_config(TransportConfig::default());
-        server.admission = AdmissionConfig {
-            retry_threshold: 0,
-            ..AdmissionConfig::default()
-        };
-        Endpoint::new(
-            Arc::new(EndpointConfig::with_fleet_key(&secret)),
-            Some(Arc::new(server)),
-            [seed; 32],
-        )
-    };
-    let (mut a, mut b) = (make_server(1), make_server(2));
-    // Both servers know the wall clock (the runtime sets it).
-    let wall = Duration::from_secs(1_800_000_000);
-    a.set_wall_clock(net.now(), wall);
-    b.set_wall_clock(net.now(), wall);
-    let server_a = net.add_node(SERVER_ADDR, QuicNode::new(a));
-    let server_b = net.add_node(server_b_addr, QuicNode::new(b));
-    let client_ep = Endpoint::new(Arc::new(EndpointConfig::new([7; 32])), None, [8; 32]);
-    let client = net.add_node(CLIENT_ADDR, QuicNode::new(client_ep));
-    let mut pair = Pair {
-        net,
-        client,
-        server: server_a,
-        client_config: pki.client_config(TransportConfig::default()),
-        pki: pki.clone(),
-    };
+    let logs: [Arc<dyn TokenReuseLog>; 2] = [
+        Arc::new(InMemoryTokenReuseLog::default()),
+        Arc::new(InMemoryTokenReuseLog::default()),
+    ];
+    let (mut pair, server_b) = fleet(Seed::from_env_or(35), logs, None);
+    let server_a = pair.server;
     // Connection 1 to A: a Retry (threshold 0), a NEW_TOKEN.
-    let first = connect_and_settle(&mut pair);
+    let first = connect_to(&mut pair, SERVER_ADDR);
     assert_eq!(stats(&mut pair).retried_automatically, 1);
     // Connection 2 to B with A's token: no Retry from B.
-    let now = pair.net.now();
-    let config = pair.client_config.clone();
-    let second = pair
-        .client()
-        .endpoint
-        .connect(now, &config, server_b_addr, "localhost")
-        .unwrap();
-    let client_id = pair.client;
-    pair.net.run_while(|net| {
-        !net.node_mut::<QuicNode>(client_id)
-            .conn(second)
-            .is_handshake_confirmed()
-    });
-    let b_stats = pair.net.node_mut::<QuicNode>(server_b).endpoint.stats();
+    connect_to(&mut pair, SERVER_B_ADDR);
+    let b_stats = node_stats(&mut pair, server_b);
     assert_eq!(
         (b_stats.new_tokens_accepted, b_stats.retried_automatically),
         (1, 0)
@@ -483,6 +518,7 @@ fn fleet_servers_share_tokens_and_resets() {
     pair.client_conn(first)
         .send_datagram(Bytes::from_static(b"anyone?"))
         .unwrap();
+    let client_id = pair.client;
     pair.net.run_while(|net| {
         net.node_mut::<QuicNode>(client_id)
             .conn(first)
@@ -493,4 +529,62 @@ fn fleet_servers_share_tokens_and_resets() {
         pair.client_conn(first).close_reason(),
         Some(&ConnectionError::Reset)
     );
+}
+
+/// One NEW_TOKEN token used at A, then replayed at B. Returns B's stats
+/// after the replay, which completes either way.
+fn replay_across_fleet(seed: Seed, reuse_logs: [Arc<dyn TokenReuseLog>; 2]) -> EndpointStats {
+    let store = Arc::new(ScriptedStore::default());
+    let (mut pair, server_b) = fleet(seed, reuse_logs, Some(store.clone()));
+    connect_to(&mut pair, SERVER_ADDR);
+    let token = store.last_received();
+    // First use, at A: accepted, no Retry.
+    store.offer(token.clone());
+    connect_to(&mut pair, SERVER_ADDR);
+    let a = stats(&mut pair);
+    assert_eq!((a.new_tokens_accepted, a.retried_automatically), (1, 1));
+    // The same token at B.
+    store.offer(token);
+    connect_to(&mut pair, SERVER_B_ADDR);
+    node_stats(&mut pair, server_b)
+}
+
+/// RFC 9000 §8.1.4 across a fleet: servers sharing one reuse log accept a
+/// NEW_TOKEN token once between them. Replayed at B after its use at A, it
+/// counts as reused and the client is validated by a Retry (§8.1.3: as if
+/// it had no token), and its connection completes.
+#[test]
+fn fleet_sharing_a_reuse_log_accepts_a_token_once() {
+    for_each_seed(3, |seed| {
+        let shared: Arc<dyn TokenReuseLog> = Arc::new(InMemoryTokenReuseLog::default());
+        let b = replay_across_fleet(seed, [shared.clone(), shared]);
+        assert_eq!(
+            (
+                b.new_tokens_reused,
+                b.new_tokens_accepted,
+                b.retried_automatically
+            ),
+            (1, 0, 1),
+            "{b:?}"
+        );
+    });
+}
+
+/// The default: each server's configuration has a reuse log of its own, so
+/// a token used at A still validates the client at B (once per server).
+#[test]
+fn fleet_with_own_reuse_logs_accepts_a_token_once_per_server() {
+    for_each_seed(3, |seed| {
+        let own = || -> Arc<dyn TokenReuseLog> { NewTokenConfig::default().reuse_log };
+        let b = replay_across_fleet(seed, [own(), own()]);
+        assert_eq!(
+            (
+                b.new_tokens_reused,
+                b.new_tokens_accepted,
+                b.retried_automatically
+            ),
+            (0, 1, 0),
+            "{b:?}"
+        );
+    });
 }

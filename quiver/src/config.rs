@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use quiver_proto::crypto::{self, ConfigError};
 use quiver_proto::{
-    AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenStore, TransportConfig, Version,
+    AdmissionConfig, InMemoryTokenStore, NewTokenConfig, TokenReuseLog, TokenStore,
+    TransportConfig, Version,
 };
 use rustls::RootCertStore;
 use rustls::client::ClientSessionStore;
@@ -380,10 +381,22 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// NEW_TOKEN tokens: on/off, lifetime, replay filter size (default:
-    /// [`NewTokenConfig::default`], on for 24 hours).
+    /// NEW_TOKEN tokens: on/off, lifetime, reuse log (default:
+    /// [`NewTokenConfig::default`], on for 24 hours, a log of its own).
     pub fn new_tokens(mut self, new_tokens: NewTokenConfig) -> Self {
         self.new_tokens = new_tokens;
+        self
+    }
+
+    /// Records accepted NEW_TOKEN tokens in `log`, so that servers sharing
+    /// it (and the fleet key, [`EndpointConfig::with_fleet_key`]) accept
+    /// each token once between them (RFC 9000 §8.1.4); by default each
+    /// configuration has its own [`InMemoryTokenReuseLog`].
+    ///
+    /// [`EndpointConfig::with_fleet_key`]: quiver_proto::EndpointConfig::with_fleet_key
+    /// [`InMemoryTokenReuseLog`]: crate::InMemoryTokenReuseLog
+    pub fn token_reuse_log(mut self, log: Arc<dyn TokenReuseLog>) -> Self {
+        self.new_tokens.reuse_log = log;
         self
     }
 
@@ -503,5 +516,28 @@ mod tests {
             .unwrap();
         let debug = format!("{:?}", shared.proto().crypto.rustls().resumption);
         assert!(debug.contains("ClientSessionMemoryCache"), "{debug}");
+    }
+
+    /// Servers built with one log share it (a fleet accepts each NEW_TOKEN
+    /// token once, RFC 9000 §8.1.4); without one, each has its own.
+    #[test]
+    fn builders_share_a_token_reuse_log_only_when_given_one() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let log: Arc<dyn TokenReuseLog> = Arc::new(crate::InMemoryTokenReuseLog::new(16));
+        let build = |log: Option<Arc<dyn TokenReuseLog>>| {
+            let mut builder = ServerConfig::with_single_cert(vec![cert.clone()], key.clone_key());
+            if let Some(log) = log {
+                builder = builder.token_reuse_log(log);
+            }
+            builder.build().unwrap()
+        };
+        let (a, b) = (build(Some(log.clone())), build(Some(log.clone())));
+        let reuse_log = |c: &ServerConfig| c.proto().new_tokens.reuse_log.clone();
+        assert!(Arc::ptr_eq(&reuse_log(&a), &log));
+        assert!(Arc::ptr_eq(&reuse_log(&b), &log));
+        let (c, d) = (build(None), build(None));
+        assert!(!Arc::ptr_eq(&reuse_log(&c), &reuse_log(&d)));
     }
 }

@@ -100,12 +100,14 @@ mod driver;
 mod endpoint;
 mod icmp;
 pub mod qlog;
+mod session_store;
 mod shared;
 mod streams;
 
 pub use config::{ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder};
 pub use connection::{Connecting, Connection, ZeroRttAccepted};
 pub use endpoint::{ConnectError, Endpoint, Incoming, RetryError};
+pub use session_store::CountingSessionStore;
 pub use streams::{
     ClosedStream, ReadError, ReadToEndError, RecvStream, SendStream, StoppedError, WriteError,
 };
@@ -119,7 +121,10 @@ pub use quiver_proto::{
     AdmissionConfig, ConnectionError, ConnectionStats, EndpointConfig, EndpointStats, RefusedStats,
     Side, TransportConfig, TransportError, TransportErrorCode, Unreachable, VarInt,
 };
-pub use quiver_proto::{InMemoryTokenStore, NewTokenConfig, TokenStore};
+pub use quiver_proto::{
+    InMemoryTokenReuseLog, InMemoryTokenStore, NewTokenConfig, TokenReuseLog, TokenReused,
+    TokenStore, TokenUse,
+};
 pub use quiver_udp as udp;
 /// The TLS library quiver uses (certificates, keys and root stores for
 /// the configs).

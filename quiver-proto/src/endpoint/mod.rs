@@ -52,7 +52,7 @@ pub use self::cid_generator::{CidGenerator, RandomCidGenerator};
 pub use self::hash::{FoldHasher, SeededState};
 pub use self::incoming::{Incoming, IncomingId};
 pub use self::new_token::NewTokenConfig;
-use self::new_token::{NewTokenKey, ReplayFilter};
+use self::new_token::NewTokenKey;
 use self::reset::reset_token;
 use self::reset_tokens::ResetTokens;
 use self::schedule::Connections;
@@ -221,8 +221,6 @@ pub struct Endpoint {
     token_key: TokenKey,
     /// NEW_TOKEN token key.
     new_token_key: NewTokenKey,
-    /// NEW_TOKEN tokens used recently (RFC 9000 §8.1.4).
-    replay: ReplayFilter,
     /// Stateless resets sent in the current one-second window.
     resets_in_window: u32,
     reset_window_start: Option<Instant>,
@@ -275,7 +273,6 @@ impl Endpoint {
             token_clock: None,
             token_key: TokenKey::new(&token_secret),
             new_token_key: NewTokenKey::new(&token_secret),
-            replay: ReplayFilter::default(),
             resets_in_window: 0,
             reset_window_start: None,
             admission: Admission::new(hash_seed),

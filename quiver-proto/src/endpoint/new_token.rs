@@ -11,18 +11,27 @@
 //! key is derived from the endpoint's token secret, so every server of a
 //! fleet configured with the same secret accepts the others' tokens
 //! ([`crate::EndpointConfig::with_fleet_key`]).
+//!
+//! What a fleet shares: the key (by configuration) and, only when given
+//! one, the log of used tokens ([`NewTokenConfig::reuse_log`], a
+//! [`crate::TokenReuseLog`]). Each [`NewTokenConfig::default`] makes its
+//! own in-memory log, so by default a token passes once per server; a
+//! fleet whose servers share one log accepts it once in all.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
 use ring::aead;
 use ring::hmac;
 
+use crate::TokenReuseLog;
+use crate::token_reuse_log::{InMemoryTokenReuseLog, TOKEN_NONCE_LEN, TokenUse};
+
 /// First byte of a NEW_TOKEN token (a Retry token starts with 0x52).
 pub(crate) const NEW_TOKEN_MARKER: u8 = 0x4e;
-const NONCE_LEN: usize = 12;
+const NONCE_LEN: usize = TOKEN_NONCE_LEN;
 const TIME_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 /// Length of every token we issue.
@@ -30,7 +39,7 @@ pub(crate) const NEW_TOKEN_LEN: usize = 1 + NONCE_LEN + TIME_LEN + TAG_LEN;
 
 /// Whether and how a server issues NEW_TOKEN tokens; part of
 /// [`super::ServerConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NewTokenConfig {
     /// Send one NEW_TOKEN frame on each connection once the handshake is
     /// confirmed (retransmitted until acknowledged, RFC 9000 §13.3), and
@@ -39,12 +48,14 @@ pub struct NewTokenConfig {
     /// How long a token stays valid (RFC 9000 §8.1.3: "A token SHOULD have
     /// an expiration time"). 24 hours by default.
     pub lifetime: Duration,
-    /// Used tokens remembered per generation of the replay filter (two
-    /// generations). A token is accepted once; it can pass again only after
-    /// at least this many other tokens were accepted after it, and still
-    /// within its lifetime. Memory: two sets of at most this many 8-byte
-    /// entries (about 1.2 MB for the default 32,768).
-    pub replay_capacity: usize,
+    /// Where accepted tokens are recorded so that each is accepted once
+    /// (RFC 9000 §8.1.4). By default a new [`InMemoryTokenReuseLog`] of
+    /// 32,768 tokens per generation (about 1.2 MB at most) for each
+    /// configuration: clones of this configuration share it, and so do the
+    /// endpoints using them. Servers of a fleet that share a log (the same
+    /// `Arc`, or an implementation over a shared store) accept a token once
+    /// in all; with their own logs, once each.
+    pub reuse_log: Arc<dyn TokenReuseLog>,
 }
 
 impl Default for NewTokenConfig {
@@ -52,7 +63,7 @@ impl Default for NewTokenConfig {
         Self {
             enabled: true,
             lifetime: Duration::from_secs(24 * 60 * 60),
-            replay_capacity: 32_768,
+            reuse_log: Arc::new(InMemoryTokenReuseLog::default()),
         }
     }
 }
@@ -63,6 +74,15 @@ impl NewTokenConfig {
         Self {
             enabled: false,
             ..Self::default()
+        }
+    }
+
+    /// This configuration, recording used tokens in `log` (for example one
+    /// shared by the servers of a fleet).
+    pub fn with_reuse_log(self, log: Arc<dyn TokenReuseLog>) -> Self {
+        Self {
+            reuse_log: log,
+            ..self
         }
     }
 }
@@ -122,16 +142,16 @@ impl NewTokenKey {
         out
     }
 
-    /// Checks a token from `remote` at `now_ms`: its nonce (for the replay
-    /// filter) when it is ours, issued to this IP address, and younger than
-    /// `lifetime`.
+    /// Checks a token from `remote` at `now_ms`: its use (nonce and times,
+    /// for the reuse log) when it is ours, issued to this IP address, and
+    /// younger than `lifetime`.
     pub(crate) fn open(
         &self,
         now_ms: u64,
         remote: SocketAddr,
         lifetime: Duration,
         token: &[u8],
-    ) -> Result<[u8; NONCE_LEN], Rejection> {
+    ) -> Result<TokenUse, Rejection> {
         if token.len() != NEW_TOKEN_LEN || token[0] != NEW_TOKEN_MARKER {
             return Err(Rejection::Invalid);
         }
@@ -155,7 +175,12 @@ impl NewTokenKey {
         if age > lifetime {
             return Err(Rejection::Expired);
         }
-        Ok(nonce)
+        Ok(TokenUse {
+            nonce,
+            issued: Duration::from_millis(issued),
+            lifetime,
+            now: Duration::from_millis(now_ms),
+        })
     }
 }
 
@@ -178,68 +203,33 @@ fn associated_data(ip: IpAddr) -> ([u8; 18], usize) {
     }
 }
 
-/// The nonces of recently used tokens, in constant memory: two generations
-/// of at most `capacity` entries each; when the current one is full the
-/// older one is forgotten. A used nonce is therefore remembered until at
-/// least `capacity` other tokens were used after it.
-#[derive(Debug, Default)]
-pub(crate) struct ReplayFilter {
-    current: HashSet<u64>,
-    previous: HashSet<u64>,
-}
-
-impl ReplayFilter {
-    /// Records `nonce` as used; false if it already was. Nonces are random
-    /// and authenticated (only our tokens reach here), so 64 of their bits
-    /// identify them.
-    pub(crate) fn use_once(&mut self, nonce: &[u8; NONCE_LEN], capacity: usize) -> bool {
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&nonce[..8]);
-        let id = u64::from_le_bytes(id);
-        if self.current.contains(&id) || self.previous.contains(&id) {
-            return false;
-        }
-        if self.current.len() >= capacity.max(1) {
-            std::mem::swap(&mut self.current, &mut self.previous);
-            self.current.clear();
-        }
-        self.current.insert(id);
-        true
-    }
-
-    /// Nonces remembered now (at most twice the capacity).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
-    }
-}
-
 impl super::Endpoint {
     /// Whether the NEW_TOKEN `token` in an Initial from `remote` validates
     /// the client's address: ours, for this IP, not expired, not used
-    /// before. Counted in [`super::EndpointStats`] either way.
+    /// before (by the configuration's reuse log, which servers of a fleet
+    /// may share). Counted in [`super::EndpointStats`] either way.
     pub(super) fn check_new_token(
         &mut self,
         now: std::time::Instant,
         remote: SocketAddr,
         token: &[u8],
     ) -> bool {
-        let Some(config) = self.server.as_ref().map(|s| s.new_tokens) else {
+        let now_ms = self.token_now(now);
+        let Some(config) = self.server.as_ref().map(|s| &s.new_tokens) else {
             return false;
         };
         if !config.enabled {
             return false;
         }
-        let now_ms = self.token_now(now);
         let stats = &mut self.admission.stats;
         match self
             .new_token_key
             .open(now_ms, remote, config.lifetime, token)
         {
-            Ok(nonce) => {
+            Ok(used) => {
                 // RFC 9000 §8.1.4: tokens from NEW_TOKEN "SHOULD NOT be
-                // accepted multiple times".
-                if self.replay.use_once(&nonce, config.replay_capacity) {
+                // accepted multiple times"; the log may be the fleet's.
+                if config.reuse_log.check_and_record(&used).is_ok() {
                     stats.new_tokens_accepted += 1;
                     true
                 } else {
@@ -280,7 +270,10 @@ mod tests {
         let t0 = 5_000_000;
         let token = key.issue(t0, addr, &mut rng());
         assert_eq!(token.len(), NEW_TOKEN_LEN);
-        assert!(key.open(t0, addr, DAY, &token).is_ok());
+        let used = key.open(t0, addr, DAY, &token).unwrap();
+        assert_eq!(used.nonce[..], token[1..1 + NONCE_LEN]);
+        assert_eq!(used.issued, Duration::from_millis(t0));
+        assert_eq!((used.lifetime, used.now), (DAY, used.issued));
         let other_port: SocketAddr = "192.0.2.1:5555".parse().unwrap();
         assert!(key.open(t0 + 1000, other_port, DAY, &token).is_ok());
         let mapped: SocketAddr = "[::ffff:192.0.2.1]:4000".parse().unwrap();
@@ -304,32 +297,5 @@ mod tests {
             key.open(t0, addr, DAY, &token[..NEW_TOKEN_LEN - 1]),
             Err(Rejection::Invalid)
         );
-    }
-
-    /// RFC 9000 §8.1.4 (tokens SHOULD NOT be accepted more than once), in
-    /// bounded memory.
-    #[test]
-    fn replay_filter_accepts_once_and_stays_bounded() {
-        let mut filter = ReplayFilter::default();
-        let mut r = rng();
-        let mut nonce = || {
-            let mut n = [0u8; NONCE_LEN];
-            r.fill_bytes(&mut n);
-            n
-        };
-        let first = nonce();
-        assert!(filter.use_once(&first, 4));
-        assert!(!filter.use_once(&first, 4));
-        // Remembered while fewer than `capacity` others came after it.
-        for _ in 0..4 {
-            assert!(filter.use_once(&nonce(), 4));
-        }
-        assert!(!filter.use_once(&first, 4));
-        for _ in 0..100 {
-            filter.use_once(&nonce(), 4);
-            assert!(filter.len() <= 8);
-        }
-        // Long forgotten.
-        assert!(filter.use_once(&first, 4));
     }
 }

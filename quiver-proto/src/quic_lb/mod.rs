@@ -42,6 +42,18 @@
 //! §9.7 says that construction is; it hides the counter from observers,
 //! it is not meant to resist a key-recovery effort.
 //!
+//! # What else a fleet shares
+//!
+//! Routing is one of three things the servers behind a load balancer
+//! share. The others: keys, so that any server recognises another's
+//! stateless resets and accepts its Retry and NEW_TOKEN tokens
+//! ([`EndpointConfig::with_fleet_key`](crate::EndpointConfig::with_fleet_key));
+//! and, when the application supplies one, the log of used NEW_TOKEN
+//! tokens ([`TokenReuseLog`](crate::TokenReuseLog) in
+//! [`NewTokenConfig::reuse_log`](crate::NewTokenConfig::reuse_log)), so that
+//! a token validates a client once in the whole fleet rather than once per
+//! server (RFC 9000 §8.1.4).
+//!
 //! # Load balancers that route on QUIC-LB IDs
 //!
 //! This copy of the draft names no implementation. The one open-source

@@ -1,7 +1,8 @@
-//! A client session store that tells when tickets arrive, so `get
-//! --resume` and `perf client --resume` start a connection only once the
-//! previous one gave them a ticket to resume with (the server sends its
-//! NewSessionTicket after the handshake, RFC 8446 §4.6.1).
+//! A client session store that tells when tickets arrive. A client that
+//! wants its next connection to resume (RFC 9001 §4.5) must wait for the
+//! previous one to deliver a ticket: the server sends NewSessionTicket
+//! after the handshake (RFC 8446 §4.6.1), so a connection closed right
+//! after its handshake may leave nothing to resume with.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,20 +13,36 @@ use rustls::client::{
 };
 use rustls::pki_types::ServerName;
 
-/// rustls's bounded in-memory store, counting the TLS 1.3 tickets it
-/// receives.
+/// rustls's bounded in-memory client session store, counting the TLS 1.3
+/// tickets it receives. Give it to
+/// [`ClientConfigBuilder::session_store`](crate::ClientConfigBuilder::session_store)
+/// and wait with [`CountingSessionStore::wait_beyond`] before the next
+/// connection.
+///
+/// ```no_run
+/// # async fn demo(client: quiver::Endpoint, server: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use quiver::CountingSessionStore;
+///
+/// let store = CountingSessionStore::new(32);
+/// // ... a client configuration built with `.session_store(store.clone())` ...
+/// let first = client.connect(server, "localhost")?.await?;
+/// // The next connection can resume once a ticket came in.
+/// let resumable = store.wait_beyond(0, Duration::from_secs(10)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
-pub struct TicketStore {
+pub struct CountingSessionStore {
     inner: ClientSessionMemoryCache,
     received: AtomicUsize,
     arrived: tokio::sync::Notify,
 }
 
-impl TicketStore {
-    /// An empty store for up to 32 tickets.
-    pub fn new() -> Arc<Self> {
+impl CountingSessionStore {
+    /// An empty store keeping tickets for up to `capacity` server names.
+    pub fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
-            inner: ClientSessionMemoryCache::new(32),
+            inner: ClientSessionMemoryCache::new(capacity),
             received: AtomicUsize::new(0),
             arrived: tokio::sync::Notify::new(),
         })
@@ -41,6 +58,8 @@ impl TicketStore {
     pub async fn wait_beyond(&self, seen: usize, limit: Duration) -> bool {
         let wait = async {
             loop {
+                // Registered before the check, so a ticket arriving in
+                // between still wakes us.
                 let notified = self.arrived.notified();
                 if self.received() > seen {
                     return;
@@ -52,7 +71,7 @@ impl TicketStore {
     }
 }
 
-impl ClientSessionStore for TicketStore {
+impl ClientSessionStore for CountingSessionStore {
     fn set_kx_hint(&self, name: ServerName<'static>, group: rustls::NamedGroup) {
         self.inner.set_kx_hint(name, group);
     }
