@@ -85,6 +85,8 @@ fn assert_fair(seed: Seed, shares: Shares) {
 //   barely moves (NewReno's equal additive increase converges anyway);
 //   shares drift (seed 0x1a, 10 s windows: 0.39, 0.85, 0.90, 0.57, 0.68,
 //   0.75, 0.97). Why the smaller flow is hit more is not diagnosed yet.
+// - Stop 17 (ACK delay srtt/4 under loss, reordering window fitted to the
+//   lateness measured): seed 0 0.84, seed 1 0.72; unchanged in kind.
 #[test]
 #[ignore = "CUBIC flows do not converge within 20% on a deterministic drop-tail bottleneck (issue 10)"]
 fn two_cubic_flows_share_fairly() {
@@ -109,6 +111,7 @@ fn two_newreno_flows_share_fairly() {
 // after 10 s, 3 below 0.8 (min 0.62); over 90 s, none (min 0.80); 30 s
 // after a 60 s warm-up, 1 (0.79); with 5% Poisson cross traffic, 2
 // (0.76). The flows converge, slower than the 10 s warm-up allows.
+// Stop 17: seeds 0-5 give 0.92, 1.00, 0.95, 0.81, 0.83, 0.70.
 #[test]
 #[ignore = "BBR flows do not converge within 20% on a deterministic drop-tail bottleneck (issue 10)"]
 fn two_bbr_flows_share_fairly() {
