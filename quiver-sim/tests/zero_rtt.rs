@@ -9,10 +9,12 @@ mod common_zero_rtt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common_zero_rtt::{early_data_pair, first_connection};
+use common_zero_rtt::{early_data_pair, early_data_pair_with, first_connection};
 
 use quiver_proto::frame::Dir;
-use quiver_proto::{ConnectionHandle, ServerConfig, TransportConfig};
+use quiver_proto::{
+    AdmissionConfig, ConnectionHandle, NewTokenConfig, ServerConfig, TransportConfig,
+};
 use quiver_sim::quic::{AppConfig, Pair, SendPlan, SharedApp, TestPki};
 use quiver_sim::{LinkConfig, Seed, for_each_seed};
 
@@ -45,6 +47,67 @@ fn apps(pair: &mut Pair, plans: Vec<SendPlan>) -> (SharedApp, SharedApp) {
 /// The server connection made after the first one.
 fn second_server(pair: &mut Pair) -> ConnectionHandle {
     *pair.server().accepted.last().expect("accepted")
+}
+
+/// RFC 9000 §17.2.5.3: "A client MAY attempt 0-RTT after receiving a
+/// Retry packet by sending 0-RTT packets to the connection ID provided by
+/// the server"; RFC 9002 §6.3: a Retry resets loss recovery. A server that
+/// answers every new client with a Retry (and issues no NEW_TOKEN, so the
+/// resumed client has no token either) read none of the 0-RTT sent before
+/// it: the client sends those streams again in 0-RTT, and they arrive
+/// before its handshake completes. (They used to wait for loss detection
+/// and then go in 1-RTT.)
+#[test]
+fn zero_rtt_goes_again_in_0rtt_after_a_retry() {
+    for_each_seed(5, |seed| {
+        let pki = TestPki::new();
+        let mut pair = early_data_pair_with(
+            seed,
+            LinkConfig::default(),
+            TransportConfig::default(),
+            &pki,
+            |server| {
+                server.admission = AdmissionConfig {
+                    retry_threshold: 0,
+                    ..AdmissionConfig::default()
+                };
+                server.new_tokens = NewTokenConfig {
+                    enabled: false,
+                    ..NewTokenConfig::default()
+                };
+            },
+        );
+        first_connection(&mut pair);
+        let (client, server) = apps(&mut pair, vec![SendPlan::uni(4000), SendPlan::bi(2000)]);
+        let c2 = pair.connect();
+        assert!(pair.client().conn(c2).is_zero_rtt_offered());
+        pair.poke_client();
+        assert!(pair.run_until(Duration::from_secs(5), |p| {
+            server.borrow().bytes_received() == 6000
+                && server.borrow().streams_finished() == 2
+                && p.client().conn(c2).is_handshake_complete()
+        }));
+        server.borrow().assert_intact();
+        let s2 = second_server(&mut pair);
+        assert!(
+            pair.server().conn(s2).stats().zero_rtt_packets_received > 0,
+            "{seed}"
+        );
+        assert!(pair.client().conn(c2).is_zero_rtt_accepted(), "{seed}");
+        assert!(
+            pair.server().endpoint.stats().retried_automatically >= 2,
+            "{seed}: {:?}",
+            pair.server().endpoint.stats()
+        );
+        let connected = client.borrow().connected_at.expect("connected");
+        for (id, r) in &server.borrow().recv {
+            let fin = r.fin_at.expect("finished");
+            assert!(
+                fin < connected,
+                "{seed}: stream {id:?} at {fin:?}, connected {connected:?}"
+            );
+        }
+    });
 }
 
 /// RFC 9001 §4.6.1: the client's streams go in 0-RTT packets, the server

@@ -895,9 +895,10 @@ impl Connection {
         self.cids.set_initial_remote(p.src_cid);
         // RFC 9001 §5.2: new Initial keys from the Retry's Source CID.
         let initial = crate::crypto::initial_keys(self.version, &p.src_cid, self.side);
-        let in_flight = {
+        let (in_flight, first_sent) = {
             let s = self.space_mut(SpaceId::Initial);
             s.keys = Some(initial);
+            let first_sent = s.sent.values().map(|p| p.time_sent).min();
             let in_flight: u64 = s
                 .sent
                 .values()
@@ -911,9 +912,37 @@ impl Connection {
             // Everything sent in Initial goes again (§17.2.5.3: packet
             // numbers continue, they are not reset).
             s.crypto_send.requeue_unacked();
-            in_flight
+            (in_flight, first_sent)
         };
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(in_flight);
+        // RFC 9002 §6.3: "The client MAY compute an RTT estimate to the
+        // server as the time period from when the first Initial packet was
+        // sent to when a Retry ... is received" (only while no probe has
+        // resent it, which would make the sample ambiguous), and "Clients
+        // that receive a Retry packet reset congestion control and loss
+        // recovery state". Without both, the pacer still ran at the initial
+        // window over the default 333 ms RTT with its burst spent on the
+        // first flight, and the 0-RTT sent again below trickled out a
+        // packet per 25 ms.
+        if let Some(sent) = first_sent.filter(|_| self.pto_count == 0 && !self.rtt.has_sample()) {
+            let zero = std::time::Duration::ZERO;
+            self.rtt
+                .update(now, now.saturating_duration_since(sent), zero, zero, false);
+        }
+        self.cc = self.config.congestion.build(now, self.max_udp_payload);
+        self.pacer = crate::congestion::Pacer::new();
+        self.pto_count = 0;
+        // RFC 9002 §6.3: "Clients that receive a Retry packet reset
+        // congestion control and loss recovery state". The 0-RTT packets
+        // sent so far reached a server that kept no state and did not
+        // read them: their streams go again, still in 0-RTT (RFC 9000
+        // §17.2.5.3: "A client MAY attempt 0-RTT after receiving a Retry
+        // packet by sending 0-RTT packets to the connection ID provided by
+        // the server", numbered on, not from 0), instead of waiting for
+        // loss detection and then 1-RTT.
+        if self.sends_zero_rtt() {
+            self.requeue_zero_rtt_sent(now);
+        }
         self.set_loss_detection_timer(now);
     }
 

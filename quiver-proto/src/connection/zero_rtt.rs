@@ -161,26 +161,7 @@ impl Connection {
         if accepted || !self.zero_rtt.sent {
             return;
         }
-        // Every application data packet sent so far is a 0-RTT packet: the
-        // client has not sent 1-RTT before its handshake completed.
-        let mut lost = Vec::new();
-        self.space_mut(SpaceId::ApplicationData)
-            .sent
-            .remove_range(0..=u64::MAX, &mut lost);
-        let mut bytes = 0;
-        for (_, p) in &lost {
-            if p.in_flight {
-                bytes += u64::from(p.size);
-            }
-        }
-        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(bytes);
-        let s = self.space_mut(SpaceId::ApplicationData);
-        s.ack_eliciting_in_flight = 0;
-        s.loss_time = None;
-        for (_, p) in lost {
-            self.streams_on_lost(p.retransmits.stream);
-        }
-        self.set_loss_detection_timer(now);
+        self.requeue_zero_rtt_sent(now);
         // rustls does not say which protocol the ticket was for: with one
         // offered, it cannot have changed (or the handshake failed).
         let unchanged = self.tls.offered_alpns() <= 1
@@ -204,6 +185,31 @@ impl Connection {
                 )),
             );
         }
+    }
+
+    /// Client: forgets every 0-RTT packet sent so far and queues their
+    /// stream data again, without a congestion signal (nothing was lost to
+    /// congestion: the server refused or never read them). Every
+    /// application data packet sent before the handshake completed is a
+    /// 0-RTT packet: the client sends no 1-RTT before then.
+    pub(super) fn requeue_zero_rtt_sent(&mut self, now: Instant) {
+        let mut sent = Vec::new();
+        self.space_mut(SpaceId::ApplicationData)
+            .sent
+            .remove_range(0..=u64::MAX, &mut sent);
+        let bytes: u64 = sent
+            .iter()
+            .filter(|(_, p)| p.in_flight)
+            .map(|(_, p)| u64::from(p.size))
+            .sum();
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(bytes);
+        let s = self.space_mut(SpaceId::ApplicationData);
+        s.ack_eliciting_in_flight = 0;
+        s.loss_time = None;
+        for (_, p) in sent {
+            self.streams_on_lost(p.retransmits.stream);
+        }
+        self.set_loss_detection_timer(now);
     }
 
     /// Removes the protection of a 0-RTT packet in place (RFC 9001 §5),

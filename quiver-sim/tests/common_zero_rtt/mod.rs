@@ -16,6 +16,18 @@ pub fn early_data_pair(
     server_transport: TransportConfig,
     pki: &TestPki,
 ) -> Pair {
+    early_data_pair_with(seed, link, server_transport, pki, |_| {})
+}
+
+/// As [`early_data_pair`], with the server's configuration adjusted by
+/// `adjust` (admission, NEW_TOKEN) before it is installed.
+pub fn early_data_pair_with(
+    seed: Seed,
+    link: LinkConfig,
+    server_transport: TransportConfig,
+    pki: &TestPki,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Pair {
     let mut pair = Pair::with_pki(
         seed,
         link,
@@ -24,12 +36,14 @@ pub fn early_data_pair(
         pki.clone(),
     );
     let crypto = pki.server_crypto().enable_early_data().build().unwrap();
+    let mut server = ServerConfig {
+        crypto: Arc::new(crypto),
+        ..pki.server_config(server_transport)
+    };
+    adjust(&mut server);
     pair.server()
         .endpoint
-        .set_server_config(Some(Arc::new(ServerConfig {
-            crypto: Arc::new(crypto),
-            ..pki.server_config(server_transport)
-        })));
+        .set_server_config(Some(Arc::new(server)));
     let crypto = pki.client_crypto().enable_early_data().build().unwrap();
     pair.client_config = ClientConfig {
         crypto: Arc::new(crypto),
