@@ -39,6 +39,12 @@ impl Connection {
         ecn: Option<crate::EcnCodepoint>,
         data: &mut [u8],
     ) {
+        if let Some(q) = &mut self.qlog {
+            // One datagram per call (transport:datagrams_received).
+            let length = u16::try_from(data.len()).unwrap_or(u16::MAX);
+            q.sink
+                .event(now, &crate::qlog::QlogEvent::DatagramsReceived { length });
+        }
         self.handle_datagram_packets(now, remote, local, ecn, data);
         self.qlog_sync(now);
     }
