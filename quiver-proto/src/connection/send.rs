@@ -788,8 +788,10 @@ impl Connection {
         if let Some(q) = &mut self.qlog {
             // Stream state changes from building this packet (a FIN sent)
             // come before it.
-            self.streams
-                .drain_qlog(|u| q.sink.event(now, &crate::qlog::QlogEvent::StreamStateUpdated(*u)));
+            self.streams.drain_qlog(|u| {
+                q.sink
+                    .event(now, &crate::qlog::QlogEvent::StreamStateUpdated(*u))
+            });
             let length = buf.len() + TAG_LEN - p.header.start;
             let info = crate::qlog::PacketInfo {
                 packet_type: p.ty,

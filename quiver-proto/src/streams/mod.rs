@@ -47,8 +47,8 @@ use bytes::Bytes;
 
 use crate::Side;
 use crate::coding::VarInt;
-use crate::qlog::{Owner, StreamState, StreamStateUpdate};
 use crate::frame::Dir;
+use crate::qlog::{Owner, StreamState, StreamStateUpdate};
 use crate::transport_params::TransportParameters;
 
 mod assembler;

@@ -80,10 +80,7 @@ impl StreamLog {
             old: Some(send_state(old)),
             new: send_state(s.state),
             trigger,
-            error_code: s
-                .reset
-                .filter(|_| reset)
-                .map(|(code, _)| code.into_inner()),
+            error_code: s.reset.filter(|_| reset).map(|(code, _)| code.into_inner()),
         });
     }
 
