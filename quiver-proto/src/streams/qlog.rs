@@ -134,3 +134,56 @@ fn recv_state(s: RecvState) -> StreamState {
         RecvState::ResetRead => StreamState::ResetRead,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{StreamsConfig, StreamsState};
+    use crate::Side;
+    use crate::frame::Dir;
+    use crate::qlog::{Owner, StreamState, StreamStateUpdate};
+    use crate::transport_params::TransportParameters;
+
+    /// A client's streams with a peer that allows everything; `qlog` on
+    /// or off. Opens a unidirectional stream, writes, finishes and sends.
+    fn run(qlog: bool) -> (StreamsState, Vec<StreamStateUpdate>) {
+        let config = StreamsConfig::default();
+        let mut local = TransportParameters::default();
+        config.apply_to(&mut local);
+        let mut st = StreamsState::new(Side::Client, &config, &local);
+        if qlog {
+            st.enable_qlog();
+        }
+        st.set_peer_params(&local);
+        let id = st.open(Dir::Uni).unwrap();
+        st.write(id, b"hello").unwrap();
+        st.finish(id).unwrap();
+        let mut buf = Vec::new();
+        st.write_stream_frames(&mut buf, 1200, &mut Vec::new());
+        let mut seen = Vec::new();
+        st.drain_qlog(|u| seen.push(*u));
+        (st, seen)
+    }
+
+    #[test]
+    fn off_records_nothing_and_holds_no_buffer() {
+        let (st, seen) = run(false);
+        assert!(seen.is_empty());
+        assert!(st.qlog.0.is_none());
+    }
+
+    /// RFC 9000 §3.1: the first STREAM frame, here carrying the FIN, moves
+    /// the sending part from "Ready" to "Data Sent".
+    #[test]
+    fn on_records_open_then_data_sent() {
+        let (_, seen) = run(true);
+        let states: Vec<(Option<StreamState>, StreamState, Option<Owner>)> =
+            seen.iter().map(|u| (u.old, u.new, u.trigger)).collect();
+        assert_eq!(
+            states,
+            [
+                (None, StreamState::Open, Some(Owner::Local)),
+                (Some(StreamState::Ready), StreamState::DataSent, None),
+            ]
+        );
+    }
+}
