@@ -226,7 +226,10 @@ fn transfer(seed: quiver_sim::Seed, link: LinkConfig, lossless: bool) {
             && p.server_conn().stream_count_for_test() == 0
             && p.client_conn(client).stream_count_for_test() == 0
     });
-    assert!(lossless || client_stats.packets_lost > 0, "the link lost nothing");
+    assert!(
+        lossless || client_stats.packets_lost > 0,
+        "the link lost nothing"
+    );
     let log = recorder.0.lock().unwrap();
 
     // The streams: client uni 0 finishes, client uni 1 is reset.

@@ -9,6 +9,16 @@
 //! `quic:stream_state_updated`, makes `stream_side` mandatory and adds the
 //! `trigger` field (local / remote) that [`StreamStateUpdate::trigger`]
 //! carries here already.
+//!
+//! The drafts say implementations "SHOULD mainly log the simplified
+//! BaseStreamStates" (idle / open / closed) and keep the granular ones
+//! for in-depth debugging, and that tools "SHOULD be able to deal with
+//! both types equally" (draft-ietf-quic-qlog-quic-events §5.13 in
+//! /work/shared/rfc). We log "open" and "closed" for the stream as a
+//! whole and the granular RFC 9000 §3 states of each part between them:
+//! the FIN and reset states are what a reader of a trace looks for, and
+//! each part gets its own event (§5.13: "two separate events with
+//! different stream_side fields SHOULD be logged").
 
 use super::Owner;
 use crate::streams::StreamId;
