@@ -76,9 +76,14 @@ fn check(path: &Path, role: &str) -> Vec<String> {
         "security:key_updated",
         "connectivity:connection_state_updated",
         "connectivity:connection_closed",
+        "transport:datagrams_received",
+        "transport:datagrams_sent",
+        "transport:stream_state_updated",
     ] {
         assert!(names.iter().any(|n| n == name), "{role}: no {name}");
     }
+    check_datagrams(&recs, role);
+    check_streams(&recs, role);
     // Both sides' transport parameters.
     for owner in ["local", "remote"] {
         assert!(
@@ -98,6 +103,84 @@ fn check(path: &Path, role: &str) -> Vec<String> {
         .count();
     assert!(stream_frames > 0, "{role}: no STREAM frames");
     names
+}
+
+/// transport:datagrams_received / datagrams_sent: a count and one RawInfo
+/// per datagram (draft-ietf-quic-qlog-quic-events-03); one datagram per
+/// receive, a GSO batch per transmit.
+fn check_datagrams(recs: &[Value], role: &str) {
+    for name in ["transport:datagrams_received", "transport:datagrams_sent"] {
+        for e in recs.iter().filter(|e| e["name"] == name) {
+            let d = &e["data"];
+            let count = d["count"].as_u64().unwrap_or_else(|| panic!("{role}: {e}"));
+            let raw = d["raw"].as_array().unwrap_or_else(|| panic!("{role}: {e}"));
+            assert_eq!(raw.len() as u64, count, "{role}: {e}");
+            assert!(count >= 1, "{role}: {e}");
+            if name == "transport:datagrams_received" {
+                assert_eq!(count, 1, "{role}: {e}");
+            }
+            for r in raw {
+                let len = r["length"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{role}: {e}"));
+                assert!((1..=65_527).contains(&len), "{role}: {e}");
+            }
+        }
+    }
+}
+
+/// transport:stream_state_updated: the request stream is opened (by the
+/// client), its FIN sent by both ends (RFC 9000 §3.1 "Data Sent") and
+/// read to the end (§3.2 "Data Read"); every record names its stream and
+/// a state of the draft.
+fn check_streams(recs: &[Value], role: &str) {
+    const STATES: [&str; 12] = [
+        "open",
+        "closed",
+        "ready",
+        "send",
+        "data_sent",
+        "reset_sent",
+        "receive",
+        "size_known",
+        "data_received",
+        "data_read",
+        "reset_received",
+        "reset_read",
+    ];
+    let updates: Vec<&Value> = recs
+        .iter()
+        .filter(|e| e["name"] == "transport:stream_state_updated")
+        .map(|e| &e["data"])
+        .collect();
+    for d in &updates {
+        assert!(d["stream_id"].is_u64(), "{role}: {d}");
+        assert!(
+            ["bidirectional", "unidirectional"].contains(&d["stream_type"].as_str().unwrap_or("")),
+            "{role}: {d}"
+        );
+        assert!(
+            STATES.contains(&d["new"].as_str().unwrap_or("")),
+            "{role}: {d}"
+        );
+    }
+    let has = |side: Option<&str>, new: &str| {
+        updates
+            .iter()
+            .any(|d| d["new"] == new && side.is_none_or(|s| d["stream_side"] == s))
+    };
+    let opener = if role == "client" { "local" } else { "remote" };
+    assert!(
+        updates
+            .iter()
+            .any(|d| d["new"] == "open" && d["trigger"] == opener && d["stream_id"] == 0),
+        "{role}: stream 0 not opened by the {opener} end"
+    );
+    assert!(has(Some("sending"), "data_sent"), "{role}: no FIN sent");
+    assert!(
+        has(Some("receiving"), "data_read"),
+        "{role}: no stream read to its end"
+    );
 }
 
 #[test]

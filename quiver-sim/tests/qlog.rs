@@ -94,6 +94,10 @@ impl QlogSink for Sink {
             QlogEvent::KeyDiscarded { key_type } => Seen::KeyDiscarded(*key_type),
             QlogEvent::PathUpdated { remote, state } => Seen::Path(*remote, *state),
             QlogEvent::ConnectionStateUpdated { old, new } => Seen::State(*old, *new),
+            // Checked in qlog_streams.rs.
+            QlogEvent::DatagramsReceived { .. }
+            | QlogEvent::DatagramsSent { .. }
+            | QlogEvent::StreamStateUpdated(_) => return,
             QlogEvent::ConnectionClosed {
                 owner,
                 code,

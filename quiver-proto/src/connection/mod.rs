@@ -465,6 +465,9 @@ impl Connection {
                 version: conn.version,
             };
             conn.qlog = factory.new_sink(&info).map(qlog::Qlog::new);
+            if conn.qlog.is_some() {
+                conn.streams.enable_qlog();
+            }
             conn.qlog_start(p.now);
         }
         conn.reset_idle_timer(p.now);

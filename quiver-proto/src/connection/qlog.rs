@@ -91,13 +91,26 @@ impl Connection {
         }
     }
 
+    /// Hands the stream state changes recorded since the last call to
+    /// the sink, stamped `now` (changes made by application calls that
+    /// know no time get the time of the next datagram, timer or
+    /// transmission).
+    pub(crate) fn qlog_streams(&mut self, now: Instant) {
+        if let Some(q) = &mut self.qlog {
+            self.streams
+                .drain_qlog(|u| q.sink.event(now, &QlogEvent::StreamStateUpdated(*u)));
+        }
+    }
+
     /// Reports the connection state, the recovery metrics and the
-    /// congestion phase where they changed since the last report. Called
-    /// after each datagram, timer and transmission.
+    /// congestion phase where they changed since the last report, after
+    /// the stream state changes not yet reported. Called after each
+    /// datagram, timer and transmission.
     pub(crate) fn qlog_sync(&mut self, now: Instant) {
         if self.qlog.is_none() {
             return;
         }
+        self.qlog_streams(now);
         if let Some(error) = self.error.take() {
             if self.qlog.as_ref().is_some_and(|q| !q.closed) {
                 self.qlog_closed(now, &error);

@@ -55,6 +55,12 @@ impl Connection {
             return;
         }
         self.stats.datagrams_received += 1;
+        if let Some(q) = &mut self.qlog {
+            // One datagram per call (transport:datagrams_received).
+            let length = u16::try_from(data.len()).unwrap_or(u16::MAX);
+            q.sink
+                .event(now, &crate::qlog::QlogEvent::DatagramsReceived { length });
+        }
         self.stats.bytes_received += data.len() as u64;
         // Only a server's preferred address makes a path of its own; any
         // other local address is the one the connection started on.

@@ -59,6 +59,17 @@ impl Connection {
         let mut transmit = self.write_next_datagram(now, buf, &mut filled);
         if let Some(t) = &mut transmit {
             self.append_segments(now, max_datagrams, buf, t, filled);
+            if let Some(q) = &mut self.qlog {
+                // One event per transmit: a GSO batch is one event with
+                // count > 1 (transport:datagrams_sent).
+                let event = crate::qlog::QlogEvent::DatagramsSent {
+                    count: u16::try_from(t.count()).unwrap_or(u16::MAX),
+                    segment_size: u16::try_from(t.segment_size.unwrap_or(t.size))
+                        .unwrap_or(u16::MAX),
+                    length: u32::try_from(t.size).unwrap_or(u32::MAX),
+                };
+                q.sink.event(now, &event);
+            }
         }
         self.qlog_sync(now);
         transmit
@@ -775,6 +786,12 @@ impl Connection {
         }
         buf.resize(end, 0); // PADDING frames are zero bytes.
         if let Some(q) = &mut self.qlog {
+            // Stream state changes from building this packet (a FIN sent)
+            // come before it.
+            self.streams.drain_qlog(|u| {
+                q.sink
+                    .event(now, &crate::qlog::QlogEvent::StreamStateUpdated(*u))
+            });
             let length = buf.len() + TAG_LEN - p.header.start;
             let info = crate::qlog::PacketInfo {
                 packet_type: p.ty,

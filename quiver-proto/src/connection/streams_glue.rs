@@ -53,9 +53,15 @@ impl Connection {
 
     pub(crate) fn streams_on_frame(
         &mut self,
-        _now: Instant,
+        now: Instant,
         f: Frame<'_>,
     ) -> Result<(), TransportError> {
+        let result = self.streams_apply_frame(f);
+        self.qlog_streams(now);
+        result
+    }
+
+    fn streams_apply_frame(&mut self, f: Frame<'_>) -> Result<(), TransportError> {
         match f {
             Frame::Stream(s) => self.streams.on_stream_frame(&s),
             Frame::ResetStream(r) => self.streams.on_reset_stream(&r),
@@ -246,7 +252,9 @@ impl Connection {
             return Err(ReadError::ConnectionLost);
         }
         let rtt = self.rtt.smoothed_rtt();
-        self.streams.read(now, rtt, id, buf)
+        let result = self.streams.read(now, rtt, id, buf);
+        self.qlog_streams(now);
+        result
     }
 
     /// Takes the next in-order data of a stream, at most `max` bytes, as a
@@ -265,7 +273,9 @@ impl Connection {
             return Err(ReadError::ConnectionLost);
         }
         let rtt = self.rtt.smoothed_rtt();
-        self.streams.read_chunk(now, rtt, id, max)
+        let result = self.streams.read_chunk(now, rtt, id, max);
+        self.qlog_streams(now);
+        result
     }
 
     /// Asks the peer to stop sending on a stream (STOP_SENDING, §19.5).

@@ -9,8 +9,12 @@
 //! report costs one `Option` check and nothing else.
 //!
 //! The events follow the QUIC event definitions of qlog as qvis loads them
-//! (`qlog_version` 0.3: draft-ietf-quic-qlog-quic-events-03 era names); see
-//! `ARCHITECTURE.md`.
+//! (`qlog_version` 0.3: the names and fields of
+//! draft-ietf-quic-qlog-quic-events-03, with the `transport:`,
+//! `recovery:`, `security:` and `connectivity:` categories); see
+//! `ARCHITECTURE.md`. The newer draft in /work/shared/rfc puts every event
+//! in one `quic:` namespace and renames some (`datagrams_sent` became
+//! `udp_datagrams_sent`, `metrics_updated` `recovery_metrics_updated`).
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -20,6 +24,10 @@ use crate::connection::ConnectionError;
 use crate::packet::PacketType;
 use crate::transport_params::TransportParameters;
 use crate::{ConnectionId, Side, Version};
+
+mod stream;
+
+pub use stream::{StreamSide, StreamState, StreamStateUpdate};
 
 /// Receives one connection's events, in order.
 pub trait QlogSink: Send {
@@ -78,6 +86,26 @@ pub enum QlogEvent<'a> {
     PacketSent(PacketInfo<'a>),
     /// A packet was decrypted and accepted (transport:packet_received).
     PacketReceived(PacketInfo<'a>),
+    /// One UDP datagram reached the connection (transport:datagrams_received,
+    /// one per call of the connection's receive).
+    DatagramsReceived {
+        /// Its UDP payload size in bytes.
+        length: u16,
+    },
+    /// The connection produced UDP datagrams to send in one batch
+    /// (transport:datagrams_sent): `count` datagrams of `segment_size`
+    /// bytes but the last, `length` bytes in all (a GSO batch when
+    /// `count` > 1).
+    DatagramsSent {
+        /// How many datagrams.
+        count: u16,
+        /// The size of each but the last.
+        segment_size: u16,
+        /// The bytes of all of them.
+        length: u32,
+    },
+    /// A stream changed state (transport:stream_state_updated).
+    StreamStateUpdated(StreamStateUpdate),
     /// A packet was declared lost (recovery:packet_lost).
     PacketLost {
         /// Its type.

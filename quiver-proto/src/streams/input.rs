@@ -139,7 +139,9 @@ impl StreamsState {
             .and_then(|e| e.recv.as_mut())
             .expect("checked part");
         let before = recv.fragments();
+        let old = recv.state;
         let delta = recv.on_data(offset, frame.data, frame.fin);
+        self.qlog.recv(id, old, recv);
         let after = recv.fragments();
         self.recount_fragments(before, after);
         // RFC 9000 §21.7: "QUIC deployments SHOULD provide mitigations for
@@ -187,7 +189,9 @@ impl StreamsState {
             .and_then(|e| e.recv.as_mut())
             .expect("checked part");
         let before = recv.fragments();
+        let old = recv.state;
         let delta = recv.on_reset(frame.error_code, final_size);
+        self.qlog.recv(id, old, recv);
         let after = recv.fragments();
         self.recount_fragments(before, after);
         // RFC 9000 §4.5: "The receiver MUST use the final size of the stream
@@ -216,7 +220,10 @@ impl StreamsState {
         // RFC 9000 §3.5: "An endpoint that receives a STOP_SENDING frame MUST
         // send a RESET_STREAM frame if the stream is in the "Ready" or "Send"
         // state."
-        if send.on_stop_sending(frame.error_code) {
+        let old = send.state;
+        let reset = send.on_stop_sending(frame.error_code);
+        self.qlog.send(id, old, send);
+        if reset {
             self.reset_pending.insert(id);
             self.events.push_back(StreamEvent::Stopped {
                 id,

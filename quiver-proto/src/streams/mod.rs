@@ -48,6 +48,7 @@ use bytes::Bytes;
 use crate::Side;
 use crate::coding::VarInt;
 use crate::frame::Dir;
+use crate::qlog::{Owner, StreamState, StreamStateUpdate};
 use crate::transport_params::TransportParameters;
 
 mod assembler;
@@ -56,6 +57,7 @@ mod flow_control;
 mod id;
 mod input;
 mod output;
+mod qlog;
 mod recv;
 mod send;
 #[cfg(test)]
@@ -67,6 +69,7 @@ pub use id::StreamId;
 use errors::Missing;
 use flow_control::{RecvWindow, SendCredit};
 use id::dir_index;
+use qlog::StreamLog;
 use recv::RecvStream;
 use send::SendStream;
 
@@ -297,6 +300,8 @@ pub struct StreamsState {
     /// round-robin order.
     sched: BTreeMap<i32, VecDeque<StreamId>>,
     events: VecDeque<StreamEvent>,
+    /// State changes kept for qlog (nothing when it is off).
+    qlog: StreamLog,
 }
 
 impl StreamsState {
@@ -346,6 +351,7 @@ impl StreamsState {
             stream_data_blocked_pending: BTreeSet::new(),
             sched: BTreeMap::new(),
             events: VecDeque::new(),
+            qlog: StreamLog::default(),
         }
     }
 
@@ -446,9 +452,11 @@ impl StreamsState {
             .send
             .as_mut()
             .ok_or(StreamError::UnknownStream)?;
+        let old = send.state;
         if !send.reset(code) {
             return Err(StreamError::ClosedStream);
         }
+        self.qlog_send(id, old);
         self.reset_pending.insert(id);
         Ok(())
     }
@@ -502,10 +510,12 @@ impl StreamsState {
             .recv
             .as_mut()
             .ok_or(ReadError::UnknownStream)?;
+        let old = recv.state;
         let (result, consumed) = take(recv);
         // RFC 9000 §4.2: credit freed by reading is announced with
         // MAX_STREAM_DATA / MAX_DATA when the window policy says so.
         let update = recv.poll_window_update(Some((now, rtt)));
+        self.qlog_recv(id, old);
         if update {
             self.max_stream_data_pending.insert(id);
         }
@@ -529,8 +539,12 @@ impl StreamsState {
             .as_mut()
             .ok_or(StreamError::UnknownStream)?;
         let before = recv.fragments();
+        let old = recv.state;
         let (send_stop, discarded) = recv.stop(code).ok_or(StreamError::ClosedStream)?;
         let after = recv.fragments();
+        // RFC 9000 §3.5: from "Recv" the part stays there until the peer
+        // answers; nothing is logged until then.
+        self.qlog_recv(id, old);
         self.recount_fragments(before, after);
         if send_stop {
             self.stop_pending.insert(id, code);
@@ -561,6 +575,19 @@ impl StreamsState {
         Ok(())
     }
 
+    /// Records stream state changes for qlog from now on; collect them
+    /// with [`drain_qlog`](Self::drain_qlog). Off by default, and then
+    /// recording costs one check per state change.
+    pub fn enable_qlog(&mut self) {
+        self.qlog.enable();
+    }
+
+    /// Hands the state changes recorded since the last call to `f`, in
+    /// order.
+    pub fn drain_qlog(&mut self, f: impl FnMut(&StreamStateUpdate)) {
+        self.qlog.drain(f);
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<StreamEvent> {
         self.events.pop_front()
@@ -575,6 +602,25 @@ impl StreamsState {
     /// counted on each call).
     pub fn recv_fragments(&self) -> usize {
         self.recv_fragments
+    }
+
+    /// Logs a change of stream `id`'s sending part from `old`, for calls
+    /// that reached the stream through [`lookup`](Self::lookup).
+    fn qlog_send(&mut self, id: StreamId, old: send::SendState) {
+        if self.qlog.is_on() {
+            if let Some(send) = self.streams.get(&id).and_then(|e| e.send.as_ref()) {
+                self.qlog.send(id, old, send);
+            }
+        }
+    }
+
+    /// Likewise for the receiving part.
+    fn qlog_recv(&mut self, id: StreamId, old: recv::RecvState) {
+        if self.qlog.is_on() {
+            if let Some(recv) = self.streams.get(&id).and_then(|e| e.recv.as_ref()) {
+                self.qlog.recv(id, old, recv);
+            }
+        }
     }
 
     /// Updates the connection's count of out-of-order pieces after one
@@ -642,6 +688,8 @@ impl StreamsState {
                 queued: false,
             },
         );
+        let by = if local { Owner::Local } else { Owner::Remote };
+        self.qlog.stream(id, StreamState::Open, Some(by));
     }
 
     /// Raises the number of streams of kind `d` we may open.
@@ -684,6 +732,7 @@ impl StreamsState {
         if let Some(recv) = self.streams.remove(&id).and_then(|e| e.recv) {
             self.recount_fragments(recv.fragments(), 0);
         }
+        self.qlog.stream(id, StreamState::Closed, None);
         if id.initiator() != self.side {
             let d = dir_index(id.dir());
             self.remote_credit[d] += 1;

@@ -237,7 +237,10 @@ impl StreamsState {
                     continue;
                 };
                 let space = max_len - (buf.len() - start);
-                match send.write_frame(id, buf, space, self.conn_send.available()) {
+                let old = send.state;
+                let written = send.write_frame(id, buf, space, self.conn_send.available());
+                self.qlog.send(id, old, send);
+                match written {
                     Ok((chunk, new)) => {
                         self.conn_send.consume(new);
                         sent.push(chunk);
@@ -311,7 +314,9 @@ impl StreamsState {
         else {
             return;
         };
+        let old = send.state;
         let (freed, done) = send.on_ack(chunk);
+        self.qlog.send(chunk.id, old, send);
         if freed > 0 && send.want_writable && send.has_room() {
             send.want_writable = false;
             self.events
@@ -345,7 +350,11 @@ impl StreamsState {
         if let ControlFrame::ResetStream(id) = *frame {
             if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
                 if send.state == SendState::ResetSent {
+                    // RFC 9000 §3.1: "Once a packet containing a RESET_STREAM
+                    // has been acknowledged, the sending part of the stream
+                    // enters the "Reset Recvd" state".
                     send.state = SendState::ResetRecvd;
+                    self.qlog.send(id, SendState::ResetSent, send);
                     self.maybe_release(id);
                 }
             }

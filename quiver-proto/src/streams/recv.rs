@@ -81,6 +81,11 @@ impl RecvStream {
         matches!(self.state, RecvState::DataRead | RecvState::ResetRead)
     }
 
+    /// The error code of the peer's RESET_STREAM, once one was applied.
+    pub(super) fn reset_code(&self) -> Option<VarInt> {
+        self.reset_code
+    }
+
     /// Memory held for unread data.
     pub(super) fn allocated(&self) -> usize {
         self.assembler.allocated()
@@ -198,12 +203,12 @@ impl RecvStream {
                 // (which §3.2 permits), returning its credit.
                 self.assembler.clear();
                 delta.discarded = self.discard_unread();
+                self.reset_code = Some(code);
                 if self.stopped.is_some() {
                     // The application already gave up on the stream.
                     self.state = RecvState::ResetRead;
                 } else {
                     self.state = RecvState::ResetRecvd;
-                    self.reset_code = Some(code);
                     delta.readable = true;
                 }
             }

@@ -79,6 +79,22 @@ pub(super) fn event(
             packet(s, p);
             "transport:packet_received"
         }
+        QlogEvent::DatagramsReceived { length } => {
+            super::transport::datagrams(s, 1, *length, u32::from(*length));
+            "transport:datagrams_received"
+        }
+        QlogEvent::DatagramsSent {
+            count,
+            segment_size,
+            length,
+        } => {
+            super::transport::datagrams(s, *count, *segment_size, *length);
+            "transport:datagrams_sent"
+        }
+        QlogEvent::StreamStateUpdated(u) => {
+            super::transport::stream_state(s, u);
+            "transport:stream_state_updated"
+        }
         QlogEvent::PacketLost {
             packet_type: ty,
             packet_number,

@@ -11,6 +11,7 @@
 //! newest drafts.
 
 mod json;
+mod transport;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

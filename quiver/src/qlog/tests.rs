@@ -230,3 +230,100 @@ fn a_capped_file_keeps_only_the_end_past_its_cap() {
     assert!(recs.len() < 10, "{} records", recs.len());
     assert_eq!(recs.last().unwrap()["data"]["new"], "closed");
 }
+
+/// The datagram and stream events of draft-ietf-quic-qlog-quic-events-03
+/// (transport:datagrams_sent / datagrams_received: a count and one
+/// RawInfo per datagram; transport:stream_state_updated), and RFC 9221
+/// DATAGRAM frames listed in packets with their length.
+#[test]
+fn datagram_and_stream_events() {
+    use quiver_proto::frame::Dir;
+    use quiver_proto::qlog::{StreamSide, StreamState, StreamStateUpdate};
+    use quiver_proto::streams::StreamId;
+
+    let start = crate::shared::now();
+    let out = Shared::default();
+    let mut w = QlogWriter::new(out.clone(), &info(start));
+    w.event(
+        start,
+        &QlogEvent::DatagramsSent {
+            count: 3,
+            segment_size: 1200,
+            length: 3000,
+        },
+    );
+    w.event(start, &QlogEvent::DatagramsReceived { length: 1252 });
+    let id = StreamId::new(Side::Client, Dir::Bi, 1);
+    w.event(
+        start,
+        &QlogEvent::StreamStateUpdated(StreamStateUpdate {
+            stream_id: id,
+            side: Some(StreamSide::Receiving),
+            old: Some(StreamState::Receive),
+            new: StreamState::ResetReceived,
+            trigger: Some(Owner::Remote),
+            error_code: Some(77),
+        }),
+    );
+    w.event(
+        start,
+        &QlogEvent::StreamStateUpdated(StreamStateUpdate {
+            stream_id: StreamId::new(Side::Server, Dir::Uni, 0),
+            side: None,
+            old: None,
+            new: StreamState::Open,
+            trigger: Some(Owner::Local),
+            error_code: None,
+        }),
+    );
+    // A DATAGRAM frame with a Length field (type 0x31, RFC 9221 §4), 5
+    // bytes of data.
+    let payload = [0x31, 5, 1, 2, 3, 4, 5];
+    w.event(
+        start,
+        &QlogEvent::PacketReceived(PacketInfo {
+            packet_type: PacketType::OneRtt,
+            packet_number: 3,
+            length: 30,
+            payload: &payload,
+        }),
+    );
+    drop(w);
+    let recs = parse(&out.0.lock().unwrap());
+    assert_eq!(recs[1]["name"], "transport:datagrams_sent");
+    assert_eq!(
+        recs[1]["data"],
+        serde_json::json!({"count": 3, "raw": [{"length": 1200}, {"length": 1200}, {"length": 600}]})
+    );
+    assert_eq!(recs[2]["name"], "transport:datagrams_received");
+    assert_eq!(
+        recs[2]["data"],
+        serde_json::json!({"count": 1, "raw": [{"length": 1252}]})
+    );
+    assert_eq!(recs[3]["name"], "transport:stream_state_updated");
+    assert_eq!(
+        recs[3]["data"],
+        serde_json::json!({
+            "stream_id": 4,
+            "stream_type": "bidirectional",
+            "stream_side": "receiving",
+            "old": "receive",
+            "new": "reset_received",
+            "trigger": "remote",
+            "error_code": 77
+        })
+    );
+    assert_eq!(
+        recs[4]["data"],
+        serde_json::json!({
+            "stream_id": 3,
+            "stream_type": "unidirectional",
+            "new": "open",
+            "trigger": "local"
+        })
+    );
+    assert_eq!(
+        recs[5]["data"]["frames"],
+        serde_json::json!([{"frame_type": "datagram", "length": 5}])
+    );
+}
