@@ -53,7 +53,7 @@ pub use self::hash::{FoldHasher, SeededState};
 pub use self::incoming::{Incoming, IncomingId};
 pub use self::new_token::NewTokenConfig;
 use self::new_token::{NewTokenKey, ReplayFilter};
-use self::reset::reset_token;
+use self::reset::ResetKey;
 use self::reset_tokens::ResetTokens;
 use self::schedule::Connections;
 use self::token::{TokenClock, TokenKey};
@@ -201,6 +201,8 @@ pub struct Endpoint {
     /// Peer reset tokens in use → connection, for datagrams that route
     /// nowhere (RFC 9000 §10.3.1).
     reset_tokens: ResetTokens,
+    /// Our stateless reset key, from `config.reset_key` (RFC 9000 §10.3.2).
+    reset_key: ResetKey,
     incoming: VecDeque<Incoming>,
     /// Attempts whose ClientHello is still arriving, not yet reported.
     assembly: assembly::Assembly,
@@ -250,6 +252,7 @@ impl Endpoint {
         let generator_seed: [u8; 32] = rng.random();
         let hash_seed = SeededState::new(rng.random());
         let reset_tokens = ResetTokens::new(&config.reset_key, hash_seed);
+        let reset_key = ResetKey::new(&config.reset_key);
         let token_secret = config.token_secret();
         Self {
             cid_generator: Box::new(RandomCidGenerator::new(
@@ -266,6 +269,7 @@ impl Endpoint {
             initial_routes: HashMap::new(),
             addr_routes: HashMap::with_hasher(hash_seed),
             reset_tokens,
+            reset_key,
             incoming: VecDeque::new(),
             assembly: assembly::Assembly::default(),
             incoming_keys: HashMap::new(),
@@ -612,7 +616,7 @@ impl Endpoint {
         let server = self.server.clone().ok_or(AcceptError::Unknown)?;
         let mut incoming = self.take_incoming(id).ok_or(AcceptError::Unknown)?;
         let local_cid = self.new_cid();
-        let token = reset_token(&self.config.reset_key, &local_cid);
+        let token = self.reset_key.token(&local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
         // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
         params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
@@ -633,7 +637,7 @@ impl Endpoint {
             || self.config.preferred_address_v6.is_some())
         .then(|| {
             let cid = self.new_cid();
-            let token = reset_token(&self.config.reset_key, &cid);
+            let token = self.reset_key.token(&cid);
             params.preferred_address = Some(crate::transport_params::PreferredAddress {
                 address_v4: self.config.preferred_address_v4,
                 address_v6: self.config.preferred_address_v6,
@@ -837,7 +841,7 @@ impl Endpoint {
         }
         for _ in 0..wanted {
             let cid = self.new_cid();
-            let token = reset_token(&self.config.reset_key, &cid);
+            let token = self.reset_key.token(&cid);
             self.routes.insert(cid, handle);
             if let Some(slot) = self.connections.slot_untouched(handle) {
                 slot.cids.push(cid);
@@ -929,9 +933,7 @@ impl Endpoint {
             return;
         }
         self.resets_in_window += 1;
-        if let Some(packet) =
-            reset::build(&self.config.reset_key, dst_cid, data.len(), &mut self.rng)
-        {
+        if let Some(packet) = reset::build(&self.reset_key, dst_cid, data.len(), &mut self.rng) {
             self.queue_stateless(remote, packet);
         }
     }

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use rand::{Rng, RngCore};
 
-use super::reset::reset_token;
 use super::{ClientConfig, ConnectError, Endpoint, Incoming};
 use crate::connection::version::{VersionState, compatible, version_information};
 use crate::connection::{Connection, ConnectionHandle, ConnectionParams};
@@ -79,7 +78,7 @@ impl Endpoint {
             local_params: params,
             remote,
             local_cid,
-            local_reset_token: reset_token(&self.config.reset_key, &local_cid),
+            local_reset_token: self.reset_key.token(&local_cid),
             remote_cid: dcid,
             orig_dst_cid: dcid,
             address_validated: true,
