@@ -363,10 +363,10 @@ impl Endpoint {
         handle: ConnectionHandle,
         cids: Vec<ConnectionId>,
         initial_cid: Option<ConnectionId>,
-        reset_tokens: Vec<[u8; 16]>,
+        reset_tokens: Vec<reset_tokens::Transformed>,
     ) {
-        for token in &reset_tokens {
-            self.reset_tokens.remove(token, handle);
+        for key in &reset_tokens {
+            self.reset_tokens.remove(key, handle);
         }
         for cid in cids {
             if self.routes.get(&cid) == Some(&handle) {
@@ -809,15 +809,15 @@ impl Endpoint {
                 }
                 EndpointEvent::Drained => drained = true,
                 EndpointEvent::ResetToken(token) => {
-                    if self.reset_tokens.insert(&token, handle)
-                        && !slot.reset_tokens.contains(&token)
-                    {
-                        slot.reset_tokens.push(token);
+                    let key = self.reset_tokens.transform(&token);
+                    if self.reset_tokens.insert(key, handle) && !slot.reset_tokens.contains(&key) {
+                        slot.reset_tokens.push(key);
                     }
                 }
                 EndpointEvent::RetireResetToken(token) => {
-                    self.reset_tokens.remove(&token, handle);
-                    slot.reset_tokens.retain(|t| *t != token);
+                    let key = self.reset_tokens.transform(&token);
+                    self.reset_tokens.remove(&key, handle);
+                    slot.reset_tokens.retain(|k| *k != key);
                 }
             }
         }

@@ -35,8 +35,9 @@ pub(super) struct Slot {
     /// The client's first Destination CID routed to it (server).
     pub(super) initial_cid: Option<ConnectionId>,
     /// Peer reset tokens the endpoint checks for it (a few: those of the
-    /// peer's connection IDs in use).
-    pub(super) reset_tokens: Vec<[u8; 16]>,
+    /// peer's connection IDs in use), as the endpoint's table keys them
+    /// (transformed), so that removing them costs no HMAC.
+    pub(super) reset_tokens: Vec<super::reset_tokens::Transformed>,
     /// The peer address routed to it, when our connection IDs are zero
     /// length (RFC 9000 §5.1: such an endpoint routes by address).
     pub(super) addr: Option<std::net::SocketAddr>,
