@@ -354,7 +354,7 @@ impl Endpoint {
         self.admission.removed(handle);
         self.unroute(handle, slot.cids, slot.initial_cid, slot.reset_tokens);
         self.unroute_addr(handle, slot.addr);
-        Some(slot.conn)
+        Some(*slot.conn)
     }
 
     /// Stops routing a connection's IDs and peer reset tokens to it.
@@ -678,7 +678,7 @@ impl Endpoint {
         let (mut datagram, more, initial_keys) = incoming.into_parts();
         let (vn, initial_keys) =
             self.server_version_state(original, version, &orig_dst_cid, initial_keys);
-        let mut conn = Connection::new(ConnectionParams {
+        let mut conn = Box::new(Connection::new(ConnectionParams {
             side: Side::Server,
             version,
             config: server.transport.clone(),
@@ -697,7 +697,7 @@ impl Endpoint {
             rng_seed: self.rng.random(),
             initial_keys: Some(initial_keys),
             vn,
-        });
+        }));
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);
         }

@@ -23,7 +23,9 @@ use crate::connection::{Connection, ConnectionHandle};
 /// A connection and its bookkeeping.
 #[derive(Debug)]
 pub(super) struct Slot {
-    pub(super) conn: Connection,
+    /// Boxed: a `Connection` is several kilobytes, which every move (into
+    /// the map, and the map's own moves when it grows) would copy.
+    pub(super) conn: Box<Connection>,
     /// In the send queue.
     queued: bool,
     /// In the touched list: its deadline must be read again.
@@ -68,7 +70,7 @@ impl Connections {
         }
     }
 
-    pub(super) fn insert(&mut self, handle: ConnectionHandle, conn: Connection) -> &mut Slot {
+    pub(super) fn insert(&mut self, handle: ConnectionHandle, conn: Box<Connection>) -> &mut Slot {
         self.map.insert(
             handle,
             Slot {
@@ -98,7 +100,7 @@ impl Connections {
 
     /// The connection, to read.
     pub(super) fn get(&self, handle: ConnectionHandle) -> Option<&Connection> {
-        self.map.get(&handle).map(|s| &s.conn)
+        self.map.get(&handle).map(|s| &*s.conn)
     }
 
     /// The connection without touching it: for reads, and for changes
@@ -110,7 +112,7 @@ impl Connections {
     /// The connection, marked for a visit.
     pub(super) fn get_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
         self.touch(handle);
-        self.map.get_mut(&handle).map(|s| &mut s.conn)
+        self.map.get_mut(&handle).map(|s| &mut *s.conn)
     }
 
     /// Marks a connection for a visit: it may have something to send and

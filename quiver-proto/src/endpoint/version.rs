@@ -45,7 +45,7 @@ impl Endpoint {
         (remote, server_name): (SocketAddr, &str),
         Attempt { version, after_vn }: Attempt,
         local_cid: ConnectionId,
-    ) -> Result<Connection, ConnectError> {
+    ) -> Result<Box<Connection>, ConnectError> {
         // RFC 9000 §7.2: the first Destination CID is unpredictable and at
         // least 8 bytes.
         let mut dcid = [0u8; 16];
@@ -69,7 +69,7 @@ impl Endpoint {
         } else {
             TlsSession::client(&config.crypto, version, server_name, &params)?
         };
-        let mut conn = Connection::new(ConnectionParams {
+        let mut conn = Box::new(Connection::new(ConnectionParams {
             side: Side::Client,
             version,
             config: config.transport.clone(),
@@ -92,7 +92,7 @@ impl Endpoint {
                 client: Some(Box::new((config.clone(), server_name.to_owned()))),
                 ..VersionState::default()
             },
-        });
+        }));
         // RFC 9000 §8.1.3: a token from an earlier connection to this
         // server goes in our Initials, each token used once. Not in a new
         // attempt after Version Negotiation: tokens are for "any connection
