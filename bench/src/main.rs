@@ -98,7 +98,8 @@ struct Args {
     kx: Vec<quiver::KxGroup>,
     /// Cipher suites both clients offer, in this order, comma-separated
     /// (`aes128gcm`, `aes256gcm`, `chacha20`); the servers follow the
-    /// client's order. Default: each stack's default (both rustls's ring
+    /// client's order. Default: each stack's default (quiver's
+    /// TLS_AES_128_GCM_SHA256 first, as browsers; quinn's rustls's ring
     /// order, TLS_AES_256_GCM_SHA384 first).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     suites: Vec<quiver::CipherSuite>,

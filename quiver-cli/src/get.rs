@@ -74,8 +74,9 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
     versions: Option<common::Versions>,
     /// TLS cipher suites to offer, separated by commas, most preferred
-    /// first: `aes128gcm`, `aes256gcm`, `chacha20` (default: all three;
-    /// `--cipher chacha20` is the interop runner's chacha20 case). The
+    /// first: `aes128gcm`, `aes256gcm`, `chacha20` (default: all three in
+    /// that order; `--cipher chacha20` is the interop runner's chacha20
+    /// case). The
     /// suite used is printed with `-v`.
     #[arg(long, value_name = "LIST", value_parser = common::parse_ciphers)]
     cipher: Option<common::Ciphers>,

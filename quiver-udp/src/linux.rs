@@ -283,11 +283,14 @@ impl State {
     }
 }
 
-/// One `sendmmsg` worth of messages.
+/// One `sendmmsg` worth of messages. The address and control buffer of a
+/// message are made when it is added (`None` until then): making all
+/// `BATCH_SIZE` of them up front, 4 KiB, cost more than the rest of a
+/// one-datagram send, and a handshake sends one datagram at a time.
 struct Batch<'a> {
-    addrs: [RawAddr; BATCH_SIZE],
+    addrs: [Option<RawAddr>; BATCH_SIZE],
     data: [&'a [u8]; BATCH_SIZE],
-    controls: [cmsg::Buf<SEND_SPACE>; BATCH_SIZE],
+    controls: [Option<cmsg::Buf<SEND_SPACE>>; BATCH_SIZE],
     control_lens: [usize; BATCH_SIZE],
     /// For message `i`, how many transmits were complete before it: the
     /// count to report when it is the first one not sent.
@@ -300,9 +303,9 @@ struct Batch<'a> {
 impl<'a> Batch<'a> {
     fn new() -> Self {
         Self {
-            addrs: [RawAddr::empty(); BATCH_SIZE],
+            addrs: [None; BATCH_SIZE],
             data: [&[]; BATCH_SIZE],
-            controls: [cmsg::Buf::new(); BATCH_SIZE],
+            controls: [None; BATCH_SIZE],
             control_lens: [0; BATCH_SIZE],
             owner: [0; BATCH_SIZE],
             len: 0,
@@ -338,7 +341,7 @@ impl<'a> Batch<'a> {
                 t.destination
             };
             let i = self.len;
-            self.addrs[i] = RawAddr::from(dest);
+            self.addrs[i] = Some(RawAddr::from(dest));
             self.data[i] = chunk;
             let mark = t.ecn.filter(|_| ecn);
             let info = cmsg::SendInfo {
@@ -346,7 +349,8 @@ impl<'a> Batch<'a> {
                 segment_size: segment,
                 src_ip: t.src_ip,
             };
-            self.control_lens[i] = cmsg::encode_send(&mut self.controls[i].0, ipv6, info);
+            let control = self.controls[i].insert(cmsg::Buf::new());
+            self.control_lens[i] = cmsg::encode_send(&mut control.0, ipv6, info);
             self.owner[i] = cursor.0;
             if i == 0 {
                 self.gso_first = segment.is_some();
@@ -362,12 +366,14 @@ impl<'a> Batch<'a> {
     }
 
     fn send(&self, fd: RawFd) -> io::Result<usize> {
-        let msgs: [SendMsg<'_>; BATCH_SIZE] = std::array::from_fn(|i| SendMsg {
-            addr: &self.addrs[i],
-            data: self.data[i],
-            control: &self.controls[i].0[..self.control_lens[i]],
+        let msgs = (0..self.len).filter_map(|i| {
+            Some(SendMsg {
+                addr: self.addrs[i].as_ref()?,
+                data: self.data[i],
+                control: &self.controls[i].as_ref()?.0[..self.control_lens[i]],
+            })
         });
-        sys::sendmmsg(fd, &msgs[..self.len])
+        sys::sendmmsg(fd, msgs)
     }
 }
 

@@ -7,7 +7,7 @@
 //! are valid for the duration of the call.
 
 use std::io::{self, IoSliceMut};
-use std::mem::size_of;
+use std::mem::{MaybeUninit, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::RawFd;
 
@@ -185,38 +185,62 @@ fn zeroed_headers() -> [libc::mmsghdr; BATCH_SIZE] {
     unsafe { std::mem::zeroed() }
 }
 
-/// `sendmmsg(2)`: sends up to [`BATCH_SIZE`] messages and returns how
-/// many went out. An error means the first was not sent.
-pub(crate) fn sendmmsg(fd: RawFd, msgs: &[SendMsg<'_>]) -> io::Result<usize> {
-    let n = msgs.len().min(BATCH_SIZE);
-    let mut headers = zeroed_headers();
-    let mut iovecs = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; BATCH_SIZE];
-    for (i, msg) in msgs[..n].iter().enumerate() {
-        iovecs[i] = libc::iovec {
+/// `sendmmsg(2)`: sends the first [`BATCH_SIZE`] of `msgs` at most and
+/// returns how many went out. An error means the first was not sent.
+///
+/// Only the headers and iovecs of the messages given are written: zeroing
+/// all `BATCH_SIZE` of them (2.5 KiB) on every call cost more than the rest
+/// of a one-datagram send, and a handshake sends one datagram at a time.
+pub(crate) fn sendmmsg<'a>(
+    fd: RawFd,
+    msgs: impl IntoIterator<Item = SendMsg<'a>>,
+) -> io::Result<usize> {
+    let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH_SIZE];
+    let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH_SIZE];
+    let mut n = 0;
+    for msg in msgs.into_iter().take(BATCH_SIZE) {
+        iovecs[n].write(libc::iovec {
             iov_base: msg.data.as_ptr().cast_mut().cast::<c_void>(),
             iov_len: msg.data.len(),
-        };
-        let hdr = &mut headers[i].msg_hdr;
+        });
+        // SAFETY: `mmsghdr` is a C struct of integers and raw pointers, for
+        // which all-zero bytes (zero lengths, null pointers) are valid.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        let hdr = &mut header.msg_hdr;
         hdr.msg_name = (&msg.addr.addr as *const RawSockAddr)
             .cast_mut()
             .cast::<c_void>();
         hdr.msg_namelen = msg.addr.len;
-        hdr.msg_iov = &mut iovecs[i];
         hdr.msg_iovlen = 1;
         if !msg.control.is_empty() {
             hdr.msg_control = msg.control.as_ptr().cast_mut().cast::<c_void>();
             hdr.msg_controllen = msg.control.len() as _;
         }
+        headers[n].write(header);
+        n += 1;
     }
-    // SAFETY: the first `n` headers point at iovecs, addresses, payloads
-    // and control buffers that are borrowed for the whole call (`msgs`,
-    // `iovecs`), with their true lengths. sendmmsg only reads through
-    // these pointers (the `*mut` casts are an artefact of the C API) and
-    // writes `msg_len` into the headers, which we own.
-    let rc = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), n as c_uint, 0) };
+    // Each header points at its iovec, now that none will move or be
+    // written again.
+    let iov = iovecs.as_mut_ptr().cast::<libc::iovec>();
+    for (i, header) in headers[..n].iter_mut().enumerate() {
+        // SAFETY: the first `n` headers were written above, and `i < n <=
+        // BATCH_SIZE` stays inside `iovecs`.
+        unsafe { header.assume_init_mut().msg_hdr.msg_iov = iov.add(i) };
+    }
+    // SAFETY: the first `n` headers are initialised and point at the
+    // first `n` iovecs (initialised) and at addresses, payloads and control
+    // buffers that `msgs` borrows for `'a`, beyond this call, with their
+    // true lengths. sendmmsg reads no further than `n` headers, only reads
+    // through these pointers (the `*mut` casts are an artefact of the C
+    // API) and writes `msg_len` into the headers, which we own.
+    let rc = unsafe {
+        libc::sendmmsg(
+            fd,
+            headers.as_mut_ptr().cast::<libc::mmsghdr>(),
+            n as c_uint,
+            0,
+        )
+    };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {

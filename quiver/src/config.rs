@@ -196,7 +196,8 @@ impl ClientConfigBuilder {
     }
 
     /// Offers only these TLS cipher suites, most preferred first (default:
-    /// all that QUIC can use; RFC 9001 §5.3).
+    /// all that QUIC can use, [`crypto::CipherSuite::ALL`]: AES-128-GCM
+    /// first, as browsers offer them; RFC 9001 §5.3).
     pub fn cipher_suites(mut self, suites: &[crypto::CipherSuite]) -> Self {
         self.cipher_suites = Some(suites.to_vec());
         self

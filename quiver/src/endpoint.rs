@@ -330,10 +330,12 @@ impl Endpoint {
         addr: SocketAddr,
         server_name: &str,
     ) -> Result<Connecting, ConnectError> {
-        let local = self.local_addr().ok();
+        // Only an IPv6 remote needs the socket's family (an IPv4 socket
+        // cannot reach it): asking for it on every connect would cost a
+        // getsockname(2) per handshake.
         if addr.port() == 0
             || addr.ip().is_unspecified()
-            || (addr.is_ipv6() && local.is_some_and(|l| l.is_ipv4()))
+            || (addr.is_ipv6() && self.local_addr().is_ok_and(|l| l.is_ipv4()))
         {
             return Err(ConnectError::InvalidRemoteAddress(addr));
         }

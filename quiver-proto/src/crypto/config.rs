@@ -63,16 +63,17 @@ pub enum ConfigError {
 
 /// The crypto provider every quiver configuration uses: ring's, with the
 /// key exchange groups `groups` (default [`KxGroup::ALL`]: the hybrid
-/// X25519MLKEM768 first, from aws-lc-rs), offering only `suites` (in that
-/// order of preference) when given.
+/// X25519MLKEM768 first, from aws-lc-rs) and the cipher suites `suites`
+/// in that order of preference (default [`CipherSuite::ALL`]:
+/// TLS_AES_128_GCM_SHA256 first, as browsers offer them, not rustls's
+/// AES-256-first order; ARCHITECTURE.md, "Cipher suite order").
 fn provider(suites: Option<&[CipherSuite]>, groups: Option<&[KxGroup]>) -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(suites) = suites {
-        provider.cipher_suites = suites
-            .iter()
-            .map(|suite| rustls::SupportedCipherSuite::Tls13(suite.tls13()))
-            .collect();
-    }
+    provider.cipher_suites = suites
+        .unwrap_or(&CipherSuite::ALL)
+        .iter()
+        .map(|suite| rustls::SupportedCipherSuite::Tls13(suite.tls13()))
+        .collect();
     provider.kx_groups = groups
         .unwrap_or(&KxGroup::ALL)
         .iter()
@@ -194,8 +195,8 @@ impl ClientConfigBuilder {
     }
 
     /// Offers only `suites`, most preferred first (by default all of
-    /// [`CipherSuite::ALL`], in rustls's ring order: TLS_AES_256_GCM_SHA384
-    /// first), as the QUIC interop runner's `chacha20` case
+    /// [`CipherSuite::ALL`] in that order: TLS_AES_128_GCM_SHA256 first, as
+    /// browsers do), as the QUIC interop runner's `chacha20` case
     /// does with `[CipherSuite::ChaCha20Poly1305Sha256]`. An empty list
     /// fails in [`build`](Self::build).
     ///

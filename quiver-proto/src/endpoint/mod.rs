@@ -53,7 +53,7 @@ pub use self::hash::{FoldHasher, SeededState};
 pub use self::incoming::{Incoming, IncomingId};
 pub use self::new_token::NewTokenConfig;
 use self::new_token::NewTokenKey;
-use self::reset::reset_token;
+use self::reset::ResetKey;
 use self::reset_tokens::ResetTokens;
 use self::schedule::Connections;
 use self::token::{TokenClock, TokenKey};
@@ -201,6 +201,8 @@ pub struct Endpoint {
     /// Peer reset tokens in use → connection, for datagrams that route
     /// nowhere (RFC 9000 §10.3.1).
     reset_tokens: ResetTokens,
+    /// Our stateless reset key, from `config.reset_key` (RFC 9000 §10.3.2).
+    reset_key: ResetKey,
     incoming: VecDeque<Incoming>,
     /// Attempts whose ClientHello is still arriving, not yet reported.
     assembly: assembly::Assembly,
@@ -248,6 +250,7 @@ impl Endpoint {
         let generator_seed: [u8; 32] = rng.random();
         let hash_seed = SeededState::new(rng.random());
         let reset_tokens = ResetTokens::new(&config.reset_key, hash_seed);
+        let reset_key = ResetKey::new(&config.reset_key);
         let token_secret = config.token_secret();
         Self {
             cid_generator: Box::new(RandomCidGenerator::new(
@@ -264,6 +267,7 @@ impl Endpoint {
             initial_routes: HashMap::new(),
             addr_routes: HashMap::with_hasher(hash_seed),
             reset_tokens,
+            reset_key,
             incoming: VecDeque::new(),
             assembly: assembly::Assembly::default(),
             incoming_keys: HashMap::new(),
@@ -347,7 +351,7 @@ impl Endpoint {
         self.admission.removed(handle);
         self.unroute(handle, slot.cids, slot.initial_cid, slot.reset_tokens);
         self.unroute_addr(handle, slot.addr);
-        Some(slot.conn)
+        Some(*slot.conn)
     }
 
     /// Stops routing a connection's IDs and peer reset tokens to it.
@@ -356,10 +360,10 @@ impl Endpoint {
         handle: ConnectionHandle,
         cids: Vec<ConnectionId>,
         initial_cid: Option<ConnectionId>,
-        reset_tokens: Vec<[u8; 16]>,
+        reset_tokens: Vec<reset_tokens::Transformed>,
     ) {
-        for token in &reset_tokens {
-            self.reset_tokens.remove(token, handle);
+        for key in &reset_tokens {
+            self.reset_tokens.remove(key, handle);
         }
         for cid in cids {
             if self.routes.get(&cid) == Some(&handle) {
@@ -609,7 +613,7 @@ impl Endpoint {
         let server = self.server.clone().ok_or(AcceptError::Unknown)?;
         let mut incoming = self.take_incoming(id).ok_or(AcceptError::Unknown)?;
         let local_cid = self.new_cid();
-        let token = reset_token(&self.config.reset_key, &local_cid);
+        let token = self.reset_key.token(&local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
         // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
         params.max_udp_payload_size = self.config.max_udp_payload_size.into_inner().max(1200);
@@ -630,7 +634,7 @@ impl Endpoint {
             || self.config.preferred_address_v6.is_some())
         .then(|| {
             let cid = self.new_cid();
-            let token = reset_token(&self.config.reset_key, &cid);
+            let token = self.reset_key.token(&cid);
             params.preferred_address = Some(crate::transport_params::PreferredAddress {
                 address_v4: self.config.preferred_address_v4,
                 address_v6: self.config.preferred_address_v6,
@@ -671,7 +675,7 @@ impl Endpoint {
         let (mut datagram, more, initial_keys) = incoming.into_parts();
         let (vn, initial_keys) =
             self.server_version_state(original, version, &orig_dst_cid, initial_keys);
-        let mut conn = Connection::new(ConnectionParams {
+        let mut conn = Box::new(Connection::new(ConnectionParams {
             side: Side::Server,
             version,
             config: server.transport.clone(),
@@ -690,7 +694,7 @@ impl Endpoint {
             rng_seed: self.rng.random(),
             initial_keys: Some(initial_keys),
             vn,
-        });
+        }));
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);
         }
@@ -802,15 +806,15 @@ impl Endpoint {
                 }
                 EndpointEvent::Drained => drained = true,
                 EndpointEvent::ResetToken(token) => {
-                    if self.reset_tokens.insert(&token, handle)
-                        && !slot.reset_tokens.contains(&token)
-                    {
-                        slot.reset_tokens.push(token);
+                    let key = self.reset_tokens.transform(&token);
+                    if self.reset_tokens.insert(key, handle) && !slot.reset_tokens.contains(&key) {
+                        slot.reset_tokens.push(key);
                     }
                 }
                 EndpointEvent::RetireResetToken(token) => {
-                    self.reset_tokens.remove(&token, handle);
-                    slot.reset_tokens.retain(|t| *t != token);
+                    let key = self.reset_tokens.transform(&token);
+                    self.reset_tokens.remove(&key, handle);
+                    slot.reset_tokens.retain(|k| *k != key);
                 }
             }
         }
@@ -834,7 +838,7 @@ impl Endpoint {
         }
         for _ in 0..wanted {
             let cid = self.new_cid();
-            let token = reset_token(&self.config.reset_key, &cid);
+            let token = self.reset_key.token(&cid);
             self.routes.insert(cid, handle);
             if let Some(slot) = self.connections.slot_untouched(handle) {
                 slot.cids.push(cid);
@@ -926,9 +930,7 @@ impl Endpoint {
             return;
         }
         self.resets_in_window += 1;
-        if let Some(packet) =
-            reset::build(&self.config.reset_key, dst_cid, data.len(), &mut self.rng)
-        {
+        if let Some(packet) = reset::build(&self.reset_key, dst_cid, data.len(), &mut self.rng) {
             self.queue_stateless(remote, packet);
         }
     }

@@ -36,8 +36,10 @@ use std::collections::hash_map::Entry;
 use super::hash::SeededState;
 use crate::connection::ConnectionHandle;
 
-/// A token as the table stores it: HMAC of the token, truncated.
-type Transformed = [u8; 16];
+/// A token as the table stores it: HMAC of the token, truncated. A
+/// connection's slot keeps these too, so that withdrawing its tokens when
+/// it goes costs no HMAC.
+pub(super) type Transformed = [u8; 16];
 
 /// Transformed peer reset tokens → the connection that checks them.
 pub(super) struct ResetTokens {
@@ -64,19 +66,21 @@ impl ResetTokens {
         }
     }
 
-    fn transform(&self, token: &[u8; 16]) -> Transformed {
+    /// The table's key for `token`.
+    pub(super) fn transform(&self, token: &[u8; 16]) -> Transformed {
         let tag = ring::hmac::sign(&self.key, token);
         let mut out = [0u8; 16];
         out.copy_from_slice(&tag.as_ref()[..16]);
         out
     }
 
-    /// Starts checking `token` for `handle`. Returns `false` if another
-    /// connection already checks it (peers choose their tokens; one that
-    /// repeats a token across its connections only makes those resets go
-    /// unrecognised, and the first connection keeps it).
-    pub(super) fn insert(&mut self, token: &[u8; 16], handle: ConnectionHandle) -> bool {
-        match self.map.entry(self.transform(token)) {
+    /// Starts checking the token `key` was transformed from for `handle`.
+    /// Returns `false` if another connection already checks it (peers
+    /// choose their tokens; one that repeats a token across its connections
+    /// only makes those resets go unrecognised, and the first connection
+    /// keeps it).
+    pub(super) fn insert(&mut self, key: Transformed, handle: ConnectionHandle) -> bool {
+        match self.map.entry(key) {
             Entry::Occupied(e) => *e.get() == handle,
             Entry::Vacant(e) => {
                 e.insert(handle);
@@ -85,11 +89,10 @@ impl ResetTokens {
         }
     }
 
-    /// Stops checking `token` for `handle`.
-    pub(super) fn remove(&mut self, token: &[u8; 16], handle: ConnectionHandle) {
-        let key = self.transform(token);
-        if self.map.get(&key) == Some(&handle) {
-            self.map.remove(&key);
+    /// Stops checking the token `key` was transformed from for `handle`.
+    pub(super) fn remove(&mut self, key: &Transformed, handle: ConnectionHandle) {
+        if self.map.get(key) == Some(&handle) {
+            self.map.remove(key);
         }
     }
 
@@ -120,11 +123,13 @@ mod tests {
     fn lookup_finds_the_connection_by_the_datagram_tail() {
         let mut t = ResetTokens::new(&[7; 32], SeededState::new(1));
         let (a, b) = (ConnectionHandle(1), ConnectionHandle(2));
-        assert!(t.insert(&[1; 16], a));
-        assert!(t.insert(&[2; 16], b));
+        let (one, two) = (t.transform(&[1; 16]), t.transform(&[2; 16]));
+        assert_ne!(one, [1; 16], "the table never holds a token itself");
+        assert!(t.insert(one, a));
+        assert!(t.insert(two, b));
         // A repeated token stays with the first connection.
-        assert!(!t.insert(&[1; 16], b));
-        assert!(t.insert(&[1; 16], a));
+        assert!(!t.insert(one, b));
+        assert!(t.insert(one, a));
         let mut datagram = vec![0x40; 30];
         datagram[14..].copy_from_slice(&[2; 16]);
         assert_eq!(t.lookup(&datagram), Some(b));
@@ -132,10 +137,10 @@ mod tests {
         datagram[29] ^= 1;
         assert_eq!(t.lookup(&datagram), None);
         // Removal only by the owner.
-        t.remove(&[1; 16], b);
+        t.remove(&one, b);
         assert_eq!(t.len(), 2);
-        t.remove(&[1; 16], a);
-        t.remove(&[2; 16], b);
+        t.remove(&one, a);
+        t.remove(&two, b);
         assert_eq!(t.len(), 0);
     }
 }

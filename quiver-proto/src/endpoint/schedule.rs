@@ -23,7 +23,9 @@ use crate::connection::{Connection, ConnectionHandle};
 /// A connection and its bookkeeping.
 #[derive(Debug)]
 pub(super) struct Slot {
-    pub(super) conn: Connection,
+    /// Boxed: a `Connection` is several kilobytes, which every move (into
+    /// the map, and the map's own moves when it grows) would copy.
+    pub(super) conn: Box<Connection>,
     /// In the send queue.
     queued: bool,
     /// In the touched list: its deadline must be read again.
@@ -35,8 +37,9 @@ pub(super) struct Slot {
     /// The client's first Destination CID routed to it (server).
     pub(super) initial_cid: Option<ConnectionId>,
     /// Peer reset tokens the endpoint checks for it (a few: those of the
-    /// peer's connection IDs in use).
-    pub(super) reset_tokens: Vec<[u8; 16]>,
+    /// peer's connection IDs in use), as the endpoint's table keys them
+    /// (transformed), so that removing them costs no HMAC.
+    pub(super) reset_tokens: Vec<super::reset_tokens::Transformed>,
     /// The peer address routed to it, when our connection IDs are zero
     /// length (RFC 9000 §5.1: such an endpoint routes by address).
     pub(super) addr: Option<std::net::SocketAddr>,
@@ -67,7 +70,7 @@ impl Connections {
         }
     }
 
-    pub(super) fn insert(&mut self, handle: ConnectionHandle, conn: Connection) -> &mut Slot {
+    pub(super) fn insert(&mut self, handle: ConnectionHandle, conn: Box<Connection>) -> &mut Slot {
         self.map.insert(
             handle,
             Slot {
@@ -97,7 +100,7 @@ impl Connections {
 
     /// The connection, to read.
     pub(super) fn get(&self, handle: ConnectionHandle) -> Option<&Connection> {
-        self.map.get(&handle).map(|s| &s.conn)
+        self.map.get(&handle).map(|s| &*s.conn)
     }
 
     /// The connection without touching it: for reads, and for changes
@@ -109,7 +112,7 @@ impl Connections {
     /// The connection, marked for a visit.
     pub(super) fn get_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
         self.touch(handle);
-        self.map.get_mut(&handle).map(|s| &mut s.conn)
+        self.map.get_mut(&handle).map(|s| &mut *s.conn)
     }
 
     /// Marks a connection for a visit: it may have something to send and

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use rand::{Rng, RngCore};
 
-use super::reset::reset_token;
 use super::{ClientConfig, ConnectError, Endpoint, Incoming};
 use crate::connection::version::{VersionState, compatible, version_information};
 use crate::connection::{Connection, ConnectionHandle, ConnectionParams};
@@ -46,7 +45,7 @@ impl Endpoint {
         (remote, server_name): (SocketAddr, &str),
         Attempt { version, after_vn }: Attempt,
         local_cid: ConnectionId,
-    ) -> Result<Connection, ConnectError> {
+    ) -> Result<Box<Connection>, ConnectError> {
         // RFC 9000 §7.2: the first Destination CID is unpredictable and at
         // least 8 bytes.
         let mut dcid = [0u8; 16];
@@ -70,7 +69,7 @@ impl Endpoint {
         } else {
             TlsSession::client(&config.crypto, version, server_name, &params)?
         };
-        let mut conn = Connection::new(ConnectionParams {
+        let mut conn = Box::new(Connection::new(ConnectionParams {
             side: Side::Client,
             version,
             config: config.transport.clone(),
@@ -79,7 +78,7 @@ impl Endpoint {
             local_params: params,
             remote,
             local_cid,
-            local_reset_token: reset_token(&self.config.reset_key, &local_cid),
+            local_reset_token: self.reset_key.token(&local_cid),
             remote_cid: dcid,
             orig_dst_cid: dcid,
             address_validated: true,
@@ -93,7 +92,7 @@ impl Endpoint {
                 client: Some(Box::new((config.clone(), server_name.to_owned()))),
                 ..VersionState::default()
             },
-        });
+        }));
         // RFC 9000 §8.1.3: a token from an earlier connection to this
         // server goes in our Initials, each token used once. Not in a new
         // attempt after Version Negotiation: tokens are for "any connection

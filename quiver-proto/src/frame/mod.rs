@@ -37,6 +37,7 @@ mod crypto;
 mod datagram;
 mod flow_control;
 mod frame_type;
+mod padding;
 mod path;
 mod reset;
 mod stream;
@@ -148,7 +149,7 @@ impl<'a> Frame<'a> {
         Ok(match ty {
             FrameType::PADDING => {
                 // Merge the run of PADDING bytes that follows.
-                let run = r.peek_rest().iter().take_while(|&&b| b == 0).count();
+                let run = padding::zero_run(r.peek_rest());
                 r.skip(run)?;
                 Self::Padding(1 + run)
             }

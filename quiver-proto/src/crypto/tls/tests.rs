@@ -366,6 +366,45 @@ fn cipher_suite_selection() {
     assert!("rc4".parse::<CipherSuite>().is_err());
 }
 
+/// The default order offers TLS_AES_128_GCM_SHA256 first, as browsers do
+/// (ARCHITECTURE.md, "Cipher suite order"): two default configurations
+/// negotiate it, and a server follows the client's order, so a client
+/// preferring AES-256 (rustls's own order, quinn's) still gets AES-256.
+#[test]
+fn default_cipher_suite_order_is_aes128_first() {
+    use crate::crypto::CipherSuite;
+    let id = Identity::new("localhost");
+    let client = ClientConfig::with_root_certificates(id.roots())
+        .alpn_protocols(protocols(&[b"h3"]))
+        .build()
+        .unwrap();
+    let offered: Vec<_> = client
+        .rustls()
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .filter_map(|s| s.tls13().and_then(CipherSuite::from_rustls))
+        .collect();
+    assert_eq!(offered, CipherSuite::ALL);
+    let (mut c, mut s) = pair(&client, &id.server_config(&[b"h3"]));
+    run(&mut c, &mut s).unwrap();
+    assert_eq!(c.tls.cipher_suite(), Some(CipherSuite::Aes128GcmSha256));
+    assert_eq!(s.tls.cipher_suite(), Some(CipherSuite::Aes128GcmSha256));
+
+    let aes256_first = ClientConfig::with_root_certificates(id.roots())
+        .alpn_protocols(protocols(&[b"h3"]))
+        .cipher_suites(&[
+            CipherSuite::Aes256GcmSha384,
+            CipherSuite::ChaCha20Poly1305Sha256,
+            CipherSuite::Aes128GcmSha256,
+        ])
+        .build()
+        .unwrap();
+    let (mut c, mut s) = pair(&aes256_first, &id.server_config(&[b"h3"]));
+    run(&mut c, &mut s).unwrap();
+    assert_eq!(s.tls.cipher_suite(), Some(CipherSuite::Aes256GcmSha384));
+}
+
 /// Key exchange (issue: X25519MLKEM768 offered and accepted): by default
 /// both sides use the hybrid, whose ClientHello no longer fits one Initial
 /// packet; a client offering the hybrid reaches a classical server without
