@@ -126,6 +126,36 @@ pub async fn quiver_pair(
     (c, s)
 }
 
+/// A quiver client connected to a quinn server: (client, server).
+pub async fn quiver_quinn_pair(
+    client: &quiver::Endpoint,
+    server: &quinn::Endpoint,
+) -> (quiver::Connection, quinn::Connection) {
+    let addr: SocketAddr = server.local_addr().unwrap();
+    let connecting = client.connect(addr, "localhost").unwrap();
+    let (c, s) = tokio::join!(connecting, async {
+        server.accept().await.expect("incoming").await
+    });
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(c.alpn_protocol().as_deref(), Some(quiver_h3::ALPN));
+    (c, s)
+}
+
+/// A quinn client connected to a quiver server: (client, server).
+pub async fn quinn_quiver_pair(
+    client: &quinn::Endpoint,
+    server: &quiver::Endpoint,
+) -> (quinn::Connection, quiver::Connection) {
+    let addr: SocketAddr = server.local_addr().unwrap();
+    let connecting = client.connect(addr, "localhost").unwrap();
+    let (c, s) = tokio::join!(connecting, async {
+        server.accept().await.expect("incoming").await
+    });
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(s.alpn_protocol().as_deref(), Some(quiver_h3::ALPN));
+    (c, s)
+}
+
 // ------------------------------------------------------------ server side
 
 /// What the server application saw of one request.
