@@ -21,42 +21,55 @@ fn socket_on(ip: [u8; 4]) -> std::net::UdpSocket {
     std::net::UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap()
 }
 
+/// The client of the pair `$t` downloads `SIZE` bytes of pattern `$seed`
+/// and rebinds to a socket on `$ip` after `MOVE_AT` bytes; checks the
+/// download and the move, and evaluates to the client's new address. A
+/// macro, not a function: `$t` is a pair of either direction, and quinn
+/// and quiver name these methods alike.
+macro_rules! download_and_rebind {
+    ($t:expr, $ip:expr, $seed:expr) => {{
+        let (t, ip, seed) = (&$t, $ip, $seed);
+        let server = t.server.clone();
+        let serve = tokio::spawn(async move {
+            let (mut send, mut recv) = server.accept_bi().await.unwrap();
+            recv.read_to_end(64).await.unwrap();
+            send.write_all(&pattern(SIZE, seed)).await.unwrap();
+            send.finish().unwrap();
+            let _ = send.stopped().await;
+        });
+        let client_ep = &t.endpoints.0;
+        let before = client_ep.local_addr().unwrap();
+        let (mut send, mut recv) = t.client.open_bi().await.unwrap();
+        send.write_all(b"GET /").await.unwrap();
+        send.finish().unwrap();
+        let mut got = Vec::with_capacity(SIZE);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut moved = None;
+        while let Some(n) = recv.read(&mut buf).await.unwrap() {
+            got.extend_from_slice(&buf[..n]);
+            if moved.is_none() && got.len() >= MOVE_AT {
+                client_ep.rebind(socket_on(ip)).unwrap();
+                moved = Some(got.len());
+            }
+        }
+        let moved = moved.expect("rebound mid-download");
+        assert!(moved < SIZE, "moved with {moved} of {SIZE} bytes");
+        assert_eq!(got.len(), SIZE);
+        assert!(got == pattern(SIZE, seed), "download corrupted");
+        serve.await.unwrap();
+        let after = client_ep.local_addr().unwrap();
+        assert_ne!(after, before);
+        assert_eq!(after.ip(), IpAddr::from(ip));
+        after
+    }};
+}
+
 /// A quinn client downloads from a quiver server and rebinds to a socket
 /// on `ip` after `MOVE_AT` bytes.
 async fn quinn_client_rebinds(ip: [u8; 4]) {
     let pki = Pki::new();
     let t = quinn_to_quiver(&pki, false).await;
-    let server = t.server.clone();
-    let serve = tokio::spawn(async move {
-        let (mut send, mut recv) = server.accept_bi().await.unwrap();
-        recv.read_to_end(64).await.unwrap();
-        send.write_all(&pattern(SIZE, 7)).await.unwrap();
-        send.finish().unwrap();
-        let _ = send.stopped().await;
-    });
-    let client_ep = &t.endpoints.0;
-    let before = client_ep.local_addr().unwrap();
-    let (mut send, mut recv) = t.client.open_bi().await.unwrap();
-    send.write_all(b"GET /").await.unwrap();
-    send.finish().unwrap();
-    let mut got = Vec::with_capacity(SIZE);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut moved = None;
-    while let Some(n) = recv.read(&mut buf).await.unwrap() {
-        got.extend_from_slice(&buf[..n]);
-        if moved.is_none() && got.len() >= MOVE_AT {
-            client_ep.rebind(socket_on(ip)).unwrap();
-            moved = Some(got.len());
-        }
-    }
-    let moved = moved.expect("rebound mid-download");
-    assert!(moved < SIZE, "moved with {moved} of {SIZE} bytes");
-    assert_eq!(got.len(), SIZE);
-    assert!(got == pattern(SIZE, 7), "download corrupted");
-    serve.await.unwrap();
-    let after = client_ep.local_addr().unwrap();
-    assert_ne!(after, before);
-    assert_eq!(after.ip(), IpAddr::from(ip));
+    let after = download_and_rebind!(t, ip, 7);
     assert_eq!(t.server.remote_address(), after, "quiver follows quinn");
 }
 
@@ -65,37 +78,7 @@ async fn quinn_client_rebinds(ip: [u8; 4]) {
 async fn quiver_client_rebinds(ip: [u8; 4]) {
     let pki = Pki::new();
     let t = quiver_to_quinn(&pki, false).await;
-    let server = t.server.clone();
-    let serve = tokio::spawn(async move {
-        let (mut send, mut recv) = server.accept_bi().await.unwrap();
-        recv.read_to_end(64).await.unwrap();
-        send.write_all(&pattern(SIZE, 9)).await.unwrap();
-        send.finish().unwrap();
-        let _ = send.stopped().await;
-    });
-    let client_ep = &t.endpoints.0;
-    let before = client_ep.local_addr().unwrap();
-    let (mut send, mut recv) = t.client.open_bi().await.unwrap();
-    send.write_all(b"GET /").await.unwrap();
-    send.finish().unwrap();
-    let mut got = Vec::with_capacity(SIZE);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut moved = None;
-    while let Some(n) = recv.read(&mut buf).await.unwrap() {
-        got.extend_from_slice(&buf[..n]);
-        if moved.is_none() && got.len() >= MOVE_AT {
-            client_ep.rebind(socket_on(ip)).unwrap();
-            moved = Some(got.len());
-        }
-    }
-    let moved = moved.expect("rebound mid-download");
-    assert!(moved < SIZE, "moved with {moved} of {SIZE} bytes");
-    assert_eq!(got.len(), SIZE);
-    assert!(got == pattern(SIZE, 9), "download corrupted");
-    serve.await.unwrap();
-    let after = client_ep.local_addr().unwrap();
-    assert_ne!(after, before);
-    assert_eq!(after.ip(), IpAddr::from(ip));
+    let after = download_and_rebind!(t, ip, 9);
     assert_eq!(t.client.stats().migrations, 1);
     assert_eq!(t.server.remote_address(), after, "quinn follows quiver");
 }

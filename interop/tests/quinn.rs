@@ -5,7 +5,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::{init_tracing, quinn_client, quinn_to_quiver, quiver_server, quiver_to_quinn};
+use common::{
+    both_ways, connect_quinn_to_quiver, connect_quiver_to_quinn, init_tracing, quinn_client,
+    quinn_server, quinn_to_quiver, quiver_client_with, quiver_server, quiver_server_with,
+    quiver_to_quinn, transfer_uni,
+};
 use quiver_interop::{ALPN, Pki, bounded, pattern};
 
 const TEN_MB: usize = 10 * 1024 * 1024;
@@ -59,12 +63,10 @@ async fn quinn_client_handshake() {
 
 // ---------------------------------------------------------------- 10 MB
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quiver_client_ten_megabytes_each_way() {
-    init_tracing();
-    bounded(async {
-        let pki = Pki::new();
-        let t = quiver_to_quinn(&pki, false).await;
+both_ways!(
+    quiver_client_ten_megabytes_each_way,
+    quinn_client_ten_megabytes_each_way,
+    |t| {
         let server = t.server.clone();
         let serve = tokio::spawn(async move {
             let (mut send, mut recv) = server.accept_bi().await.unwrap();
@@ -80,43 +82,15 @@ async fn quiver_client_ten_megabytes_each_way() {
         let down = recv.read_to_end(TEN_MB + 1).await.unwrap();
         assert!(down == pattern(TEN_MB, 2), "download corrupted");
         serve.await.unwrap();
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quinn_client_ten_megabytes_each_way() {
-    init_tracing();
-    bounded(async {
-        let pki = Pki::new();
-        let t = quinn_to_quiver(&pki, false).await;
-        let server = t.server.clone();
-        let serve = tokio::spawn(async move {
-            let (mut send, mut recv) = server.accept_bi().await.unwrap();
-            let up = recv.read_to_end(TEN_MB + 1).await.unwrap();
-            assert!(up == pattern(TEN_MB, 1), "upload corrupted");
-            send.write_all(&pattern(TEN_MB, 2)).await.unwrap();
-            send.finish().unwrap();
-            send.stopped().await.unwrap();
-        });
-        let (mut send, mut recv) = t.client.open_bi().await.unwrap();
-        send.write_all(&pattern(TEN_MB, 1)).await.unwrap();
-        send.finish().unwrap();
-        let down = recv.read_to_end(TEN_MB + 1).await.unwrap();
-        assert!(down == pattern(TEN_MB, 2), "download corrupted");
-        serve.await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------- 200 streams
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quiver_client_two_hundred_concurrent_streams() {
-    init_tracing();
-    bounded(async {
-        let pki = Pki::new();
-        let t = quiver_to_quinn(&pki, false).await;
+both_ways!(
+    quiver_client_two_hundred_concurrent_streams,
+    quinn_client_two_hundred_concurrent_streams,
+    |t| {
         let server = t.server.clone();
         tokio::spawn(async move {
             while let Ok((mut send, mut recv)) = server.accept_bi().await {
@@ -143,45 +117,8 @@ async fn quiver_client_two_hundred_concurrent_streams() {
         for task in tasks {
             task.await.unwrap();
         }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quinn_client_two_hundred_concurrent_streams() {
-    init_tracing();
-    bounded(async {
-        let pki = Pki::new();
-        let t = quinn_to_quiver(&pki, false).await;
-        let server = t.server.clone();
-        tokio::spawn(async move {
-            while let Ok((mut send, mut recv)) = server.accept_bi().await {
-                tokio::spawn(async move {
-                    let data = recv.read_to_end(1 << 20).await.unwrap();
-                    send.write_all(&data).await.unwrap();
-                    send.finish().unwrap();
-                    let _ = send.stopped().await;
-                });
-            }
-        });
-        let tasks: Vec<_> = (0..STREAMS)
-            .map(|i| {
-                let conn = t.client.clone();
-                tokio::spawn(async move {
-                    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-                    let data = pattern(1000 + i, i as u8);
-                    send.write_all(&data).await.unwrap();
-                    send.finish().unwrap();
-                    assert_eq!(recv.read_to_end(1 << 20).await.unwrap(), data);
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------- datagrams
 
@@ -456,46 +393,20 @@ async fn quinn_client_ten_megabytes_with_bbr_on_both_quiver_ends() {
             congestion: std::sync::Arc::new(quiver::proto::congestion::BbrConfig::default()),
             ..quiver::TransportConfig::default()
         };
-        let server_ep = quiver::Endpoint::server(
-            pki.quiver_server(false, bbr()),
-            common::LOCALHOST.parse().unwrap(),
+        let t = connect_quinn_to_quiver(
+            quinn_client(&pki, false),
+            quiver_server_with(&pki, false, bbr()),
         )
-        .unwrap();
-        let client_ep = quinn_client(&pki, false);
-        let addr = server_ep.local_addr().unwrap();
-        let connecting = client_ep.connect(addr, "localhost").unwrap();
-        let (client, server) = tokio::join!(connecting, async {
-            server_ep.accept().await.expect("incoming").await
-        });
-        let (client, server) = (client.unwrap(), server.unwrap());
-        let serve = tokio::spawn(async move {
-            let mut send = server.open_uni().await.unwrap();
-            send.write_all(&pattern(TEN_MB, 3)).await.unwrap();
-            send.finish().unwrap();
-            send.stopped().await.unwrap();
-        });
-        let mut recv = client.accept_uni().await.unwrap();
-        let down = recv.read_to_end(TEN_MB + 1).await.unwrap();
+        .await;
+        let down = transfer_uni!(t.server, t.client, &pattern(TEN_MB, 3));
         assert!(down == pattern(TEN_MB, 3), "download corrupted");
-        serve.await.unwrap();
         // And quiver as the client, uploading to quinn with BBR.
-        let quinn_ep = common::quinn_server(&pki, false);
-        let mut quiver_ep = quiver::Endpoint::client(common::LOCALHOST.parse().unwrap()).unwrap();
-        quiver_ep.set_default_client_config(pki.quiver_client(false, bbr()));
-        let addr = quinn_ep.local_addr().unwrap();
-        let connecting = quiver_ep.connect(addr, "localhost").unwrap();
-        let (client, server) = tokio::join!(connecting, async {
-            quinn_ep.accept().await.expect("incoming").await
-        });
-        let (client, server) = (client.unwrap(), server.unwrap());
-        let receive = tokio::spawn(async move {
-            let mut recv = server.accept_uni().await.unwrap();
-            recv.read_to_end(TEN_MB + 1).await.unwrap()
-        });
-        let mut send = client.open_uni().await.unwrap();
-        send.write_all(&pattern(TEN_MB, 4)).await.unwrap();
-        send.finish().unwrap();
-        let up = receive.await.unwrap();
+        let t = connect_quiver_to_quinn(
+            quiver_client_with(&pki, false, bbr()),
+            quinn_server(&pki, false),
+        )
+        .await;
+        let up = transfer_uni!(t.client, t.server, &pattern(TEN_MB, 4));
         assert!(up == pattern(TEN_MB, 4), "upload corrupted");
     })
     .await;

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use common::{Pki, bounded, quiver_pair};
+use common::{Pki, bounded, quinn_quiver_pair, quiver_pair, quiver_quinn_pair};
 use h3::quic;
 use h3_datagram::datagram_handler::{HandleDatagramsExt, SendDatagramError};
 use h3_datagram::quic_traits::DatagramConnectionExt;
@@ -122,13 +122,9 @@ async fn datagrams_quiver_client_quinn_server() {
     bounded(async {
         let pki = Pki::new();
         let (server_ep, client_ep) = (pki.quinn_server(), pki.quiver_client());
-        let addr = server_ep.local_addr().unwrap();
-        let connecting = client_ep.connect(addr, "localhost").unwrap();
-        let (client, server) = tokio::join!(connecting, async {
-            server_ep.accept().await.unwrap().await
-        });
-        tokio::spawn(echo_server(h3_quinn::Connection::new(server.unwrap())));
-        echo_client(quiver_h3::Connection::new(client.unwrap())).await;
+        let (client, server) = quiver_quinn_pair(&client_ep, &server_ep).await;
+        tokio::spawn(echo_server(h3_quinn::Connection::new(server)));
+        echo_client(quiver_h3::Connection::new(client)).await;
     })
     .await;
 }
@@ -138,13 +134,9 @@ async fn datagrams_quinn_client_quiver_server() {
     bounded(async {
         let pki = Pki::new();
         let (server_ep, client_ep) = (pki.quiver_server(), pki.quinn_client());
-        let addr = server_ep.local_addr().unwrap();
-        let connecting = client_ep.connect(addr, "localhost").unwrap();
-        let (client, server) = tokio::join!(connecting, async {
-            server_ep.accept().await.unwrap().await
-        });
-        tokio::spawn(echo_server(quiver_h3::Connection::new(server.unwrap())));
-        echo_client(h3_quinn::Connection::new(client.unwrap())).await;
+        let (client, server) = quinn_quiver_pair(&client_ep, &server_ep).await;
+        tokio::spawn(echo_server(quiver_h3::Connection::new(server)));
+        echo_client(h3_quinn::Connection::new(client)).await;
     })
     .await;
 }

@@ -5,6 +5,11 @@
 //! side hears the same code. Played with `send_raw_frames_for_test`
 //! (`common_violate`), over several seeds.
 //!
+//! The rules where one side sends frames after the handshake and the
+//! victim closes are rows of one table (`frame_rules!`), one `#[test]` a
+//! row; a failing row prints its RFC section and the side that sent. The
+//! rules that need their own set-up or check follow as plain tests.
+//!
 //! Coverage (rule → test):
 //!
 //! | Rule | Code | Test |
@@ -16,7 +21,8 @@
 //! | §19.16 RETIRE_CONNECTION_ID of the packet's own DCID (MAY), both sides | PROTOCOL_VIOLATION | `retiring_the_connection_id_the_packet_is_sent_to_is_a_protocol_violation` |
 //! | §19.16 RETIRE_CONNECTION_ID never issued, from the server | PROTOCOL_VIOLATION | `retiring_a_connection_id_never_issued_by_the_client_is_a_protocol_violation` |
 //! | §13.1 ACK of a packet never sent, from the server (SHOULD) | PROTOCOL_VIOLATION | `an_ack_from_the_server_of_a_packet_never_sent_is_a_protocol_violation` |
-//! | §19.3.1 ACK range below packet number 0 | FRAME_ENCODING_ERROR | `an_ack_range_below_zero_is_a_frame_encoding_error` |
+//! | §19.3.1 ACK First ACK Range below packet number 0 | FRAME_ENCODING_ERROR | `an_ack_range_below_zero_is_a_frame_encoding_error` |
+//! | §19.3.1 ACK Gap below packet number 0 | FRAME_ENCODING_ERROR | `an_ack_gap_below_zero_is_a_frame_encoding_error` |
 //! | §19.8 STREAM offset + length > 2^62-1 | FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR | `stream_data_beyond_2_to_the_62_is_refused` |
 //! | §19.6 CRYPTO offset + length > 2^62-1 | FRAME_ENCODING_ERROR or CRYPTO_BUFFER_EXCEEDED | `crypto_data_beyond_2_to_the_62_is_refused` |
 //! | §4.5, §19.4 RESET_STREAM after FIN, other final size | FINAL_SIZE_ERROR | `a_reset_stream_changing_the_final_size_of_a_fin_is_a_final_size_error` |
@@ -28,7 +34,6 @@
 //! | §12.4 frame type not minimally encoded (MAY) | PROTOCOL_VIOLATION | `a_frame_type_not_minimally_encoded_is_a_protocol_violation` |
 //! | §12.4 STREAM in an Initial packet | PROTOCOL_VIOLATION | `a_stream_frame_in_a_client_initial_is_a_protocol_violation` |
 //! | §19.18 PATH_RESPONSE matching no challenge (MAY close; quiver ignores it) | none | `a_path_response_matching_no_challenge_is_ignored` |
-//!
 //! | §19.15 NEW_CONNECTION_ID to an endpoint sending zero-length Destination CIDs | PROTOCOL_VIOLATION | `a_new_connection_id_to_a_peer_using_zero_length_ids_is_a_protocol_violation` |
 //!
 //! Covered elsewhere: the other frame rules of §§4, 12.4, 13.1, 19 in
@@ -43,14 +48,17 @@
 
 mod common_violate;
 
+use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 use common_violate::{
-    assert_closed_with, connected_seeded, encode, expect, expect_either, stream, v, violate_seeds,
+    Expect, assert_closed_with, connected_seeded, encode, expect, expect_either, send_as, stream,
+    v, violate_seeds,
 };
 use quiver_proto::frame::{
-    Frame, NewConnectionId, NewToken, ResetStream, RetireConnectionId, StopSending,
+    Dir, Frame, NewConnectionId, NewToken, ResetStream, RetireConnectionId, StopSending,
 };
+use quiver_proto::streams::StreamId;
 use quiver_proto::{
     ConnectionError, ConnectionId, Side, TransportConfig, TransportErrorCode as Code,
 };
@@ -60,7 +68,57 @@ use quiver_sim::quic::Pair;
 /// Seeds per test (more with `QUIVER_SIM_SEEDS`).
 const SEEDS: usize = 3;
 
-fn no_setup(_: &mut Pair, _: quiver_proto::ConnectionHandle) {}
+/// One row of the table: after the handshake, each side of `by` in turn
+/// sends `sends(side)` in a 1-RTT packet and the other closes with
+/// `expect`; `rule` names the section (and appears if the row fails).
+struct Rule {
+    rule: &'static str,
+    by: &'static [Side],
+    sends: fn(Side) -> Vec<u8>,
+    expect: Expect,
+}
+
+/// Plays every side of a row over [`SEEDS`] seeds.
+fn check(name: &str, rule: &Rule) {
+    for &side in rule.by {
+        let frames = (rule.sends)(side);
+        let played = panic::catch_unwind(AssertUnwindSafe(|| {
+            violate_seeds(SEEDS, side, |_, _| {}, &frames, rule.expect)
+        }));
+        if let Err(payload) = played {
+            eprintln!("failing rule: {name} ({}), sent by the {side:?}", rule.rule);
+            panic::resume_unwind(payload);
+        }
+    }
+}
+
+/// One `#[test]` a row, named by the row, with the row's doc comment
+/// (the RFC text it checks).
+macro_rules! frame_rules {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident {
+            rule: $rule:literal,
+            by: [$($side:expr),+ $(,)?],
+            sends: $sends:expr,
+            expect: $expect:expr $(,)?
+        }
+    )*) => {$(
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            check(
+                stringify!($name),
+                &Rule {
+                    rule: $rule,
+                    by: &[$($side),+],
+                    sends: $sends,
+                    expect: $expect,
+                },
+            );
+        }
+    )*};
+}
 
 /// A NEW_CONNECTION_ID frame with a `len`-byte connection ID, encoded by
 /// hand (quiver's `ConnectionId` cannot hold more than 20 bytes).
@@ -74,37 +132,251 @@ fn raw_new_connection_id(sequence: u64, len: usize) -> Vec<u8> {
     buf
 }
 
-// ----- NEW_TOKEN, connection IDs (RFC 9000 §19.7, §19.15, §19.16) -----
-
-#[test]
-fn an_empty_new_token_is_a_frame_encoding_error() {
-    // RFC 9000 §19.7: "A client MUST treat receipt of a NEW_TOKEN frame
-    // with an empty Token field as a connection error of type
-    // FRAME_ENCODING_ERROR."
-    violate_seeds(
-        SEEDS,
-        Side::Server,
-        no_setup,
-        &encode(&[Frame::NewToken(NewToken { token: b"" })]),
-        expect(Code::FRAME_ENCODING_ERROR, 0x07),
-    );
+/// Two NEW_CONNECTION_ID frames with the same sequence number and
+/// different IDs.
+fn one_sequence_two_ids() -> Vec<u8> {
+    let frames: Vec<Frame<'_>> = [0xa1u8, 0xa2]
+        .iter()
+        .map(|b| {
+            Frame::NewConnectionId(NewConnectionId {
+                sequence: v(1),
+                retire_prior_to: v(0),
+                id: ConnectionId::new(&[*b; 8]).unwrap(),
+                reset_token: [*b; 16],
+            })
+        })
+        .collect();
+    encode(&frames)
 }
 
-#[test]
-fn a_zero_length_new_connection_id_is_a_frame_encoding_error() {
-    // RFC 9000 §19.15: Length "Values less than 1 and greater than 20 are
-    // invalid and MUST be treated as a connection error of type
-    // FRAME_ENCODING_ERROR." Both directions.
-    for side in [Side::Server, Side::Client] {
-        violate_seeds(
-            SEEDS,
-            side,
-            no_setup,
-            &raw_new_connection_id(10, 0),
-            expect(Code::FRAME_ENCODING_ERROR, 0x18),
-        );
+/// An ACK of packet 1,000,000 only.
+fn ack_of_packet_never_sent() -> Vec<u8> {
+    let mut frames = Vec::new();
+    quiver_proto::frame::encode_ack([1_000_000..=1_000_000], v(0), None, &mut frames);
+    frames
+}
+
+/// A frame of type `ty` with one varint field.
+fn with_varint(ty: u8, value: u64) -> Vec<u8> {
+    let mut frames = vec![ty];
+    v(value).encode(&mut frames);
+    frames
+}
+
+/// The first client-initiated unidirectional stream beyond the default limit.
+fn first_uni_stream_beyond_limit() -> u64 {
+    let limit = TransportConfig::default().max_concurrent_uni_streams;
+    StreamId::new(Side::Client, Dir::Uni, limit).into_inner()
+}
+
+frame_rules! {
+    // ----- NEW_TOKEN, connection IDs (RFC 9000 §19.7, §19.15, §19.16) -----
+
+    /// RFC 9000 §19.7: "A client MUST treat receipt of a NEW_TOKEN frame
+    /// with an empty Token field as a connection error of type
+    /// FRAME_ENCODING_ERROR."
+    an_empty_new_token_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.7",
+        by: [Side::Server],
+        sends: |_| encode(&[Frame::NewToken(NewToken { token: b"" })]),
+        expect: expect(Code::FRAME_ENCODING_ERROR, 0x07),
+    }
+
+    /// RFC 9000 §19.15: Length "Values less than 1 and greater than 20 are
+    /// invalid and MUST be treated as a connection error of type
+    /// FRAME_ENCODING_ERROR." Both directions.
+    a_zero_length_new_connection_id_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.15",
+        by: [Side::Server, Side::Client],
+        sends: |_| raw_new_connection_id(10, 0),
+        expect: expect(Code::FRAME_ENCODING_ERROR, 0x18),
+    }
+
+    /// RFC 9000 §19.15, the upper bound.
+    a_new_connection_id_longer_than_20_bytes_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.15",
+        by: [Side::Server, Side::Client],
+        sends: |_| raw_new_connection_id(10, 21),
+        expect: expect(Code::FRAME_ENCODING_ERROR, 0x18),
+    }
+
+    /// RFC 9000 §19.15: "if a sequence number is used for different
+    /// connection IDs, the endpoint MAY treat that receipt as a connection
+    /// error of type PROTOCOL_VIOLATION." quiver does.
+    a_sequence_number_reused_for_another_connection_id_is_a_protocol_violation {
+        rule: "RFC 9000 §19.15",
+        by: [Side::Server],
+        sends: |_| one_sequence_two_ids(),
+        expect: expect(Code::PROTOCOL_VIOLATION, 0x18),
+    }
+
+    /// RFC 9000 §19.16: "Receipt of a RETIRE_CONNECTION_ID frame containing
+    /// a sequence number greater than any previously sent to the peer MUST
+    /// be treated as a connection error of type PROTOCOL_VIOLATION." The
+    /// server side of `violations.rs`'s client test.
+    retiring_a_connection_id_never_issued_by_the_client_is_a_protocol_violation {
+        rule: "RFC 9000 §19.16",
+        by: [Side::Server],
+        sends: |_| encode(&[Frame::RetireConnectionId(RetireConnectionId { sequence: v(1000) })]),
+        expect: expect(Code::PROTOCOL_VIOLATION, 0x19),
+    }
+
+    // ----- acknowledgments (RFC 9000 §13.1, §19.3) -----
+
+    /// RFC 9000 §13.1: "An endpoint SHOULD treat receipt of an
+    /// acknowledgment for a packet it did not send as a connection error of
+    /// type PROTOCOL_VIOLATION".
+    an_ack_from_the_server_of_a_packet_never_sent_is_a_protocol_violation {
+        rule: "RFC 9000 §13.1",
+        by: [Side::Server],
+        sends: |_| ack_of_packet_never_sent(),
+        expect: expect(Code::PROTOCOL_VIOLATION, 0x02),
+    }
+
+    /// RFC 9000 §19.3.1: "If any computed packet number is negative, an
+    /// endpoint MUST generate a connection error of type
+    /// FRAME_ENCODING_ERROR." A First ACK Range beyond the Largest
+    /// Acknowledged.
+    an_ack_range_below_zero_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.3.1",
+        by: [Side::Client, Side::Server],
+        sends: |_| vec![0x02, 5, 0, 0, 10],
+        expect: expect(Code::FRAME_ENCODING_ERROR, 0x02),
+    }
+
+    /// RFC 9000 §19.3.1, as above: a Gap that goes below zero.
+    an_ack_gap_below_zero_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.3.1",
+        by: [Side::Client, Side::Server],
+        sends: |_| vec![0x02, 5, 0, 1, 0, 10, 0],
+        expect: expect(Code::FRAME_ENCODING_ERROR, 0x02),
+    }
+
+    // ----- the 2^62 bound (RFC 9000 §19.6, §19.8) -----
+
+    /// RFC 9000 §19.8: "The largest offset delivered on a stream -- the sum
+    /// of the offset and data length -- cannot exceed 2^62-1, as it is not
+    /// possible to provide flow control credit for that data. Receipt of a
+    /// frame that exceeds this limit MUST be treated as a connection error
+    /// of type FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR."
+    stream_data_beyond_2_to_the_62_is_refused {
+        rule: "RFC 9000 §19.8",
+        by: [Side::Client],
+        sends: |_| encode(&[stream(0, (1 << 62) - 1, b"x", false)]),
+        expect: expect_either(Code::FRAME_ENCODING_ERROR, Code::FLOW_CONTROL_ERROR, 0x0e),
+    }
+
+    /// RFC 9000 §19.6: "The largest offset delivered on a stream -- the sum
+    /// of the offset and data length -- cannot exceed 2^62-1. Receipt of a
+    /// frame that exceeds this limit MUST be treated as a connection error
+    /// of type FRAME_ENCODING_ERROR or CRYPTO_BUFFER_EXCEEDED."
+    crypto_data_beyond_2_to_the_62_is_refused {
+        rule: "RFC 9000 §19.6",
+        by: [Side::Client, Side::Server],
+        sends: |_| {
+            encode(&[Frame::Crypto(quiver_proto::frame::Crypto {
+                offset: v((1 << 62) - 1),
+                data: b"x",
+            })])
+        },
+        expect: expect_either(Code::FRAME_ENCODING_ERROR, Code::CRYPTO_BUFFER_EXCEEDED, 0x06),
+    }
+
+    // ----- final size and stream state (RFC 9000 §4.5, §19.4, §19.5) -----
+
+    /// RFC 9000 §4.5: "If a RESET_STREAM or STREAM frame is received
+    /// indicating a change in the final size for the stream, an endpoint
+    /// SHOULD respond with an error of type FINAL_SIZE_ERROR"; §19.4: a
+    /// RESET_STREAM's final size. FIN at 10, then RESET_STREAM at 20.
+    a_reset_stream_changing_the_final_size_of_a_fin_is_a_final_size_error {
+        rule: "RFC 9000 §4.5, §19.4",
+        by: [Side::Client],
+        sends: |_| {
+            encode(&[
+                stream(0, 0, &[1; 10], true),
+                Frame::ResetStream(ResetStream { id: v(0), error_code: v(1), final_size: v(20) }),
+            ])
+        },
+        expect: expect(Code::FINAL_SIZE_ERROR, 0x04),
+    }
+
+    /// RFC 9000 §4.5: "A receiver SHOULD treat receipt of data at or beyond
+    /// the final size as an error of type FINAL_SIZE_ERROR": RESET_STREAM
+    /// fixes the final size at 10, then data arrives at 10..15.
+    stream_data_beyond_a_reset_final_size_is_a_final_size_error {
+        rule: "RFC 9000 §4.5",
+        by: [Side::Client],
+        sends: |_| {
+            encode(&[
+                Frame::ResetStream(ResetStream { id: v(0), error_code: v(1), final_size: v(10) }),
+                stream(0, 10, &[2; 5], false),
+            ])
+        },
+        expect: expect(Code::FINAL_SIZE_ERROR, 0x0e),
+    }
+
+    /// RFC 9000 §19.5: "Receiving a STOP_SENDING frame for a locally
+    /// initiated stream that has not yet been created MUST be treated as a
+    /// connection error of type STREAM_STATE_ERROR." The victim's first
+    /// bidirectional stream, never opened: 1 (the server's) from the
+    /// client, 0 (the client's) from the server.
+    stop_sending_for_a_locally_initiated_stream_not_yet_created_is_a_stream_state_error {
+        rule: "RFC 9000 §19.5",
+        by: [Side::Client, Side::Server],
+        sends: |side| {
+            let id = StreamId::new(side.peer(), Dir::Bi, 0).into_inner();
+            encode(&[Frame::StopSending(StopSending { id: v(id), error_code: v(0) })])
+        },
+        expect: expect(Code::STREAM_STATE_ERROR, 0x05),
+    }
+
+    /// RFC 9000 §19.11: "If a max_streams transport parameter or a
+    /// MAX_STREAMS frame is received with a value greater than 2^60 ... the
+    /// connection MUST be closed immediately with a connection error of type
+    /// FRAME_ENCODING_ERROR"; `violations.rs` sends the bidirectional type.
+    unidirectional_max_streams_above_2_to_the_60_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.11",
+        by: [Side::Client],
+        sends: |_| with_varint(0x13, (1 << 60) + 1),
+        expect: expect(Code::FRAME_ENCODING_ERROR, 0x13),
+    }
+
+    /// RFC 9000 §19.14: "This value cannot exceed 2^60 ... Receipt of a
+    /// frame that encodes a larger stream ID MUST be treated as a connection
+    /// error of type STREAM_LIMIT_ERROR or FRAME_ENCODING_ERROR."
+    unidirectional_streams_blocked_above_2_to_the_60_is_a_frame_encoding_error {
+        rule: "RFC 9000 §19.14",
+        by: [Side::Server],
+        sends: |_| with_varint(0x17, (1 << 60) + 1),
+        expect: expect_either(Code::FRAME_ENCODING_ERROR, Code::STREAM_LIMIT_ERROR, 0x17),
+    }
+
+    /// RFC 9000 §4.6: "An endpoint that receives a frame with a stream ID
+    /// exceeding the limit it has sent MUST treat this as a connection
+    /// error of type STREAM_LIMIT_ERROR"; `violations.rs` covers the
+    /// client's bidirectional and the server's unidirectional streams.
+    a_unidirectional_stream_beyond_max_streams_from_the_client_is_a_stream_limit_error {
+        rule: "RFC 9000 §4.6",
+        by: [Side::Client],
+        sends: |_| encode(&[stream(first_uni_stream_beyond_limit(), 0, b"x", false)]),
+        expect: expect(Code::STREAM_LIMIT_ERROR, 0x0a),
+    }
+
+    // ----- frame types (RFC 9000 §12.4) -----
+
+    /// RFC 9000 §12.4: "a frame type MUST use the shortest possible encoding
+    /// ... An endpoint MAY treat the receipt of a frame type that uses a
+    /// longer encoding than necessary as a connection error of type
+    /// PROTOCOL_VIOLATION." PING (0x01) in two bytes.
+    a_frame_type_not_minimally_encoded_is_a_protocol_violation {
+        rule: "RFC 9000 §12.4",
+        by: [Side::Client],
+        sends: |_| vec![0x40, 0x01],
+        expect: expect(Code::PROTOCOL_VIOLATION, 0x01),
     }
 }
+
+// ----- rules with their own set-up or checks -----
 
 #[test]
 fn a_new_connection_id_to_a_peer_using_zero_length_ids_is_a_protocol_violation() {
@@ -122,8 +394,7 @@ fn a_new_connection_id_to_a_peer_using_zero_length_ids_is_a_protocol_violation()
             |config| config.local_cid_len = 0,
         );
         let (client, _) = pair.connect_and_wait(Duration::from_secs(5));
-        pair.server_conn()
-            .send_raw_frames_for_test(common_violate::ONE_RTT, raw_new_connection_id(1, 8));
+        send_as(&mut pair, client, Side::Server, raw_new_connection_id(1, 8));
         assert_closed_with(
             &mut pair,
             client,
@@ -131,45 +402,6 @@ fn a_new_connection_id_to_a_peer_using_zero_length_ids_is_a_protocol_violation()
             &expect(Code::PROTOCOL_VIOLATION, 0x18),
         );
     });
-}
-
-#[test]
-fn a_new_connection_id_longer_than_20_bytes_is_a_frame_encoding_error() {
-    // RFC 9000 §19.15, the upper bound.
-    for side in [Side::Server, Side::Client] {
-        violate_seeds(
-            SEEDS,
-            side,
-            no_setup,
-            &raw_new_connection_id(10, 21),
-            expect(Code::FRAME_ENCODING_ERROR, 0x18),
-        );
-    }
-}
-
-#[test]
-fn a_sequence_number_reused_for_another_connection_id_is_a_protocol_violation() {
-    // RFC 9000 §19.15: "if a sequence number is used for different
-    // connection IDs, the endpoint MAY treat that receipt as a connection
-    // error of type PROTOCOL_VIOLATION." quiver does.
-    let frames: Vec<Frame<'_>> = [0xa1u8, 0xa2]
-        .iter()
-        .map(|b| {
-            Frame::NewConnectionId(NewConnectionId {
-                sequence: v(1),
-                retire_prior_to: v(0),
-                id: ConnectionId::new(&[*b; 8]).unwrap(),
-                reset_token: [*b; 16],
-            })
-        })
-        .collect();
-    violate_seeds(
-        SEEDS,
-        Side::Server,
-        no_setup,
-        &encode(&frames),
-        expect(Code::PROTOCOL_VIOLATION, 0x18),
-    );
 }
 
 #[test]
@@ -192,14 +424,7 @@ fn retiring_the_connection_id_the_packet_is_sent_to_is_a_protocol_violation() {
         for_each_seed(SEEDS, |seed| {
             let (mut pair, client) =
                 connected_seeded(seed, TransportConfig::default(), TransportConfig::default());
-            match side {
-                Side::Client => pair
-                    .client_conn(client)
-                    .send_raw_frames_for_test(2, frames.clone()),
-                Side::Server => pair
-                    .server_conn()
-                    .send_raw_frames_for_test(2, frames.clone()),
-            }
+            send_as(&mut pair, client, side, frames.clone());
             assert_closed_with(
                 &mut pair,
                 client,
@@ -217,213 +442,6 @@ fn retiring_the_connection_id_the_packet_is_sent_to_is_a_protocol_violation() {
             assert!(e.reason.contains("packet was sent to"), "{e}");
         });
     }
-}
-
-#[test]
-fn retiring_a_connection_id_never_issued_by_the_client_is_a_protocol_violation() {
-    // RFC 9000 §19.16: "Receipt of a RETIRE_CONNECTION_ID frame containing
-    // a sequence number greater than any previously sent to the peer MUST
-    // be treated as a connection error of type PROTOCOL_VIOLATION." The
-    // server side of `violations.rs`'s client test.
-    violate_seeds(
-        SEEDS,
-        Side::Server,
-        no_setup,
-        &encode(&[Frame::RetireConnectionId(RetireConnectionId {
-            sequence: v(1000),
-        })]),
-        expect(Code::PROTOCOL_VIOLATION, 0x19),
-    );
-}
-
-// ----- acknowledgments (RFC 9000 §13.1, §19.3) -----
-
-#[test]
-fn an_ack_from_the_server_of_a_packet_never_sent_is_a_protocol_violation() {
-    // RFC 9000 §13.1: "An endpoint SHOULD treat receipt of an
-    // acknowledgment for a packet it did not send as a connection error of
-    // type PROTOCOL_VIOLATION".
-    let mut frames = Vec::new();
-    quiver_proto::frame::encode_ack([1_000_000..=1_000_000], v(0), None, &mut frames);
-    violate_seeds(
-        SEEDS,
-        Side::Server,
-        no_setup,
-        &frames,
-        expect(Code::PROTOCOL_VIOLATION, 0x02),
-    );
-}
-
-#[test]
-fn an_ack_range_below_zero_is_a_frame_encoding_error() {
-    // RFC 9000 §19.3.1: "If any computed packet number is negative, an
-    // endpoint MUST generate a connection error of type
-    // FRAME_ENCODING_ERROR." A First ACK Range beyond the Largest
-    // Acknowledged, then a Gap that goes below zero.
-    let first_range_too_long = vec![0x02, 5, 0, 0, 10];
-    let gap_too_long = vec![0x02, 5, 0, 1, 0, 10, 0];
-    for frames in [first_range_too_long, gap_too_long] {
-        for side in [Side::Client, Side::Server] {
-            violate_seeds(
-                SEEDS,
-                side,
-                no_setup,
-                &frames,
-                expect(Code::FRAME_ENCODING_ERROR, 0x02),
-            );
-        }
-    }
-}
-
-// ----- the 2^62 bound (RFC 9000 §19.6, §19.8) -----
-
-#[test]
-fn stream_data_beyond_2_to_the_62_is_refused() {
-    // RFC 9000 §19.8: "The largest offset delivered on a stream -- the sum
-    // of the offset and data length -- cannot exceed 2^62-1, as it is not
-    // possible to provide flow control credit for that data. Receipt of a
-    // frame that exceeds this limit MUST be treated as a connection error
-    // of type FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR."
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &encode(&[stream(0, (1 << 62) - 1, b"x", false)]),
-        expect_either(Code::FRAME_ENCODING_ERROR, Code::FLOW_CONTROL_ERROR, 0x0e),
-    );
-}
-
-#[test]
-fn crypto_data_beyond_2_to_the_62_is_refused() {
-    // RFC 9000 §19.6: "The largest offset delivered on a stream -- the sum
-    // of the offset and data length -- cannot exceed 2^62-1. Receipt of a
-    // frame that exceeds this limit MUST be treated as a connection error
-    // of type FRAME_ENCODING_ERROR or CRYPTO_BUFFER_EXCEEDED."
-    let frames = encode(&[Frame::Crypto(quiver_proto::frame::Crypto {
-        offset: v((1 << 62) - 1),
-        data: b"x",
-    })]);
-    for side in [Side::Client, Side::Server] {
-        violate_seeds(
-            SEEDS,
-            side,
-            no_setup,
-            &frames,
-            expect_either(
-                Code::FRAME_ENCODING_ERROR,
-                Code::CRYPTO_BUFFER_EXCEEDED,
-                0x06,
-            ),
-        );
-    }
-}
-
-// ----- final size and stream state (RFC 9000 §4.5, §19.4, §19.5) -----
-
-#[test]
-fn a_reset_stream_changing_the_final_size_of_a_fin_is_a_final_size_error() {
-    // RFC 9000 §4.5: "If a RESET_STREAM or STREAM frame is received
-    // indicating a change in the final size for the stream, an endpoint
-    // SHOULD respond with an error of type FINAL_SIZE_ERROR"; §19.4: a
-    // RESET_STREAM's final size. FIN at 10, then RESET_STREAM at 20.
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &encode(&[
-            stream(0, 0, &[1; 10], true),
-            Frame::ResetStream(ResetStream {
-                id: v(0),
-                error_code: v(1),
-                final_size: v(20),
-            }),
-        ]),
-        expect(Code::FINAL_SIZE_ERROR, 0x04),
-    );
-}
-
-#[test]
-fn stream_data_beyond_a_reset_final_size_is_a_final_size_error() {
-    // RFC 9000 §4.5: "A receiver SHOULD treat receipt of data at or beyond
-    // the final size as an error of type FINAL_SIZE_ERROR": RESET_STREAM
-    // fixes the final size at 10, then data arrives at 10..15.
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &encode(&[
-            Frame::ResetStream(ResetStream {
-                id: v(0),
-                error_code: v(1),
-                final_size: v(10),
-            }),
-            stream(0, 10, &[2; 5], false),
-        ]),
-        expect(Code::FINAL_SIZE_ERROR, 0x0e),
-    );
-}
-
-#[test]
-fn stop_sending_for_a_locally_initiated_stream_not_yet_created_is_a_stream_state_error() {
-    // RFC 9000 §19.5: "Receiving a STOP_SENDING frame for a locally
-    // initiated stream that has not yet been created MUST be treated as a
-    // connection error of type STREAM_STATE_ERROR." Stream 1 is the
-    // server's first bidirectional stream, never opened; stream 0 the
-    // client's.
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &encode(&[Frame::StopSending(StopSending {
-            id: v(1),
-            error_code: v(0),
-        })]),
-        expect(Code::STREAM_STATE_ERROR, 0x05),
-    );
-    violate_seeds(
-        SEEDS,
-        Side::Server,
-        no_setup,
-        &encode(&[Frame::StopSending(StopSending {
-            id: v(0),
-            error_code: v(0),
-        })]),
-        expect(Code::STREAM_STATE_ERROR, 0x05),
-    );
-}
-
-#[test]
-fn unidirectional_max_streams_above_2_to_the_60_is_a_frame_encoding_error() {
-    // RFC 9000 §19.11: "If a max_streams transport parameter or a
-    // MAX_STREAMS frame is received with a value greater than 2^60 ... the
-    // connection MUST be closed immediately with a connection error of type
-    // FRAME_ENCODING_ERROR"; `violations.rs` sends the bidirectional type.
-    let mut frames = vec![0x13];
-    v((1 << 60) + 1).encode(&mut frames);
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &frames,
-        expect(Code::FRAME_ENCODING_ERROR, 0x13),
-    );
-}
-
-// ----- frame types and packet types (RFC 9000 §12.4) -----
-
-#[test]
-fn a_frame_type_not_minimally_encoded_is_a_protocol_violation() {
-    // RFC 9000 §12.4: "a frame type MUST use the shortest possible encoding
-    // ... An endpoint MAY treat the receipt of a frame type that uses a
-    // longer encoding than necessary as a connection error of type
-    // PROTOCOL_VIOLATION." PING (0x01) in two bytes.
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &[0x40, 0x01],
-        expect(Code::PROTOCOL_VIOLATION, 0x01),
-    );
 }
 
 #[test]
@@ -470,19 +488,13 @@ fn a_path_response_matching_no_challenge_is_ignored() {
             let frames = encode(&[Frame::PathResponse(quiver_proto::frame::PathResponse(
                 [0x42; 8],
             ))]);
-            match side {
-                Side::Client => pair.client_conn(client).send_raw_frames_for_test(2, frames),
-                Side::Server => pair.server_conn().send_raw_frames_for_test(2, frames),
-            }
+            send_as(&mut pair, client, side, frames);
             pair.net.run_for(Duration::from_secs(1));
             assert_eq!(pair.client_conn(client).close_reason(), None);
             assert_eq!(pair.server_conn().close_reason(), None);
             // Still carrying data after it.
             let before = pair.server_conn().stats().bytes_received;
-            let id = pair
-                .client_conn(client)
-                .open_stream(quiver_proto::frame::Dir::Bi)
-                .unwrap();
+            let id = pair.client_conn(client).open_stream(Dir::Bi).unwrap();
             pair.client_conn(client).write(id, &[7; 2000]).unwrap();
             let ok = pair.run_until(Duration::from_secs(2), |p| {
                 p.server_conn().stats().bytes_received >= before + 2000
@@ -490,38 +502,4 @@ fn a_path_response_matching_no_challenge_is_ignored() {
             assert!(ok);
         }
     });
-}
-
-#[test]
-fn a_unidirectional_stream_beyond_max_streams_from_the_client_is_a_stream_limit_error() {
-    // RFC 9000 §4.6: "An endpoint that receives a frame with a stream ID
-    // exceeding the limit it has sent MUST treat this as a connection
-    // error of type STREAM_LIMIT_ERROR"; `violations.rs` covers the
-    // client's bidirectional and the server's unidirectional streams.
-    let limit = TransportConfig::default().max_concurrent_uni_streams;
-    let first_beyond =
-        quiver_proto::streams::StreamId::new(Side::Client, quiver_proto::frame::Dir::Uni, limit);
-    violate_seeds(
-        SEEDS,
-        Side::Client,
-        no_setup,
-        &encode(&[stream(first_beyond.into_inner(), 0, b"x", false)]),
-        expect(Code::STREAM_LIMIT_ERROR, 0x0a),
-    );
-}
-
-#[test]
-fn unidirectional_streams_blocked_above_2_to_the_60_is_a_frame_encoding_error() {
-    // RFC 9000 §19.14: "This value cannot exceed 2^60 ... Receipt of a
-    // frame that encodes a larger stream ID MUST be treated as a connection
-    // error of type STREAM_LIMIT_ERROR or FRAME_ENCODING_ERROR."
-    let mut frames = vec![0x17];
-    v((1 << 60) + 1).encode(&mut frames);
-    violate_seeds(
-        SEEDS,
-        Side::Server,
-        no_setup,
-        &frames,
-        expect_either(Code::FRAME_ENCODING_ERROR, Code::STREAM_LIMIT_ERROR, 0x17),
-    );
 }

@@ -43,16 +43,29 @@ fn tap(pair: &mut Pair) -> Rc<RefCell<Vec<Seen>>> {
     seen
 }
 
-/// A pair whose server supports `server` versions (in preference order)
-/// and whose client starts in `start` offering `offered`.
-fn pair(
-    seed: Seed,
-    link: LinkConfig,
-    server: &[Version],
+const PREFER_V1: &[Version] = &[Version::V1, Version::V2];
+const PREFER_V2: &[Version] = &[Version::V2, Version::V1];
+
+/// Who supports which versions: the server `server` (in preference
+/// order), the client starts in `start` offering `offered`.
+#[derive(Clone, Copy)]
+struct Versions<'a> {
+    server: &'a [Version],
     start: Version,
-    offered: &[Version],
-) -> Pair {
-    let server = server.to_vec();
+    offered: &'a [Version],
+}
+
+/// Both offer both; the server prefers v2, the client starts in v1: the
+/// compatible upgrade of RFC 9369 §4.1.
+const UPGRADE_TO_V2: Versions<'static> = Versions {
+    server: PREFER_V2,
+    start: Version::V1,
+    offered: PREFER_V1,
+};
+
+/// A pair with these versions.
+fn pair(seed: Seed, link: LinkConfig, versions: Versions<'_>) -> Pair {
+    let server = versions.server.to_vec();
     let mut pair = Pair::with_server_endpoint(
         seed,
         link,
@@ -60,9 +73,35 @@ fn pair(
         TransportConfig::default(),
         move |c| c.supported_versions = server,
     );
-    pair.client_config.version = start;
-    pair.client_config.available_versions = offered.to_vec();
+    pair.client_config.version = versions.start;
+    pair.client_config.available_versions = versions.offered.to_vec();
     pair
+}
+
+/// [`pair`] on a default link, seeded from `QUIVER_SIM_SEED` or `seed`.
+fn pair_seeded(seed: u64, versions: Versions<'_>) -> Pair {
+    pair(Seed::from_env_or(seed), LinkConfig::default(), versions)
+}
+
+/// A lossless link on even seeds, 10 % loss on odd ones.
+fn lossy_on_odd_seeds(seed: Seed) -> LinkConfig {
+    LinkConfig {
+        loss_rate: if seed.0 % 2 == 0 { 0.0 } else { 0.1 },
+        ..LinkConfig::default()
+    }
+}
+
+/// The long-header versions one side sent, in order.
+fn long_header_versions(seen: &[Seen], from_client: bool) -> Vec<u32> {
+    seen.iter()
+        .filter(|s| s.from_client == from_client)
+        .filter_map(|s| s.version)
+        .collect()
+}
+
+/// Whether the datagram's QUIC bit (RFC 9287) was cleared.
+fn greased(s: &Seen) -> bool {
+    s.first_byte & 0x40 == 0
 }
 
 fn transport_code(e: Option<&ConnectionError>) -> Option<TransportErrorCode> {
@@ -80,39 +119,21 @@ fn transport_code(e: Option<&ConnectionError>) -> Option<TransportErrorCode> {
 #[test]
 fn compatible_upgrade_from_v1_to_v2() {
     for_each_seed(10, |seed| {
-        let link = LinkConfig {
-            loss_rate: if seed.0 % 2 == 0 { 0.0 } else { 0.1 },
-            ..LinkConfig::default()
-        };
-        let mut pair = pair(
-            seed,
-            link,
-            &[Version::V2, Version::V1],
-            Version::V1,
-            &[Version::V1, Version::V2],
-        );
+        let mut pair = pair(seed, lossy_on_odd_seeds(seed), UPGRADE_TO_V2);
         let seen = tap(&mut pair);
         let (client, _) = pair.connect_and_wait(LIMIT);
         assert_eq!(pair.client_conn(client).version(), Version::V2);
         assert_eq!(pair.server_conn().version(), Version::V2);
         let seen = seen.borrow();
         assert_eq!(seen[0].version, Some(V1), "the client starts in v1");
-        let server: Vec<_> = seen
-            .iter()
-            .filter(|s| !s.from_client)
-            .filter_map(|s| s.version)
-            .collect();
+        let server = long_header_versions(&seen, false);
         assert!(!server.is_empty());
         assert!(
             server.iter().all(|&v| v == V2),
             "server long headers {server:x?}"
         );
         // Once the client sends a v2 long header it never goes back.
-        let client: Vec<_> = seen
-            .iter()
-            .filter(|s| s.from_client)
-            .filter_map(|s| s.version)
-            .collect();
+        let client = long_header_versions(&seen, true);
         let first_v2 = client
             .iter()
             .position(|&v| v == V2)
@@ -128,13 +149,7 @@ fn compatible_upgrade_from_v1_to_v2() {
 /// repeats its v1 Initial, which the server (already in v2) still reads.
 #[test]
 fn server_reads_original_version_initials_after_switching() {
-    let mut pair = pair(
-        Seed::from_env_or(11),
-        LinkConfig::default(),
-        &[Version::V2, Version::V1],
-        Version::V1,
-        &[Version::V1, Version::V2],
-    );
+    let mut pair = pair_seeded(11, UPGRADE_TO_V2);
     pair.net.set_filter(|d| {
         if d.src == SERVER_ADDR && d.index < 2 {
             Verdict::Drop
@@ -162,13 +177,7 @@ fn server_reads_original_version_initials_after_switching() {
 /// Retry's Source Connection ID.
 #[test]
 fn compatible_upgrade_after_retry() {
-    let mut pair = pair(
-        Seed::from_env_or(8),
-        LinkConfig::default(),
-        &[Version::V2, Version::V1],
-        Version::V1,
-        &[Version::V1, Version::V2],
-    );
+    let mut pair = pair_seeded(8, UPGRADE_TO_V2);
     pair.server().admission = Admission::Manual;
     pair.server().set_app(move |ep: &mut Endpoint, now| {
         while let Some((id, ok)) = ep
@@ -190,11 +199,7 @@ fn compatible_upgrade_after_retry() {
     // The Retry: the server's first datagram, a v1 long header (type 0b11).
     let retry = seen.iter().find(|s| !s.from_client).unwrap();
     assert_eq!((retry.version, retry.first_byte & 0x30), (Some(V1), 0x30));
-    let client_versions: Vec<_> = seen
-        .iter()
-        .filter(|s| s.from_client)
-        .filter_map(|s| s.version)
-        .collect();
+    let client_versions = long_header_versions(&seen, true);
     assert_eq!(
         client_versions[..2],
         [V1, V1],
@@ -206,13 +211,7 @@ fn compatible_upgrade_after_retry() {
 /// §3.3.2) on both sides: data keeps flowing across it.
 #[test]
 fn key_update_after_compatible_upgrade() {
-    let mut pair = pair(
-        Seed::from_env_or(9),
-        LinkConfig::default(),
-        &[Version::V2, Version::V1],
-        Version::V1,
-        &[Version::V1, Version::V2],
-    );
+    let mut pair = pair_seeded(9, UPGRADE_TO_V2);
     let app = pair.client_app(AppConfig {
         send: vec![SendPlan::bi(200_000)],
         echo: true,
@@ -239,12 +238,13 @@ fn key_update_after_compatible_upgrade() {
 /// by a server preferring v1.
 #[test]
 fn compatible_negotiation_from_v2_to_v1() {
-    let mut pair = pair(
-        Seed::from_env_or(10),
-        LinkConfig::default(),
-        &[Version::V1, Version::V2],
-        Version::V2,
-        &[Version::V2, Version::V1],
+    let mut pair = pair_seeded(
+        10,
+        Versions {
+            server: PREFER_V1,
+            start: Version::V2,
+            offered: PREFER_V2,
+        },
     );
     let seen = tap(&mut pair);
     let (client, _) = pair.connect_and_wait(LIMIT);
@@ -252,24 +252,20 @@ fn compatible_negotiation_from_v2_to_v1() {
     assert_eq!(pair.server_conn().version(), Version::V1);
     let seen = seen.borrow();
     assert_eq!(seen[0].version, Some(V2));
-    assert!(
-        seen.iter()
-            .filter(|s| !s.from_client)
-            .filter_map(|s| s.version)
-            .all(|v| v == V1)
-    );
+    assert!(long_header_versions(&seen, false).iter().all(|&v| v == V1));
 }
 
 /// A v1-only server keeps a client that prefers v2 (and offers it) in v1:
 /// no packet of the connection is v2.
 #[test]
 fn v1_only_server_with_v2_preferring_client() {
-    let mut pair = pair(
-        Seed::from_env_or(2),
-        LinkConfig::default(),
-        &[Version::V1],
-        Version::V1,
-        &[Version::V2, Version::V1],
+    let mut pair = pair_seeded(
+        2,
+        Versions {
+            server: &[Version::V1],
+            start: Version::V1,
+            offered: PREFER_V2,
+        },
     );
     let seen = tap(&mut pair);
     let (client, _) = pair.connect_and_wait(LIMIT);
@@ -287,12 +283,13 @@ fn v1_only_server_with_v2_preferring_client() {
 /// that offers v2 too.
 #[test]
 fn server_preferring_v1_stays_in_v1() {
-    let mut pair = pair(
-        Seed::from_env_or(3),
-        LinkConfig::default(),
-        &[Version::V1, Version::V2],
-        Version::V1,
-        &[Version::V2, Version::V1],
+    let mut pair = pair_seeded(
+        3,
+        Versions {
+            server: PREFER_V1,
+            start: Version::V1,
+            offered: PREFER_V2,
+        },
     );
     let (client, _) = pair.connect_and_wait(LIMIT);
     assert_eq!(pair.client_conn(client).version(), Version::V1);
@@ -305,17 +302,12 @@ fn server_preferring_v1_stays_in_v1() {
 #[test]
 fn version_negotiation_then_new_attempt_in_v2() {
     for_each_seed(10, |seed| {
-        let link = LinkConfig {
-            loss_rate: if seed.0 % 2 == 0 { 0.0 } else { 0.1 },
-            ..LinkConfig::default()
+        let versions = Versions {
+            server: &[Version::V2],
+            start: Version::V1,
+            offered: PREFER_V1,
         };
-        let mut pair = pair(
-            seed,
-            link,
-            &[Version::V2],
-            Version::V1,
-            &[Version::V1, Version::V2],
-        );
+        let mut pair = pair(seed, lossy_on_odd_seeds(seed), versions);
         let seen = tap(&mut pair);
         let (client, _) = pair.connect_and_wait(LIMIT);
         assert_eq!(pair.client_conn(client).version(), Version::V2);
@@ -356,13 +348,14 @@ fn forge_version_negotiation(pair: &mut Pair, versions: &[u32]) {
 #[test]
 fn forged_version_negotiation_downgrade_is_detected() {
     // The server prefers v1 (no compatible upgrade muddies the check)...
-    for server in [[Version::V1, Version::V2], [Version::V2, Version::V1]] {
-        let mut pair = pair(
-            Seed::from_env_or(4),
-            LinkConfig::default(),
-            &server,
-            Version::V2,
-            &[Version::V2, Version::V1],
+    for server in [PREFER_V1, PREFER_V2] {
+        let mut pair = pair_seeded(
+            4,
+            Versions {
+                server,
+                start: Version::V2,
+                offered: PREFER_V2,
+            },
         );
         let client = pair.connect();
         forge_version_negotiation(&mut pair, &[V1, 0x1a2a_3a4a]);
@@ -391,12 +384,13 @@ fn forged_version_negotiation_downgrade_is_detected() {
 /// packets that contain the Original Version."
 #[test]
 fn version_negotiation_listing_the_original_version_is_ignored() {
-    let mut pair = pair(
-        Seed::from_env_or(5),
-        LinkConfig::default(),
-        &[Version::V1, Version::V2],
-        Version::V1,
-        &[Version::V1, Version::V2],
+    let mut pair = pair_seeded(
+        5,
+        Versions {
+            server: PREFER_V1,
+            start: Version::V1,
+            offered: PREFER_V1,
+        },
     );
     let client = pair.connect();
     forge_version_negotiation(&mut pair, &[V2, V1]);
@@ -458,7 +452,7 @@ fn quic_bit_greased_both_ways() {
         let (seen, client_connected, _) = grease_run(seed, true, true);
         let cleared = |from_client: bool| {
             seen.iter()
-                .filter(|s| s.from_client == from_client && s.first_byte & 0x40 == 0)
+                .filter(|s| s.from_client == from_client && greased(s))
                 .count()
         };
         let total =
@@ -467,11 +461,11 @@ fn quic_bit_greased_both_ways() {
             let (c, t) = (cleared(side), total(side));
             assert!(c > 0 && c * 3 < t, "client {side}: {c} of {t} cleared");
         }
-        assert!(seen[0].first_byte & 0x40 != 0, "first Initial greased");
+        assert!(!greased(&seen[0]), "first Initial greased");
         assert!(
             seen.iter()
                 .filter(|s| s.from_client && s.time < client_connected)
-                .all(|s| s.first_byte & 0x40 != 0),
+                .all(|s| !greased(s)),
             "client cleared the bit before the server's parameters"
         );
     });
@@ -484,24 +478,10 @@ fn quic_bit_greased_both_ways() {
 #[test]
 fn quic_bit_kept_towards_peers_not_advertising_grease() {
     let (seen, _, _) = grease_run(Seed::from_env_or(6), false, true);
-    assert!(
-        seen.iter()
-            .filter(|s| !s.from_client)
-            .all(|s| s.first_byte & 0x40 != 0)
-    );
-    assert!(
-        seen.iter()
-            .any(|s| s.from_client && s.first_byte & 0x40 == 0)
-    );
+    assert!(seen.iter().filter(|s| !s.from_client).all(|s| !greased(s)));
+    assert!(seen.iter().any(|s| s.from_client && greased(s)));
 
     let (seen, _, _) = grease_run(Seed::from_env_or(7), true, false);
-    assert!(
-        seen.iter()
-            .filter(|s| s.from_client)
-            .all(|s| s.first_byte & 0x40 != 0)
-    );
-    assert!(
-        seen.iter()
-            .any(|s| !s.from_client && s.first_byte & 0x40 == 0)
-    );
+    assert!(seen.iter().filter(|s| s.from_client).all(|s| !greased(s)));
+    assert!(seen.iter().any(|s| !s.from_client && greased(s)));
 }

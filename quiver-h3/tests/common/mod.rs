@@ -111,18 +111,47 @@ impl Pki {
     }
 }
 
+/// Connects the endpoint `$client` to the endpoint `$server`, of either
+/// stack (quinn and quiver name these methods alike), and evaluates to
+/// the two connections.
+macro_rules! connect {
+    ($client:expr, $server:expr) => {{
+        let addr: SocketAddr = $server.local_addr().unwrap();
+        let connecting = $client.connect(addr, "localhost").unwrap();
+        let (c, s) = tokio::join!(connecting, async {
+            $server.accept().await.expect("incoming").await
+        });
+        (c.unwrap(), s.unwrap())
+    }};
+}
+
 /// A quiver client connected to a quiver server: (client, server).
 pub async fn quiver_pair(
     client: &quiver::Endpoint,
     server: &quiver::Endpoint,
 ) -> (quiver::Connection, quiver::Connection) {
-    let addr: SocketAddr = server.local_addr().unwrap();
-    let connecting = client.connect(addr, "localhost").unwrap();
-    let (c, s) = tokio::join!(connecting, async {
-        server.accept().await.expect("incoming").await
-    });
-    let (c, s) = (c.unwrap(), s.unwrap());
+    let (c, s) = connect!(client, server);
     assert_eq!(c.alpn_protocol().as_deref(), Some(quiver_h3::ALPN));
+    (c, s)
+}
+
+/// A quiver client connected to a quinn server: (client, server).
+pub async fn quiver_quinn_pair(
+    client: &quiver::Endpoint,
+    server: &quinn::Endpoint,
+) -> (quiver::Connection, quinn::Connection) {
+    let (c, s) = connect!(client, server);
+    assert_eq!(c.alpn_protocol().as_deref(), Some(quiver_h3::ALPN));
+    (c, s)
+}
+
+/// A quinn client connected to a quiver server: (client, server).
+pub async fn quinn_quiver_pair(
+    client: &quinn::Endpoint,
+    server: &quiver::Endpoint,
+) -> (quinn::Connection, quiver::Connection) {
+    let (c, s) = connect!(client, server);
+    assert_eq!(s.alpn_protocol().as_deref(), Some(quiver_h3::ALPN));
     (c, s)
 }
 

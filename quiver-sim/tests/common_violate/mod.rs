@@ -158,13 +158,18 @@ pub fn violate_with(
 ) {
     let (mut pair, client) = connected(TransportConfig::default(), server_config);
     setup(&mut pair, client);
-    match misbehaver {
+    send_as(&mut pair, client, misbehaver, frames);
+    assert_closed_with(&mut pair, client, misbehaver, &e);
+}
+
+/// `side` puts `frames` verbatim into its next 1-RTT packet.
+pub fn send_as(pair: &mut Pair, client: ConnectionHandle, side: Side, frames: Vec<u8>) {
+    match side {
         Side::Client => pair
             .client_conn(client)
             .send_raw_frames_for_test(ONE_RTT, frames),
         Side::Server => pair.server_conn().send_raw_frames_for_test(ONE_RTT, frames),
     }
-    assert_closed_with(&mut pair, client, misbehaver, &e);
 }
 
 /// [`violate_with`] for each of `seeds` seeds (`QUIVER_SIM_SEEDS` raises
@@ -181,14 +186,7 @@ pub fn violate_seeds(
         let (mut pair, client) =
             connected_seeded(seed, TransportConfig::default(), TransportConfig::default());
         setup(&mut pair, client);
-        match misbehaver {
-            Side::Client => pair
-                .client_conn(client)
-                .send_raw_frames_for_test(ONE_RTT, frames.to_vec()),
-            Side::Server => pair
-                .server_conn()
-                .send_raw_frames_for_test(ONE_RTT, frames.to_vec()),
-        }
+        send_as(&mut pair, client, misbehaver, frames.to_vec());
         assert_closed_with(&mut pair, client, misbehaver, &e);
     });
 }
