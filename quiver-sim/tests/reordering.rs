@@ -105,7 +105,10 @@ fn a_server_initial_overtaken_by_its_handshake_packet_costs_nothing() {
         assert_eq!(server.probe_timeouts, 0, "server {server:?}");
         assert_eq!(client_stats.probe_timeouts, 0, "client {client_stats:?}");
         // Every packet the server declared lost was acknowledged later.
-        assert!(server.packets_lost >= 1, "the Initial was not declared lost");
+        assert!(
+            server.packets_lost >= 1,
+            "the Initial was not declared lost"
+        );
         assert_eq!(server.spurious_losses, server.packets_lost, "{server:?}");
         assert!(server.congestion_undos >= 1, "{server:?}");
         assert!(
