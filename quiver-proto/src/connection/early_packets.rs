@@ -112,12 +112,9 @@ impl Connection {
             return;
         }
         let (remote, local, ecn) = (self.rx_remote, self.rx_local, self.rx_ecn);
-        loop {
-            let Some(at) = (0..self.early_packets.packets.len())
-                .find(|&i| self.can_read_early(self.early_packets.packets[i].ty))
-            else {
-                break;
-            };
+        while let Some(at) = (0..self.early_packets.packets.len())
+            .find(|&i| self.can_read_early(self.early_packets.packets[i].ty))
+        {
             let Some(mut p) = self.early_packets.packets.remove(at) else {
                 break;
             };
