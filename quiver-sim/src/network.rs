@@ -209,7 +209,8 @@ impl Network {
     }
 
     /// Calls `filter` for every datagram entering any link, before the link
-    /// model; [`Verdict::Drop`] drops it. Replaces any previous filter.
+    /// model; [`Verdict::Drop`] drops it, [`Verdict::Delay`] holds it back.
+    /// Replaces any previous filter.
     pub fn set_filter(&mut self, filter: impl FnMut(&DatagramInfo<'_>) -> Verdict + 'static) {
         self.filter = Some(Box::new(filter));
     }
@@ -662,7 +663,14 @@ impl Network {
             Err((DropReason::Filter, data))
         } else {
             let config = self.link_configs.get(&key).unwrap_or(&self.default_link);
-            link.transmit(now, config, data)
+            let mut outcome = link.transmit(now, config, data);
+            if let (Verdict::Delay(d), Ok((first, second))) = (verdict, &mut outcome) {
+                first.arrival += d;
+                if let Some(second) = second {
+                    second.arrival += d;
+                }
+            }
+            outcome
         };
         let ecn = {
             let config = self.link_configs.get(&key).unwrap_or(&self.default_link);

@@ -29,6 +29,9 @@ pub enum Verdict {
     Deliver,
     /// Drop it (counted as [`DropReason::Filter`]).
     Drop,
+    /// Let the link model carry it, then hold it back this much longer:
+    /// reorders one chosen datagram behind later ones.
+    Delay(std::time::Duration),
 }
 
 /// Why a datagram did not arrive.

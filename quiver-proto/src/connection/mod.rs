@@ -14,6 +14,7 @@ mod ack_frequency;
 mod cids;
 mod close;
 mod crypto_stream;
+mod early_packets;
 mod ecn;
 mod error;
 mod gso;
@@ -247,6 +248,8 @@ pub struct Connection {
     key_update_requested: bool,
     /// Reordering allowance and recent losses (RFC 8985 §6.2).
     reordering: reorder::Reordering,
+    /// Packets that came before their keys (RFC 9001 §4.1.4).
+    early_packets: early_packets::EarlyPackets,
     /// Runs of losses that may establish persistent congestion (RFC 9002
     /// §7.6.2), across loss events.
     persistent: crate::recovery::PersistentCongestion,
@@ -408,6 +411,7 @@ impl Connection {
             tx_ecn: false,
             key_update_requested: false,
             reordering: reorder::Reordering::default(),
+            early_packets: early_packets::EarlyPackets::default(),
             persistent: crate::recovery::PersistentCongestion::default(),
             silence_probes: 0,
             preferred_path: None,

@@ -91,8 +91,12 @@ impl Connection {
         }
         // Before the early return below: an ACK whose only news is a
         // packet we had declared lost (it arrived late, and we no longer
-        // track it) is exactly the proof of reordering.
-        let undo = space == SpaceId::ApplicationData && self.detect_spurious_losses(now, ack);
+        // track it) is exactly the proof of reordering. Every space: a
+        // server Initial held back behind the Handshake packet coalesced
+        // with it is a spurious loss whose response, left standing, costs
+        // the transfer its slow start (RFC 9002 §7: one controller for all
+        // spaces).
+        let undo = self.detect_spurious_losses(now, space, ack);
         if newly_acked.is_empty() {
             self.acked_scratch = newly_acked;
             return Ok(());
@@ -144,12 +148,12 @@ impl Connection {
             }
         }
 
-        if space == SpaceId::ApplicationData {
-            let (_, largest_new) = newly_acked.last().expect("non-empty");
-            self.reordering.on_acked_sent_at(largest_new.time_sent);
-            if let Some(q) = &mut self.qlog {
-                q.on_acked_sent_at(largest_new.time_sent, undo);
-            }
+        // RFC 9002 §7.3.2: the recovery period ends when a packet sent
+        // after it began is acknowledged, in whichever space.
+        let (_, largest_new) = newly_acked.last().expect("non-empty");
+        self.reordering.on_acked_sent_at(largest_new.time_sent);
+        if let Some(q) = &mut self.qlog {
+            q.on_acked_sent_at(largest_new.time_sent, undo);
         }
 
         let app_limited = self.bytes_in_flight < self.cc.window() / 2;
@@ -227,7 +231,7 @@ impl Connection {
     /// were only reordered. Widens the loss thresholds to fit, and when all
     /// of an episode's losses prove so, undoes its congestion response;
     /// returns whether it did.
-    fn detect_spurious_losses(&mut self, now: Instant, ack: &Ack<'_>) -> bool {
+    fn detect_spurious_losses(&mut self, now: Instant, space: SpaceId, ack: &Ack<'_>) -> bool {
         // Nothing declared lost to find (the usual case): skip decoding
         // the ranges again.
         if !self.reordering.has_lost() {
@@ -237,7 +241,7 @@ impl Connection {
         let mut undo = false;
         let mut earliest_sent: Option<Instant> = None;
         for range in ack.ranges() {
-            let s = self.reordering.on_ack_range(range);
+            let s = self.reordering.on_ack_range(space, range);
             spurious += s.packets;
             undo |= s.undo;
             if let Some(t) = s.earliest_sent {
@@ -348,8 +352,8 @@ impl Connection {
                 s.ack_eliciting_in_flight = s.ack_eliciting_in_flight.saturating_sub(1);
                 continue;
             }
-            if space == SpaceId::ApplicationData && p.in_flight {
-                self.reordering.on_lost(now, pn, p.time_sent);
+            if p.in_flight {
+                self.reordering.on_lost(now, space, pn, p.time_sent);
             }
             lost.push(p);
         }

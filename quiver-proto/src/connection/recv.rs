@@ -115,6 +115,8 @@ impl Connection {
                 return;
             }
         }
+        // Packets kept for want of keys the ones above brought.
+        self.read_early_packets(now);
         // A 1-RTT close coalesced after a converted one was read above.
         self.end_of_datagram_while_closed();
     }
@@ -139,7 +141,7 @@ impl Connection {
     }
 
     /// One packet; returns whether it was authenticated.
-    fn handle_packet(
+    pub(super) fn handle_packet(
         &mut self,
         now: Instant,
         rx: RxPath,
@@ -223,6 +225,9 @@ impl Connection {
             }
             let trigger = if self.stats.authentication_failures > failures {
                 DropTrigger::DecryptionFailure
+            } else if self.keep_early_packet(p.ty, rx, datagram_len, packet) {
+                // RFC 9001 §4.1.4: kept until its keys arrive.
+                return false;
             } else {
                 DropTrigger::KeyUnavailable
             };

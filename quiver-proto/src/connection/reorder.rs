@@ -15,12 +15,27 @@
 //! episode turns out to have arrived, the controller is told to undo its
 //! response ([`crate::congestion::Controller::on_spurious_congestion_event`]).
 //!
+//! Losses in every packet number space count: the congestion response is
+//! the connection's, whichever space lost the packet (RFC 9002 §7: "The
+//! signals QUIC provides for congestion control are generic"), and a
+//! server Initial held back behind its coalesced Handshake packet is the
+//! first spurious loss a reordering path shows. Left standing, that
+//! response cost the whole transfer its slow start. The thresholds adapted
+//! here apply to the application data space only; the handshake spaces
+//! keep RFC 9002's, but a spurious loss there widens the application
+//! data space's thresholds too (the path reorders, whatever it carries).
+//!
+//! Once an episode's response is undone the episode ends: the controller
+//! forgot its recovery period, so the next loss starts a new response,
+//! which must be a new episode to be undone in turn.
+//!
 //! Memory is bounded: at most [`MAX_RECORDS`] recently lost packets are
 //! remembered.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::spaces::SpaceId;
 use crate::recovery::PACKET_THRESHOLD;
 
 /// Lost packets remembered for spotting a late acknowledgment.
@@ -35,6 +50,7 @@ const DECAY_EPISODES: u32 = 16;
 
 #[derive(Debug, Clone, Copy)]
 struct Lost {
+    space: SpaceId,
     pn: u64,
     episode: u64,
     /// When it was sent: how late its acknowledgment came measures the
@@ -93,8 +109,8 @@ impl Default for Reordering {
 }
 
 impl Reordering {
-    /// In-flight packet `pn` was declared lost.
-    pub(crate) fn on_lost(&mut self, now: Instant, pn: u64, sent: Instant) {
+    /// In-flight packet `pn` of `space` was declared lost.
+    pub(crate) fn on_lost(&mut self, now: Instant, space: SpaceId, pn: u64, sent: Instant) {
         let episode = match &mut self.episode {
             Some(e) if !e.ended => e,
             _ => {
@@ -120,6 +136,7 @@ impl Reordering {
         };
         episode.lost += 1;
         let record = Lost {
+            space,
             pn,
             episode: episode.id,
             sent,
@@ -128,8 +145,8 @@ impl Reordering {
             self.lost.pop_front();
         }
         // Losses are declared in ascending order within a batch; keep the
-        // list sorted across batches too.
-        let at = self.lost.partition_point(|l| l.pn < pn);
+        // list sorted, by space then packet number, across batches too.
+        let at = self.lost.partition_point(|l| (l.space, l.pn) < (space, pn));
         self.lost.insert(at, record);
     }
 
@@ -148,15 +165,23 @@ impl Reordering {
         }
     }
 
-    /// An ACK acknowledged the packet numbers in `range`: any of them we
-    /// declared lost were only late.
-    pub(crate) fn on_ack_range(&mut self, range: std::ops::RangeInclusive<u64>) -> Spurious {
+    /// An ACK in `space` acknowledged the packet numbers in `range`: any of
+    /// them we declared lost were only late.
+    pub(crate) fn on_ack_range(
+        &mut self,
+        space: SpaceId,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Spurious {
         let mut out = Spurious::default();
         if self.lost.is_empty() {
             return out;
         }
-        let from = self.lost.partition_point(|l| l.pn < *range.start());
-        let to = self.lost.partition_point(|l| l.pn <= *range.end());
+        let from = self
+            .lost
+            .partition_point(|l| (l.space, l.pn) < (space, *range.start()));
+        let to = self
+            .lost
+            .partition_point(|l| (l.space, l.pn) <= (space, *range.end()));
         if from == to {
             return out;
         }
@@ -173,6 +198,11 @@ impl Reordering {
                     e.spurious += 1;
                     if e.spurious >= e.lost && !e.undone {
                         e.undone = true;
+                        // The controller forgets its recovery period on
+                        // undo (RFC 9438 §4.9.2 restores the state from
+                        // before it), so a later loss is a new response:
+                        // it must open a new episode to be undone too.
+                        e.ended = true;
                         out.undo = true;
                     }
                 }
@@ -204,6 +234,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const APP: SpaceId = SpaceId::ApplicationData;
+
     fn t0() -> Instant {
         crate::connection::tests::epoch()
     }
@@ -211,8 +243,8 @@ mod tests {
     #[test]
     fn a_late_ack_of_a_lost_packet_widens_the_thresholds() {
         let mut r = Reordering::default();
-        r.on_lost(t0(), 10, t0());
-        let s = r.on_ack_range(10..=10);
+        r.on_lost(t0(), APP, 10, t0());
+        let s = r.on_ack_range(APP, 10..=10);
         assert_eq!(s.packets, 1);
         assert!(s.undo, "the only loss of the episode was spurious");
         assert_eq!(r.packet_threshold, TIME_ONLY);
@@ -238,47 +270,77 @@ mod tests {
     #[test]
     fn undo_only_when_every_loss_of_the_episode_was_spurious() {
         let mut r = Reordering::default();
-        r.on_lost(t0(), 10, t0());
-        r.on_lost(t0(), 11, t0());
-        assert!(!r.on_ack_range(10..=10).undo);
-        assert!(r.on_ack_range(11..=11).undo);
+        r.on_lost(t0(), APP, 10, t0());
+        r.on_lost(t0(), APP, 11, t0());
+        assert!(!r.on_ack_range(APP, 10..=10).undo);
+        assert!(r.on_ack_range(APP, 11..=11).undo);
         // Once only.
-        r.on_lost(t0(), 12, t0());
-        assert!(!r.on_ack_range(12..=12).undo);
+        assert!(!r.on_ack_range(APP, 11..=11).undo);
+    }
+
+    /// The controller forgets its recovery period when undoing, so a loss
+    /// after the undo is a new congestion response, even before a packet
+    /// sent after the first loss is acknowledged: it opens a new episode,
+    /// which undoes in turn. It joined the undone episode before, and its
+    /// response stood for good (seed 0x2f of `reordering.rs`).
+    #[test]
+    fn a_loss_after_an_undo_opens_an_episode_of_its_own() {
+        let mut r = Reordering::default();
+        r.on_lost(t0(), APP, 7, t0());
+        assert!(r.on_ack_range(APP, 7..=7).undo);
+        r.on_lost(t0() + Duration::from_millis(30), APP, 18, t0());
+        assert!(r.on_ack_range(APP, 18..=18).undo);
+    }
+
+    /// Packet numbers of different spaces are different packets; a
+    /// handshake space's loss proving spurious undoes its response too.
+    #[test]
+    fn spaces_are_told_apart() {
+        let mut r = Reordering::default();
+        r.on_lost(t0(), SpaceId::Initial, 0, t0());
+        r.on_lost(t0(), APP, 0, t0());
+        let s = r.on_ack_range(SpaceId::Handshake, 0..=5);
+        assert_eq!(s.packets, 0);
+        assert!(!r.on_ack_range(SpaceId::Initial, 0..=0).undo);
+        let s = r.on_ack_range(APP, 0..=0);
+        assert_eq!(s.packets, 1);
+        assert!(s.undo);
+        assert!(!r.has_lost());
     }
 
     #[test]
     fn a_new_episode_starts_after_a_later_packet_is_acknowledged() {
         let mut r = Reordering::default();
-        r.on_lost(t0(), 10, t0());
+        r.on_lost(t0(), APP, 10, t0());
         r.on_acked_sent_at(t0() + Duration::from_millis(1));
         r.on_lost(
             t0() + Duration::from_millis(5),
+            APP,
             20,
             t0() + Duration::from_millis(5),
         );
         // The first episode's loss proving spurious does not undo the new
         // episode's response.
-        assert!(!r.on_ack_range(10..=10).undo);
-        assert!(r.on_ack_range(20..=20).undo);
+        assert!(!r.on_ack_range(APP, 10..=10).undo);
+        assert!(r.on_ack_range(APP, 20..=20).undo);
     }
 
     #[test]
     fn thresholds_are_capped_and_decay() {
         let mut r = Reordering::default();
         for i in 0..20 {
-            r.on_lost(t0(), 1000 + i, t0());
-            r.on_ack_range(1000 + i..=1000 + i);
+            r.on_lost(t0(), APP, 1000 + i, t0());
+            r.on_ack_range(APP, 1000 + i..=1000 + i);
         }
         assert_eq!(r.packet_threshold, TIME_ONLY);
         assert_eq!(r.time_eighths, MAX_TIME_EIGHTHS);
         let mut t = t0();
         for i in 0..=DECAY_EPISODES as u64 {
-            r.on_lost(t, 9000 + i, t);
+            r.on_lost(t, APP, 9000 + i, t);
             t += Duration::from_millis(1);
             r.on_acked_sent_at(t);
         }
-        r.on_lost(t, 99_000, t);
+        r.on_lost(t, APP, 99_000, t);
         assert_eq!(r.packet_threshold, PACKET_THRESHOLD);
         assert_eq!(r.time_eighths, DEFAULT_TIME_EIGHTHS);
     }
@@ -287,7 +349,7 @@ mod tests {
     fn memory_is_bounded() {
         let mut r = Reordering::default();
         for pn in 0..10_000 {
-            r.on_lost(t0(), pn, t0());
+            r.on_lost(t0(), APP, pn, t0());
         }
         assert!(r.lost.len() <= MAX_RECORDS);
     }
