@@ -16,6 +16,16 @@
 //! Poisson cross traffic through the bottleneck, `WARM` and `SPAN`
 //! (seconds) replace the 10 s warm-up and the 30 s measured span;
 //! `CTRL=bbr` runs two BBR flows instead (shares only, no trace).
+//! `GAIN` paces at that multiple of cwnd/srtt instead of RFC 9002 §7.7's
+//! N = 1.25 (through `Controller::pacing_rate`); `AF=0` turns the
+//! sender's ACK_FREQUENCY requests off (the receiver ACKs every second
+//! packet, RFC 9000 §13.2.2).
+//!
+//! Whatever the knobs, the last lines give per flow, over the measured
+//! span: packets sent, congestion events (new recovery periods), packets
+//! declared lost, the per-packet loss rate and the mean cwnd; and the
+//! larger flow's loss rate relative to the smaller one's (1: drops in
+//! proportion to sending).
 
 mod common_bottleneck;
 
@@ -28,7 +38,8 @@ use quiver_proto::congestion::{
 use quiver_proto::recovery::RttEstimator;
 use quiver_sim::{Seed, for_each_seed};
 
-use common_bottleneck::{BDP, bottleneck, two_flows_with_cross_traffic};
+use common_bottleneck::{BDP, bottleneck, two_flows_configured};
+use quiver_proto::TransportConfig;
 
 /// Prints only when `V` is set.
 macro_rules! trace {
@@ -56,6 +67,22 @@ struct Traced {
     /// The simulation's start, for printing times in seconds.
     t0: Instant,
     last_print: f64,
+    /// Pacing gain override (`GAIN`), if any.
+    gain: Option<f64>,
+    srtt: Duration,
+    /// Seconds after `t0` from which [`Counts`] are kept.
+    measure_from: f64,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// One flow's counters over the measured span.
+#[derive(Debug, Default)]
+struct Counts {
+    sent: u64,
+    events: u64,
+    lost_bytes: u64,
+    cwnd_sum: f64,
+    cwnd_samples: u64,
 }
 
 impl Traced {
@@ -70,6 +97,9 @@ struct TracedFactory {
     config: CubicConfig,
     /// The first build time and the flows built so far.
     built: Mutex<(Option<Instant>, usize)>,
+    gain: Option<f64>,
+    measure_from: f64,
+    counts: [Arc<Mutex<Counts>>; 2],
 }
 
 impl ControllerFactory for TracedFactory {
@@ -83,12 +113,22 @@ impl ControllerFactory for TracedFactory {
             max_datagram_size,
             t0,
             last_print: 0.0,
+            gain: self.gain,
+            srtt: Duration::ZERO,
+            measure_from: self.measure_from,
+            counts: self.counts[(built.1 - 1).min(1)].clone(),
         })
     }
 }
 
 impl Controller for Traced {
     fn on_packet_sent(&mut self, now: Instant, bytes: u64, bytes_in_flight: u64) {
+        if self.secs(now) >= self.measure_from {
+            let mut c = self.counts.lock().expect("not poisoned");
+            c.sent += 1;
+            c.cwnd_sum += self.inner.window() as f64;
+            c.cwnd_samples += 1;
+        }
         self.inner.on_packet_sent(now, bytes, bytes_in_flight)
     }
 
@@ -101,6 +141,7 @@ impl Controller for Traced {
         rtt: &RttEstimator,
     ) {
         self.inner.on_ack(now, sent_time, bytes, app_limited, rtt);
+        self.srtt = rtt.smoothed_rtt();
         let t = self.secs(now);
         if app_limited {
             trace!("{t:8.3} f{} app-limited ack", self.flow);
@@ -128,6 +169,11 @@ impl Controller for Traced {
         self.inner
             .on_congestion_event(now, sent_time, is_persistent_congestion, lost_bytes);
         let t = self.secs(now);
+        if t >= self.measure_from {
+            let mut c = self.counts.lock().expect("not poisoned");
+            c.lost_bytes += lost_bytes;
+            c.events += u64::from(!in_recovery);
+        }
         if in_recovery {
             trace!("{t:8.3} f{} loss in recovery: {lost_bytes} B", self.flow);
         } else {
@@ -164,6 +210,12 @@ impl Controller for Traced {
         self.inner.initial_window()
     }
 
+    fn pacing_rate(&self) -> Option<u64> {
+        let gain = self.gain?;
+        (!self.srtt.is_zero())
+            .then(|| (gain * self.inner.window() as f64 / self.srtt.as_secs_f64()) as u64)
+    }
+
     fn clone_box(&self) -> Box<dyn Controller> {
         Box::new(self.clone())
     }
@@ -173,13 +225,21 @@ impl Controller for Traced {
 #[ignore = "diagnostic trace, run by hand"]
 fn trace_two_cubic_flows() {
     for_each_seed(1, |seed: Seed| {
-        let factory: Arc<dyn ControllerFactory> = Arc::new(TracedFactory {
+        let head_start = Duration::from_millis(1000 + seed.derive("head-start") % 2000);
+        let warm = Duration::from_secs(env_or("WARM", 10));
+        let counts: [Arc<Mutex<Counts>>; 2] = Default::default();
+        let concrete = Arc::new(TracedFactory {
             config: CubicConfig {
                 fast_convergence: env_or("FC", 1) != 0,
                 ..CubicConfig::default()
             },
             built: Mutex::new((None, 0)),
+            gain: std::env::var("GAIN").ok().and_then(|g| g.parse().ok()),
+            // The handshakes take a few round trips more: close enough.
+            measure_from: (head_start + warm).as_secs_f64(),
+            counts: counts.clone(),
         });
+        let factory: Arc<dyn ControllerFactory> = concrete;
         // `CTRL=bbr`: two BBR flows instead, shares only.
         let (first, second) = if std::env::var("CTRL").is_ok_and(|cc| cc == "bbr") {
             let a: Arc<dyn ControllerFactory> = Arc::new(BbrConfig::new(seed.derive("bbr-1")));
@@ -191,17 +251,42 @@ fn trace_two_cubic_flows() {
         let mut link = bottleneck(BDP as usize);
         link.jitter = Duration::from_micros(env_or("JIT", 0));
         link.loss_rate = env_or("LOSS", 0.0);
-        let head_start = Duration::from_millis(1000 + seed.derive("head-start") % 2000);
-        let shares = two_flows_with_cross_traffic(
+        let server = TransportConfig {
+            ack_frequency: env_or("AF", 1) != 0,
+            ..TransportConfig::default()
+        };
+        let shares = two_flows_configured(
             seed,
             link,
             env_or("CROSS", 0),
+            server,
             first,
             second,
             head_start,
-            Duration::from_secs(env_or("WARM", 10)),
+            warm,
             Duration::from_secs(env_or("SPAN", 30)),
         );
         eprintln!("{seed}: {shares}");
+        let mut rates = [0.0; 2];
+        let mut cwnds = [0.0; 2];
+        for (i, c) in counts.iter().enumerate() {
+            let c = c.lock().expect("not poisoned");
+            let lost = c.lost_bytes as f64 / 1437.0;
+            rates[i] = lost / c.sent.max(1) as f64;
+            cwnds[i] = c.cwnd_sum / c.cwnd_samples.max(1) as f64;
+            eprintln!(
+                "{seed}: f{} sent {} events {} lost ~{lost:.0} loss/pkt {:.5} mean cwnd {:.0}",
+                i + 1,
+                c.sent,
+                c.events,
+                rates[i],
+                cwnds[i]
+            );
+        }
+        let (big, small) = if cwnds[0] >= cwnds[1] { (0, 1) } else { (1, 0) };
+        eprintln!(
+            "{seed}: larger flow's loss/pkt over smaller's {:.2}",
+            rates[big] / rates[small].max(f64::MIN_POSITIVE)
+        );
     });
 }
