@@ -249,11 +249,12 @@ impl Controller for Traced {
                 let own = c.growth(at, span);
                 let others = self.other.lock().expect("not poisoned");
                 let other = others.growth(at, span);
-                // Sizes now, before this reduction: the loser's window
-                // and the other's, both set by earlier events only.
-                if let Some(&(_, theirs)) = others.history.back() {
-                    let (big, small) = (before.max(theirs), before.min(theirs));
-                    c.as_larger += u64::from(before > theirs);
+                // Sizes when the packet was dropped (both set by earlier
+                // events only), not a round trip later at its detection,
+                // when the loser has grown a little more.
+                if let (Some(mine), Some(theirs)) = (c.cwnd_at(at), others.cwnd_at(at)) {
+                    let (big, small) = (mine.max(theirs), mine.min(theirs));
+                    c.as_larger += u64::from(mine > theirs);
                     c.larger_share += big as f64 / (big + small).max(1) as f64;
                 }
                 drop(others);
