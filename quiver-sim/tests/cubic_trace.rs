@@ -23,10 +23,23 @@
 //! packet, RFC 9000 §13.2.2).
 //!
 //! Whatever the knobs, the last lines give per flow, over the measured
-//! span: packets sent, congestion events (new recovery periods), packets
+//! span: packets sent, congestion events (new recovery periods; of them,
+//! those where this flow had grown its window more, or less, than the
+//! other in the round trip before the drop, and those where its window
+//! was the larger of the two when the dropped packet was sent, with the
+//! number expected if drops fell in proportion to the windows), packets
 //! declared lost, the per-packet loss rate and the mean cwnd; and the
-//! larger flow's loss rate relative to the smaller one's (1: drops in
-//! proportion to sending).
+//! larger flow's loss rate relative to the smaller one's. Mind that this
+//! last ratio, averaged over the span, is biased below 1 by selection
+//! (the flow that took fewer drops is the larger one): the per-event
+//! count is the one that tells whether drops are proportional.
+//!
+//! To sweep seeds and add the counts up, e.g.:
+//!
+//! ```text
+//! QUIVER_SIM_SEEDS=48 cargo test -q --release -p quiver-sim \
+//!     --test cubic_trace -- --ignored --nocapture 2>&1 | grep 'as the larger'
+//! ```
 
 mod common_bottleneck;
 
