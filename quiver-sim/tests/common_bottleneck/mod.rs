@@ -195,9 +195,37 @@ pub fn two_flows_with_cross_traffic(
     warmup: Duration,
     span: Duration,
 ) -> Shares {
+    two_flows_configured(
+        seed,
+        link,
+        cross_rate,
+        TransportConfig::default(),
+        first,
+        second,
+        head_start,
+        warmup,
+        span,
+    )
+}
+
+/// [`two_flows_with_cross_traffic`] with the server's transport
+/// configuration `server` (its controller replaced by `first` and
+/// `second`), for diagnostics that switch a mechanism off.
+#[allow(clippy::too_many_arguments)]
+pub fn two_flows_configured(
+    seed: Seed,
+    link: LinkConfig,
+    cross_rate: u64,
+    server: TransportConfig,
+    first: Arc<dyn ControllerFactory>,
+    second: Arc<dyn ControllerFactory>,
+    head_start: Duration,
+    warmup: Duration,
+    span: Duration,
+) -> Shares {
     let server = TransportConfig {
         congestion: Arc::new(InTurn::new(vec![first, second])),
-        ..TransportConfig::default()
+        ..server
     };
     let mut pair = Pair::with_configs(seed, link, TransportConfig::default(), server);
     let client2 = pair.add_client(CLIENT2_ADDR);
