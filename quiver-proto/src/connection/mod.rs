@@ -32,6 +32,7 @@ mod replay;
 mod send;
 mod sent;
 mod spaces;
+mod stateless;
 mod streams_glue;
 mod timers;
 mod unreachable;
