@@ -14,8 +14,6 @@
 #   chacha20    TLS_CHACHA20_POLY1305_SHA256 negotiated (`--cipher chacha20`);
 #   v2          the client starts in v1 and the Handshake packets are QUIC
 #               v2 (`serve --versions v2,v1`, `get --versions v1,v2`);
-# and, as `quiver serve` takes 0-RTT over HTTP/0.9 only, that ngtcp2's
-# HTTP/3 requests in 0-RTT are refused and sent again in 1-RTT.
 # Every Handshake, 0-RTT and 1-RTT packet must decrypt with quiver's key
 # log: a secret it lacks fails the case.
 #
@@ -183,13 +181,13 @@ wire_aioquic() {
     wire_server() { quiver_serve --versions v2,v1; }
     wire_client() { aioquic_client --versions v1,v2 "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
     wire_case "wire v2: aioquic client v1,v2 -> quiver serve v2,v1" v2
-    # aioquic's server takes the first version of the client's
-    # version_information it supports (RFC 9368 §3 lets a server follow
-    # the client's order): a client starting in v1 and preferring it stays
-    # in v1. It has no preference of its own to upgrade `get --versions
-    # v1,v2` with.
-    skip "wire v2: quiver get --versions v1,v2 -> aioquic" \
-        "aioquic's server follows the client's order, it never prefers v2 over a client's v1"
+    # aioquic's server has no preference of its own: it takes the first
+    # version of the client's version_information it supports (RFC 9368
+    # §3 lets a server follow the client's order). `get --versions v1,v2`
+    # starts in v1 and lists v2 first, so it is upgraded here too.
+    wire_server() { aioquic_server; }
+    wire_client() { quiver_get --versions v1,v2 "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
+    wire_case "wire v2: quiver get --versions v1,v2 -> aioquic" v2
 }
 
 wire_ngtcp2() {
@@ -224,11 +222,8 @@ wire_ngtcp2() {
     wire_client() { quiver_get --resume "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
     wire_case "wire resumption: quiver get --resume -> ngtcp2" resumption
 
-    # zerortt. `quiver serve` accepts 0-RTT on HTTP/0.9 only, and
-    # gtlsclient speaks HTTP/3 only: its 0-RTT requests are refused, and
-    # must be sent again in 1-RTT (the rejection path, on the wire).
-    skip "wire zerortt: ngtcp2 client -> quiver serve" \
-        "quiver serve accepts 0-RTT for hq-interop only; gtlsclient speaks only h3"
+    # zerortt: `quiver serve` takes 0-RTT over HTTP/3 too, and answers
+    # it in 0.5-RTT.
     wire_server() { quiver_serve --alpn h3; }
     wire_client() {
         rm -f "$session" "$tp"
@@ -236,7 +231,7 @@ wire_ngtcp2() {
             gtlsclient_run --session-file="$session" --tp-file="$tp" localhost "$WPORT" \
                 "$(url 5k.bin)" "$(url 100k.bin)"
     }
-    wire_case "wire zerortt refused (h3): ngtcp2 client -> quiver" zerortt-rejected
+    TRIES=3 wire_case "wire zerortt: ngtcp2 client -> quiver serve" zerortt --h3 --paths /5k.bin,/100k.bin
     wire_server() { gtlsserver_run; }
     wire_client() { quiver_get --0rtt "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
     TRIES=3 wire_case "wire zerortt: quiver get --0rtt -> ngtcp2" zerortt --h3 --paths /5k.bin,/100k.bin

@@ -290,6 +290,18 @@ pub fn parse_versions(s: &str) -> Result<Versions, String> {
     Ok(Versions(versions))
 }
 
+/// The client's Available Versions (RFC 9368 §3: "ordered by descending
+/// preference") for `versions`, whose first is the version the client
+/// starts in: v2 ahead of v1, the rest in the order given. A client that
+/// starts in v1 so that any server can read its first flight still prefers
+/// v2, and says so, or a server that follows the client's order (aioquic's
+/// does) would keep v1.
+pub fn upgrades_first(versions: &[quiver::proto::Version]) -> Vec<quiver::proto::Version> {
+    let mut ordered = versions.to_vec();
+    ordered.sort_by_key(|v| *v != quiver::proto::Version::V2);
+    ordered
+}
+
 /// A client endpoint of the address family of `remote`.
 pub fn bind_client(remote: SocketAddr) -> anyhow::Result<quiver::Endpoint> {
     let local: SocketAddr = if remote.is_ipv4() {
@@ -620,6 +632,18 @@ mod tests {
         ] {
             assert!(bad.parse::<Url>().is_err(), "{bad}");
         }
+    }
+
+    // RFC 9368 §3: the client's Available Versions in descending
+    // preference; `--versions v1,v2` starts in v1 and asks for v2.
+    #[test]
+    fn client_offers_v2_ahead_of_the_version_it_starts_in() {
+        use quiver::proto::Version::{V1, V2};
+        let offered = |list: &str| upgrades_first(&parse_versions(list).unwrap().0);
+        assert_eq!(offered("v1,v2"), [V2, V1]);
+        assert_eq!(offered("v2,v1"), [V2, V1]);
+        assert_eq!(offered("v1"), [V1]);
+        assert_eq!(offered("v2"), [V2]);
     }
 
     #[test]

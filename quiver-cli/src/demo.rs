@@ -80,17 +80,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         common::throughput(t.download, t.seconds)
     );
     println!("rtt:        {:.3} ms (smoothed)", rtt.as_secs_f64() * 1e3);
-    println!(
-        "server:     {} packets sent, {} lost ({:.2}%)",
-        server_stats.packets_sent,
-        server_stats.packets_lost,
-        pct(server_stats.packets_lost, server_stats.packets_sent)
-    );
-    println!(
-        "client:     {} packets sent, {} lost ({:.2}%)",
-        client_stats.packets_sent,
-        client_stats.packets_lost,
-        pct(client_stats.packets_lost, client_stats.packets_sent)
-    );
+    // Of the packets declared lost, how many were only late (acknowledged
+    // after all, RFC 9002 §6.1 thresholds crossed by reordering).
+    for (who, stats) in [("server", &server_stats), ("client", &client_stats)] {
+        println!(
+            "{who}:     {} packets sent, {} lost ({:.2}%), {} of them spurious",
+            stats.packets_sent,
+            stats.packets_lost,
+            pct(stats.packets_lost, stats.packets_sent),
+            stats.spurious_losses,
+        );
+    }
     Ok(())
 }

@@ -68,9 +68,13 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// QUIC versions, separated by commas (`v1`, `v2`): start in the first
-    /// and offer them all, most preferred first, in version_information
-    /// (RFC 9368): the server may switch to another (compatible
-    /// negotiation) or answer with Version Negotiation, and we follow.
+    /// and offer them all in version_information (RFC 9368), v2 ahead of
+    /// v1 whichever we start in. `--versions v1,v2` (the interop runner's
+    /// v2 case) starts in the version every server reads and asks for v2:
+    /// a server that follows the client's preference (RFC 9368 §3 lets
+    /// it; aioquic's does) upgrades as one with its own preference for v2
+    /// does. The server may also answer with Version Negotiation, and we
+    /// follow.
     #[arg(long, value_name = "LIST", value_parser = common::parse_versions)]
     versions: Option<common::Versions>,
     /// TLS cipher suites to offer, separated by commas, most preferred
@@ -227,7 +231,9 @@ fn client_config(
     }
     .early_data(args.zero_rtt);
     let builder = match args.versions.as_ref().map(|v| v.0.as_slice()) {
-        Some(versions) => builder.version(versions[0]).available_versions(versions),
+        Some(versions) => builder
+            .version(versions[0])
+            .available_versions(&common::upgrades_first(versions)),
         None => builder,
     };
     let builder = match &args.cipher {

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 use quiver::{Connecting, Incoming, RecvStream, SendStream, VarInt};
 
-use crate::common::{
-    self, H3_ALPN, HQ_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND,
-};
+use crate::common::{self, H3_ALPN, Identity, RESET_BAD_REQUEST, RESET_INTERNAL, RESET_NOT_FOUND};
 use crate::files::resolve;
 use crate::{serve_fleet, serve_h3};
 
@@ -58,9 +56,11 @@ pub struct Args {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
-    /// Refuse 0-RTT. By default the server's session tickets allow it and
-    /// it is accepted on HTTP/0.9 (hq-interop) connections, whose GET
-    /// requests are safe to replay (RFC 9001 §9.2); never on HTTP/3.
+    /// Refuse 0-RTT. By default the server's session tickets allow it, on
+    /// HTTP/0.9 and HTTP/3 alike: every request this server answers only
+    /// reads a file (GET and HEAD; any other method is 405 and changes
+    /// nothing), so a replayed one (RFC 9001 §9.2, RFC 8470 §1) does no
+    /// more than send a file again.
     #[arg(long = "no-0rtt")]
     no_0rtt: bool,
     /// Application protocol to accept (only this one); without it,
@@ -139,8 +139,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(alpn) => vec![alpn.as_bytes()],
         None => serve_h3::default_alpns().to_vec(),
     };
-    // 0-RTT is accepted for HTTP/0.9 only (see `early_data_safe`).
-    let early_data = !args.no_0rtt && alpns.contains(&HQ_ALPN.as_bytes());
+    // 0-RTT on both protocols: see `--no-0rtt`.
+    let early_data = !args.no_0rtt;
     let config = common::server_config_with(
         identity,
         &alpns,
@@ -235,27 +235,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the connection `incoming` becomes may take 0-RTT: only when it
-/// will speak HTTP/0.9, whose only request is a GET of a file, safe to
-/// replay (RFC 9001 §9.2: 0-RTT can be replayed, so only idempotent
-/// requests belong in it). The server picks the first of its protocols
-/// that the client offers (rustls), so `h3` wins when both are offered;
-/// HTTP/3 requests may have any method and get no 0-RTT.
-fn early_data_safe(incoming: &Incoming, alpns: &[Vec<u8>]) -> bool {
-    let offered = incoming.alpn_protocols();
-    alpns
-        .iter()
-        .find(|p| offered.contains(p))
-        .map(Vec::as_slice)
-        == Some(HQ_ALPN.as_bytes())
-}
-
 fn accept(incoming: Incoming, args: &Args, root: &Arc<Path>, verbose: bool) {
-    let alpns: Vec<Vec<u8>> = match &args.alpn {
-        Some(alpn) => vec![alpn.as_bytes().to_vec()],
-        None => serve_h3::default_alpns().map(<[u8]>::to_vec).to_vec(),
-    };
-    incoming.set_early_data(early_data_safe(&incoming, &alpns));
     if let Some(code) = args.close_after_hello {
         // Accepting reads the ClientHello; the close follows before any
         // handshake flight is sent, while the handshake is in flight.
@@ -266,26 +246,34 @@ fn accept(incoming: Incoming, args: &Args, root: &Arc<Path>, verbose: bool) {
 }
 
 async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
-    let conn = match connecting.await {
-        Ok(conn) => conn,
-        Err(e) => {
-            if verbose {
-                eprintln!(
-                    "handshake failed: {}",
-                    common::describe_connection_error(&e)
-                );
+    // With 0-RTT accepted the connection is taken at once: its requests
+    // are read and answered while the handshake completes. (The core
+    // sends a server's 1-RTT data only once the client's Finished has
+    // arrived, so the answers leave then, not in 0.5-RTT.) A handshake
+    // that then fails ends the streams.
+    let (conn, zero_rtt) = match connecting.into_0rtt() {
+        Ok((conn, _accepted)) => (conn, true),
+        Err(connecting) => match connecting.await {
+            Ok(conn) => (conn, false),
+            Err(e) => {
+                if verbose {
+                    eprintln!(
+                        "handshake failed: {}",
+                        common::describe_connection_error(&e)
+                    );
+                }
+                return;
             }
-            return;
-        }
+        },
     };
     let remote = conn.remote_address();
     let h3 = conn.alpn_protocol().as_deref() == Some(H3_ALPN.as_bytes());
     if verbose {
         let protocol = if h3 { "HTTP/3" } else { "HTTP/0.9" };
-        let kind = match (conn.is_resumed(), conn.is_zero_rtt_accepted()) {
-            (true, true) => "resumed, 0-RTT accepted",
-            (true, false) => "resumed",
-            _ => "full handshake",
+        let kind = match (zero_rtt, conn.is_resumed()) {
+            (true, _) => "resumed, 0-RTT accepted",
+            (false, true) => "resumed",
+            (false, false) => "full handshake",
         };
         let suite = conn
             .cipher_suite()

@@ -114,12 +114,13 @@ async fn get(conn: &quinn::Connection, path: &str) -> Vec<u8> {
     recv.read_to_end(1 << 20).await.unwrap()
 }
 
-/// `quiver serve` accepts 0-RTT on HTTP/0.9 (RFC 9001 §4.6): a quinn
-/// client resumes and sends its GET in 0-RTT, and the answer comes; a
-/// connection that becomes HTTP/3 refuses 0-RTT (requests of any method
-/// could be replayed, RFC 9001 §9.2), so its tickets do not offer it.
+/// `quiver serve` accepts 0-RTT (RFC 9001 §4.6) on HTTP/0.9 and on
+/// HTTP/3: every request it answers only reads a file, so replay (RFC
+/// 9001 §9.2) costs nothing but the file sent again. A quinn client
+/// resumes and sends its GET in 0-RTT, and the answer comes; over h3 the
+/// ticket allows 0-RTT and the server accepts it.
 #[test]
-fn serve_accepts_0rtt_for_http09_only() {
+fn serve_accepts_0rtt_on_both_protocols() {
     let root = TempDir::new("0rtt-root");
     std::fs::write(root.path().join("f"), b"early answer").unwrap();
     let server = serve(root.path(), &[]);
@@ -145,20 +146,27 @@ fn serve_accepts_0rtt_for_http09_only() {
             assert_eq!(get(&conn, "f").await, b"early answer");
             assert!(accepted.await, "0-RTT rejected on HTTP/0.9");
 
-            // HTTP/3: rejected.
+            // HTTP/3: accepted too (the requests themselves are
+            // `get_0rtt_sends_the_second_requests_in_0rtt`'s).
             let h3 = quinn_0rtt_endpoint(&cert, &[b"h3", b"hq-interop"]);
             let first = h3.connect(addr, "localhost").unwrap().await.unwrap();
             // The server's control stream follows its ticket.
             let _control = first.accept_uni().await.unwrap();
-            // Its ticket was issued without early data (the connection
-            // refused 0-RTT), so the client does not even try; it still
-            // resumes.
-            let connecting = h3.connect(addr, "localhost").unwrap();
-            let connecting = match connecting.into_0rtt() {
-                Ok(_) => panic!("the ticket of an HTTP/3 connection allows 0-RTT"),
-                Err(connecting) => connecting,
-            };
-            connecting.await.unwrap();
+            let (conn, accepted) = h3
+                .connect(addr, "localhost")
+                .unwrap()
+                .into_0rtt()
+                .expect("the ticket of an HTTP/3 connection allows 0-RTT");
+            assert!(accepted.await, "0-RTT rejected on HTTP/3");
+            assert_eq!(
+                conn.handshake_data()
+                    .unwrap()
+                    .downcast::<quinn::crypto::rustls::HandshakeData>()
+                    .unwrap()
+                    .protocol
+                    .as_deref(),
+                Some(&b"h3"[..])
+            );
         })
         .await
         .expect("timed out");
@@ -166,11 +174,11 @@ fn serve_accepts_0rtt_for_http09_only() {
 }
 
 /// `get --0rtt` (the interop runner's zerortt case): the second
-/// connection sends its HTTP/0.9 requests in 0-RTT, which `serve`
-/// accepts; the files arrive whole, `-v` and `--json` say so, and the key
-/// log holds the early secret so captures decrypt. Over HTTP/3 `serve`
-/// issues tickets without 0-RTT, and `get` falls back to a resumed 1-RTT
-/// connection.
+/// connection sends its requests in 0-RTT, HTTP/0.9 and HTTP/3 alike,
+/// which `serve` accepts; the files arrive whole, `-v` and `--json` say
+/// so, and the key log holds the early secret so captures decrypt. With
+/// `serve --no-0rtt` the tickets offer no 0-RTT, and `get` falls back to a
+/// resumed 1-RTT connection.
 #[test]
 fn get_0rtt_sends_the_second_requests_in_0rtt() {
     let root = TempDir::new("0rtt-get-root");
@@ -179,14 +187,18 @@ fn get_0rtt_sends_the_second_requests_in_0rtt() {
         std::fs::write(root.path().join(format!("z{i}")), content(len, i as u32)).unwrap();
     }
     let server = serve(root.path(), &[]);
-    let urls: Vec<String> = (0..sizes.len())
-        .map(|i| url(server.port, &format!("z{i}")))
-        .collect();
-    for (alpn, kind, json) in [
-        ("hq-interop", "resumed, 0-RTT accepted", "\"zero_rtt\":true"),
-        ("h3", "resumed, 0-RTT not offered", "\"zero_rtt\":null"),
+    let refusing = serve(root.path(), &["--no-0rtt"]);
+    const ACCEPTED: (&str, &str) = ("resumed, 0-RTT accepted", "\"zero_rtt\":true");
+    const NOT_OFFERED: (&str, &str) = ("resumed, 0-RTT not offered", "\"zero_rtt\":null");
+    for (alpn, port, (kind, json)) in [
+        ("hq-interop", server.port, ACCEPTED),
+        ("h3", server.port, ACCEPTED),
+        ("h3", refusing.port, NOT_OFFERED),
     ] {
-        let out = TempDir::new(&format!("0rtt-get-out-{alpn}"));
+        let urls: Vec<String> = (0..sizes.len())
+            .map(|i| url(port, &format!("z{i}")))
+            .collect();
+        let out = TempDir::new(&format!("0rtt-get-out-{alpn}-{port}"));
         let keylog = out.path().join("keys.log");
         let files = out.path().join("files");
         let mut args = vec![
@@ -217,23 +229,22 @@ fn get_0rtt_sends_the_second_requests_in_0rtt() {
         let keys = std::fs::read_to_string(&keylog).unwrap();
         assert_eq!(
             keys.contains("CLIENT_EARLY_TRAFFIC_SECRET"),
-            alpn == "hq-interop",
+            kind == ACCEPTED.0,
             "{keys}"
         );
     }
 }
 
 /// `get --0rtt` writes every request of the second connection in 0-RTT
-/// packets (RFC 9001 §4.6.1), as the interop runner's zerortt case checks
-/// in its captures (`interop/external/wire.sh` does too): the client's
-/// qlog of that connection shows a STREAM frame of each request stream in
-/// a 0-RTT packet. The requests used to be sent from tasks of their own,
-/// which a busy machine could schedule after the server's first flight
-/// (half a millisecond away on loopback) had completed the handshake, and
-/// then they went in 1-RTT; they are now written before those tasks start.
-/// That race showed over HTTP/3 (against ngtcp2, in wire.sh), which
-/// `serve` does not take in 0-RTT; over HTTP/0.9 this test did not catch
-/// it, and guards the outcome only.
+/// packets (RFC 9001 §4.6.1), HTTP/0.9 and HTTP/3 alike, as the interop
+/// runner's zerortt case checks in its captures (`interop/external/wire.sh`
+/// does too): the client's qlog of that connection shows a STREAM frame of
+/// each request stream in a 0-RTT packet. The requests used to be sent
+/// from tasks of their own, which a busy machine could schedule after the
+/// server's first flight (half a millisecond away on loopback) had
+/// completed the handshake, and then they went in 1-RTT; they are now
+/// written before those tasks start. That race showed over HTTP/3
+/// (against ngtcp2, in wire.sh).
 #[test]
 fn get_0rtt_requests_travel_in_0rtt_packets() {
     let root = TempDir::new("0rtt-qlog-root");
@@ -246,54 +257,66 @@ fn get_0rtt_requests_travel_in_0rtt_packets() {
         .unwrap();
     }
     let server = serve(root.path(), &[]);
-    let out = TempDir::new("0rtt-qlog-out");
-    let qlogs = out.path().join("qlog");
-    let files = out.path().join("files");
     let urls: Vec<String> = (0..count)
         .map(|i| url(server.port, &format!("q{i}")))
         .collect();
-    let mut args = vec![
-        "get",
-        "--insecure",
-        "--0rtt",
-        "-v",
-        "--alpn",
-        "hq-interop",
-        "--qlog-dir",
-        qlogs.to_str().unwrap(),
-        "--out",
-        files.to_str().unwrap(),
-    ];
-    args.extend(urls.iter().map(String::as_str));
-    let (result, _) = run_with(&args, &[], DEADLINE);
-    let err = stderr(&result);
-    assert!(result.status.success(), "{err}");
-    assert!(
-        err.contains("connection 2: resumed, 0-RTT accepted"),
-        "{err}"
-    );
-    // Stream IDs carried in the 0-RTT packets of each client qlog.
-    let mut early: Vec<std::collections::BTreeSet<u64>> = Vec::new();
-    for entry in std::fs::read_dir(&qlogs).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let mut streams = std::collections::BTreeSet::new();
-        for record in text.split('\u{1e}').filter(|r| !r.trim().is_empty()) {
-            let event: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
-            let data = &event["data"];
-            if event["name"] != "transport:packet_sent" || data["header"]["packet_type"] != "0RTT" {
-                continue;
-            }
-            for frame in data["frames"].as_array().into_iter().flatten() {
-                if frame["frame_type"] == "stream" {
-                    streams.insert(frame["stream_id"].as_u64().unwrap());
+    for alpn in ["hq-interop", "h3"] {
+        let out = TempDir::new(&format!("0rtt-qlog-out-{alpn}"));
+        let qlogs = out.path().join("qlog");
+        let files = out.path().join("files");
+        let mut args = vec![
+            "get",
+            "--insecure",
+            "--0rtt",
+            "-v",
+            "--alpn",
+            alpn,
+            "--qlog-dir",
+            qlogs.to_str().unwrap(),
+            "--out",
+            files.to_str().unwrap(),
+        ];
+        args.extend(urls.iter().map(String::as_str));
+        let (result, _) = run_with(&args, &[], DEADLINE);
+        let err = stderr(&result);
+        assert!(result.status.success(), "{alpn}: {err}");
+        assert!(
+            err.contains("connection 2: resumed, 0-RTT accepted"),
+            "{alpn}: {err}"
+        );
+        // Client-initiated bidirectional stream IDs (requests; HTTP/3's
+        // control and QPACK streams are unidirectional) carried in the
+        // 0-RTT packets of each client qlog.
+        let mut early: Vec<std::collections::BTreeSet<u64>> = Vec::new();
+        for entry in std::fs::read_dir(&qlogs).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let mut streams = std::collections::BTreeSet::new();
+            for record in text.split('\u{1e}').filter(|r| !r.trim().is_empty()) {
+                let event: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+                let data = &event["data"];
+                if event["name"] != "transport:packet_sent"
+                    || data["header"]["packet_type"] != "0RTT"
+                {
+                    continue;
+                }
+                for frame in data["frames"].as_array().into_iter().flatten() {
+                    let id = frame["stream_id"].as_u64();
+                    if frame["frame_type"] == "stream" && id.is_some_and(|id| id % 4 == 0) {
+                        streams.insert(id.unwrap());
+                    }
                 }
             }
+            early.push(streams);
         }
-        early.push(streams);
+        early.sort();
+        // The first connection sends nothing in 0-RTT; the second, the six
+        // requests on client bidirectional streams 0, 4, ..., 20.
+        let requests: std::collections::BTreeSet<u64> =
+            (0..count as u64 - 1).map(|i| i * 4).collect();
+        assert_eq!(
+            early,
+            [std::collections::BTreeSet::new(), requests],
+            "{alpn}"
+        );
     }
-    early.sort();
-    // The first connection sends nothing in 0-RTT; the second, the six
-    // requests on client bidirectional streams 0, 4, ..., 20.
-    let requests: std::collections::BTreeSet<u64> = (0..count as u64 - 1).map(|i| i * 4).collect();
-    assert_eq!(early, [std::collections::BTreeSet::new(), requests]);
 }

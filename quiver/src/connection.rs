@@ -527,6 +527,18 @@ impl Future for ZeroRttAccepted {
     type Output = bool;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        // A handshake that completed answers even if the connection has
+        // closed since (awaited after the application's exchange, as
+        // `quiver get --0rtt` does), which `Connecting` reports as an error.
+        if let Some(conn) = &self.0.conn {
+            let done = conn.with(|state, h| {
+                let cs = conn_state(state, h);
+                cs.connected.then_some(cs.zero_rtt_accepted)
+            });
+            if let Some(accepted) = done {
+                return Poll::Ready(accepted);
+            }
+        }
         match Pin::new(&mut self.0).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(conn)) => Poll::Ready(conn.is_zero_rtt_accepted()),

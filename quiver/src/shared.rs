@@ -153,6 +153,13 @@ impl State {
         let span = cs.span.clone();
         let _span = span.enter();
         while let Some(event) = self.proto.poll_event(handle) {
+            if event == Event::Connected {
+                // Kept here: the answer must outlive the protocol state.
+                cs.zero_rtt_accepted = self
+                    .proto
+                    .connection_ref(handle)
+                    .is_some_and(|c| c.is_zero_rtt_accepted());
+            }
             cs.on_event(event);
         }
         let Some(conn) = self.proto.connection_ref(handle) else {
@@ -216,6 +223,8 @@ pub(crate) struct ConnState {
     pub(crate) span: tracing::Span,
     /// The handshake completed.
     pub(crate) connected: bool,
+    /// Whether 0-RTT was accepted, as known when the handshake completed.
+    pub(crate) zero_rtt_accepted: bool,
     /// Why the connection ended, once it has.
     pub(crate) error: Option<ConnectionError>,
     /// The protocol state was freed.
@@ -268,6 +277,7 @@ impl ConnState {
             side,
             span,
             connected: false,
+            zero_rtt_accepted: false,
             error: None,
             drained: false,
             refs: 1,
@@ -288,6 +298,15 @@ impl ConnState {
                 if let Some(w) = self.wakers.connecting.take() {
                     w.wake();
                 }
+                // Streams cannot be opened before the handshake completes
+                // (except by a client in 0-RTT), so a task that tried
+                // earlier (a server answering 0-RTT with a stream of its
+                // own, as HTTP/3's control stream; a client whose 0-RTT
+                // was rejected) waits for this, not for a MAX_STREAMS.
+                self.wakers
+                    .open
+                    .iter_mut()
+                    .for_each(|w| w.drain(..).for_each(Waker::wake));
             }
             Event::HandshakeConfirmed => {}
             Event::ConnectionLost { reason } => {
