@@ -56,8 +56,9 @@ pub struct Args {
     /// Log TLS secrets to the file named by SSLKEYLOGFILE.
     #[arg(long)]
     keylog: bool,
-    /// Refuse 0-RTT. By default the server's session tickets allow it, on
-    /// HTTP/0.9 and HTTP/3 alike: every request this server answers only
+    /// Refuse 0-RTT. By default the server's session tickets allow it on
+    /// HTTP/0.9 and HTTP/3 alike, and requests that come in it are
+    /// answered in 0.5-RTT data. Every request this server answers only
     /// reads a file (GET and HEAD; any other method is 405 and changes
     /// nothing), so a replayed one (RFC 9001 §9.2, RFC 8470 §1) does no
     /// more than send a file again.
@@ -247,10 +248,10 @@ fn accept(incoming: Incoming, args: &Args, root: &Arc<Path>, verbose: bool) {
 
 async fn connection(connecting: Connecting, root: Arc<Path>, verbose: bool) {
     // With 0-RTT accepted the connection is taken at once: its requests
-    // are read and answered while the handshake completes. (The core
-    // sends a server's 1-RTT data only once the client's Finished has
-    // arrived, so the answers leave then, not in 0.5-RTT.) A handshake
-    // that then fails ends the streams.
+    // are answered in 0.5-RTT data (RFC 9000 §7, RFC 9001 §5.7), before
+    // the client's Finished arrives, within the anti-amplification limit
+    // (RFC 9000 §8.1), a round trip earlier than after the handshake. A
+    // handshake that then fails ends the streams.
     let (conn, zero_rtt) = match connecting.into_0rtt() {
         Ok((conn, _accepted)) => (conn, true),
         Err(connecting) => match connecting.await {

@@ -134,6 +134,52 @@ fn accepted_0rtt_delivers_streams_before_the_handshake_completes() {
     });
 }
 
+/// RFC 9000 §7 (Figure 5), RFC 9001 §5.7: the server answers 0-RTT in
+/// "0.5-RTT data", 1-RTT packets sent with its first flight, before the
+/// client's Finished arrives: its echo of the client's 0-RTT stream and a
+/// stream it opens itself reach the client before the server's own
+/// handshake completes, one round trip earlier than it could otherwise
+/// answer. (The core used to hold a server's stream data, and its
+/// stream opening, until then.)
+#[test]
+fn server_answers_0rtt_in_half_rtt_data() {
+    for_each_seed(3, |seed| {
+        let mut pair = pair(seed, LinkConfig::default(), TransportConfig::default());
+        first_connection(&mut pair);
+        let client = pair.client_app(AppConfig {
+            send: vec![SendPlan::bi(2000)],
+            early: true,
+            ..AppConfig::default()
+        });
+        let server = pair.server_app_for_new_connections(AppConfig {
+            send: vec![SendPlan::uni(1000)],
+            echo: true,
+            early: true,
+            ..AppConfig::default()
+        });
+        let c2 = pair.connect();
+        pair.poke_client();
+        assert!(
+            pair.run_until(Duration::from_secs(5), |_| {
+                client.borrow().streams_finished() == 2 && server.borrow().connected_at.is_some()
+            }),
+            "{seed}: client read {}",
+            client.borrow().bytes_received()
+        );
+        client.borrow().assert_intact();
+        assert_eq!(client.borrow().bytes_received(), 3000, "{seed}");
+        assert!(pair.client().conn(c2).is_zero_rtt_accepted(), "{seed}");
+        let server_connected = server.borrow().connected_at.expect("connected");
+        for (id, r) in &client.borrow().recv {
+            let fin = r.fin_at.expect("finished");
+            assert!(
+                fin < server_connected,
+                "{seed}: stream {id:?} complete at {fin:?}, server connected {server_connected:?}"
+            );
+        }
+    });
+}
+
 /// 0-RTT under 15% loss both ways: lost 0-RTT packets are recovered
 /// (sent again in 1-RTT once the handshake completes) and every byte
 /// arrives intact.

@@ -298,11 +298,10 @@ impl ConnState {
                 if let Some(w) = self.wakers.connecting.take() {
                     w.wake();
                 }
-                // Streams cannot be opened before the handshake completes
-                // (except by a client in 0-RTT), so a task that tried
-                // earlier (a server answering 0-RTT with a stream of its
-                // own, as HTTP/3's control stream; a client whose 0-RTT
-                // was rejected) waits for this, not for a MAX_STREAMS.
+                // Before the handshake completes the core opens streams
+                // only for a client in 0-RTT or a server with 1-RTT keys; a
+                // task refused earlier waits for this, not for a
+                // MAX_STREAMS that may never come.
                 self.wakers
                     .open
                     .iter_mut()

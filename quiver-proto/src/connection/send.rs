@@ -423,6 +423,21 @@ impl Connection {
         self.handshake_complete || self.side.is_server()
     }
 
+    /// Whether stream data, DATAGRAMs and stream control frames may go in
+    /// 1-RTT packets: once the handshake completes, and on a server as
+    /// soon as it has the 1-RTT keys, after its Finished: "0.5-RTT data"
+    /// (RFC 9000 §7, Figure 5; RFC 9001 §5.7: before the handshake
+    /// completes the server's use of 1-RTT keys "is limited to sending
+    /// data"). The answer to a request that came in 0-RTT then leaves a
+    /// round trip before the client's Finished arrives, within the
+    /// anti-amplification limit (RFC 9000 §8.1) until the client's address
+    /// is validated. It is not retransmitted on a PTO before the handshake
+    /// is confirmed (RFC 9002 §6.2.1) but by loss detection, as any 1-RTT
+    /// data.
+    pub(super) fn sends_application_data(&self) -> bool {
+        self.handshake_complete || (self.side.is_server() && self.one_rtt.is_some())
+    }
+
     fn has_data_for(&self, now: Instant, space: SpaceId) -> bool {
         let s = self.space(space);
         if s.wants_ack(now) || s.crypto_send.has_pending() || s.probes > 0 {
@@ -449,9 +464,9 @@ impl Connection {
             || self.new_token.is_pending()
             || !self.cids.pending_new.is_empty()
             || !self.cids.pending_retire.is_empty()
-            || (cwnd_open && self.handshake_complete && !self.datagrams_out.is_empty())
+            || (cwnd_open && self.sends_application_data() && !self.datagrams_out.is_empty())
             || self.streams_has_control_frames()
-            || (cwnd_open && self.handshake_complete && self.streams_has_data())
+            || (cwnd_open && self.sends_application_data() && self.streams_has_data())
     }
 
     fn open_packet(&mut self, space: SpaceId, buf: &mut Vec<u8>) -> OpenPacket {
@@ -660,7 +675,7 @@ impl Connection {
                 None => range,
             });
         }
-        if space == SpaceId::ApplicationData && self.handshake_complete {
+        if space == SpaceId::ApplicationData && self.sends_application_data() {
             let cwnd_open = self.data_allowed || self.space(space).probes > 0;
             if cwnd_open {
                 self.write_datagram_frames(buf, limit, p);

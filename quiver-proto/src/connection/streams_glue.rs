@@ -135,7 +135,7 @@ impl Connection {
     }
 
     pub(crate) fn streams_has_control_frames(&self) -> bool {
-        self.handshake_complete && self.streams.has_control_frames()
+        self.sends_application_data() && self.streams.has_control_frames()
     }
 
     /// Whether stream control frames (flow-control credit, resets,
@@ -155,7 +155,7 @@ impl Connection {
         limit: usize,
         r: &mut Retransmits,
     ) -> bool {
-        if !self.handshake_complete || buf.len() >= limit {
+        if !self.sends_application_data() || buf.len() >= limit {
             return false;
         }
         let max = limit - buf.len();
@@ -199,9 +199,11 @@ impl Connection {
     /// (a STREAMS_BLOCKED frame tells it so; wait for
     /// [`crate::streams::StreamEvent::Available`]).
     pub fn open_stream(&mut self, dir: Dir) -> Option<StreamId> {
-        // Before the handshake completes, only a client sending 0-RTT may
-        // open streams, under the remembered limits (RFC 9000 §7.4.1).
-        if self.is_closed() || !(self.handshake_complete || self.sends_zero_rtt()) {
+        // Before the handshake completes, a client sending 0-RTT may open
+        // streams, under the remembered limits (RFC 9000 §7.4.1), and a
+        // server with 1-RTT keys, under the limits of the client's
+        // transport parameters, for its 0.5-RTT data (RFC 9001 §5.7).
+        if self.is_closed() || !(self.sends_application_data() || self.sends_zero_rtt()) {
             return None;
         }
         self.streams.open(dir)
