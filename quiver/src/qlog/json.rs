@@ -446,27 +446,34 @@ fn metrics(s: &mut String, m: &RecoveryMetrics, last: Option<&RecoveryMetrics>) 
         }
     };
     let changed = |f: &dyn Fn(&RecoveryMetrics) -> u128| last.is_none_or(|l| f(l) != f(m));
+    // Before the first RTT sample min_rtt and latest_rtt are 0 and
+    // smoothed_rtt is the 333 ms initial RTT (RFC 9002 §6.2.2), not
+    // measurements: qvis plots every RTT value it is given and scales its
+    // RTT graph to the largest, so the RTT fields wait for a sample.
+    let sampled = !m.latest_rtt.is_zero();
+    let had_sample = last.is_some_and(|l| !l.latest_rtt.is_zero());
+    let rtt_changed = |f: &dyn Fn(&RecoveryMetrics) -> u128| sampled && (!had_sample || changed(f));
     field(
         s,
-        changed(&|x| x.min_rtt.as_nanos()),
+        rtt_changed(&|x| x.min_rtt.as_nanos()),
         "min_rtt",
         &Ms(m.min_rtt),
     );
     field(
         s,
-        changed(&|x| x.smoothed_rtt.as_nanos()),
+        rtt_changed(&|x| x.smoothed_rtt.as_nanos()),
         "smoothed_rtt",
         &Ms(m.smoothed_rtt),
     );
     field(
         s,
-        changed(&|x| x.latest_rtt.as_nanos()),
+        rtt_changed(&|x| x.latest_rtt.as_nanos()),
         "latest_rtt",
         &Ms(m.latest_rtt),
     );
     field(
         s,
-        changed(&|x| x.rtt_variance.as_nanos()),
+        rtt_changed(&|x| x.rtt_variance.as_nanos()),
         "rtt_variance",
         &Ms(m.rtt_variance),
     );

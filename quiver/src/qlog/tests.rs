@@ -155,11 +155,36 @@ fn metrics_updates_carry_only_changed_fields() {
     drop(w);
     let recs = parse(&out.0.lock().unwrap());
     let first = recs[1]["data"].as_object().unwrap();
-    assert_eq!(first.len(), 8, "{first:?}");
-    assert_eq!(recs[1]["data"]["smoothed_rtt"], 333.0);
+    // No RTT sample yet: the initial RTT is not written (qvis would plot it).
+    assert_eq!(first.len(), 4, "{first:?}");
+    assert!(first.get("smoothed_rtt").is_none(), "{first:?}");
     let second = recs[2]["data"].as_object().unwrap();
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second["bytes_in_flight"], 1200);
+}
+
+#[test]
+fn metrics_rtt_fields_start_with_the_first_sample() {
+    let start = crate::shared::now();
+    let out = Shared::default();
+    let mut w = QlogWriter::new(out.clone(), &info(start));
+    let mut m = RecoveryMetrics {
+        smoothed_rtt: Duration::from_millis(333),
+        congestion_window: 12_000,
+        ..RecoveryMetrics::default()
+    };
+    w.event(start, &QlogEvent::MetricsUpdated(&m));
+    // A first sample equal to the initial RTT still writes smoothed_rtt.
+    m.min_rtt = Duration::from_millis(333);
+    m.latest_rtt = Duration::from_millis(333);
+    m.rtt_variance = Duration::from_micros(166_500);
+    w.event(start, &QlogEvent::MetricsUpdated(&m));
+    drop(w);
+    let recs = parse(&out.0.lock().unwrap());
+    let second = recs[2]["data"].as_object().unwrap();
+    assert_eq!(second.len(), 4, "{second:?}");
+    assert_eq!(second["smoothed_rtt"], 333.0);
+    assert_eq!(second["latest_rtt"], 333.0);
 }
 
 #[test]
