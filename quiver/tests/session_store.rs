@@ -7,9 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ALPN, LOCALHOST, Pki, bounded};
-use quiver::rustls::RootCertStore;
-use quiver::{ClientConfig, CountingSessionStore, Endpoint, TransportConfig};
+use common::{LOCALHOST, Pki, bounded};
+use quiver::{CountingSessionStore, Endpoint, TransportConfig};
 
 #[tokio::test]
 async fn counting_store_tells_when_a_ticket_arrived_and_the_next_connection_resumes() {
@@ -30,10 +29,8 @@ async fn counting_store_tells_when_a_ticket_arrived_and_the_next_connection_resu
             }
         });
         let store = CountingSessionStore::new(4);
-        let mut roots = RootCertStore::empty();
-        roots.add(pki.cert.clone()).unwrap();
-        let config = ClientConfig::with_root_certificates(roots)
-            .alpn_protocols(&[ALPN])
+        let config = pki
+            .client_builder()
             .session_store(store.clone())
             .build()
             .unwrap();

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ALPN, LOCALHOST, Pki, bounded};
-use quiver::rustls::RootCertStore;
-use quiver::{ClientConfig, CountingSessionStore, Endpoint, ServerConfig, TransportConfig};
+use common::{LOCALHOST, Pki, bounded};
+use quiver::{CountingSessionStore, Endpoint};
 
 /// A server that takes a connection in 0-RTT (`into_0rtt`) echoes the
 /// client's 0-RTT request and speaks first on a stream of its own, as an
@@ -22,12 +21,7 @@ use quiver::{ClientConfig, CountingSessionStore, Endpoint, ServerConfig, Transpo
 async fn server_in_0rtt_answers_and_opens_a_stream_of_its_own() {
     bounded(async {
         let pki = Pki::new();
-        let server_config =
-            ServerConfig::with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-                .alpn_protocols(&[ALPN])
-                .early_data(true)
-                .build()
-                .unwrap();
+        let server_config = pki.server_builder().early_data(true).build().unwrap();
         let server = Endpoint::server(server_config, LOCALHOST.parse().unwrap()).unwrap();
         let addr = server.local_addr().unwrap();
         let serving = server.clone();
@@ -58,13 +52,10 @@ async fn server_in_0rtt_answers_and_opens_a_stream_of_its_own() {
         });
 
         let store = CountingSessionStore::new(4);
-        let mut roots = RootCertStore::empty();
-        roots.add(pki.cert.clone()).unwrap();
-        let config = ClientConfig::with_root_certificates(roots)
-            .alpn_protocols(&[ALPN])
+        let config = pki
+            .client_builder()
             .session_store(store.clone())
             .early_data(true)
-            .transport(TransportConfig::default())
             .build()
             .unwrap();
         let mut client = Endpoint::client(LOCALHOST.parse().unwrap()).unwrap();

@@ -6,7 +6,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use quiver::{ClientConfig, Connection, Endpoint, ServerConfig, TransportConfig};
+use quiver::{
+    ClientConfig, ClientConfigBuilder, Connection, Endpoint, ServerConfig, ServerConfigBuilder,
+    TransportConfig,
+};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -41,21 +44,25 @@ impl Pki {
     }
 
     pub fn server(&self, transport: TransportConfig) -> ServerConfig {
+        self.server_builder().transport(transport).build().unwrap()
+    }
+
+    /// A server configuration for this certificate and [`ALPN`], to finish.
+    pub fn server_builder(&self) -> ServerConfigBuilder {
         ServerConfig::with_single_cert(vec![self.cert.clone()], self.key.clone_key())
             .alpn_protocols(&[ALPN])
-            .transport(transport)
-            .build()
-            .unwrap()
     }
 
     pub fn client(&self, transport: TransportConfig) -> ClientConfig {
+        self.client_builder().transport(transport).build().unwrap()
+    }
+
+    /// A client configuration trusting this certificate, offering
+    /// [`ALPN`], to finish.
+    pub fn client_builder(&self) -> ClientConfigBuilder {
         let mut roots = RootCertStore::empty();
         roots.add(self.cert.clone()).unwrap();
-        ClientConfig::with_root_certificates(roots)
-            .alpn_protocols(&[ALPN])
-            .transport(transport)
-            .build()
-            .unwrap()
+        ClientConfig::with_root_certificates(roots).alpn_protocols(&[ALPN])
     }
 }
 
