@@ -485,7 +485,7 @@ impl Connection {
     /// The remote address of the next path with a probe due, if any:
     /// PATH_CHALLENGE or PATH_RESPONSE to send.
     pub(crate) fn path_probe_due(&self, now: Instant) -> Option<PathKey> {
-        if self.one_rtt.is_none() || !self.handshake_complete_or_server_keys() {
+        if !self.sends_application_data() {
             return None;
         }
         // A path whose budget cannot fit a probe waits for more bytes from
@@ -503,10 +503,6 @@ impl Connection {
             .chain(std::iter::once(&self.path).filter(|_| active_due))
             .find(|p| p.budget() >= MIN_PROBE_BUDGET)
             .map(Path::key)
-    }
-
-    fn handshake_complete_or_server_keys(&self) -> bool {
-        self.handshake_complete || self.side.is_server()
     }
 
     /// The path `key` (the active one or another).

@@ -409,22 +409,14 @@ impl Connection {
     /// Whether keys for `space` are available for sending.
     pub(super) fn can_send_in(&self, space: SpaceId) -> bool {
         match space {
-            SpaceId::ApplicationData => {
-                (self.one_rtt.is_some() && self.handshake_complete_or_server())
-                    || self.sends_zero_rtt()
-            }
+            SpaceId::ApplicationData => self.sends_application_data() || self.sends_zero_rtt(),
             _ => self.space(space).keys.is_some(),
         }
     }
 
-    /// A server may send 1-RTT (0.5-RTT) data once it has the keys; a
-    /// client only once its handshake completes (RFC 9001 §5.7).
-    fn handshake_complete_or_server(&self) -> bool {
-        self.handshake_complete || self.side.is_server()
-    }
-
-    /// Whether stream data, DATAGRAMs and stream control frames may go in
-    /// 1-RTT packets: once the handshake completes, and on a server as
+    /// Whether 1-RTT packets may go out, with stream data, DATAGRAMs,
+    /// stream control frames and path probes: once the handshake
+    /// completes (a client has its 1-RTT keys by then), and on a server as
     /// soon as it has the 1-RTT keys, after its Finished: "0.5-RTT data"
     /// (RFC 9000 §7, Figure 5; RFC 9001 §5.7: before the handshake
     /// completes the server's use of 1-RTT keys "is limited to sending
@@ -435,7 +427,7 @@ impl Connection {
     /// is confirmed (RFC 9002 §6.2.1) but by loss detection, as any 1-RTT
     /// data.
     pub(super) fn sends_application_data(&self) -> bool {
-        self.handshake_complete || (self.side.is_server() && self.one_rtt.is_some())
+        self.one_rtt.is_some() && (self.handshake_complete || self.side.is_server())
     }
 
     fn has_data_for(&self, now: Instant, space: SpaceId) -> bool {

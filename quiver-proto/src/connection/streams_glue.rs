@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::sent::Retransmits;
+use super::spaces::SpaceId;
 use super::{Connection, Event};
 use crate::frame::{Dir, Frame};
 use crate::streams::{
@@ -122,7 +123,7 @@ impl Connection {
             return;
         }
         let chunks: Vec<StreamChunk> = self
-            .space(super::spaces::SpaceId::ApplicationData)
+            .space(SpaceId::ApplicationData)
             .sent
             .values()
             .filter(|p| !p.retransmits.stream.chunks.is_empty())
@@ -203,7 +204,7 @@ impl Connection {
         // streams, under the remembered limits (RFC 9000 §7.4.1), and a
         // server with 1-RTT keys, under the limits of the client's
         // transport parameters, for its 0.5-RTT data (RFC 9001 §5.7).
-        if self.is_closed() || !(self.sends_application_data() || self.sends_zero_rtt()) {
+        if self.is_closed() || !self.can_send_in(SpaceId::ApplicationData) {
             return None;
         }
         self.streams.open(dir)

@@ -295,11 +295,16 @@ impl Bbr {
 
     // §5.6.4 Congestion window.
 
-    /// `BDPMultiple(gain)` (§5.6.4.2).
+    /// `BDPMultiple(gain)` (§5.6.4.2), on `BBR.bw`.
     pub(super) fn bdp_multiple(&self, gain: f64) -> u64 {
+        self.bdp_multiple_at(self.bw, gain)
+    }
+
+    /// `BDPMultiple` on a given bandwidth estimate.
+    fn bdp_multiple_at(&self, bw: u64, gain: f64) -> u64 {
         match self.min_rtt {
             None => self.initial_cwnd, // no valid RTT samples yet
-            Some(rtt) => mul(bdp(self.bw, rtt), gain),
+            Some(rtt) => mul(bdp(bw, rtt), gain),
         }
     }
 
@@ -323,6 +328,14 @@ impl Bbr {
     /// `Inflight(gain)`.
     pub(super) fn inflight_for(&self, gain: f64) -> u64 {
         self.quantization_budget(self.bdp_multiple(gain))
+    }
+
+    /// `Inflight(BBR.max_bw, gain)`: the two-argument form §5.3.3.9's
+    /// `IsTimeToCruise()` uses (as Linux's `bbr_inflight(sk,
+    /// bbr_max_bw(sk), BBR_UNIT)` does), on the long-term maximum rather
+    /// than `BBR.bw`, which inflight_shortterm may have cut.
+    pub(super) fn inflight_at_max_bw(&self, gain: f64) -> u64 {
+        self.quantization_budget(self.bdp_multiple_at(self.max_bw, gain))
     }
 
     /// `UpdateMaxInflight()`.

@@ -206,8 +206,8 @@ impl Bbr {
         if self.inflight > self.inflight_with_headroom() {
             return false; // not enough headroom
         }
-        // C.inflight > estimated BDP.
-        self.inflight <= self.inflight_for(1.0)
+        // C.inflight > estimated BDP: Inflight(BBR.max_bw, 1.0) (§5.3.3.9).
+        self.inflight <= self.inflight_at_max_bw(1.0)
     }
 
     /// `IsTimeToGoDown()`: UP to DOWN.
