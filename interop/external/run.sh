@@ -6,10 +6,13 @@
 #   - ngtcp2 (Debian's ngtcp2-client/ngtcp2-server: gtlsclient/gtlsserver,
 #     which speak HTTP/3 only: gtlsclient downloads from `quiver serve`,
 #     also moving to `quiver serve --preferred-address`, and `quiver get`
-#     downloads from gtlsserver, also moving to its --preferred-ipv4-addr).
+#     downloads from gtlsserver, also moving to its --preferred-ipv4-addr);
+#   - s2n-quic and quiche (crates.io), over HTTP/0.9, with small peers of
+#     our own in interop/peers (s2n.sh, quiche.sh: each builds its peer
+#     and runs on its own too).
 #
 #   bash interop/external/run.sh            # everything it can install
-#   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh
+#   QUIVER_EXTERNAL=aioquic bash interop/external/run.sh   # also s2n, quiche, ngtcp2, wire
 #
 # Installs what is missing (pip into target/external-venv; apt for ngtcp2
 # when run as root), builds `quiver` in release mode, prints one line per
@@ -22,7 +25,7 @@
 # rebinding, loss, corruption, black holes, a bottleneck; ECN marks
 # counted). What they share is in lib.sh.
 . "$(dirname "$0")/lib.sh"
-WHICH=${QUIVER_EXTERNAL:-aioquic,ngtcp2,wire}
+WHICH=${QUIVER_EXTERNAL:-aioquic,ngtcp2,s2n,quiche,wire}
 PORT=${QUIVER_EXTERNAL_PORT:-24433}
 next_port() { PORT=$((PORT + 1)); }
 
@@ -292,8 +295,24 @@ ngtcp2_cases() {
     stop
 }
 
+# s2n.sh and quiche.sh run as scripts of their own (they build their
+# peers, crates of their own under interop/peers); their lines are shown
+# and their counts join ours.
+peer_script() {
+    local log=$WORK/$1.out counts
+    bash "$ROOT/interop/external/$1.sh" | tee "$log" | grep -Ev '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$'
+    counts=$(tail -n 1 "$log")
+    if [[ $counts =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+        PASS=$((PASS + BASH_REMATCH[1]))
+        FAIL=$((FAIL + BASH_REMATCH[2]))
+        SKIP=$((SKIP + BASH_REMATCH[3]))
+    else fail "interop/external/$1.sh" "ended without its summary: $counts"; fi
+}
+
 [[ $WHICH == *aioquic* ]] && aioquic_cases
 [[ $WHICH == *ngtcp2* ]] && ngtcp2_cases
+[[ $WHICH == *s2n* ]] && peer_script s2n
+[[ $WHICH == *quiche* ]] && peer_script quiche
 # The same peers through an impairing relay (impaired.sh, sourced: it
 # shares the counters, files and build; QUIVER_IMPAIRED=0 leaves it out).
 [ "${QUIVER_IMPAIRED:-1}" = 1 ] && . "$ROOT/interop/external/impaired.sh"

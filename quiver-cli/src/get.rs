@@ -331,6 +331,7 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let progress = progress_bar(plan.len());
     let mut result = Ok(());
     let mut first_alpn: Option<Vec<u8>> = None;
+    let connections = batches.len();
     for (n, batch) in batches.into_iter().enumerate() {
         let (conn, accepted) = match (&first_alpn, args.zero_rtt) {
             (Some(alpn), true) => {
@@ -376,10 +377,14 @@ async fn download(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         }
         if let Some(store) = &store
             && outcome.failure.is_none()
+            && n + 1 < connections
         {
             // The ticket comes right after the handshake; without it the
-            // next connection runs a full handshake (and -v says so).
-            store.wait_beyond(0, timeout).await;
+            // next connection runs a full handshake (and -v says so). A
+            // server that sends none is not waited for long: a few PTOs,
+            // which cover a lost NewSessionTicket, and at least 1 s.
+            let pto_ish = conn.rtt().saturating_mul(8).max(Duration::from_secs(1));
+            store.wait_beyond(0, timeout.min(pto_ish)).await;
         }
         if args.verbose {
             // The client moves only to a preferred address the server
