@@ -228,7 +228,10 @@ mod tests {
     fn serve_admits_parallel_handshakes_from_one_source_by_default() {
         let library = quiver::AdmissionConfig::default();
         let serve = fleet_args(&[]).admission();
-        assert_eq!(serve.max_handshakes_per_source, SERVE_MAX_HANDSHAKES_PER_SOURCE);
+        assert_eq!(
+            serve.max_handshakes_per_source,
+            SERVE_MAX_HANDSHAKES_PER_SOURCE
+        );
         // Only the per-source limit differs from the library's defaults.
         assert_eq!(
             quiver::AdmissionConfig {
@@ -237,7 +240,12 @@ mod tests {
             },
             library
         );
-        let exposed = fleet_args(&["--max-handshakes-per-source", "16", "--retry-threshold", "0"]);
+        let exposed = fleet_args(&[
+            "--max-handshakes-per-source",
+            "16",
+            "--retry-threshold",
+            "0",
+        ]);
         assert_eq!(exposed.admission().max_handshakes_per_source, 16);
         assert_eq!(exposed.admission().retry_threshold, 0);
     }
