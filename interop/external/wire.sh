@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The QUIC interop runner's handshake cases, verified on the wire: each
 # case runs quiver against an independent implementation (aioquic from
-# PyPI with aioquic_peer.py, ngtcp2's gtlsclient/gtlsserver from Debian),
-# in both directions where the peer can, while dumpcap captures the
+# PyPI with aioquic_peer.py, ngtcp2's gtlsclient/gtlsserver from Debian,
+# quiche and s2n-quic from crates.io through interop/peers), in both
+# directions where the peer can, while dumpcap captures the
 # traffic; then tshark decrypts the capture with the TLS key log that
 # quiver alone wrote (`--keylog`, SSLKEYLOGFILE) and wire_check.py checks:
 #   resumption  the second connection sends no Certificate and its
@@ -124,6 +125,7 @@ quiver_get() {
         --out "$WORK/wire/dl" "$@"
 }
 url() { echo "https://localhost:$WPORT/$1"; }
+files() { echo "$(url 1k.bin) $(url 5k.bin) $(url 100k.bin)"; } # the three files, on this case's port
 
 wire_aioquic() {
     install_aioquic || {
@@ -266,8 +268,94 @@ wire_ngtcp2() {
     skip "wire v2: quiver get --versions v1,v2 -> ngtcp2" "$why"
 }
 
+# The crates.io peers (interop/peers), built by s2n.sh and quiche.sh,
+# which run.sh runs before this; a peer that is not built is skipped,
+# loudly. Both speak HTTP/0.9 (hq-interop) and get no SSLKEYLOGFILE.
+QUICHE_PEER=$ROOT/target/peers/quiche/release/quiche-peer
+S2N_PEER=$ROOT/target/peers/s2n/release/s2n-peer
+
+wire_quiche() {
+    if [ ! -x "$QUICHE_PEER" ]; then
+        skip "wire: quiche (resumption, zerortt, keyupdate, chacha20)" \
+            "$QUICHE_PEER missing: run interop/external/quiche.sh first"
+        return
+    fi
+    quiche_server() {
+        exec "${IN[@]}" timeout 30 "$QUICHE_PEER" server --listen "127.0.0.1:$WPORT" --root "$WORK/www" \
+            --cert "$CERT" --key "$KEY" "$@"
+    }
+    quiche_client() { # [options]: the three files; with --resume/--0rtt the
+        # first on a first connection, the others on a resumed second one
+        "${IN[@]}" timeout 20 "$QUICHE_PEER" client --ca "$CERT" --timeout 5 --out "$WORK/wire/dl" "$@" \
+            "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"
+    }
+    WANT=(1k.bin 5k.bin 100k.bin)
+
+    wire_server() { quiver_serve; }
+    wire_client() { quiche_client --resume; }
+    wire_case "wire resumption: quiche client -> quiver serve" resumption
+    wire_server() { quiche_server; }
+    wire_client() { quiver_get --resume $(files); }
+    wire_case "wire resumption: quiver get --resume -> quiche" resumption
+
+    wire_server() { quiver_serve; }
+    wire_client() { quiche_client --0rtt; }
+    TRIES=3 wire_case "wire zerortt: quiche client -> quiver serve" zerortt --paths /5k.bin,/100k.bin
+    wire_server() { quiche_server; }
+    wire_client() { quiver_get --0rtt $(files); }
+    TRIES=3 wire_case "wire zerortt: quiver get --0rtt -> quiche" zerortt --paths /5k.bin,/100k.bin
+
+    # quiche answers a key update but cannot start one.
+    wire_server() { quiche_server; }
+    wire_client() { quiver_get --key-update $(files); }
+    wire_case "wire keyupdate: quiver get --key-update -> quiche" keyupdate
+    skip "wire keyupdate: quiche client -> quiver serve" "quiche has no API to start a key update"
+
+    wire_server() { quiver_serve; }
+    wire_client() { quiche_client --cipher chacha20; }
+    wire_case "wire chacha20: quiche client -> quiver serve" chacha20
+    wire_server() { quiche_server; }
+    wire_client() { quiver_get --cipher chacha20 $(files); }
+    wire_case "wire chacha20: quiver get --cipher chacha20 -> quiche" chacha20
+}
+
+wire_s2n() {
+    if [ ! -x "$S2N_PEER" ]; then
+        skip "wire: s2n-quic (keyupdate, chacha20)" "$S2N_PEER missing: run interop/external/s2n.sh first"
+        return
+    fi
+    s2n_server() {
+        exec "${IN[@]}" timeout 30 "$S2N_PEER" server --listen "127.0.0.1:$WPORT" --root "$WORK/www" \
+            --cert "$CERT" --key "$KEY" "$@"
+    }
+    s2n_client() {
+        "${IN[@]}" timeout 20 "$S2N_PEER" client --ca "$CERT" --timeout 5 --out "$WORK/wire/dl" "$@" \
+            "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"
+    }
+    WANT=(1k.bin 5k.bin 100k.bin)
+
+    # keyupdate: s2n-peer's --key-update N updates after every N packets
+    # it sends (its confidentiality limit lowered to N); as a client
+    # fetching these files it sends about a dozen.
+    wire_server() { quiver_serve; }
+    wire_client() { s2n_client --key-update 4; }
+    wire_case "wire keyupdate: s2n client -> quiver serve" keyupdate
+    wire_server() { s2n_server; }
+    wire_client() { quiver_get --key-update $(files); }
+    wire_case "wire keyupdate: quiver get --key-update -> s2n" keyupdate
+
+    wire_server() { quiver_serve; }
+    wire_client() { s2n_client --cipher chacha20; }
+    wire_case "wire chacha20: s2n client -> quiver serve" chacha20
+    wire_server() { s2n_server; }
+    wire_client() { quiver_get --cipher chacha20 $(files); }
+    wire_case "wire chacha20: quiver get --cipher chacha20 -> s2n" chacha20
+    local why="s2n-quic has no session tickets (its rustls provider drops them), no 0-RTT and no QUIC v2"
+    skip "wire: s2n-quic (resumption, zerortt, v2)" "$why"
+}
+
 wire_main() {
-    local start peers=${QUIVER_WIRE_PEERS:-aioquic,ngtcp2}
+    local start peers=${QUIVER_WIRE_PEERS:-aioquic,ngtcp2,quiche,s2n}
     start=$(now)
     WPORT=${QUIVER_WIRE_PORT:-32400}
     WIRE_N=0
@@ -294,6 +382,8 @@ wire_main() {
     mkdir -p "$WORK/wire"
     [[ $peers == *aioquic* ]] && wire_aioquic
     [[ $peers == *ngtcp2* ]] && wire_ngtcp2
+    [[ $peers == *quiche* ]] && wire_quiche
+    [[ $peers == *s2n* ]] && wire_s2n
     ip netns del "$ns"
     # QUIVER_WIRE_KEEP=DIR keeps the captures, key logs and logs.
     [ -n "${QUIVER_WIRE_KEEP:-}" ] && mkdir -p "$QUIVER_WIRE_KEEP" && cp -r "$WORK/wire/." "$QUIVER_WIRE_KEEP"
