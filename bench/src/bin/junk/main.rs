@@ -30,6 +30,7 @@ use quiver::proto::{
 };
 use rustls::pki_types::PrivateKeyDer;
 
+mod quinn;
 mod runtime;
 
 /// Counts live heap bytes.
@@ -83,6 +84,9 @@ struct Args {
     /// endpoint: server thread CPU per junk datagram.
     #[arg(long)]
     runtime: bool,
+    /// The stacks `--runtime` measures, side by side.
+    #[arg(long, value_delimiter = ',', default_value = "quiver,quinn")]
+    stacks: Vec<runtime::Stack>,
     /// Junk datagrams per second in `--runtime` mode.
     #[arg(long, default_value_t = 20_000)]
     rate: u64,
@@ -249,7 +253,13 @@ fn main() -> anyhow::Result<()> {
         bail!("need connection counts and datagrams of at least 22 bytes");
     }
     if args.runtime {
-        return runtime::run(&args.connections, args.datagrams, args.size, args.rate);
+        return runtime::run(
+            &args.stacks,
+            &args.connections,
+            args.datagrams,
+            args.size,
+            args.rate,
+        );
     }
     let mut servers = Vec::new();
     for (i, &n) in args.connections.iter().enumerate() {

@@ -3,7 +3,7 @@
 //! so that thread's CPU time (from /proc, in 10 ms ticks) is the server's
 //! whole cost: receiving, routing, and whatever its driver does per pass.
 //! A plain UDP socket sends the junk at a steady rate the server keeps up
-//! with.
+//! with. quinn's server (`quinn.rs`) is measured the same way, side by side.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
@@ -17,7 +17,7 @@ use super::junk;
 const CONNECT_BATCH: usize = 200;
 
 /// CPU seconds of thread `tid` of this process so far.
-fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
+pub(super) fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))?;
     let rest = &stat[stat.rfind(')').ok_or_else(|| anyhow!("stat format"))? + 2..];
     let mut fields = rest.split(' ');
@@ -26,7 +26,7 @@ fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
     Ok((utime + stime) / 100.0)
 }
 
-fn this_thread_id() -> anyhow::Result<String> {
+pub(super) fn this_thread_id() -> anyhow::Result<String> {
     let link = std::fs::read_link("/proc/thread-self")?;
     Ok(link
         .file_name()
@@ -43,12 +43,16 @@ fn transport() -> quiver::proto::TransportConfig {
 }
 
 /// A server thread with `n` idle connections from a client thread.
-struct Setup {
-    server: quiver::Endpoint,
-    server_tid: String,
-    server_thread: std::thread::JoinHandle<()>,
-    client_stop: mpsc::Sender<()>,
-    client_thread: std::thread::JoinHandle<()>,
+pub(super) struct Setup {
+    pub addr: SocketAddr,
+    pub server_tid: String,
+    /// Connections the server endpoint holds open.
+    pub open_connections: Box<dyn Fn() -> usize + Send>,
+    /// Closes the server endpoint, so that its thread ends.
+    pub close_server: Box<dyn FnOnce() + Send>,
+    pub server_thread: std::thread::JoinHandle<()>,
+    pub client_stop: mpsc::Sender<()>,
+    pub client_thread: std::thread::JoinHandle<()>,
 }
 
 fn setup(n: usize) -> anyhow::Result<Setup> {
@@ -58,6 +62,9 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
     let server_config = quiver::ServerConfig::with_single_cert(vec![cert.clone()], key)
         .alpn_protocols(&[b"junk"])
         .transport(transport())
+        // Setting up opens CONNECT_BATCH connections at once from one
+        // address: past the default per-source handshake limit.
+        .admission(quiver::AdmissionConfig::unlimited())
         .build()?;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert)?;
@@ -115,21 +122,29 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
             }
             anyhow::Ok((ep, conns))
         });
+        // The connections stay held (their last handle dropped would close
+        // them) until told to stop.
         let ok = conns.is_ok();
-        let _ = done_tx.send(conns.map(|_| ()));
+        let _ = done_tx.send(conns.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
         if ok {
             // Idle (no idle timeout) until told to stop; the runtime keeps
             // the connections' state.
             let _ = stop_rx.recv();
         }
+        drop(conns);
         drop(rt);
     });
     done_rx.recv()?.context("connecting")?;
     // Let the server finish accepting and go quiet.
     std::thread::sleep(Duration::from_millis(500));
     Ok(Setup {
-        server,
+        addr,
         server_tid,
+        open_connections: {
+            let counted = server.clone();
+            Box::new(move || counted.open_connections())
+        },
+        close_server: Box::new(move || server.close(quiver::VarInt::from_u32(0), b"")),
         server_thread,
         client_stop,
         client_thread,
@@ -137,10 +152,28 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
 }
 
 /// Server CPU nanoseconds per junk datagram, `count` sent at `rate` per
-/// second.
-fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Result<f64> {
+/// second, and how many datagrams the server sent back (stateless resets,
+/// RFC 9000 §10.3).
+fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Result<(f64, u64)> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
-    let to: SocketAddr = s.server.local_addr()?;
+    let to = s.addr;
+    let answers = {
+        let sock = sock.try_clone()?;
+        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let counter = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut n = 0u64;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                if sock.recv(&mut buf).is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        });
+        (stop, counter)
+    };
     let before = thread_cpu_seconds(&s.server_tid)?;
     let burst = 16usize;
     let gap = Duration::from_secs_f64(burst as f64 / rate as f64);
@@ -159,32 +192,85 @@ fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Resu
     }
     std::thread::sleep(Duration::from_millis(300));
     let after = thread_cpu_seconds(&s.server_tid)?;
-    Ok((after - before) * 1e9 / count as f64)
+    answers.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = answers
+        .1
+        .join()
+        .map_err(|_| anyhow!("answer counter panicked"))?;
+    Ok(((after - before) * 1e9 / count as f64, answered))
 }
 
-/// Runs the runtime comparison and prints it.
-pub fn run(counts: &[usize], datagrams: usize, size: usize, rate: u64) -> anyhow::Result<()> {
+/// The stacks `--runtime` can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stack {
+    Quiver,
+    Quinn,
+}
+
+/// Runs the runtime comparison and prints it: for each stack and each
+/// connection count, the best of three measurements, then each stack's
+/// growth from the first count and quinn's cost over quiver's.
+pub fn run(
+    stacks: &[Stack],
+    counts: &[usize],
+    datagrams: usize,
+    size: usize,
+    rate: u64,
+) -> anyhow::Result<()> {
     let junk = junk(4096, size);
     let mut results = Vec::new();
     for &n in counts {
-        let s = setup(n).with_context(|| format!("setting up {n} connections"))?;
-        // Best of three: other processes' load only adds.
-        let mut best = f64::INFINITY;
-        for _ in 0..3 {
-            best = best.min(measure(&s, &junk, datagrams, rate)?);
+        for &stack in stacks {
+            let s = match stack {
+                Stack::Quiver => setup(n),
+                Stack::Quinn => super::quinn::setup(n),
+            }
+            .with_context(|| format!("setting up {n} {stack:?} connections"))?;
+            // Best of three: other processes' load only adds.
+            let mut best = f64::INFINITY;
+            let mut answered = 0;
+            for _ in 0..3 {
+                let (ns, a) = measure(&s, &junk, datagrams, rate)?;
+                best = best.min(ns);
+                answered = answered.max(a);
+            }
+            // Every held connection survives the junk.
+            let open = (s.open_connections)();
+            eprintln!(
+                "{stack:?}, {n} idle connections: {best:.0} ns; {open} still open; {answered} of {datagrams} junk datagrams answered"
+            );
+            if open != n {
+                anyhow::bail!("{stack:?}: {open} of {n} connections still open after the junk");
+            }
+            results.push((stack, n, best));
+            (s.close_server)();
+            let _ = s.client_stop.send(());
+            let _ = s.client_thread.join();
+            let _ = s.server_thread.join();
         }
-        results.push((n, best));
-        s.server.close(quiver::VarInt::from_u32(0), b"");
-        let _ = s.client_stop.send(());
-        let _ = s.client_thread.join();
-        let _ = s.server_thread.join();
     }
-    let base = results[0].1;
-    for (n, ns) in &results {
+    let cost = |stack: Stack, n: usize| {
+        results
+            .iter()
+            .find(|r| r.0 == stack && r.1 == n)
+            .map(|r| r.2)
+    };
+    for &(stack, n, ns) in &results {
+        let base = cost(stack, counts[0]).unwrap_or(ns);
         println!(
-            "{n:>6} idle connections (runtime): {ns:>8.0} ns server CPU per junk {size}-byte datagram at {rate}/s (x{:.2})",
-            ns / base
+            "{:<6} {n:>6} idle connections (runtime): {ns:>8.0} ns server CPU per junk {size}-byte datagram at {rate}/s (x{:.2} of {})",
+            format!("{stack:?}").to_lowercase(),
+            ns / base,
+            counts[0],
         );
+    }
+    for &n in counts {
+        if let (Some(quiver), Some(quinn)) = (cost(Stack::Quiver, n), cost(Stack::Quinn, n)) {
+            println!(
+                "{n:>6} idle connections: quinn/quiver CPU per junk datagram {:.2} (above 1: quiver is cheaper)",
+                quinn / quiver
+            );
+        }
     }
     Ok(())
 }
