@@ -260,63 +260,77 @@ fn get_0rtt_requests_travel_in_0rtt_packets() {
     let urls: Vec<String> = (0..count)
         .map(|i| url(server.port, &format!("q{i}")))
         .collect();
+    // On loopback the server's first flight is back within 1-5 ms, and on
+    // a 2-core machine `get`'s task is sometimes held up about that long
+    // while the server runs its handshake (timestamps in `get`: the first
+    // request's write took 3.7 ms in one such run, the 0-RTT connect
+    // 2.4 ms in another, against 20-200 µs usually): the requests then
+    // leave in 1-RTT, as they must once 1-RTT keys exist (release build,
+    // 40 runs: 3 with fewer than six requests in 0-RTT). On a path with
+    // a real RTT there is no race. So up to three runs, and every request
+    // in 0-RTT in one of them.
+    const ATTEMPTS: u32 = 3;
     for alpn in ["hq-interop", "h3"] {
-        let out = TempDir::new(&format!("0rtt-qlog-out-{alpn}"));
-        let qlogs = out.path().join("qlog");
-        let files = out.path().join("files");
-        let mut args = vec![
-            "get",
-            "--insecure",
-            "--0rtt",
-            "-v",
-            "--alpn",
-            alpn,
-            "--qlog-dir",
-            qlogs.to_str().unwrap(),
-            "--out",
-            files.to_str().unwrap(),
-        ];
-        args.extend(urls.iter().map(String::as_str));
-        let (result, _) = run_with(&args, &[], DEADLINE);
-        let err = stderr(&result);
-        assert!(result.status.success(), "{alpn}: {err}");
-        assert!(
-            err.contains("connection 2: resumed, 0-RTT accepted"),
-            "{alpn}: {err}"
-        );
-        // Client-initiated bidirectional stream IDs (requests; HTTP/3's
-        // control and QPACK streams are unidirectional) carried in the
-        // 0-RTT packets of each client qlog.
-        let mut early: Vec<std::collections::BTreeSet<u64>> = Vec::new();
-        for entry in std::fs::read_dir(&qlogs).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            let mut streams = std::collections::BTreeSet::new();
-            for record in text.split('\u{1e}').filter(|r| !r.trim().is_empty()) {
-                let event: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
-                let data = &event["data"];
-                if event["name"] != "transport:packet_sent"
-                    || data["header"]["packet_type"] != "0RTT"
-                {
-                    continue;
-                }
-                for frame in data["frames"].as_array().into_iter().flatten() {
-                    let id = frame["stream_id"].as_u64();
-                    if frame["frame_type"] == "stream" && id.is_some_and(|id| id % 4 == 0) {
-                        streams.insert(id.unwrap());
+        for attempt in 1..=ATTEMPTS {
+            let out = TempDir::new(&format!("0rtt-qlog-out-{alpn}"));
+            let qlogs = out.path().join("qlog");
+            let files = out.path().join("files");
+            let mut args = vec![
+                "get",
+                "--insecure",
+                "--0rtt",
+                "-v",
+                "--alpn",
+                alpn,
+                "--qlog-dir",
+                qlogs.to_str().unwrap(),
+                "--out",
+                files.to_str().unwrap(),
+            ];
+            args.extend(urls.iter().map(String::as_str));
+            let (result, _) = run_with(&args, &[], DEADLINE);
+            let err = stderr(&result);
+            assert!(result.status.success(), "{alpn}: {err}");
+            assert!(
+                err.contains("connection 2: resumed, 0-RTT accepted"),
+                "{alpn}: {err}"
+            );
+            // Client-initiated bidirectional stream IDs (requests; HTTP/3's
+            // control and QPACK streams are unidirectional) carried in the
+            // 0-RTT packets of each client qlog.
+            let mut early: Vec<std::collections::BTreeSet<u64>> = Vec::new();
+            for entry in std::fs::read_dir(&qlogs).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                let mut streams = std::collections::BTreeSet::new();
+                for record in text.split('\u{1e}').filter(|r| !r.trim().is_empty()) {
+                    let event: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+                    let data = &event["data"];
+                    if event["name"] != "transport:packet_sent"
+                        || data["header"]["packet_type"] != "0RTT"
+                    {
+                        continue;
+                    }
+                    for frame in data["frames"].as_array().into_iter().flatten() {
+                        let id = frame["stream_id"].as_u64();
+                        if frame["frame_type"] == "stream" && id.is_some_and(|id| id % 4 == 0) {
+                            streams.insert(id.unwrap());
+                        }
                     }
                 }
+                early.push(streams);
             }
-            early.push(streams);
+            early.sort();
+            // The first connection sends nothing in 0-RTT; the second, the six
+            // requests on client bidirectional streams 0, 4, ..., 20.
+            let requests: std::collections::BTreeSet<u64> =
+                (0..count as u64 - 1).map(|i| i * 4).collect();
+            let expected = [std::collections::BTreeSet::new(), requests];
+            if early != expected && attempt < ATTEMPTS {
+                eprintln!("{alpn}, attempt {attempt}: 0-RTT streams {early:?}; again");
+                continue;
+            }
+            assert_eq!(early, expected, "{alpn}, attempt {attempt}");
+            break;
         }
-        early.sort();
-        // The first connection sends nothing in 0-RTT; the second, the six
-        // requests on client bidirectional streams 0, 4, ..., 20.
-        let requests: std::collections::BTreeSet<u64> =
-            (0..count as u64 - 1).map(|i| i * 4).collect();
-        assert_eq!(
-            early,
-            [std::collections::BTreeSet::new(), requests],
-            "{alpn}"
-        );
     }
 }
