@@ -5,16 +5,12 @@
 //! run with their defaults apart from no idle timeout; quinn with ring,
 //! its own default provider.
 
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
-use super::runtime::{Setup, this_thread_id};
-
-/// Connections opened at once while setting up.
-const CONNECT_BATCH: usize = 200;
+use super::runtime::{CONNECT_BATCH, Setup, spawn_client, spawn_server};
 
 fn configs() -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
@@ -48,67 +44,35 @@ fn configs() -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
 pub(super) fn setup(n: usize) -> anyhow::Result<Setup> {
     let (server_config, client_config) = configs()?;
 
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let loopback = "127.0.0.1:0".parse().expect("address");
-            let ep = match quinn::Endpoint::server(server_config, loopback) {
-                Ok(ep) => ep,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow!(e)));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(this_thread_id().map(|tid| (ep.clone(), tid)));
+    let (server, server_tid, server_thread) = spawn_server(move || async move {
+        let ep = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
+        let accepting = ep.clone();
+        Ok((ep, async move {
             let mut conns = Vec::new();
-            while let Some(incoming) = ep.accept().await {
+            while let Some(incoming) = accepting.accept().await {
                 if let Ok(c) = incoming.await {
                     conns.push(c);
                 }
             }
-        });
-    });
-    let (server, server_tid) = ready_rx.recv()??;
+        }))
+    })?;
     let addr = server.local_addr()?;
 
-    let (done_tx, done_rx) = mpsc::channel();
-    let (client_stop, stop_rx) = mpsc::channel::<()>();
-    let client_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let conns = rt.block_on(async move {
-            let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-            ep.set_default_client_config(client_config);
-            let mut conns = Vec::with_capacity(n);
-            while conns.len() < n {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..CONNECT_BATCH.min(n - conns.len()) {
-                    set.spawn(ep.connect(addr, "localhost")?);
-                }
-                while let Some(c) = set.join_next().await {
-                    conns.push(c??);
-                }
+    let (client_stop, client_thread) = spawn_client(move || async move {
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+        ep.set_default_client_config(client_config);
+        let mut conns = Vec::with_capacity(n);
+        while conns.len() < n {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..CONNECT_BATCH.min(n - conns.len()) {
+                set.spawn(ep.connect(addr, "localhost")?);
             }
-            anyhow::Ok((ep, conns))
-        });
-        // The connections stay held (their last handle dropped would close
-        // them) until told to stop.
-        let ok = conns.is_ok();
-        let _ = done_tx.send(conns.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
-        if ok {
-            // Idle (no idle timeout) until told to stop.
-            let _ = stop_rx.recv();
+            while let Some(c) = set.join_next().await {
+                conns.push(c??);
+            }
         }
-        drop(conns);
-        drop(rt);
-    });
-    done_rx.recv()?.context("connecting")?;
+        anyhow::Ok((ep, conns))
+    })?;
     // Let the server finish accepting and go quiet.
     std::thread::sleep(Duration::from_millis(500));
     Ok(Setup {

@@ -5,6 +5,7 @@
 //! A plain UDP socket sends the junk at a steady rate the server keeps up
 //! with. quinn's server (`quinn.rs`) is measured the same way, side by side.
 
+use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use anyhow::{Context as _, anyhow};
 use super::junk;
 
 /// Connections opened at once while setting up.
-const CONNECT_BATCH: usize = 200;
+pub(super) const CONNECT_BATCH: usize = 200;
 
 /// CPU seconds of thread `tid` of this process so far.
 pub(super) fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
@@ -26,7 +27,7 @@ pub(super) fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
     Ok((utime + stime) / 100.0)
 }
 
-pub(super) fn this_thread_id() -> anyhow::Result<String> {
+fn this_thread_id() -> anyhow::Result<String> {
     let link = std::fs::read_link("/proc/thread-self")?;
     Ok(link
         .file_name()
@@ -55,6 +56,75 @@ pub(super) struct Setup {
     pub client_thread: std::thread::JoinHandle<()>,
 }
 
+/// Runs a server on a current-thread runtime in a thread of its own, so
+/// that the thread's CPU time is the server's whole cost. `start` makes
+/// the endpoint, and the task that accepts connections (and holds them)
+/// until the endpoint closes. Returns the endpoint, the thread's id and
+/// the thread.
+pub(super) fn spawn_server<E, F, Fut, A>(
+    start: F,
+) -> anyhow::Result<(E, String, std::thread::JoinHandle<()>)>
+where
+    E: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<(E, A)>>,
+    A: Future<Output = ()>,
+{
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let started = async { anyhow::Ok((start().await?, this_thread_id()?)) }.await;
+            match started {
+                Ok(((ep, accept), tid)) => {
+                    let _ = ready_tx.send(Ok((ep, tid)));
+                    accept.await;
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let (ep, tid) = ready_rx.recv()??;
+    Ok((ep, tid, thread))
+}
+
+/// Runs a client on a current-thread runtime in a thread of its own:
+/// `connect` opens the connections, which the thread then holds, idle,
+/// until told to stop (dropping their last handle would close them).
+/// Returns once they are open, with the stop channel and the thread.
+pub(super) fn spawn_client<C, F, Fut>(
+    connect: F,
+) -> anyhow::Result<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>
+where
+    C: 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<C>>,
+{
+    let (done_tx, done_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let held = rt.block_on(connect());
+        let ok = held.is_ok();
+        let _ = done_tx.send(held.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
+        if ok {
+            let _ = stop_rx.recv();
+        }
+        drop(held);
+        drop(rt);
+    });
+    done_rx.recv()?.context("connecting")?;
+    Ok((stop_tx, thread))
+}
+
 fn setup(n: usize) -> anyhow::Result<Setup> {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
     let cert = ck.cert.der().clone();
@@ -73,68 +143,35 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
         .transport(transport())
         .build()?;
 
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let ep = match quiver::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()) {
-                Ok(ep) => ep,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow!(e)));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(this_thread_id().map(|tid| (ep.clone(), tid)));
+    let (server, server_tid, server_thread) = spawn_server(move || async move {
+        let ep = quiver::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
+        let accepting = ep.clone();
+        Ok((ep, async move {
             let mut conns = Vec::new();
-            while let Some(incoming) = ep.accept().await {
+            while let Some(incoming) = accepting.accept().await {
                 if let Ok(c) = incoming.await {
                     conns.push(c);
                 }
             }
-        });
-    });
-    let (server, server_tid) = ready_rx.recv()??;
+        }))
+    })?;
     let addr = server.local_addr()?;
 
-    let (done_tx, done_rx) = mpsc::channel();
-    let (client_stop, stop_rx) = mpsc::channel::<()>();
-    let client_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let conns = rt.block_on(async move {
-            let mut ep = quiver::Endpoint::client("127.0.0.1:0".parse().unwrap())?;
-            ep.set_default_client_config(client_config);
-            let mut conns = Vec::with_capacity(n);
-            while conns.len() < n {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..CONNECT_BATCH.min(n - conns.len()) {
-                    let connecting = ep.connect(addr, "localhost")?;
-                    set.spawn(connecting);
-                }
-                while let Some(c) = set.join_next().await {
-                    conns.push(c??);
-                }
+    let (client_stop, client_thread) = spawn_client(move || async move {
+        let mut ep = quiver::Endpoint::client("127.0.0.1:0".parse()?)?;
+        ep.set_default_client_config(client_config);
+        let mut conns = Vec::with_capacity(n);
+        while conns.len() < n {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..CONNECT_BATCH.min(n - conns.len()) {
+                set.spawn(ep.connect(addr, "localhost")?);
             }
-            anyhow::Ok((ep, conns))
-        });
-        // The connections stay held (their last handle dropped would close
-        // them) until told to stop.
-        let ok = conns.is_ok();
-        let _ = done_tx.send(conns.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
-        if ok {
-            // Idle (no idle timeout) until told to stop; the runtime keeps
-            // the connections' state.
-            let _ = stop_rx.recv();
+            while let Some(c) = set.join_next().await {
+                conns.push(c??);
+            }
         }
-        drop(conns);
-        drop(rt);
-    });
-    done_rx.recv()?.context("connecting")?;
+        anyhow::Ok((ep, conns))
+    })?;
     // Let the server finish accepting and go quiet.
     std::thread::sleep(Duration::from_millis(500));
     Ok(Setup {
