@@ -193,13 +193,9 @@ impaired_case() {
             ok=0
             why="$peer validates ECN, yet only $ECT0 of $MARKED_TOTAL 1-RTT datagrams from quiver were ECT(0)"
         fi
-    elif [[ $ECN_REPORTERS == *" $peer "* ]]; then
-        if [ $ok = 1 ] && [ "$ECT0_ALL" -eq 0 ]; then
-            ok=0
-            why="quiver marked no datagram ECT(0)"
-        fi
     else
-        detail+=" ($peer sends no ECN counts: validation fails, marking stops; $ECT0_ALL marked in all)"
+        [[ $ECN_REPORTERS == *" $peer "* ]] ||
+            detail+=" ($peer sends no ECN counts: validation fails, marking stops; $ECT0_ALL marked in all)"
         if [ $ok = 1 ] && [ "$ECT0_ALL" -eq 0 ]; then
             ok=0
             why="quiver marked no datagram ECT(0), not even while testing ECN"

@@ -414,7 +414,6 @@ fn connection(
     if result.is_err() && !conn.is_closed() {
         // Tell the server (a reset or a write error, say), then go.
         conn.close(false, 0x1, b"giving up").ok(); // transport-level: see close_done
-
         flush(&sock, &mut conn);
     }
     result?;
