@@ -576,8 +576,11 @@ impl Incoming {
     /// [`Endpoint::accept`] with
     /// [`remote_address_validated`](Self::remote_address_validated) set.
     /// Fails, handing the attempt back, if the client returned our Retry's
-    /// token already: a server sends at most one Retry per connection. (An
-    /// attempt validated by a NEW_TOKEN token may still be retried.)
+    /// token already (a server sends at most one Retry per connection), or
+    /// if the endpoint already sent the client an Initial (it acknowledged
+    /// a probe that came before the ClientHello; the client would discard
+    /// a Retry, RFC 9000 §17.2.5.2). An attempt validated by a NEW_TOKEN
+    /// token may still be retried.
     pub fn retry(mut self) -> Result<(), RetryError> {
         let mut state = self.shared.lock();
         match state.proto.retry(now(), self.id) {
@@ -586,7 +589,10 @@ impl Incoming {
                 state.wake_driver();
                 Ok(())
             }
-            Err(quiver_proto::endpoint::RetryError::AlreadyValidated) => {
+            Err(
+                quiver_proto::endpoint::RetryError::AlreadyValidated
+                | quiver_proto::endpoint::RetryError::Answered,
+            ) => {
                 drop(state);
                 Err(RetryError(Box::new(self)))
             }
@@ -636,10 +642,11 @@ impl Incoming {
     }
 }
 
-/// [`Incoming::retry`] was refused because the client's address is
-/// already validated; the attempt is handed back for another decision.
+/// [`Incoming::retry`] was refused: the client's address is already
+/// validated by a Retry, or the client already received an Initial from
+/// this server. The attempt is handed back for another decision.
 #[derive(Debug, thiserror::Error)]
-#[error("the client's address is already validated; a second Retry is not allowed")]
+#[error("a Retry is not allowed for this attempt (already retried, or already answered)")]
 pub struct RetryError(Box<Incoming>);
 
 impl RetryError {

@@ -622,6 +622,14 @@ impl Connection {
         self.cids.issue_preferred(cid, reset_token);
     }
 
+    /// Starts the Initial packet numbers at `next`: the endpoint already
+    /// sent the client Initials below it without state (RFC 9000 §12.3:
+    /// never reuse a packet number in a space).
+    pub(crate) fn skip_initial_packet_numbers(&mut self, next: u64) {
+        let space = self.space_mut(SpaceId::Initial);
+        space.next_pn = space.next_pn.max(next);
+    }
+
     /// A new connection ID from the endpoint, to announce to the peer.
     pub(crate) fn issue_cid(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
         self.cids.issue(cid, reset_token);

@@ -135,6 +135,9 @@ pub struct EndpointStats {
     pub new_tokens_expired: u64,
     /// NEW_TOKEN tokens used again (RFC 9000 §8.1.4): treated as no token.
     pub new_tokens_reused: u64,
+    /// Client probes (a PING-only Initial) that arrived without their
+    /// ClientHello and were acknowledged, so the client resent it at once.
+    pub probes_acknowledged: u64,
 }
 
 /// Why admission control refused a client.
@@ -341,9 +344,9 @@ impl Endpoint {
         let server_cid = self.new_cid();
         let close = stateless::initial_close(
             version,
-            client_dst_cid,
-            client_src_cid,
+            (client_dst_cid, client_src_cid),
             &server_cid,
+            0,
             TransportErrorCode::CONNECTION_REFUSED,
             "",
         );

@@ -22,18 +22,19 @@ impl Endpoint {
         if data.len() < 1200 {
             return DatagramEvent::Handled;
         }
-        // RFC 9000 §7.2: the client's first Destination CID is at least 8
-        // bytes; shorter ones cannot be a valid first Initial.
-        if p.dst_cid.len() < 8 {
-            return DatagramEvent::Handled;
-        }
         while let Some(expired) = self.assembly.pop_expired(now) {
             self.forget_attempt(&expired);
         }
         // The rest of a ClientHello that spans several datagrams, or a
-        // retransmitted Initial of an attempt awaiting a decision.
+        // retransmitted Initial of an attempt awaiting a decision (sent to
+        // the client's first DCID, or to the CID of our ACK of its probe).
         if let Some(&id) = self.incoming_keys.get(&(p.dst_cid, remote)) {
             return self.on_more_initial(id, data);
+        }
+        // RFC 9000 §7.2: the client's first Destination CID is at least 8
+        // bytes; shorter ones cannot be a valid first Initial.
+        if p.dst_cid.len() < 8 {
+            return DatagramEvent::Handled;
         }
         if self.incoming.len() + self.assembly.len() >= MAX_PENDING_INCOMING {
             return DatagramEvent::Handled;
@@ -53,9 +54,9 @@ impl Endpoint {
                 let server_cid = self.new_cid();
                 let close = stateless::initial_close(
                     version,
-                    &p.dst_cid,
-                    &p.src_cid,
+                    (&p.dst_cid, &p.src_cid),
                     &server_cid,
+                    0,
                     TransportErrorCode::INVALID_TOKEN,
                     "invalid retry token",
                 );
@@ -77,15 +78,20 @@ impl Endpoint {
             now,
         );
         incoming.ecn = self.rx_ecn;
-        if !incoming.starts_crypto_stream() {
-            // Undecryptable, or no ClientHello bytes at offset 0 (a probe
-            // whose twin was lost, or the second datagram of a ClientHello
-            // whose first one was answered with a Retry or refused):
-            // nothing to start a handshake from, and nothing to answer, so
-            // each attempt gets one answer. A later part of a ClientHello
-            // is kept a while for the first part, which loss or reordering
-            // may bring after it (RFC 9001 §4.3); admission then sees the
-            // attempt once, with its first datagram.
+        // A PING-only probe whose ClientHello twin was lost starts an
+        // attempt too, acknowledged below (see `answer_probe`).
+        let probe = incoming
+            .probe_to_acknowledge()
+            .filter(|_| self.config.local_cid_len > 0);
+        if !incoming.starts_crypto_stream() && probe.is_none() {
+            // Undecryptable, or no ClientHello bytes at offset 0 (the
+            // second datagram of a ClientHello whose first one was
+            // answered with a Retry or refused): nothing to start a
+            // handshake from, and nothing to answer, so each attempt gets
+            // one answer. A later part of a ClientHello is kept a while
+            // for the first part, which loss or reordering may bring
+            // after it (RFC 9001 §4.3); admission then sees the attempt
+            // once, with its first datagram.
             if incoming.carries_later_crypto_data() {
                 let kept = self
                     .early
@@ -126,6 +132,9 @@ impl Endpoint {
                 }
             }
         }
+        if let Some(pn) = probe {
+            self.answer_probe(&mut incoming, pn);
+        }
         if !incoming.client_hello_complete() {
             if let Some(evicted) = self.assembly.push(incoming) {
                 self.forget_attempt(&evicted);
@@ -134,6 +143,35 @@ impl Endpoint {
         }
         self.incoming.push_back(incoming);
         DatagramEvent::NewConnection(id)
+    }
+
+    /// Acknowledges a client's PING-only Initial that arrived without its
+    /// ClientHello. quiche's PTO probes pair the two; when only the PING
+    /// gets through, a server that stays silent leaves the client waiting
+    /// for its next PTO (doubling each time), while an acknowledgement
+    /// makes it declare the ClientHello lost by the time threshold and
+    /// send it again at once (RFC 9002 §6.1.2), as quinn's server does.
+    ///
+    /// The ACK's Source CID becomes the client's Destination CID (RFC 9000
+    /// §7.2), so it is the connection's own CID from the start: the
+    /// attempt is found by it as by the client's first DCID, the
+    /// connection keeps it on accept and numbers its Initials after this
+    /// one (§12.3), and a refusal uses it (the client discards Initials
+    /// with another Source CID, §7.2). Having sent an Initial, the server
+    /// can no longer send a Retry (§17.2.5.2: the client discards one).
+    fn answer_probe(&mut self, incoming: &mut Incoming, acked: u64) {
+        let server_cid = self.new_cid();
+        incoming.answered_cid = Some(server_cid);
+        self.incoming_keys
+            .insert((server_cid, incoming.remote), incoming.id());
+        let ack = stateless::initial_ack(
+            incoming.version,
+            (&incoming.orig_dst_cid, &incoming.src_cid),
+            &server_cid,
+            acked,
+        );
+        self.admission.stats.probes_acknowledged += 1;
+        self.queue_stateless(incoming.remote, ack);
     }
 
     /// Another Initial datagram of a pending attempt: kept while its
@@ -162,10 +200,15 @@ impl Endpoint {
         DatagramEvent::NewConnection(id)
     }
 
-    /// Drops an attempt that was never reported (evicted or expired).
+    /// Drops an attempt that was never reported (evicted or expired), or
+    /// that leaves the pending list: it is no longer found by its
+    /// client's first DCID, nor by the CID the endpoint answered it with.
     fn forget_attempt(&mut self, incoming: &Incoming) {
         self.incoming_keys
             .remove(&(incoming.orig_dst_cid, incoming.remote));
+        if let Some(cid) = incoming.answered_cid {
+            self.incoming_keys.remove(&(cid, incoming.remote));
+        }
         self.admission.incoming_removed(incoming.remote);
     }
 
@@ -253,9 +296,7 @@ impl Endpoint {
     pub(super) fn take_incoming(&mut self, id: IncomingId) -> Option<Incoming> {
         let pos = self.incoming_position(id)?;
         let incoming = self.incoming.remove(pos)?;
-        self.incoming_keys
-            .remove(&(incoming.orig_dst_cid, incoming.remote));
-        self.admission.incoming_removed(incoming.remote);
+        self.forget_attempt(&incoming);
         Some(incoming)
     }
 
@@ -268,12 +309,17 @@ impl Endpoint {
             return;
         };
         self.admission.stats.refused.application += 1;
-        let server_cid = self.new_cid();
+        // After an ACK the client takes only Initials from that CID (RFC
+        // 9000 §7.2), and packet number 0 is used (§12.3).
+        let (server_cid, pn) = match incoming.answered_cid {
+            Some(cid) => (cid, 1),
+            None => (self.new_cid(), 0),
+        };
         let close = stateless::initial_close(
             incoming.version,
-            &incoming.orig_dst_cid,
-            &incoming.src_cid,
+            (&incoming.orig_dst_cid, &incoming.src_cid),
             &server_cid,
+            pn,
             TransportErrorCode::CONNECTION_REFUSED,
             "",
         );
@@ -287,6 +333,9 @@ impl Endpoint {
         let pos = self.incoming_position(id).ok_or(RetryError::Unknown)?;
         if self.incoming[pos].retry.is_some() {
             return Err(RetryError::AlreadyValidated);
+        }
+        if self.incoming[pos].answered_cid.is_some() {
+            return Err(RetryError::Answered);
         }
         let incoming = self.take_incoming(id).ok_or(RetryError::Unknown)?;
         self.admission.stats.retried_by_application += 1;

@@ -51,6 +51,13 @@ pub struct Incoming {
     /// Whether the first datagram's first Initial carries CRYPTO bytes
     /// from offset 0.
     starts_stream: bool,
+    /// The packet number of the first datagram's first Initial, when that
+    /// packet holds only PING and PADDING frames.
+    first_ping_only_pn: Option<u64>,
+    /// The Source CID of an Initial the endpoint already sent for this
+    /// attempt (an ACK of a probe that held no ClientHello, packet number
+    /// 0): the connection keeps it and numbers its own Initials after it.
+    pub(crate) answered_cid: Option<ConnectionId>,
 }
 
 /// How many 0-RTT datagrams a pending attempt holds until it is accepted;
@@ -71,7 +78,7 @@ impl Incoming {
     ) -> Self {
         let keys = crate::crypto::initial_keys(version, &orig_dst_cid, crate::Side::Server);
         let mut hello = CryptoAssembly::default();
-        let starts_stream = hello.add_datagram(&keys, &datagram).starts;
+        let added = hello.add_datagram(&keys, &datagram);
         Self {
             id,
             remote,
@@ -88,7 +95,9 @@ impl Incoming {
             zero_rtt: Vec::new(),
             early_data: true,
             hello,
-            starts_stream,
+            starts_stream: added.starts,
+            first_ping_only_pn: added.ping_only_pn,
+            answered_cid: None,
         }
     }
 
@@ -173,6 +182,16 @@ impl Incoming {
         self.hello.prefix.len() > 1 || self.hello.beyond.iter().any(|(_, d)| !d.is_empty())
     }
 
+    /// The packet number to acknowledge when the first datagram's first
+    /// Initial holds only PING (and PADDING): a probe, which clients
+    /// (quiche) pair with their ClientHello on a PTO. When only the probe
+    /// arrives, an acknowledgement tells the client at once that the
+    /// ClientHello was lost (RFC 9002 §6.1), rather than after another
+    /// PTO. `None` for anything else, an undecryptable datagram included.
+    pub(crate) fn probe_to_acknowledge(&self) -> Option<u64> {
+        self.first_ping_only_pn
+    }
+
     /// The first datagram, the later ones, and the Initial keys.
     pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<Vec<u8>>, Keys) {
         (self.datagram, self.more, self.keys)
@@ -219,6 +238,7 @@ impl CryptoAssembly {
             return Added {
                 starts: false,
                 new: true,
+                ping_only_pn: None,
             };
         };
         let starts = first
@@ -233,7 +253,11 @@ impl CryptoAssembly {
                 .iter()
                 .any(|(off, data)| !data.is_empty() && !self.covers(*off, data.len()));
         self.add_chunks(first.chunks);
-        Added { starts, new }
+        Added {
+            starts,
+            new,
+            ping_only_pn: first.ping_only_pn,
+        }
     }
 
     /// Whether `len` bytes at `offset` are all held already, in the prefix
@@ -273,6 +297,9 @@ struct Added {
     starts: bool,
     /// It carries something not held already.
     new: bool,
+    /// Its first Initial's packet number, if that packet holds only PING
+    /// and PADDING frames.
+    ping_only_pn: Option<u64>,
 }
 
 /// The CRYPTO frames of a datagram's first Initial.
@@ -281,6 +308,8 @@ struct FirstInitial {
     chunks: Vec<(u64, Vec<u8>)>,
     /// Non-zero bytes follow the packet: coalesced packets.
     more_packets: bool,
+    /// The packet's number, if it holds PING and PADDING frames only.
+    ping_only_pn: Option<u64>,
 }
 
 /// The CRYPTO frames (offset, bytes) of the datagram's first Initial, if
@@ -302,17 +331,29 @@ fn crypto_chunks(keys: &Keys, datagram: &mut [u8]) -> Option<FirstInitial> {
     let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
     let len = keys.remote.packet.open(pn, packet, header_len).ok()?;
     let payload = &packet[header_len..header_len + len];
-    let chunks = frame::Iter::new(payload)
-        .map_while(Result::ok)
-        .filter_map(|f| match f {
-            Frame::Crypto(c) => Some((c.offset.into_inner(), c.data.to_vec())),
-            _ => None,
-        })
-        .collect();
+    let (mut chunks, mut pings, mut other) = (Vec::new(), false, false);
+    for f in frame::Iter::new(payload) {
+        match f {
+            Ok(Frame::Crypto(c)) => {
+                chunks.push((c.offset.into_inner(), c.data.to_vec()));
+                other = true;
+            }
+            Ok(Frame::Ping) => pings = true,
+            Ok(Frame::Padding(_)) => {}
+            // Anything else (a malformed frame included, a connection
+            // error under RFC 9000 §12.4) is for a connection to judge.
+            Ok(_) => other = true,
+            Err(_) => {
+                other = true;
+                break;
+            }
+        }
+    }
     let more_packets = datagram[p.len..].iter().any(|&b| b != 0);
     Some(FirstInitial {
         chunks,
         more_packets,
+        ping_only_pn: (pings && !other).then_some(pn),
     })
 }
 

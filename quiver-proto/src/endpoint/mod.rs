@@ -34,6 +34,8 @@ mod token;
 mod version;
 
 #[cfg(test)]
+mod probe_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod unreachable_tests;
@@ -145,6 +147,11 @@ pub enum RetryError {
     /// "a server cannot send another Retry packet".
     #[error("the client's address is already validated")]
     AlreadyValidated,
+    /// The endpoint already sent the client an Initial packet (it
+    /// acknowledged a probe that came without a ClientHello): RFC 9000
+    /// §17.2.5.2, the client "MUST discard any subsequent Retry packets".
+    #[error("the client already received an Initial packet from this server")]
+    Answered,
 }
 
 /// Why [`Endpoint::accept`] failed.
@@ -612,7 +619,10 @@ impl Endpoint {
     ) -> Result<ConnectionHandle, AcceptError> {
         let server = self.server.clone().ok_or(AcceptError::Unknown)?;
         let mut incoming = self.take_incoming(id).ok_or(AcceptError::Unknown)?;
-        let local_cid = self.new_cid();
+        // A CID the client already took from an Initial we sent (RFC 9000
+        // §7.2: it discards later packets with another Source CID).
+        let answered = incoming.answered_cid;
+        let local_cid = answered.unwrap_or_else(|| self.new_cid());
         let token = self.reset_key.token(&local_cid);
         let mut params = server.transport.transport_parameters(local_cid);
         // RFC 9000 §18.2: the largest UDP payload this endpoint accepts.
@@ -697,6 +707,10 @@ impl Endpoint {
         }));
         if let Some((cid, token)) = preferred_cid {
             conn.issue_preferred_address_cid(cid, token);
+        }
+        if answered.is_some() {
+            // RFC 9000 §12.3: that Initial used packet number 0.
+            conn.skip_initial_packet_numbers(1);
         }
         if server.new_tokens.enabled {
             // RFC 9000 §8.1.3: a token for the client's next connection,

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Client → server datagrams currently queued.
-fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
+pub(super) fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     while let Some(t) = pair.client.poll_transmit(pair.now, 1, &mut buf) {
@@ -24,7 +24,7 @@ fn client_datagrams(pair: &mut Pair) -> Vec<Vec<u8>> {
     out
 }
 
-fn server_datagrams(server: &mut Endpoint, now: std::time::Instant) -> Vec<Vec<u8>> {
+pub(super) fn server_datagrams(server: &mut Endpoint, now: std::time::Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     while let Some(t) = server.poll_transmit(now, 1, &mut buf) {
