@@ -27,6 +27,17 @@ pub(super) fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
     Ok((utime + stime) / 100.0)
 }
 
+/// Voluntary context switches of thread `tid` so far: each time it went to
+/// sleep waiting (for the socket, mostly) and was woken again.
+fn thread_sleeps(tid: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .ok_or_else(|| anyhow!("status format"))?;
+    Ok(line.trim().parse()?)
+}
+
 fn this_thread_id() -> anyhow::Result<String> {
     let link = std::fs::read_link("/proc/thread-self")?;
     Ok(link
@@ -188,10 +199,18 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
     })
 }
 
-/// Server CPU nanoseconds per junk datagram, `count` sent at `rate` per
-/// second, and how many datagrams the server sent back (stateless resets,
-/// RFC 9000 §10.3).
-fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Result<(f64, u64)> {
+/// One measurement: what the server spent on `count` junk datagrams.
+struct Measured {
+    /// CPU nanoseconds per datagram.
+    ns: f64,
+    /// Times the server thread slept and woke, per datagram.
+    wakes: f64,
+    /// Datagrams the server sent back (stateless resets, RFC 9000 §10.3).
+    answered: u64,
+}
+
+/// Server cost of `count` junk datagrams sent at `rate` per second.
+fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Result<Measured> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     let to = s.addr;
     let answers = {
@@ -212,6 +231,7 @@ fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Resu
         (stop, counter)
     };
     let before = thread_cpu_seconds(&s.server_tid)?;
+    let sleeps_before = thread_sleeps(&s.server_tid)?;
     let burst = 16usize;
     let gap = Duration::from_secs_f64(burst as f64 / rate as f64);
     #[allow(clippy::disallowed_methods)] // a benchmark's clock
@@ -229,12 +249,17 @@ fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Resu
     }
     std::thread::sleep(Duration::from_millis(300));
     let after = thread_cpu_seconds(&s.server_tid)?;
+    let sleeps = thread_sleeps(&s.server_tid)? - sleeps_before;
     answers.0.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered = answers
         .1
         .join()
         .map_err(|_| anyhow!("answer counter panicked"))?;
-    Ok(((after - before) * 1e9 / count as f64, answered))
+    Ok(Measured {
+        ns: (after - before) * 1e9 / count as f64,
+        wakes: sleeps as f64 / count as f64,
+        answered,
+    })
 }
 
 /// The stacks `--runtime` can measure.
@@ -265,16 +290,17 @@ pub fn run(
             .with_context(|| format!("setting up {n} {stack:?} connections"))?;
             // Best of three: other processes' load only adds.
             let mut best = f64::INFINITY;
-            let mut answered = 0;
+            let (mut answered, mut wakes) = (0, f64::INFINITY);
             for _ in 0..3 {
-                let (ns, a) = measure(&s, &junk, datagrams, rate)?;
-                best = best.min(ns);
-                answered = answered.max(a);
+                let m = measure(&s, &junk, datagrams, rate)?;
+                best = best.min(m.ns);
+                wakes = wakes.min(m.wakes);
+                answered = answered.max(m.answered);
             }
             // Every held connection survives the junk.
             let open = (s.open_connections)();
             eprintln!(
-                "{stack:?}, {n} idle connections: {best:.0} ns; {open} still open; {answered} of {datagrams} junk datagrams answered"
+                "{stack:?}, {n} idle connections: {best:.0} ns; {wakes:.3} wakes per datagram; {open} still open; {answered} of {datagrams} junk datagrams answered"
             );
             if open != n {
                 anyhow::bail!("{stack:?}: {open} of {n} connections still open after the junk");
