@@ -82,24 +82,27 @@ where
     A: Future<Output = ()>,
 {
     let (ready_tx, ready_rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let started = async { anyhow::Ok((start().await?, this_thread_id()?)) }.await;
-            match started {
-                Ok(((ep, accept), tid)) => {
-                    let _ = ready_tx.send(Ok((ep, tid)));
-                    accept.await;
+    // Named, so that a profile can tell the server's samples apart.
+    let thread = std::thread::Builder::new()
+        .name("junk-server".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let started = async { anyhow::Ok((start().await?, this_thread_id()?)) }.await;
+                match started {
+                    Ok(((ep, accept), tid)) => {
+                        let _ = ready_tx.send(Ok((ep, tid)));
+                        accept.await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            }
-        });
-    });
+            });
+        })?;
     let (ep, tid) = ready_rx.recv()??;
     Ok((ep, tid, thread))
 }
@@ -118,20 +121,22 @@ where
 {
     let (done_tx, done_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let held = rt.block_on(connect());
-        let ok = held.is_ok();
-        let _ = done_tx.send(held.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
-        if ok {
-            let _ = stop_rx.recv();
-        }
-        drop(held);
-        drop(rt);
-    });
+    let thread = std::thread::Builder::new()
+        .name("junk-client".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let held = rt.block_on(connect());
+            let ok = held.is_ok();
+            let _ = done_tx.send(held.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
+            if ok {
+                let _ = stop_rx.recv();
+            }
+            drop(held);
+            drop(rt);
+        })?;
     done_rx.recv()?.context("connecting")?;
     Ok((stop_tx, thread))
 }
