@@ -87,6 +87,11 @@ struct Args {
     /// The stacks `--runtime` measures, side by side.
     #[arg(long, value_delimiter = ',', default_value = "quiver,quinn")]
     stacks: Vec<runtime::Stack>,
+    /// `--runtime`: run each server on a multi-thread tokio runtime of this
+    /// many workers (as `quiver serve` runs) instead of a current-thread one
+    /// (0); its cost is then the CPU time of all its threads.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     /// Junk datagrams per second in `--runtime` mode.
     #[arg(long, default_value_t = 20_000)]
     rate: u64,
@@ -259,6 +264,7 @@ fn main() -> anyhow::Result<()> {
             args.datagrams,
             args.size,
             args.rate,
+            args.workers,
         );
     }
     let mut servers = Vec::new();

@@ -41,10 +41,10 @@ fn configs() -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
 }
 
 /// quinn's server with `n` idle connections from quinn's client.
-pub(super) fn setup(n: usize) -> anyhow::Result<Setup> {
+pub(super) fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
     let (server_config, client_config) = configs()?;
 
-    let (server, server_tid, server_thread) = spawn_server(move || async move {
+    let (server, server_thread) = spawn_server(workers, move || async move {
         let ep = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
         let accepting = ep.clone();
         Ok((ep, async move {
@@ -77,7 +77,6 @@ pub(super) fn setup(n: usize) -> anyhow::Result<Setup> {
     std::thread::sleep(Duration::from_millis(500));
     Ok(Setup {
         addr,
-        server_tid,
         open_connections: {
             let counted = server.clone();
             Box::new(move || counted.open_connections())

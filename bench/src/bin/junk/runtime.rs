@@ -17,34 +17,37 @@ use super::junk;
 /// Connections opened at once while setting up.
 pub(super) const CONNECT_BATCH: usize = 200;
 
-/// CPU seconds of thread `tid` of this process so far.
-pub(super) fn thread_cpu_seconds(tid: &str) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))?;
-    let rest = &stat[stat.rfind(')').ok_or_else(|| anyhow!("stat format"))? + 2..];
-    let mut fields = rest.split(' ');
-    let utime: f64 = fields.nth(11).ok_or_else(|| anyhow!("utime"))?.parse()?;
-    let stime: f64 = fields.next().ok_or_else(|| anyhow!("stime"))?.parse()?;
-    Ok((utime + stime) / 100.0)
-}
+/// The name of the server's threads (the one that runs a current-thread
+/// runtime, or a multi-thread runtime's workers).
+const SERVER_THREAD: &str = "junk-server";
 
-/// Voluntary context switches of thread `tid` so far: each time it went to
-/// sleep waiting (for the socket, mostly) and was woken again.
-fn thread_sleeps(tid: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .ok_or_else(|| anyhow!("status format"))?;
-    Ok(line.trim().parse()?)
-}
-
-fn this_thread_id() -> anyhow::Result<String> {
-    let link = std::fs::read_link("/proc/thread-self")?;
-    Ok(link
-        .file_name()
-        .ok_or_else(|| anyhow!("/proc/thread-self"))?
-        .to_string_lossy()
-        .into_owned())
+/// The server threads' CPU seconds and voluntary context switches (each
+/// time a thread went to sleep waiting, for the socket mostly, and was
+/// woken again) so far, summed over this process's threads of that name.
+pub(super) fn server_threads_usage() -> anyhow::Result<(f64, u64)> {
+    let (mut cpu, mut sleeps) = (0.0, 0);
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let dir = task?.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue; // a thread that just ended
+        };
+        let open = stat.find('(').ok_or_else(|| anyhow!("stat format"))?;
+        let close = stat.rfind(')').ok_or_else(|| anyhow!("stat format"))?;
+        if &stat[open + 1..close] != SERVER_THREAD {
+            continue;
+        }
+        let mut fields = stat[close + 2..].split(' ');
+        let utime: f64 = fields.nth(11).ok_or_else(|| anyhow!("utime"))?.parse()?;
+        let stime: f64 = fields.next().ok_or_else(|| anyhow!("stime"))?.parse()?;
+        cpu += (utime + stime) / 100.0;
+        let status = std::fs::read_to_string(dir.join("status"))?;
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .ok_or_else(|| anyhow!("status format"))?;
+        sleeps += line.trim().parse::<u64>()?;
+    }
+    Ok((cpu, sleeps))
 }
 
 fn transport() -> quiver::proto::TransportConfig {
@@ -57,7 +60,6 @@ fn transport() -> quiver::proto::TransportConfig {
 /// A server thread with `n` idle connections from a client thread.
 pub(super) struct Setup {
     pub addr: SocketAddr,
-    pub server_tid: String,
     /// Connections the server endpoint holds open.
     pub open_connections: Box<dyn Fn() -> usize + Send>,
     /// Closes the server endpoint, so that its thread ends.
@@ -67,35 +69,47 @@ pub(super) struct Setup {
     pub client_thread: std::thread::JoinHandle<()>,
 }
 
-/// Runs a server on a current-thread runtime in a thread of its own, so
-/// that the thread's CPU time is the server's whole cost. `start` makes
-/// the endpoint, and the task that accepts connections (and holds them)
-/// until the endpoint closes. Returns the endpoint, the thread's id and
-/// the thread.
+/// Runs a server in a thread of its own, on a current-thread runtime
+/// (`workers` 0) or a multi-thread one, so that the CPU time of the threads
+/// named [`SERVER_THREAD`] is the server's whole cost. `start` makes the
+/// endpoint, and the task that accepts connections (and holds them) until
+/// the endpoint closes. Returns the endpoint and the thread.
 pub(super) fn spawn_server<E, F, Fut, A>(
+    workers: usize,
     start: F,
-) -> anyhow::Result<(E, String, std::thread::JoinHandle<()>)>
+) -> anyhow::Result<(E, std::thread::JoinHandle<()>)>
 where
     E: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<(E, A)>>,
-    A: Future<Output = ()>,
+    A: Future<Output = ()> + Send + 'static,
 {
     let (ready_tx, ready_rx) = mpsc::channel();
-    // Named, so that a profile can tell the server's samples apart.
     let thread = std::thread::Builder::new()
-        .name("junk-server".into())
+        .name(SERVER_THREAD.into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = match workers {
+                0 => tokio::runtime::Builder::new_current_thread(),
+                n => {
+                    let mut b = tokio::runtime::Builder::new_multi_thread();
+                    b.worker_threads(n);
+                    b
+                }
+            }
+            .thread_name(SERVER_THREAD)
+            .enable_all()
+            .build()
+            .expect("runtime");
             rt.block_on(async move {
-                let started = async { anyhow::Ok((start().await?, this_thread_id()?)) }.await;
-                match started {
-                    Ok(((ep, accept), tid)) => {
-                        let _ = ready_tx.send(Ok((ep, tid)));
-                        accept.await;
+                match start().await {
+                    Ok((ep, accept)) => {
+                        let _ = ready_tx.send(Ok(ep));
+                        if workers == 0 {
+                            accept.await;
+                        } else {
+                            // On the workers, as a server's tasks run.
+                            let _ = tokio::spawn(accept).await;
+                        }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -103,8 +117,8 @@ where
                 }
             });
         })?;
-    let (ep, tid) = ready_rx.recv()??;
-    Ok((ep, tid, thread))
+    let ep = ready_rx.recv()??;
+    Ok((ep, thread))
 }
 
 /// Runs a client on a current-thread runtime in a thread of its own:
@@ -141,7 +155,7 @@ where
     Ok((stop_tx, thread))
 }
 
-fn setup(n: usize) -> anyhow::Result<Setup> {
+fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
     let cert = ck.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
@@ -159,7 +173,7 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
         .transport(transport())
         .build()?;
 
-    let (server, server_tid, server_thread) = spawn_server(move || async move {
+    let (server, server_thread) = spawn_server(workers, move || async move {
         let ep = quiver::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
         let accepting = ep.clone();
         Ok((ep, async move {
@@ -192,7 +206,6 @@ fn setup(n: usize) -> anyhow::Result<Setup> {
     std::thread::sleep(Duration::from_millis(500));
     Ok(Setup {
         addr,
-        server_tid,
         open_connections: {
             let counted = server.clone();
             Box::new(move || counted.open_connections())
@@ -235,8 +248,7 @@ fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Resu
         });
         (stop, counter)
     };
-    let before = thread_cpu_seconds(&s.server_tid)?;
-    let sleeps_before = thread_sleeps(&s.server_tid)?;
+    let (before, sleeps_before) = server_threads_usage()?;
     let burst = 16usize;
     let gap = Duration::from_secs_f64(burst as f64 / rate as f64);
     #[allow(clippy::disallowed_methods)] // a benchmark's clock
@@ -253,8 +265,8 @@ fn measure(s: &Setup, junk: &[Vec<u8>], count: usize, rate: u64) -> anyhow::Resu
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    let after = thread_cpu_seconds(&s.server_tid)?;
-    let sleeps = thread_sleeps(&s.server_tid)? - sleeps_before;
+    let (after, sleeps_after) = server_threads_usage()?;
+    let sleeps = sleeps_after - sleeps_before;
     answers.0.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered = answers
         .1
@@ -283,14 +295,15 @@ pub fn run(
     datagrams: usize,
     size: usize,
     rate: u64,
+    workers: usize,
 ) -> anyhow::Result<()> {
     let junk = junk(4096, size);
     let mut results = Vec::new();
     for &n in counts {
         for &stack in stacks {
             let s = match stack {
-                Stack::Quiver => setup(n),
-                Stack::Quinn => super::quinn::setup(n),
+                Stack::Quiver => setup(n, workers),
+                Stack::Quinn => super::quinn::setup(n, workers),
             }
             .with_context(|| format!("setting up {n} {stack:?} connections"))?;
             // Best of three: other processes' load only adds.
@@ -317,6 +330,10 @@ pub fn run(
             let _ = s.server_thread.join();
         }
     }
+    let flavor = match workers {
+        0 => "current-thread runtime".to_owned(),
+        n => format!("{n}-worker runtime"),
+    };
     let cost = |stack: Stack, n: usize| {
         results
             .iter()
@@ -326,7 +343,7 @@ pub fn run(
     for &(stack, n, ns) in &results {
         let base = cost(stack, counts[0]).unwrap_or(ns);
         println!(
-            "{:<6} {n:>6} idle connections (runtime): {ns:>8.0} ns server CPU per junk {size}-byte datagram at {rate}/s (x{:.2} of {})",
+            "{:<6} {n:>6} idle connections ({flavor}): {ns:>8.0} ns server CPU per junk {size}-byte datagram at {rate}/s (x{:.2} of {})",
             format!("{stack:?}").to_lowercase(),
             ns / base,
             counts[0],
