@@ -216,7 +216,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     continue;
                 }
                 Err(e) => {
-                    // Validated already: accept below.
+                    // Validated already, or answered already (the
+                    // endpoint acknowledged a PING-only Initial that came
+                    // before the ClientHello, and the client would
+                    // discard a Retry now): accept. Admission control's
+                    // automatic Retry still came before any answer.
                     let incoming = e.into_incoming();
                     accept(incoming, &args, &root, verbose);
                     continue;
