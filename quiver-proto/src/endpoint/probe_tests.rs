@@ -3,57 +3,10 @@
 //! attempt goes on under the CID of that acknowledgement.
 
 use crate::connection::tests::Pair;
-use crate::crypto::initial_keys;
-use crate::frame::{self, Frame};
-use crate::packet::TruncatedPacketNumber;
-use crate::packet::header::{self, Parsed};
-use crate::{ConnectionError, ConnectionId, RetryError, Side, TransportErrorCode, Version};
+use crate::frame::Frame;
+use crate::{ConnectionError, ConnectionId, RetryError, Side, TransportErrorCode};
 
-use super::tests::{client_datagrams, forge_initial, server_datagrams};
-
-/// A decrypted Initial: its Source CID, packet number and frames.
-struct Opened {
-    src_cid: ConnectionId,
-    dst_cid: ConnectionId,
-    pn: u64,
-    payload: Vec<u8>,
-}
-
-impl Opened {
-    fn frames(&self) -> Vec<Frame<'_>> {
-        frame::Iter::new(&self.payload)
-            .map(Result::unwrap)
-            .collect()
-    }
-}
-
-/// Opens the datagram's first Initial, sent by `sender`, with the keys of
-/// the client's first DCID `odcid`.
-fn open(datagram: &[u8], odcid: &ConnectionId, sender: Side) -> Opened {
-    let Ok(Parsed::Packet(p)) = header::decode(datagram, 8) else {
-        panic!("not a packet");
-    };
-    let reader = match sender {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
-    let keys = initial_keys(Version::V1, odcid, reader);
-    let mut packet = datagram[..p.len].to_vec();
-    let pn_len = keys.remote.header.remove(&mut packet, p.pn_offset).unwrap();
-    let header_len = p.pn_offset + pn_len;
-    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
-    let len = keys
-        .remote
-        .packet
-        .open(pn, &mut packet, header_len)
-        .unwrap();
-    Opened {
-        src_cid: p.src_cid,
-        dst_cid: p.dst_cid,
-        pn,
-        payload: packet[header_len..header_len + len].to_vec(),
-    }
-}
+use super::tests::{client_datagrams, first_dcid, forge_initial, open, server_datagrams};
 
 /// The client's ClientHello lost, then its PTO probe pair: the first
 /// probe (the ClientHello again) lost too and the second carried as a
@@ -81,13 +34,6 @@ fn lose_hello_keep_probe(pair: &mut Pair) -> (Vec<u8>, ConnectionId, Vec<u8>) {
     );
     ping.resize(1200, 0);
     (hello, odcid, ping)
-}
-
-fn first_dcid(datagram: &[u8]) -> ConnectionId {
-    match header::decode(datagram, 8).unwrap() {
-        Parsed::Packet(p) => p.dst_cid,
-        other => panic!("{other:?}"),
-    }
 }
 
 /// The ClientHello datagram `hello` sent to `to`, as the client sends it

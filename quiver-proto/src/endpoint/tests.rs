@@ -33,28 +33,63 @@ pub(super) fn server_datagrams(server: &mut Endpoint, now: std::time::Instant) -
     out
 }
 
-/// Decrypts a server Initial with keys from the client's first DCID and
-/// returns the CONNECTION_CLOSE code in it.
-fn initial_close_code(datagram: &[u8], client_dcid: &ConnectionId) -> Option<TransportErrorCode> {
+/// A decrypted Initial: its Source CID, packet number and frames.
+pub(super) struct Opened {
+    pub(super) src_cid: ConnectionId,
+    pub(super) dst_cid: ConnectionId,
+    pub(super) pn: u64,
+    pub(super) payload: Vec<u8>,
+}
+
+impl Opened {
+    pub(super) fn frames(&self) -> Vec<Frame<'_>> {
+        frame::Iter::new(&self.payload)
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+/// Opens the datagram's first Initial, sent by `sender`, with the keys of
+/// the client's first DCID `odcid`.
+pub(super) fn open(datagram: &[u8], odcid: &ConnectionId, sender: Side) -> Opened {
     let Ok(Parsed::Packet(p)) = header::decode(datagram, 8) else {
-        return None;
+        panic!("not a packet");
     };
-    assert_eq!(p.ty, PacketType::Initial);
-    let keys = initial_keys(crate::Version::V1, client_dcid, Side::Client);
+    let reader = match sender {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    let keys = initial_keys(crate::Version::V1, odcid, reader);
     let mut packet = datagram[..p.len].to_vec();
-    let pn_len = keys.remote.header.remove(&mut packet, p.pn_offset).ok()?;
+    let pn_len = keys.remote.header.remove(&mut packet, p.pn_offset).unwrap();
     let header_len = p.pn_offset + pn_len;
     let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
-    let len = keys.remote.packet.open(pn, &mut packet, header_len).ok()?;
-    frame::Iter::new(&packet[header_len..header_len + len])
-        .flatten()
+    let len = keys
+        .remote
+        .packet
+        .open(pn, &mut packet, header_len)
+        .unwrap();
+    Opened {
+        src_cid: p.src_cid,
+        dst_cid: p.dst_cid,
+        pn,
+        payload: packet[header_len..header_len + len].to_vec(),
+    }
+}
+
+/// The CONNECTION_CLOSE code in a server Initial, opened with the keys of
+/// the client's first DCID.
+fn initial_close_code(datagram: &[u8], client_dcid: &ConnectionId) -> Option<TransportErrorCode> {
+    open(datagram, client_dcid, Side::Server)
+        .frames()
+        .into_iter()
         .find_map(|f| match f {
             Frame::ConnectionClose(c) => Some(c.code()),
             _ => None,
         })
 }
 
-fn first_dcid(datagram: &[u8]) -> ConnectionId {
+pub(super) fn first_dcid(datagram: &[u8]) -> ConnectionId {
     match header::decode(datagram, 8).unwrap() {
         Parsed::Packet(p) => p.dst_cid,
         other => panic!("{other:?}"),
@@ -419,18 +454,16 @@ fn first_initial_with_the_quic_bit_cleared_starts_an_attempt() {
     };
     // The client's frames (its ClientHello and padding), protected again
     // with the QUIC bit cleared: the bit is authenticated.
-    let keys = initial_keys(crate::Version::V1, &dcid, Side::Server);
-    let mut packet = first[..p.len].to_vec();
-    let pn_len = keys.remote.header.remove(&mut packet, p.pn_offset).unwrap();
-    let header_len = p.pn_offset + pn_len;
-    let pn = TruncatedPacketNumber::from_wire(&packet[p.pn_offset..header_len]).expand(None);
-    let len = keys
-        .remote
-        .packet
-        .open(pn, &mut packet, header_len)
-        .unwrap();
-    let frames = packet[header_len..header_len + len].to_vec();
-    let mut greased = forge_initial_with(&dcid, Side::Client, dcid, p.src_cid, pn, &frames, true);
+    let opened = open(&first, &dcid, Side::Client);
+    let mut greased = forge_initial_with(
+        &dcid,
+        Side::Client,
+        dcid,
+        p.src_cid,
+        opened.pn,
+        &opened.payload,
+        true,
+    );
     assert_eq!(greased[0] & 0x40, 0);
     assert!(greased.len() >= 1200);
     pair.server.handle(pair.now, pair.client_addr, &mut greased);
