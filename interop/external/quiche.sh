@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # quiver against Cloudflare's quiche (crates.io), both directions, on
-# loopback, over HTTP/0.9 (ALPN hq-interop), with the peer in
-# interop/peers/quiche (`quiche-peer client|server`, a standalone crate
-# that builds quiche's vendored BoringSSL with cmake and a C/C++
-# compiler):
+# loopback, over HTTP/0.9 (ALPN hq-interop) and HTTP/3 (ALPN h3, quiche's
+# own quiche::h3: a third HTTP/3 implementation beside aioquic's and
+# nghttp3), with the peer in interop/peers/quiche (`quiche-peer
+# client|server`, a standalone crate that builds quiche's vendored
+# BoringSSL with cmake and a C/C++ compiler):
 #   - quiche client -> `quiver serve`: 3 files, 500 small files, a missing
-#     file, --retry, resumption, 0-RTT, chacha20;
+#     file, --retry, resumption, 0-RTT, chacha20; over HTTP/3, 3 files and
+#     a missing one (404);
 #   - `quiver get` -> quiche server: the same files, a missing file,
 #     --key-update, --cipher chacha20, --resume, --0rtt, the quiche server
-#     with --retry.
+#     with --retry; over HTTP/3 (quiver's choice when the server offers
+#     h3), 3 files and a missing one (404).
 # What quiche cannot do is skipped, loudly: starting a key update (it only
 # answers the peer's) and ECN (it neither marks nor reports).
 #
@@ -71,6 +74,12 @@ quiver_get() { # DIR FLAGS/URL...: quiver get's output, stdout and stderr
     rm -rf "$out" && mkdir -p "$out"
     timeout 60 "$QUIVER" get --alpn hq-interop --ca "$CERT" --timeout 5 --out "$out" "$@" 2>&1
 }
+quiver_get_any() { # as quiver_get, ALPN left to quiver (h3 when offered)
+    local out=$1
+    shift
+    rm -rf "$out" && mkdir -p "$out"
+    timeout 60 "$QUIVER" get --ca "$CERT" --timeout 5 --out "$out" "$@" 2>&1
+}
 
 t=$(now)
 if ! build_quiche; then
@@ -120,6 +129,17 @@ suite=$(grep "connected (" "$WORK/serve.log" | sed -n "$((n + 1))p")
 if [[ $line == ok* ]] && same_files "$WORK/c6" 1m.bin && [[ $suite == *chacha20* ]]; then
     pass "quiche client -> quiver: chacha20" "${suite#*: }"
 else fail "quiche client -> quiver: chacha20" "$line; ${suite:-no connection logged}"; fi
+# HTTP/3: quiche's h3 client against quiver-h3.
+n=$(grep -c "connected (HTTP/3" "$WORK/serve.log")
+line=$(quiche_get "$WORK/c8" --h3 "$URL/1k.bin" "$URL/1m.bin" "$URL/10m.bin")
+if [[ $line == ok* ]] && same_files "$WORK/c8" 1k.bin 1m.bin 10m.bin &&
+    [ "$(grep -c "connected (HTTP/3" "$WORK/serve.log")" -gt "$n" ]; then
+    pass "quiche h3 client -> quiver: 3 files, checksums" "$line"
+else fail "quiche h3 client -> quiver: 3 files, checksums" "$line"; fi
+line=$(quiche_get "$WORK/c9" --h3 "$URL/missing")
+if [ $? -ne 0 ] && [[ $line == "status /missing 404" ]]; then
+    pass "quiche h3 client -> quiver: missing file, 404" "$line"
+else fail "quiche h3 client -> quiver: missing file, 404" "$line"; fi
 stop
 
 serve --retry
@@ -168,6 +188,16 @@ if [ $? -eq 0 ] && same_files "$WORK/s7" 1k.bin 5k.bin 100k.bin && [[ $line == *
     grep -q "connected (resumed, 0-RTT accepted)" "$WORK/quiche-serve.log"; then
     pass "quiver get --0rtt -> quiche" '"resumed":[false,true], "zero_rtt":true'
 else fail "quiver get --0rtt -> quiche" "$(cut -c1-200 <<<"$line")"; fi
+# HTTP/3: the quiche server offers h3 beside hq-interop, and quiver get
+# takes h3 when offered (quiche's h3 server logs `h3 GET PATH: STATUS`).
+if line=$(quiver_get_any "$WORK/s9" "$URL/1k.bin" "$URL/1m.bin" "$URL/10m.bin") &&
+    same_files "$WORK/s9" 1k.bin 1m.bin 10m.bin && grep -q "^h3 GET /10m.bin: 200" "$WORK/quiche-serve.log"; then
+    pass "quiver get (h3) -> quiche h3: 3 files, checksums" "$(head -1 <<<"$line")"
+else fail "quiver get (h3) -> quiche h3: 3 files, checksums" "$(tail -1 <<<"$line")"; fi
+line=$(quiver_get_any "$WORK/s10" "$URL/missing")
+if [ $? -ne 0 ] && [[ $line == *"HTTP 404"* ]] && grep -q "^h3 GET /missing: 404" "$WORK/quiche-serve.log"; then
+    pass "quiver get (h3) -> quiche h3: missing file, 404" "$line"
+else fail "quiver get (h3) -> quiche h3: missing file, 404" "$line"; fi
 stop
 
 quiche_serve --retry

@@ -1,12 +1,16 @@
-//! `quiche-peer`: an HTTP/0.9 (ALPN `hq-interop`) client and server on
-//! Cloudflare's quiche, an implementation independent of quiver, for
+//! `quiche-peer`: an HTTP/0.9 (ALPN `hq-interop`) and HTTP/3 (ALPN `h3`,
+//! quiche's own `quiche::h3`; `h3.rs`) client and server on Cloudflare's
+//! quiche, an implementation independent of quiver, for
 //! `interop/external/quiche.sh`. quiche is sans-IO: a std UdpSocket, its
 //! read timeout taken from `conn.timeout()`, drives it.
 //!
-//!   quiche-peer client --ca CERT.pem --out DIR [--timeout SECS]
+//!   quiche-peer client --ca CERT.pem --out DIR [--timeout SECS] [--h3]
 //!       [--cipher chacha20] [--resume | --0rtt] [--key-update] URL...
 //!   quiche-peer server --listen ADDR --root DIR --cert CERT.pem
 //!       --key KEY.pem [--retry]
+//!
+//! The client speaks HTTP/0.9, or HTTP/3 with `--h3`; the server offers
+//! both ALPNs and answers each connection in the one it negotiated.
 //!
 //! The client fetches every URL on one connection (with --resume or
 //! --0rtt: the first URL, then the others on a second connection that
@@ -33,6 +37,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+
+mod h3;
 
 const ALPN: &[u8] = b"hq-interop";
 const MAX_DATAGRAM: usize = 1350;
@@ -217,6 +223,115 @@ struct Fetch {
     done: bool,
 }
 
+impl Fetch {
+    /// Appends response bytes to the file (made at the first bytes).
+    fn append(&mut self, data: &[u8]) -> Result<(), String> {
+        if self.out.is_none() {
+            self.out = Some(
+                File::create(&self.file)
+                    .map_err(|e| format!("failed: {}: {e}", self.file.display()))?,
+            );
+        }
+        self.out
+            .as_mut()
+            .unwrap()
+            .write_all(data)
+            .map_err(|e| format!("failed: write: {e}"))
+    }
+
+    /// The response is whole: closes the file (an empty one is made).
+    fn finish(&mut self) -> Result<(), String> {
+        self.append(&[])?;
+        self.out.take();
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// What a client speaks on its streams: HTTP/0.9 ([`Hq`]) or HTTP/3
+/// (`h3::Client`).
+trait Requester {
+    /// Sends the requests for `fetches[next..]` that the connection takes
+    /// now; returns the index of the first one not sent.
+    fn request(
+        &mut self,
+        conn: &mut quiche::Connection,
+        fetches: &mut [Fetch],
+        next: usize,
+    ) -> Result<usize, String>;
+
+    /// Saves what arrived of the answers; returns how many finished.
+    fn receive(
+        &mut self,
+        conn: &mut quiche::Connection,
+        fetches: &mut [Fetch],
+        buf: &mut [u8],
+    ) -> Result<usize, String>;
+}
+
+/// HTTP/0.9: `GET /path` and FIN on a stream; the answer is the stream.
+#[derive(Default)]
+struct Hq {
+    /// Request stream → index into the fetches.
+    streams: HashMap<u64, usize>,
+    next_stream: u64,
+}
+
+impl Requester for Hq {
+    fn request(
+        &mut self,
+        conn: &mut quiche::Connection,
+        fetches: &mut [Fetch],
+        mut next: usize,
+    ) -> Result<usize, String> {
+        while next < fetches.len() && conn.peer_streams_left_bidi() > 0 {
+            let req = format!("GET {}\r\n", fetches[next].path);
+            match conn.stream_send(self.next_stream, req.as_bytes(), true) {
+                Ok(n) if n == req.len() => {}
+                Ok(_) | Err(quiche::Error::Done) => break, // no credit yet: retried
+                Err(e) => return Err(format!("failed: request {}: {e}", fetches[next].path)),
+            }
+            self.streams.insert(self.next_stream, next);
+            next += 1;
+            self.next_stream += 4;
+        }
+        Ok(next)
+    }
+
+    fn receive(
+        &mut self,
+        conn: &mut quiche::Connection,
+        fetches: &mut [Fetch],
+        buf: &mut [u8],
+    ) -> Result<usize, String> {
+        let mut finished = 0;
+        for s in conn.readable() {
+            let Some(&i) = self.streams.get(&s) else {
+                continue;
+            };
+            let f = &mut fetches[i];
+            loop {
+                match conn.stream_recv(s, buf) {
+                    Ok((n, fin)) => {
+                        f.append(&buf[..n])?;
+                        if fin {
+                            f.finish()?;
+                            finished += 1;
+                            break;
+                        }
+                    }
+                    Err(quiche::Error::Done) => break,
+                    Err(quiche::Error::StreamReset(code)) => {
+                        return Err(format!("reset {} {code:#x}", f.path))
+                    }
+                    Err(e) => return Err(format!("failed: {}: {e}", f.path)),
+                }
+            }
+        }
+        Ok(finished)
+    }
+}
+
 /// What one connection ended with.
 struct Outcome {
     resumed: bool,
@@ -225,7 +340,7 @@ struct Outcome {
 }
 
 fn client(args: &[String]) -> Result<String, String> {
-    let o = Opts::parse(args, &["--resume", "--0rtt", "--key-update"])?;
+    let o = Opts::parse(args, &["--resume", "--0rtt", "--key-update", "--h3"])?;
     if o.has("--key-update") {
         return Err(
             "failed: quiche has no API to start a key update (it only answers the peer's)".into(),
@@ -320,7 +435,9 @@ fn client(args: &[String]) -> Result<String, String> {
     config
         .load_verify_locations_from_file(ca)
         .map_err(|e| format!("failed: --ca {ca}: {e}"))?;
-    config.set_application_protos(&[ALPN]).unwrap();
+    let http3 = o.has("--h3");
+    let alpn = if http3 { h3::ALPN } else { ALPN };
+    config.set_application_protos(&[alpn]).unwrap();
     config.set_max_idle_timeout((timeout * 1000.0) as u64);
     config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
     config.set_max_send_udp_payload_size(MAX_DATAGRAM);
@@ -328,7 +445,9 @@ fn client(args: &[String]) -> Result<String, String> {
     config.set_initial_max_stream_data_bidi_local(16 << 20);
     config.set_max_connection_window(64 << 20);
     config.set_max_stream_window(16 << 20);
+    // HTTP/3's control and QPACK streams, from the server.
     config.set_initial_max_streams_uni(3);
+    config.set_initial_max_stream_data_uni(1 << 20);
     if std::env::var_os("SSLKEYLOGFILE").is_some() {
         config.log_keys();
     }
@@ -346,10 +465,15 @@ fn client(args: &[String]) -> Result<String, String> {
     let mut outcomes = Vec::new();
     for (n, batch) in batches.iter().enumerate() {
         let want_ticket = n + 1 < batches.len();
+        let mut requester: Box<dyn Requester> = if http3 {
+            Box::new(h3::Client::new(&host))
+        } else {
+            Box::<Hq>::default()
+        };
         let outcome = connection(
             &mut config,
-            &host,
-            peer,
+            (&host, peer),
+            &mut *requester,
             &mut fetches[batch.clone()],
             session.take(),
             want_ticket,
@@ -386,8 +510,8 @@ fn client(args: &[String]) -> Result<String, String> {
 /// sending its requests in 0-RTT when the config allows early data).
 fn connection(
     config: &mut quiche::Config,
-    host: &str,
-    peer: SocketAddr,
+    (host, peer): (&str, SocketAddr),
+    requester: &mut dyn Requester,
     fetches: &mut [Fetch],
     session: Option<Vec<u8>>,
     want_ticket: bool,
@@ -410,7 +534,7 @@ fn connection(
             .map_err(|e| format!("failed: set_session: {e}"))?;
     }
     keylog(&mut conn);
-    let result = fetch(&sock, &mut conn, fetches, want_ticket);
+    let result = fetch(&sock, &mut conn, requester, fetches, want_ticket);
     if result.is_err() && !conn.is_closed() {
         // Tell the server (a reset or a write error, say), then go.
         conn.close(false, 0x1, b"giving up").ok(); // transport-level: see close_done
@@ -428,30 +552,20 @@ fn connection(
 fn fetch(
     sock: &UdpSocket,
     conn: &mut quiche::Connection,
+    requester: &mut dyn Requester,
     fetches: &mut [Fetch],
     want_ticket: bool,
 ) -> Result<(), String> {
     let local = sock.local_addr().unwrap();
-    let mut streams: HashMap<u64, usize> = HashMap::new();
-    let (mut next, mut next_stream, mut done) = (0, 0u64, 0);
+    let (mut next, mut done) = (0, 0);
     let mut closing_since: Option<Instant> = None;
     let mut buf = vec![0; 65535];
     flush(sock, conn);
     loop {
-        // Requests, one stream each, as the server's stream limit allows
-        // (in 0-RTT when the connection is in early data).
+        // Requests, as the server's stream limit allows (in 0-RTT when
+        // the connection is in early data).
         if conn.is_established() || conn.is_in_early_data() {
-            while next < fetches.len() && conn.peer_streams_left_bidi() > 0 {
-                let req = format!("GET {}\r\n", fetches[next].path);
-                match conn.stream_send(next_stream, req.as_bytes(), true) {
-                    Ok(n) if n == req.len() => {}
-                    Ok(_) | Err(quiche::Error::Done) => break, // no credit yet: retried
-                    Err(e) => return Err(format!("failed: request {}: {e}", fetches[next].path)),
-                }
-                streams.insert(next_stream, next);
-                next += 1;
-                next_stream += 4;
-            }
+            next = requester.request(conn, fetches, next)?;
         }
         // Done: wait (a little) for a session ticket when one is wanted.
         if done == fetches.len() && !conn.is_closed() && !conn.is_draining() {
@@ -478,38 +592,7 @@ fn fetch(
         })
         .map_err(|e| format!("failed: recv: {e}"))?;
         expire(conn);
-        for s in conn.readable() {
-            let Some(&i) = streams.get(&s) else { continue };
-            let f = &mut fetches[i];
-            loop {
-                match conn.stream_recv(s, &mut buf) {
-                    Ok((n, fin)) => {
-                        if f.out.is_none() {
-                            f.out = Some(
-                                File::create(&f.file)
-                                    .map_err(|e| format!("failed: {}: {e}", f.file.display()))?,
-                            );
-                        }
-                        f.out
-                            .as_mut()
-                            .unwrap()
-                            .write_all(&buf[..n])
-                            .map_err(|e| format!("failed: write: {e}"))?;
-                        if fin {
-                            f.out.take(); // closed
-                            f.done = true;
-                            done += 1;
-                            break;
-                        }
-                    }
-                    Err(quiche::Error::Done) => break,
-                    Err(quiche::Error::StreamReset(code)) => {
-                        return Err(format!("reset {} {code:#x}", f.path))
-                    }
-                    Err(e) => return Err(format!("failed: {}: {e}", f.path)),
-                }
-            }
-        }
+        done += requester.receive(conn, fetches, &mut buf)?;
     }
     if done < fetches.len() {
         let missing = fetches.iter().filter(|f| !f.done).count();
@@ -542,6 +625,8 @@ struct Peer {
     from: SocketAddr,
     requests: HashMap<u64, Request>,
     logged: bool,
+    /// The HTTP/3 connection, on a connection that negotiated `h3`.
+    h3: Option<quiche::h3::Connection>,
 }
 
 fn server(args: &[String]) -> Result<(), String> {
@@ -562,13 +647,16 @@ fn server(args: &[String]) -> Result<(), String> {
     config
         .load_priv_key_from_pem_file(o.need("key")?)
         .map_err(|e| format!("failed: --key: {e}"))?;
-    config.set_application_protos(&[ALPN]).unwrap();
+    config.set_application_protos(&[ALPN, h3::ALPN]).unwrap();
     config.set_max_idle_timeout(30_000);
     config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
     config.set_max_send_udp_payload_size(MAX_DATAGRAM);
     config.set_initial_max_data(1 << 20);
     config.set_initial_max_stream_data_bidi_remote(64 << 10);
     config.set_initial_max_streams_bidi(100);
+    // An HTTP/3 client's control and QPACK streams.
+    config.set_initial_max_streams_uni(8);
+    config.set_initial_max_stream_data_uni(1 << 20);
     config.set_disable_active_migration(true);
     config.enable_early_data();
     config
@@ -662,6 +750,7 @@ fn server(args: &[String]) -> Result<(), String> {
                         from,
                         requests: HashMap::new(),
                         logged: false,
+                        h3: None,
                     },
                 );
                 return recv_into(peers.get_mut(&scid).unwrap(), pkt, from, local);
@@ -685,7 +774,11 @@ fn server(args: &[String]) -> Result<(), String> {
                 eprintln!("{}: connected ({kind})", p.from);
             }
             if p.conn.is_established() || p.conn.is_in_early_data() {
-                serve_streams(p, &root);
+                if p.conn.application_proto() == h3::ALPN {
+                    h3::serve(p, &root);
+                } else {
+                    serve_streams(p, &root);
+                }
             }
             flush(&sock, &mut p.conn);
         }
