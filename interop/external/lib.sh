@@ -79,6 +79,40 @@ install_aioquic() {
     fi
 }
 
+# ngtcp2 1.x's gtlsclient/gtlsserver from Debian's bookworm-backports,
+# for what the release's 0.12 cannot do (QUIC v2, RFC 9369): the packages
+# are downloaded with a private apt list directory (the system's sources
+# are left alone) and unpacked under target/peers/ngtcp2-bpo, not
+# installed. Sets NG2_CLIENT, NG2_SERVER, NG2_LIBS (for LD_LIBRARY_PATH)
+# and NG2_VERSION; fails (the caller skips, saying NG2_ERROR) when the
+# packages cannot be had.
+install_ngtcp2_backports() {
+    local dir=$ROOT/target/peers/ngtcp2-bpo
+    NG2_CLIENT=$dir/root/usr/bin/gtlsclient
+    NG2_SERVER=$dir/root/usr/sbin/gtlsserver
+    NG2_LIBS=$dir/root/usr/lib/x86_64-linux-gnu
+    if [ ! -x "$NG2_CLIENT" ] || [ ! -x "$NG2_SERVER" ]; then
+        rm -rf "$dir" && mkdir -p "$dir/lists/partial" "$dir/debs" || return 1
+        echo "deb http://deb.debian.org/debian bookworm-backports main" >"$dir/sources.list"
+        local apt=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o Dir::Etc::sourceparts=/dev/null
+            -o "Dir::State::Lists=$dir/lists")
+        if ! (cd "$dir/debs" && apt-get "${apt[@]}" update -qq &&
+            apt-get "${apt[@]}" download ngtcp2-client/bookworm-backports \
+                ngtcp2-server/bookworm-backports libngtcp2-16/bookworm-backports \
+                libngtcp2-crypto-gnutls8/bookworm-backports libnghttp3-9/bookworm-backports) \
+            >"$dir/apt.log" 2>&1; then
+            NG2_ERROR="apt-get download from bookworm-backports failed: $(grep -m1 -E '^(E|W):' "$dir/apt.log")"
+            return 1
+        fi
+        for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$dir/root" || return 1; done
+    fi
+    NG2_VERSION=$(ls "$dir"/debs/ngtcp2-client_*.deb 2>/dev/null | sed -n 's/.*ngtcp2-client_\([0-9.]*\).*/\1/p')
+    if ! LD_LIBRARY_PATH=$NG2_LIBS "$NG2_CLIENT" --help 2>/dev/null | grep -q -- --available-versions; then
+        NG2_ERROR="the bookworm-backports gtlsclient does not run here"
+        return 1
+    fi
+}
+
 # ngtcp2's gtlsclient/gtlsserver from Debian (apt, as root). Fails (the
 # caller skips) when they cannot be installed.
 install_ngtcp2() {

@@ -2,6 +2,7 @@
 # The QUIC interop runner's handshake cases, verified on the wire: each
 # case runs quiver against an independent implementation (aioquic from
 # PyPI with aioquic_peer.py, ngtcp2's gtlsclient/gtlsserver from Debian,
+# 1.x from bookworm-backports for v2,
 # quiche and s2n-quic from crates.io through interop/peers), in both
 # directions where the peer can, while dumpcap captures the
 # traffic; then tshark decrypts the capture with the TLS key log that
@@ -261,11 +262,28 @@ wire_ngtcp2() {
     wire_client() { quiver_get --cipher chacha20 "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
     wire_case "wire chacha20: quiver get --cipher chacha20 -> ngtcp2" chacha20
 
-    # v2: Debian's ngtcp2 predates RFC 9369; its "v2draft" is draft
-    # version 0x709a50c4, not QUIC v2 (0x6b3343cf).
-    local why="ngtcp2 $(dpkg-query -W -f '${Version}' ngtcp2-client 2>/dev/null) knows only QUIC v2 draft 0x709a50c4"
-    skip "wire v2: ngtcp2 client -> quiver serve --versions v2,v1" "$why"
-    skip "wire v2: quiver get --versions v1,v2 -> ngtcp2" "$why"
+    # v2: Debian 12's ngtcp2 (0.12) predates RFC 9369 (its "v2draft" is
+    # draft version 0x709a50c4, not QUIC v2, 0x6b3343cf), so these run
+    # ngtcp2 1.x from bookworm-backports, unpacked beside (lib.sh).
+    if ! install_ngtcp2_backports; then
+        skip "wire v2: ngtcp2 client -> quiver serve --versions v2,v1" "$NG2_ERROR"
+        skip "wire v2: quiver get --versions v1,v2 -> ngtcp2" "$NG2_ERROR"
+        return
+    fi
+    # A v1 client offering v2, upgraded by a server preferring v2.
+    wire_server() { quiver_serve --alpn h3 --versions v2,v1; }
+    wire_client() {
+        "${IN[@]}" env LD_LIBRARY_PATH="$NG2_LIBS" timeout 20 "$NG2_CLIENT" -q --timeout=5s \
+            --exit-on-all-streams-close --download="$WORK/wire/dl" --version=v1 --available-versions=v2,v1 \
+            localhost "$WPORT" "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"
+    }
+    wire_case "wire v2: ngtcp2 $NG2_VERSION client v1,v2 -> quiver serve v2,v1" v2
+    wire_server() {
+        exec "${IN[@]}" env LD_LIBRARY_PATH="$NG2_LIBS" timeout 30 "$NG2_SERVER" -q --timeout=5s \
+            --preferred-versions=v2,v1 -d "$WORK/www" 127.0.0.1 "$WPORT" "$KEY" "$CERT"
+    }
+    wire_client() { quiver_get --versions v1,v2 "$(url 1k.bin)" "$(url 5k.bin)" "$(url 100k.bin)"; }
+    wire_case "wire v2: quiver get --versions v1,v2 -> ngtcp2 $NG2_VERSION v2,v1" v2
 }
 
 # The crates.io peers (interop/peers), built by s2n.sh and quiche.sh,
