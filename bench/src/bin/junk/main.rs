@@ -30,6 +30,7 @@ use quiver::proto::{
 };
 use rustls::pki_types::PrivateKeyDer;
 
+mod download;
 mod quinn;
 mod runtime;
 

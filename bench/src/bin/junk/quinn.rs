@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
+use super::download;
 use super::runtime::{CONNECT_BATCH, Setup, spawn_client, spawn_server};
 
 fn configs() -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
@@ -43,6 +44,7 @@ fn configs() -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
 /// quinn's server with `n` idle connections from quinn's client.
 pub(super) fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
     let (server_config, client_config) = configs()?;
+    let downloader = client_config.clone();
 
     let (server, server_thread) = spawn_server(workers, move || async move {
         let ep = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
@@ -51,6 +53,7 @@ pub(super) fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
             let mut conns = Vec::new();
             while let Some(incoming) = accepting.accept().await {
                 if let Ok(c) = incoming.await {
+                    tokio::spawn(download::serve_quinn(c.clone()));
                     conns.push(c);
                 }
             }
@@ -82,6 +85,10 @@ pub(super) fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
             Box::new(move || counted.open_connections())
         },
         close_server: Box::new(move || server.close(0u32.into(), b"")),
+        download: Box::new(move |junk| {
+            let config = downloader.clone();
+            download::under_flood(addr, junk, || download::download_quinn(config, addr))
+        }),
         server_thread,
         client_stop,
         client_thread,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 
+use super::download;
 use super::junk;
 
 /// Connections opened at once while setting up.
@@ -64,6 +65,9 @@ pub(super) struct Setup {
     pub open_connections: Box<dyn Fn() -> usize + Send>,
     /// Closes the server endpoint, so that its thread ends.
     pub close_server: Box<dyn FnOnce() + Send>,
+    /// A fresh client's download from the server under a flood of the
+    /// junk given: its time, and the junk sent per second.
+    pub download: download::Download,
     pub server_thread: std::thread::JoinHandle<()>,
     pub client_stop: mpsc::Sender<()>,
     pub client_thread: std::thread::JoinHandle<()>,
@@ -172,6 +176,7 @@ fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
         .alpn_protocols(&[b"junk"])
         .transport(transport())
         .build()?;
+    let downloader = client_config.clone();
 
     let (server, server_thread) = spawn_server(workers, move || async move {
         let ep = quiver::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
@@ -180,6 +185,7 @@ fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
             let mut conns = Vec::new();
             while let Some(incoming) = accepting.accept().await {
                 if let Ok(c) = incoming.await {
+                    tokio::spawn(download::serve_quiver(c.clone()));
                     conns.push(c);
                 }
             }
@@ -211,6 +217,10 @@ fn setup(n: usize, workers: usize) -> anyhow::Result<Setup> {
             Box::new(move || counted.open_connections())
         },
         close_server: Box::new(move || server.close(quiver::VarInt::from_u32(0), b"")),
+        download: Box::new(move |junk| {
+            let config = downloader.clone();
+            download::under_flood(addr, junk, || download::download_quiver(config, addr))
+        }),
         server_thread,
         client_stop,
         client_thread,
@@ -323,7 +333,14 @@ pub fn run(
             if open != n {
                 anyhow::bail!("{stack:?}: {open} of {n} connections still open after the junk");
             }
-            results.push((stack, n, best));
+            // A real client's download while junk floods the server.
+            let (took, flood) = (s.download)(&junk)?;
+            eprintln!(
+                "{stack:?}, {n} idle connections: {} KiB downloaded in {:.3} s under {flood:.0} junk datagrams/s",
+                download::BODY_LEN >> 10,
+                took.as_secs_f64()
+            );
+            results.push((stack, n, best, took));
             (s.close_server)();
             let _ = s.client_stop.send(());
             let _ = s.client_thread.join();
@@ -340,13 +357,15 @@ pub fn run(
             .find(|r| r.0 == stack && r.1 == n)
             .map(|r| r.2)
     };
-    for &(stack, n, ns) in &results {
+    for &(stack, n, ns, took) in &results {
         let base = cost(stack, counts[0]).unwrap_or(ns);
         println!(
-            "{:<6} {n:>6} idle connections ({flavor}): {ns:>8.0} ns server CPU per junk {size}-byte datagram at {rate}/s (x{:.2} of {})",
+            "{:<6} {n:>6} idle connections ({flavor}): {ns:>8.0} ns server CPU per junk {size}-byte datagram at {rate}/s (x{:.2} of {}); {} KiB download under a flood {:.3} s",
             format!("{stack:?}").to_lowercase(),
             ns / base,
             counts[0],
+            download::BODY_LEN >> 10,
+            took.as_secs_f64(),
         );
     }
     for &n in counts {
