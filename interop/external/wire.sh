@@ -313,19 +313,21 @@ wire_quiche() {
     wire_client() { quiche_client --resume; }
     wire_case "wire resumption: quiche client -> quiver serve" resumption
     wire_server() { quiche_server; }
-    wire_client() { quiver_get --resume $(files); }
+    # The peer's server offers h3 beside hq-interop, and quiver get would
+    # take h3: its checks here read HTTP/0.9 requests, so hq-interop.
+    wire_client() { quiver_get --alpn hq-interop --resume $(files); }
     wire_case "wire resumption: quiver get --resume -> quiche" resumption
 
     wire_server() { quiver_serve; }
     wire_client() { quiche_client --0rtt; }
     TRIES=3 wire_case "wire zerortt: quiche client -> quiver serve" zerortt --paths /5k.bin,/100k.bin
     wire_server() { quiche_server; }
-    wire_client() { quiver_get --0rtt $(files); }
+    wire_client() { quiver_get --alpn hq-interop --0rtt $(files); }
     TRIES=3 wire_case "wire zerortt: quiver get --0rtt -> quiche" zerortt --paths /5k.bin,/100k.bin
 
     # quiche answers a key update but cannot start one.
     wire_server() { quiche_server; }
-    wire_client() { quiver_get --key-update $(files); }
+    wire_client() { quiver_get --alpn hq-interop --key-update $(files); }
     wire_case "wire keyupdate: quiver get --key-update -> quiche" keyupdate
     skip "wire keyupdate: quiche client -> quiver serve" "quiche has no API to start a key update"
 
@@ -333,7 +335,7 @@ wire_quiche() {
     wire_client() { quiche_client --cipher chacha20; }
     wire_case "wire chacha20: quiche client -> quiver serve" chacha20
     wire_server() { quiche_server; }
-    wire_client() { quiver_get --cipher chacha20 $(files); }
+    wire_client() { quiver_get --alpn hq-interop --cipher chacha20 $(files); }
     wire_case "wire chacha20: quiver get --cipher chacha20 -> quiche" chacha20
 }
 
