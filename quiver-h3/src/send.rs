@@ -48,10 +48,9 @@ impl<B: Buf> fmt::Debug for SendStream<B> {
 impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
         if let Some(data) = &mut self.writing {
+            // The frame's header and payload in one call (one lock).
             while data.has_remaining() {
-                let n = std::task::ready!(self.stream.poll_send(cx, data.chunk()))
-                    .map_err(write_error)?;
-                data.advance(n);
+                std::task::ready!(self.stream.poll_send_buf(cx, data)).map_err(write_error)?;
             }
         }
         self.writing = None;
@@ -108,8 +107,7 @@ impl<B: Buf> quic::SendStreamUnframed<B> for SendStream<B> {
             // land inside it.
             std::task::ready!(quic::SendStream::poll_ready(self, cx))?;
         }
-        let n = std::task::ready!(self.stream.poll_send(cx, buf.chunk())).map_err(write_error)?;
-        buf.advance(n);
+        let n = std::task::ready!(self.stream.poll_send_buf(cx, buf)).map_err(write_error)?;
         Poll::Ready(Ok(n))
     }
 }

@@ -18,43 +18,44 @@ use crate::shared::{ConnState, Shared, State, dir_index, now, register};
 use crate::streams::{RecvStream, SendStream};
 
 /// A counted reference to a connection: the last one closes it.
+///
+/// The connection's state counts one reference per [`ConnRef`] made by
+/// [`from_counted`](Self::from_counted); its clones share that one through
+/// an `Arc`, so the stream handles an application makes and drops by the
+/// thousand take no lock to be made or dropped (each used to, twice per
+/// stream half).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnRef(Arc<Counted>);
+
+/// The one counted reference a [`ConnRef`] and its clones share.
 #[derive(Debug)]
-pub(crate) struct ConnRef {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) handle: ConnectionHandle,
+pub(crate) struct Counted {
+    shared: Arc<Shared>,
+    handle: ConnectionHandle,
 }
 
 impl ConnRef {
     /// Wraps a reference already counted in the connection's state.
     pub(crate) fn from_counted(shared: Arc<Shared>, handle: ConnectionHandle) -> Self {
-        Self { shared, handle }
+        Self(Arc::new(Counted { shared, handle }))
+    }
+
+    /// The connection's handle in the endpoint.
+    pub(crate) fn handle(&self) -> ConnectionHandle {
+        self.0.handle
     }
 
     /// Runs `f` on the locked state and this connection's part of it
     /// (absent only if the state was freed, which the handles prevent).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, ConnectionHandle) -> R) -> R {
-        let mut state = self.shared.lock();
-        f(&mut state, self.handle)
+        let mut state = self.0.shared.lock();
+        f(&mut state, self.0.handle)
     }
 }
 
-impl Clone for ConnRef {
-    fn clone(&self) -> Self {
-        self.with(|state, h| {
-            if let Some(cs) = state.conns.get_mut(&h) {
-                cs.refs += 1;
-            }
-        });
-        Self {
-            shared: self.shared.clone(),
-            handle: self.handle,
-        }
-    }
-}
-
-impl Drop for ConnRef {
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.with(|state, h| state.release(h));
+        self.shared.lock().release(self.handle);
     }
 }
 
@@ -410,7 +411,7 @@ impl Connection {
 
     /// An identifier unique among the endpoint's connections.
     pub fn stable_id(&self) -> usize {
-        self.0.handle.0
+        self.0.handle().0
     }
 }
 

@@ -227,6 +227,9 @@ impl Driver {
                             handle_datagram(&mut state, time, m.addr, local, ecn, datagram);
                         }
                     }
+                    // The batch's events under the same lock: the tasks
+                    // waiting on them run while the driver reads on.
+                    process_dirty(&mut state);
                 }
                 Poll::Ready(Err(e)) if is_transient(&e) => {
                     // ICMP errors for earlier sends, and the like.
@@ -491,12 +494,14 @@ impl Future for Driver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let shared = this.shared.clone();
-        shared.lock().set_driver_waker(cx.waker());
         let mut again = false;
-        for _ in 0..4 {
+        for pass in 0..4 {
             // Wakes from here on are seen at the end of the pass.
             {
                 let mut state = shared.lock();
+                if pass == 0 {
+                    state.set_driver_waker(cx.waker());
+                }
                 state.driver_woken = false;
                 this.adopt_socket(&state);
             }
@@ -511,9 +516,8 @@ impl Future for Driver {
                     return Poll::Ready(());
                 }
             }
-            // Events from what was received first: the handles may answer
-            // while this pass sends.
-            process_dirty(&mut shared.lock());
+            // The events of what was received were dispatched with each
+            // batch: the handles may answer while this pass sends.
             again |= this.send(cx);
             let mut state = shared.lock();
             process_dirty(&mut state);
@@ -527,17 +531,16 @@ impl Future for Driver {
                 }
             }
             let timer_fired = deadline.is_some() && this.timer.as_mut().poll(cx).is_ready();
-            if !(timer_fired || state.driver_woken) {
+            let woken = timer_fired || state.driver_woken;
+            again |= woken;
+            if !woken || pass == 3 {
+                if state.endpoint_refs == 0 && state.conns.is_empty() {
+                    tracing::debug!("endpoint driver finished");
+                    return Poll::Ready(());
+                }
                 break;
             }
-            again = timer_fired || state.driver_woken;
         }
-        let state = shared.lock();
-        if state.endpoint_refs == 0 && state.conns.is_empty() {
-            tracing::debug!("endpoint driver finished");
-            return Poll::Ready(());
-        }
-        drop(state);
         if again {
             cx.waker().wake_by_ref();
         }

@@ -111,7 +111,11 @@ impl State {
 
     /// Asks the driver for a pass: something may need sending.
     pub(crate) fn wake_driver(&mut self) {
-        self.driver_woken = true;
+        // A wake since the driver's pass began is enough: the pass ends
+        // by checking the flag and runs again (or wakes itself).
+        if std::mem::replace(&mut self.driver_woken, true) {
+            return;
+        }
         if let Some(w) = &self.driver {
             w.wake_by_ref();
         }

@@ -6,14 +6,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use quiver_proto::streams::{self as ps, StreamId};
-use quiver_proto::{ConnectionError, VarInt};
+use quiver_proto::{ConnectionError, ConnectionHandle, VarInt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::connection::{ConnRef, conn_state};
-use crate::shared::now;
+use crate::shared::{State, now};
 
 /// Why a write failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +89,17 @@ impl From<ReadError> for io::Error {
     }
 }
 
+/// The error a write that took nothing reports (`Blocked` waits instead).
+fn write_error(state: &mut State, h: ConnectionHandle, e: ps::WriteError) -> WriteError {
+    match e {
+        ps::WriteError::Stopped(code) => WriteError::Stopped(code),
+        ps::WriteError::ConnectionLost => conn_state(state, h).lost().into(),
+        ps::WriteError::Blocked | ps::WriteError::ClosedStream | ps::WriteError::UnknownStream => {
+            WriteError::ClosedStream
+        }
+    }
+}
+
 /// The sending half of a stream. Dropping it finishes the stream (unless
 /// it was reset), so data written is delivered.
 #[derive(Debug)]
@@ -139,12 +150,29 @@ impl SendStream {
         self.poll_write_inner(cx, buf)
     }
 
-    fn poll_write_inner(
+    /// Writes as much of `buf` as the stream takes, all its chunks under
+    /// one lock of the endpoint, and advances `buf` past it: `Ok(n)` bytes
+    /// taken, waiting only while it can take none. For a [`Buf`] made of
+    /// several pieces (a frame header and its payload) this is one call
+    /// where [`poll_send`](Self::poll_send) would be one per piece.
+    ///
+    /// ```no_run
+    /// # use std::future::poll_fn;
+    /// # async fn f(mut send: quiver::SendStream) -> Result<(), quiver::WriteError> {
+    /// use bytes::Buf;
+    /// let mut frame = (&b"\x00\x05"[..]).chain(&b"hello"[..]);
+    /// while frame.has_remaining() {
+    ///     poll_fn(|cx| send.poll_send_buf(cx, &mut frame)).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll_send_buf<B: Buf>(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        buf: &mut B,
     ) -> Poll<Result<usize, WriteError>> {
-        if buf.is_empty() {
+        if !buf.has_remaining() {
             return Poll::Ready(Ok(0));
         }
         let id = self.id;
@@ -159,25 +187,45 @@ impl SendStream {
             let Some(conn) = state.proto.connection(h) else {
                 return Poll::Ready(Err(conn_state(state, h).lost().into()));
             };
-            match conn.write(id, buf) {
-                Ok(n) => {
-                    state.wake_driver();
-                    Poll::Ready(Ok(n))
+            let mut taken = 0;
+            let end = loop {
+                let chunk = buf.chunk();
+                match conn.write(id, chunk) {
+                    Ok(n) => {
+                        let whole = n == chunk.len();
+                        buf.advance(n);
+                        taken += n;
+                        if !whole || !buf.has_remaining() {
+                            break None;
+                        }
+                    }
+                    Err(e) => break Some(e),
                 }
-                Err(ps::WriteError::Blocked) => {
+            };
+            if taken > 0 {
+                // What was taken is reported; an error shows on the next
+                // call.
+                state.wake_driver();
+                return Poll::Ready(Ok(taken));
+            }
+            match end {
+                None => Poll::Ready(Ok(0)),
+                Some(ps::WriteError::Blocked) => {
                     let cs = conn_state(state, h);
                     cs.wakers.write.insert(id, cx.waker().clone());
                     Poll::Pending
                 }
-                Err(ps::WriteError::Stopped(code)) => Poll::Ready(Err(WriteError::Stopped(code))),
-                Err(ps::WriteError::ConnectionLost) => {
-                    Poll::Ready(Err(conn_state(state, h).lost().into()))
-                }
-                Err(ps::WriteError::ClosedStream | ps::WriteError::UnknownStream) => {
-                    Poll::Ready(Err(WriteError::ClosedStream))
-                }
+                Some(e) => Poll::Ready(Err(write_error(state, h, e))),
             }
         })
+    }
+
+    fn poll_write_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut buf: &[u8],
+    ) -> Poll<Result<usize, WriteError>> {
+        self.poll_send_buf(cx, &mut buf)
     }
 
     /// Ends the stream: the peer reads to the end of what was written.

@@ -100,6 +100,47 @@ async fn async_read_write_and_uni_streams() {
 }
 
 #[tokio::test]
+async fn poll_send_buf_takes_every_piece_of_a_buf() {
+    use bytes::Buf;
+    use std::future::poll_fn;
+    bounded(async {
+        let (server, client) = pair();
+        let (c, s) = connect(&server, &client).await;
+        let mut send = c.open_uni().await.unwrap();
+        // A frame header and its payload: one call takes both.
+        let mut frame = Buf::chain(&b"\x00\x05"[..], &b"hello"[..]);
+        let n = poll_fn(|cx| send.poll_send_buf(cx, &mut frame))
+            .await
+            .unwrap();
+        assert_eq!(n, 7);
+        assert!(!frame.has_remaining());
+        // Pieces larger than the send buffer: partial calls, each
+        // advancing the buf by what it took, and the bytes arrive in order.
+        let (a, b) = (pattern(3_000_000), pattern(1_500_001));
+        let mut big = Buf::chain(&a[..], &b[..]);
+        let reader = tokio::spawn(async move {
+            let mut recv = s.accept_uni().await.unwrap();
+            recv.read_to_end(8 << 20).await.unwrap()
+        });
+        let mut calls = 0;
+        while big.has_remaining() {
+            let before = big.remaining();
+            let n = poll_fn(|cx| send.poll_send_buf(cx, &mut big))
+                .await
+                .unwrap();
+            assert_eq!(before - big.remaining(), n);
+            calls += 1;
+        }
+        assert!(calls > 1, "a 4.5 MB buf went in one call");
+        send.finish().unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..7], b"\x00\x05hello");
+        assert!(got[7..7 + a.len()] == a[..] && got[7 + a.len()..] == b[..]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn read_to_end_enforces_its_limit() {
     bounded(async {
         let (server, client) = pair();
