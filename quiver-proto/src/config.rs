@@ -106,6 +106,14 @@ pub struct TransportConfig {
     /// IMMEDIATE_ACK in PTO probes (draft §7). On by default; without it
     /// we still honour the peer's requests.
     pub ack_frequency: bool,
+    /// Skip a 1-RTT packet number when an ACK arrives while a small
+    /// congestion window was full and the peer does not take
+    /// ACK_FREQUENCY: the next packet follows a gap, which the peer
+    /// acknowledges at once (RFC 9000 §13.2.1, RFC 9002 §6.2.4), instead
+    /// of holding its ACK for more packets or its max_ack_delay. On by
+    /// default; an ACK of a skipped number closes the connection with
+    /// PROTOCOL_VIOLATION (RFC 9000 §21.4).
+    pub elicit_acks: bool,
     /// Makes each connection's qlog event sink ([`crate::qlog`]); `None`
     /// (the default) logs nothing and costs nothing.
     pub qlog: Option<Arc<dyn crate::qlog::QlogFactory>>,
@@ -140,6 +148,7 @@ impl Default for TransportConfig {
             grease_quic_bit: true,
             min_ack_delay: Some(Duration::from_millis(1)),
             ack_frequency: true,
+            elicit_acks: true,
             qlog: None,
         }
     }

@@ -10,6 +10,7 @@
 //! assembly), `recovery` (ACKs, loss detection, PTO), `close` (closing and
 //! draining), `cids` (connection IDs), `keys` (1-RTT keys and key update).
 
+mod ack_elicit;
 mod ack_frequency;
 mod cids;
 mod close;
@@ -199,6 +200,11 @@ pub struct ConnectionStats {
     pub ack_packets_sent: u64,
     /// ACK_FREQUENCY frames sent (draft-ietf-quic-ack-frequency §4).
     pub ack_frequency_sent: u64,
+    /// 1-RTT packet numbers skipped to draw a prompt ACK from a peer that
+    /// delays its ACKs ([`TransportConfig::elicit_acks`]).
+    ///
+    /// [`TransportConfig::elicit_acks`]: crate::TransportConfig::elicit_acks
+    pub packet_numbers_skipped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +315,8 @@ pub struct Connection {
     crypto_scratch: Vec<u8>,
     /// Reused scratch for the packets an ACK acknowledges.
     acked_scratch: Vec<(u64, sent::SentPacket)>,
+    /// Packet numbers skipped to draw prompt ACKs (`ack_elicit.rs`).
+    skipped: ack_elicit::SkippedNumbers,
     /// Emptied stream-chunk lists of acknowledged or lost packets, for
     /// the next packets' records.
     chunk_lists: Vec<Vec<crate::streams::StreamChunk>>,
@@ -450,6 +458,7 @@ impl Connection {
             stats: ConnectionStats::default(),
             crypto_scratch: Vec::new(),
             acked_scratch: Vec::new(),
+            skipped: ack_elicit::SkippedNumbers::default(),
             chunk_lists: Vec::new(),
             last_activity: None,
             received_server_initial: false,

@@ -73,6 +73,10 @@ impl Connection {
                 TransportError::protocol_violation("ACK of a packet never sent").with_frame(0x02),
             );
         }
+        let skip_due = space == SpaceId::ApplicationData && {
+            self.check_ack_of_skipped(ack)?;
+            self.ack_eliciting_skip_due()
+        };
         // draft-ietf-ccwg-bbr §4.1.2.4: CheckIfApplicationLimited() "at
         // the beginning of ACK processing, before updating the estimated
         // amount of data in flight".
@@ -100,6 +104,9 @@ impl Connection {
         if newly_acked.is_empty() {
             self.acked_scratch = newly_acked;
             return Ok(());
+        }
+        if skip_due {
+            self.arm_ack_eliciting_skip();
         }
         // Ranges come largest first.
         newly_acked.sort_unstable_by_key(|(pn, _)| *pn);
@@ -289,12 +296,18 @@ impl Connection {
             (loss_delay(&self.rtt), crate::recovery::PACKET_THRESHOLD)
         };
         let mut lost_pns: Vec<u64> = Vec::new();
-        let s = self.space_mut(space);
-        let loss_time = crate::recovery::detect_lost_with(
+        // The numbers we skipped are no packets (`ack_elicit.rs`).
+        let skipped = match space {
+            SpaceId::ApplicationData => self.skipped.sorted(),
+            _ => &[],
+        };
+        let s = &mut self.spaces[space as usize];
+        let loss_time = crate::recovery::detect_lost_skipping(
             now,
             largest_acked,
             delay,
             packet_threshold,
+            skipped,
             // Only packets sent before the largest acknowledged can be lost;
             // skipping the rest keeps this O(losses) per ACK instead of
             // O(packets in flight).

@@ -473,6 +473,7 @@ impl Connection {
         dst_cid: Option<crate::ConnectionId>,
     ) -> OpenPacket {
         let largest_acked = self.space(space).largest_acked;
+        self.take_armed_skip(space);
         let pn = self.space_mut(space).take_pn();
         let number = TruncatedPacketNumber::encode(pn, largest_acked);
         let dst_cid = dst_cid.unwrap_or_else(|| self.cids.remote_cid());

@@ -69,12 +69,41 @@ pub fn detect_lost_with<I, F>(
     loss_delay: Duration,
     packet_threshold: u64,
     unacked: I,
+    on_lost: F,
+) -> Option<Instant>
+where
+    I: IntoIterator<Item = (u64, Instant)>,
+    F: FnMut(u64),
+{
+    detect_lost_skipping(
+        now,
+        largest_acked,
+        loss_delay,
+        packet_threshold,
+        &[],
+        unacked,
+        on_lost,
+    )
+}
+
+/// [`detect_lost_with`] for a sender that skipped the packet numbers in
+/// `skipped` (ascending): the packet threshold counts packets sent, not
+/// numbers (Appendix A.10 assumes no gaps the sender made; RFC 9000 §21.4
+/// lets it make some).
+pub fn detect_lost_skipping<I, F>(
+    now: Instant,
+    largest_acked: u64,
+    loss_delay: Duration,
+    packet_threshold: u64,
+    skipped: &[u64],
+    unacked: I,
     mut on_lost: F,
 ) -> Option<Instant>
 where
     I: IntoIterator<Item = (u64, Instant)>,
     F: FnMut(u64),
 {
+    let skipped_up_to_largest = skipped.partition_point(|&s| s <= largest_acked);
     // Packets sent at or before this time are deemed lost. Before `now` is
     // that far from the clock's origin, no packet can be.
     let lost_send_time = now.checked_sub(loss_delay);
@@ -89,7 +118,9 @@ where
         // declare an earlier packet lost if it was sent a threshold amount of
         // time in the past."
         let by_time = lost_send_time.is_some_and(|t| time_sent <= t);
-        let by_count = largest_acked - pn >= packet_threshold;
+        let skipped_after = skipped_up_to_largest - skipped.partition_point(|&s| s <= pn);
+        let by_count =
+            (largest_acked - pn).saturating_sub(skipped_after as u64) >= packet_threshold;
         if by_time || by_count {
             on_lost(pn);
         } else {
@@ -149,6 +180,26 @@ mod tests {
         assert_eq!(lost, vec![0, 1, 2]);
         // 3 and 4 (and 5 itself if still listed) wait for the time threshold.
         assert_eq!(timer, Some(t0 + ms(100)));
+    }
+
+    // RFC 9002 §6.1.1's three packets are packets sent: numbers the sender
+    // skipped (RFC 9000 §21.4) between a packet and the largest
+    // acknowledged do not count.
+    #[test]
+    fn packet_threshold_does_not_count_skipped_numbers() {
+        let t0 = test_epoch() + ms(1000);
+        // Sent 0..=6 but for 3 and 5, which were skipped; 6 acknowledged.
+        let sent: Vec<(u64, Instant)> = [0, 1, 2, 4].iter().map(|&pn| (pn, t0)).collect();
+        let mut lost = Vec::new();
+        let at = t0 + ms(10);
+        detect_lost_skipping(at, 6, ms(100), 3, &[3, 5], sent.clone(), |pn| lost.push(pn));
+        // 0 and 1 have three packets sent after them and up to 6 (2, 4, 6
+        // and more); 2 has only 4 and 6.
+        assert_eq!(lost, vec![0, 1]);
+        lost.clear();
+        // Counting numbers instead, 2 would be lost too (6 - 2 = 4).
+        detect_lost_with(at, 6, ms(100), 3, sent, |pn| lost.push(pn));
+        assert_eq!(lost, vec![0, 1, 2]);
     }
 
     // RFC 9002 §6.1.2: time threshold, and the timer for the remainder.

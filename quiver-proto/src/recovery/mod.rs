@@ -10,7 +10,7 @@ mod persistent;
 mod pto;
 mod rtt;
 
-pub use loss::{detect_lost, detect_lost_with, loss_delay, loss_delay_with};
+pub use loss::{detect_lost, detect_lost_skipping, detect_lost_with, loss_delay, loss_delay_with};
 pub use persistent::{LostPacketInfo, PersistentCongestion};
 pub use pto::{establishes_persistent_congestion, persistent_congestion_duration, pto_duration};
 pub use rtt::RttEstimator;

@@ -23,6 +23,9 @@
 //!   --keylog          log TLS secrets to the file named by SSLKEYLOGFILE
 //!   -v                log connection events on stderr: the negotiated
 //!                     suite, key updates, Retry, ECN, path changes, closes
+//! Environment: S2N_TRACE=1 logs every frame sent and received, with its
+//!   packet number and time, on stderr (how the ACK timing in
+//!   interop/external/impaired.sh was measured).
 //! Server only:
 //!   --retry           answer every new connection attempt with a Retry
 //!
@@ -246,6 +249,8 @@ fn crypto(o: &Opts) -> Result<Arc<CryptoProvider>, Error> {
 /// Logs connection events on stderr with -v.
 struct Log {
     verbose: bool,
+    /// S2N_TRACE is set: every frame is logged.
+    trace: bool,
 }
 
 macro_rules! log {
@@ -277,6 +282,22 @@ impl Subscriber for Log {
     ) {
         if let events::HandshakeStatus::Confirmed { .. } = e.status {
             log!(self, meta, "handshake confirmed");
+        }
+    }
+    fn on_frame_sent(&mut self, _: &mut (), meta: &ConnectionMeta, e: &events::FrameSent) {
+        if self.trace {
+            eprintln!(
+                "TRACE {:?} sent {:?} {:?}",
+                meta.timestamp, e.packet_header, e.frame
+            );
+        }
+    }
+    fn on_frame_received(&mut self, _: &mut (), meta: &ConnectionMeta, e: &events::FrameReceived) {
+        if self.trace {
+            eprintln!(
+                "TRACE {:?} recv {:?} {:?}",
+                meta.timestamp, e.packet_header, e.frame
+            );
         }
     }
     fn on_packet_received(
@@ -451,7 +472,10 @@ async fn fetch_all(o: &Opts) -> Result<usize, Failure> {
         .with_tls(tls)?
         .with_io("0.0.0.0:0")?
         .with_limits(limits(o.timeout.unwrap_or(10))?)?
-        .with_event(Log { verbose: o.verbose })?
+        .with_event(Log {
+            verbose: o.verbose,
+            trace: std::env::var_os("S2N_TRACE").is_some(),
+        })?
         .start()?;
 
     let conn = client
@@ -550,7 +574,10 @@ async fn server(o: Opts) -> Result<(), Error> {
         .with_io(listen)?
         .with_limits(limits(o.timeout.unwrap_or(30))?)?
         .with_endpoint_limits(Gate { retry: o.retry })?
-        .with_event(Log { verbose: o.verbose })?
+        .with_event(Log {
+            verbose: o.verbose,
+            trace: std::env::var_os("S2N_TRACE").is_some(),
+        })?
         .start()?;
     let verbose = o.verbose;
     if verbose {
