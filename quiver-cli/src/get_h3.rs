@@ -72,8 +72,9 @@ pub async fn send(
     let mut stream = requests.send_request(request).await.map_err(fail)?;
     match stream.finish().await {
         // RFC 9114 §4.1.2: a server that has its response complete may
-        // stop our request stream with H3_NO_ERROR; the response stands.
-        Err(StreamError::RemoteTerminate { code, .. }) if code == Code::H3_NO_ERROR => {}
+        // stop our request stream (with H3_NO_ERROR, or quinn's 0); the
+        // response stands, and a truncated one fails when it is read.
+        Err(StreamError::RemoteTerminate { .. }) => {}
         other => other.map_err(fail)?,
     }
     Ok(Sent {

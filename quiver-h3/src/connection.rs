@@ -25,7 +25,12 @@ use crate::send::SendStream;
 /// tokio::spawn(async move { driver.wait_idle().await });
 /// let request = http::Request::get("https://localhost/").body(())?;
 /// let mut stream = send_request.send_request(request).await?;
-/// stream.finish().await?;
+/// match stream.finish().await {
+///     // A server may stop reading once its response is complete
+///     // (RFC 9114 §4.1.2): the response still stands.
+///     Ok(()) | Err(h3::error::StreamError::RemoteTerminate { .. }) => {}
+///     Err(e) => return Err(e.into()),
+/// }
 /// let response = stream.recv_response().await?;
 /// # let _ = response; Ok(()) }
 /// ```

@@ -35,7 +35,12 @@
 //! tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
 //! let request = http::Request::get("https://localhost/index.html").body(())?;
 //! let mut stream = send.send_request(request).await?;
-//! stream.finish().await?;
+//! match stream.finish().await {
+//!     // A server may stop reading once its response is complete
+//!     // (RFC 9114 §4.1.2): the response still stands.
+//!     Ok(()) | Err(h3::error::StreamError::RemoteTerminate { .. }) => {}
+//!     Err(e) => return Err(e.into()),
+//! }
 //! let response = stream.recv_response().await?; // status and headers
 //! while let Some(chunk) = stream.recv_data().await? {
 //!     // chunk: impl bytes::Buf, the body in order
