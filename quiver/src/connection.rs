@@ -311,6 +311,17 @@ impl Connection {
         })
     }
 
+    /// How many streams the runtime keeps an end (finished, stopped or
+    /// orphaned) for: bounded by the live send handles and the streams
+    /// still in flight, not by the streams ever used.
+    #[doc(hidden)]
+    pub fn stream_ends_for_test(&self) -> usize {
+        self.0.with(|state, h| {
+            let cs = conn_state(state, h);
+            cs.finished.len() + cs.stopped.len() + cs.orphans.len()
+        })
+    }
+
     /// The smoothed round-trip time.
     pub fn rtt(&self) -> Duration {
         self.0.with(|state, h| match state.proto.connection(h) {

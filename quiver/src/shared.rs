@@ -236,10 +236,17 @@ pub(crate) struct ConnState {
     /// Handles: `Connecting`, `Connection` clones and streams.
     pub(crate) refs: usize,
     pub(crate) wakers: Wakers,
-    /// Streams the peer stopped (STOP_SENDING), with its code.
+    /// Streams the peer stopped (STOP_SENDING), with its code, kept for
+    /// their send handles (removed when the handle drops).
     pub(crate) stopped: HashMap<StreamId, VarInt>,
-    /// Streams whose data was all acknowledged.
+    /// Streams whose data was all acknowledged, kept likewise.
     pub(crate) finished: HashSet<StreamId>,
+    /// Send streams whose handle dropped after queueing the FIN but before
+    /// the stream ended: the Finished or Stopped event still to come has
+    /// nobody to tell, and is dropped on arrival rather than recorded
+    /// above for good (one entry per stream would pile up on a connection
+    /// that serves many requests).
+    pub(crate) orphans: HashSet<StreamId>,
     pub(crate) stats: ConnectionStats,
     pub(crate) rtt: Duration,
     pub(crate) remote: SocketAddr,
@@ -288,6 +295,7 @@ impl ConnState {
             wakers: Wakers::default(),
             stopped: HashMap::new(),
             finished: HashSet::new(),
+            orphans: HashSet::new(),
             stats: ConnectionStats::default(),
             rtt: Duration::ZERO,
             remote,
@@ -339,13 +347,17 @@ impl ConnState {
                 }
             }
             StreamEvent::Finished { id } => {
-                self.finished.insert(id);
+                if !self.orphans.remove(&id) {
+                    self.finished.insert(id);
+                }
                 if let Some(w) = w.stopped.remove(&id) {
                     w.wake();
                 }
             }
             StreamEvent::Stopped { id, code } => {
-                self.stopped.insert(id, code);
+                if !self.orphans.remove(&id) {
+                    self.stopped.insert(id, code);
+                }
                 if let Some(w) = w.stopped.remove(&id) {
                     w.wake();
                 }

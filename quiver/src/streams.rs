@@ -108,6 +108,8 @@ pub struct SendStream {
     id: StreamId,
     /// Finished or reset: nothing more to do on drop.
     done: bool,
+    /// The FIN was queued here: a Finished or Stopped event is due.
+    fin: bool,
 }
 
 impl SendStream {
@@ -116,6 +118,7 @@ impl SendStream {
             conn,
             id,
             done: false,
+            fin: false,
         }
     }
 
@@ -241,6 +244,7 @@ impl SendStream {
         });
         if r.is_ok() {
             self.done = true;
+            self.fin = true;
         }
         r
     }
@@ -263,8 +267,9 @@ impl SendStream {
                 Err(_) => Err(ClosedStream),
             }
         });
-        if r.is_ok() {
+        if let Ok(stopped) = r {
             self.done = true;
+            self.fin = stopped.is_none();
         }
         r
     }
@@ -309,11 +314,12 @@ impl SendStream {
 
 impl Drop for SendStream {
     fn drop(&mut self) {
-        let (id, done) = (self.id, self.done);
+        let (id, done, mut fin) = (self.id, self.done, self.fin);
         self.conn.with(|state, h| {
             if !done {
                 if let Some(conn) = state.proto.connection(h) {
                     if conn.finish(id).is_ok() {
+                        fin = true;
                         state.wake_driver();
                     }
                 }
@@ -321,8 +327,12 @@ impl Drop for SendStream {
             if let Some(cs) = state.conns.get_mut(&h) {
                 cs.wakers.write.remove(&id);
                 cs.wakers.stopped.remove(&id);
-                cs.stopped.remove(&id);
-                cs.finished.remove(&id);
+                // The stream's end was seen, or is still to come (and
+                // then forgotten on arrival).
+                let ended = cs.stopped.remove(&id).is_some() | cs.finished.remove(&id);
+                if fin && !ended && cs.error.is_none() {
+                    cs.orphans.insert(id);
+                }
             }
         });
     }
