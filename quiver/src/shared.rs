@@ -238,19 +238,27 @@ pub(crate) struct ConnState {
     pub(crate) wakers: Wakers,
     /// Streams the peer stopped (STOP_SENDING), with its code, kept for
     /// their send handles (removed when the handle drops).
-    pub(crate) stopped: HashMap<StreamId, VarInt>,
+    pub(crate) stopped: StreamMap<VarInt>,
     /// Streams whose data was all acknowledged, kept likewise.
-    pub(crate) finished: HashSet<StreamId>,
+    pub(crate) finished: StreamSet,
     /// Send streams whose handle dropped after queueing the FIN but before
     /// the stream ended: the Finished or Stopped event still to come has
     /// nobody to tell, and is dropped on arrival rather than recorded
     /// above for good (one entry per stream would pile up on a connection
     /// that serves many requests).
-    pub(crate) orphans: HashSet<StreamId>,
+    pub(crate) orphans: StreamSet,
     pub(crate) stats: ConnectionStats,
     pub(crate) rtt: Duration,
     pub(crate) remote: SocketAddr,
 }
+
+/// Per-stream maps of a connection: looked up on every stream operation,
+/// so with the endpoint's fast hasher, not std's SipHash. The keys cannot
+/// be chosen to collide: they are streams this connection holds handles
+/// for, numbered in order by each side and bounded by the stream limits.
+pub(crate) type StreamMap<V> = HashMap<StreamId, V, SeededState>;
+/// See [`StreamMap`].
+pub(crate) type StreamSet = HashSet<StreamId, SeededState>;
 
 /// Tasks waiting on a connection.
 #[derive(Debug, Default)]
@@ -260,9 +268,9 @@ pub(crate) struct Wakers {
     pub(crate) open: [Vec<Waker>; 2],
     pub(crate) datagram: Vec<Waker>,
     pub(crate) closed: Vec<Waker>,
-    pub(crate) read: HashMap<StreamId, Waker>,
-    pub(crate) write: HashMap<StreamId, Waker>,
-    pub(crate) stopped: HashMap<StreamId, Waker>,
+    pub(crate) read: StreamMap<Waker>,
+    pub(crate) write: StreamMap<Waker>,
+    pub(crate) stopped: StreamMap<Waker>,
 }
 
 /// Adds `waker` to `list` unless a waker there already wakes the same
@@ -293,9 +301,9 @@ impl ConnState {
             drained: false,
             refs: 1,
             wakers: Wakers::default(),
-            stopped: HashMap::new(),
-            finished: HashSet::new(),
-            orphans: HashSet::new(),
+            stopped: StreamMap::default(),
+            finished: StreamSet::default(),
+            orphans: StreamSet::default(),
             stats: ConnectionStats::default(),
             rtt: Duration::ZERO,
             remote,
