@@ -291,7 +291,9 @@ impl Connection {
                 if let Some(e) = &cs.error {
                     return Poll::Ready(e.clone());
                 }
-                cs.wakers.closed.push(cx.waker().clone());
+                // Once per task: a `select!` loop polls a new `closed()`
+                // each round, and the list is only drained at the end.
+                register(&mut cs.wakers.closed, cx.waker());
                 Poll::Pending
             })
         })
@@ -320,6 +322,13 @@ impl Connection {
             let cs = conn_state(state, h);
             cs.finished.len() + cs.stopped.len() + cs.orphans.len()
         })
+    }
+
+    /// How many wakers wait on [`closed`](Self::closed): one per task.
+    #[doc(hidden)]
+    pub fn closed_waiters_for_test(&self) -> usize {
+        self.0
+            .with(|state, h| conn_state(state, h).wakers.closed.len())
     }
 
     /// The smoothed round-trip time.

@@ -16,7 +16,7 @@ use quiver_proto::{
 use crate::config::{ClientConfig, ServerConfig};
 use crate::connection::{ConnRef, Connecting};
 use crate::driver::Driver;
-use crate::shared::{ConnState, Shared, State, now};
+use crate::shared::{ConnState, Shared, State, now, register};
 
 /// Why [`Endpoint::connect`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -374,9 +374,7 @@ impl Endpoint {
             if state.closed || state.driver_error.is_some() {
                 return Poll::Ready(None);
             }
-            if !state.accept_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                state.accept_wakers.push(cx.waker().clone());
-            }
+            register(&mut state.accept_wakers, cx.waker());
             Poll::Pending
         })
         .await
@@ -412,7 +410,7 @@ impl Endpoint {
             if state.is_idle() || state.driver_error.is_some() {
                 return Poll::Ready(());
             }
-            state.idle_wakers.push(cx.waker().clone());
+            register(&mut state.idle_wakers, cx.waker());
             Poll::Pending
         })
         .await
@@ -438,7 +436,7 @@ impl Endpoint {
             if state.is_quiet() || state.driver_error.is_some() {
                 return Poll::Ready(());
             }
-            state.idle_wakers.push(cx.waker().clone());
+            register(&mut state.idle_wakers, cx.waker());
             Poll::Pending
         })
         .await

@@ -599,3 +599,22 @@ async fn stream_ends_are_not_kept_after_their_handles() {
     })
     .await;
 }
+
+/// A task that races `closed()` against other work in a loop registers
+/// one waker, not one per round: the list is only drained when the
+/// connection ends.
+#[tokio::test]
+async fn closed_in_a_select_loop_keeps_one_waker() {
+    bounded(async {
+        let (server, client) = pair();
+        let (client_conn, _server_conn) = connect(&server, &client).await;
+        for _ in 0..1000 {
+            tokio::select! {
+                _ = client_conn.closed() => panic!("the connection is open"),
+                _ = tokio::task::yield_now() => {}
+            }
+        }
+        assert_eq!(client_conn.closed_waiters_for_test(), 1);
+    })
+    .await;
+}
