@@ -131,7 +131,9 @@ impl Connection {
             };
             if let Some(id) = conn.open_stream(dir) {
                 // A STREAMS_BLOCKED may be due; the stream itself is
-                // announced by its first frame.
+                // announced by its first frame. Its send handle is made
+                // at once.
+                conn_state(state, h).live_send.insert(id);
                 return Poll::Ready(Ok(id));
             }
             let cs = conn_state(state, h);
@@ -192,6 +194,12 @@ impl Connection {
         self.0.with(|state, h| {
             if let Some(conn) = state.proto.connection(h) {
                 if let Some(id) = conn.accept_stream(dir) {
+                    if dir == Dir::Bi {
+                        // Its send handle is made at once.
+                        let cs = conn_state(state, h);
+                        cs.live_send.insert(id);
+                        cs.accepted_bi = Some(id.index());
+                    }
                     return Poll::Ready(Ok(id));
                 }
             }
@@ -313,14 +321,14 @@ impl Connection {
         })
     }
 
-    /// How many streams the runtime keeps an end (finished, stopped or
-    /// orphaned) for: bounded by the live send handles and the streams
-    /// still in flight, not by the streams ever used.
+    /// How many per-stream records the runtime keeps (ends and live send
+    /// handles): bounded by the live handles, not by the streams ever
+    /// used.
     #[doc(hidden)]
     pub fn stream_ends_for_test(&self) -> usize {
         self.0.with(|state, h| {
             let cs = conn_state(state, h);
-            cs.finished.len() + cs.stopped.len() + cs.orphans.len()
+            cs.finished.len() + cs.stopped.len() + cs.live_send.len()
         })
     }
 

@@ -241,12 +241,14 @@ pub(crate) struct ConnState {
     pub(crate) stopped: StreamMap<VarInt>,
     /// Streams whose data was all acknowledged, kept likewise.
     pub(crate) finished: StreamSet,
-    /// Send streams whose handle dropped after queueing the FIN but before
-    /// the stream ended: the Finished or Stopped event still to come has
-    /// nobody to tell, and is dropped on arrival rather than recorded
-    /// above for good (one entry per stream would pile up on a connection
-    /// that serves many requests).
-    pub(crate) orphans: StreamSet,
+    /// Streams with a live send handle. An end (Finished, Stopped) is kept
+    /// only for those, and for peer streams not yet accepted (whose
+    /// handle is still to come): one arriving after the handle dropped
+    /// (finish, drop, then the ACK: the usual order) would otherwise be
+    /// kept for good, one entry per stream the connection ever used.
+    pub(crate) live_send: StreamSet,
+    /// Index of the last bidirectional stream of the peer's accepted.
+    pub(crate) accepted_bi: Option<u64>,
     pub(crate) stats: ConnectionStats,
     pub(crate) rtt: Duration,
     pub(crate) remote: SocketAddr,
@@ -259,6 +261,16 @@ pub(crate) struct ConnState {
 pub(crate) type StreamMap<V> = HashMap<StreamId, V, SeededState>;
 /// See [`StreamMap`].
 pub(crate) type StreamSet = HashSet<StreamId, SeededState>;
+
+/// Whether the end of stream `id` is kept for a send handle: one is
+/// alive, or the stream is the peer's and not yet accepted (a STOP_SENDING
+/// can come before the application takes the stream).
+fn keeps_end(live_send: &StreamSet, accepted_bi: Option<u64>, side: Side, id: StreamId) -> bool {
+    live_send.contains(&id)
+        || (id.initiator() != side
+            && id.dir() == Dir::Bi
+            && accepted_bi.is_none_or(|last| id.index() > last))
+}
 
 /// Tasks waiting on a connection.
 #[derive(Debug, Default)]
@@ -303,7 +315,8 @@ impl ConnState {
             wakers: Wakers::default(),
             stopped: StreamMap::default(),
             finished: StreamSet::default(),
-            orphans: StreamSet::default(),
+            live_send: StreamSet::default(),
+            accepted_bi: None,
             stats: ConnectionStats::default(),
             rtt: Duration::ZERO,
             remote,
@@ -355,7 +368,7 @@ impl ConnState {
                 }
             }
             StreamEvent::Finished { id } => {
-                if !self.orphans.remove(&id) {
+                if keeps_end(&self.live_send, self.accepted_bi, self.side, id) {
                     self.finished.insert(id);
                 }
                 if let Some(w) = w.stopped.remove(&id) {
@@ -363,7 +376,7 @@ impl ConnState {
                 }
             }
             StreamEvent::Stopped { id, code } => {
-                if !self.orphans.remove(&id) {
+                if keeps_end(&self.live_send, self.accepted_bi, self.side, id) {
                     self.stopped.insert(id, code);
                 }
                 if let Some(w) = w.stopped.remove(&id) {

@@ -108,8 +108,6 @@ pub struct SendStream {
     id: StreamId,
     /// Finished or reset: nothing more to do on drop.
     done: bool,
-    /// The FIN was queued here: a Finished or Stopped event is due.
-    fin: bool,
 }
 
 impl SendStream {
@@ -118,7 +116,6 @@ impl SendStream {
             conn,
             id,
             done: false,
-            fin: false,
         }
     }
 
@@ -244,7 +241,6 @@ impl SendStream {
         });
         if r.is_ok() {
             self.done = true;
-            self.fin = true;
         }
         r
     }
@@ -267,9 +263,8 @@ impl SendStream {
                 Err(_) => Err(ClosedStream),
             }
         });
-        if let Ok(stopped) = r {
+        if r.is_ok() {
             self.done = true;
-            self.fin = stopped.is_none();
         }
         r
     }
@@ -314,12 +309,11 @@ impl SendStream {
 
 impl Drop for SendStream {
     fn drop(&mut self) {
-        let (id, done, mut fin) = (self.id, self.done, self.fin);
+        let (id, done) = (self.id, self.done);
         self.conn.with(|state, h| {
             if !done {
                 if let Some(conn) = state.proto.connection(h) {
                     if conn.finish(id).is_ok() {
-                        fin = true;
                         state.wake_driver();
                     }
                 }
@@ -327,12 +321,10 @@ impl Drop for SendStream {
             if let Some(cs) = state.conns.get_mut(&h) {
                 cs.wakers.write.remove(&id);
                 cs.wakers.stopped.remove(&id);
-                // The stream's end was seen, or is still to come (and
-                // then forgotten on arrival).
-                let ended = cs.stopped.remove(&id).is_some() | cs.finished.remove(&id);
-                if fin && !ended && cs.error.is_none() {
-                    cs.orphans.insert(id);
-                }
+                // Its end, seen or still to come, is nobody's now.
+                cs.live_send.remove(&id);
+                cs.stopped.remove(&id);
+                cs.finished.remove(&id);
             }
         });
     }

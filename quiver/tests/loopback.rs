@@ -618,3 +618,33 @@ async fn closed_in_a_select_loop_keeps_one_waker() {
     })
     .await;
 }
+
+/// A STOP_SENDING that arrives before the application accepts the stream
+/// still reaches the send handle it then gets: ends are kept for peer
+/// streams not yet accepted, as for live handles.
+#[tokio::test]
+async fn a_stop_before_accept_reaches_the_send_handle() {
+    bounded(async {
+        let (server, client) = pair();
+        let (client_conn, server_conn) = connect(&server, &client).await;
+        let (mut send, recv) = client_conn.open_bi().await.unwrap();
+        send.write_all(b"request").await.unwrap();
+        // Unread: STOP_SENDING (code 0) for the server's half.
+        drop(recv);
+        // Queued after the stop: once it arrives, so has the stop.
+        client_conn
+            .send_datagram(Bytes::from_static(b"barrier"))
+            .unwrap();
+        assert_eq!(server_conn.read_datagram().await.unwrap(), &b"barrier"[..]);
+        let (mut server_send, _server_recv) = server_conn.accept_bi().await.unwrap();
+        assert_eq!(
+            server_send.stopped().await.unwrap(),
+            Some(VarInt::from_u32(0))
+        );
+        assert_eq!(
+            server_send.write_all(b"late").await,
+            Err(WriteError::Stopped(VarInt::from_u32(0)))
+        );
+    })
+    .await;
+}
