@@ -247,7 +247,7 @@ pub(crate) struct ConnState {
     /// (finish, drop, then the ACK: the usual order) would otherwise be
     /// kept for good, one entry per stream the connection ever used.
     pub(crate) live_send: StreamSet,
-    /// Index of the last bidirectional stream of the peer's accepted.
+    /// Index of the last of the peer's bidirectional streams accepted.
     pub(crate) accepted_bi: Option<u64>,
     pub(crate) stats: ConnectionStats,
     pub(crate) rtt: Duration,
